@@ -1,0 +1,4 @@
+nobase_include_HEADERS += \
+	include/mpt/export.h \
+	include/mpt/error.h \
+	include/mpt/mpt.h

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine (run as root):
+#   tests/bootstrap.sh demo   install dependencies, build, run the demo
+#   tests/bootstrap.sh test   install dependencies, build, run every test
+# Builds happen out of tree under build/ so several configurations coexist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+mode=${1:-test}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+packages=(build-essential autoconf automake libtool pkg-config
+          libev-dev libmbedtls-dev check libbsd-dev
+          clang libclang-rt-14-dev python3 iproute2 nftables ethtool gnuplot-nox)
+
+install_deps() {
+    local missing=()
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "bootstrap: installing ${missing[*]}"
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "bootstrap: need root to install packages (run as root or install: ${missing[*]})" >&2
+            exit 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# build DIR [configure args...]: configure (once) and build in build/DIR.
+build() {
+    local dir=build/$1; shift
+    [ -x configure ] || ./autogen.sh >/dev/null
+    mkdir -p "$dir"
+    if [ ! -f "$dir/Makefile" ]; then
+        (cd "$dir" && "$top/configure" --enable-werror "$@" >/dev/null)
+    fi
+    make -C "$dir" -j"$jobs" >/dev/null
+}
+
+passed=0 failed=0 skipped=0
+count() { # count NAME STATUS: one result for the closing tally
+    case $2 in
+    0) passed=$((passed + 1)); echo "PASS: $1" ;;
+    77) skipped=$((skipped + 1)); echo "SKIP: $1" ;;
+    *) failed=$((failed + 1)); echo "FAIL: $1" ;;
+    esac
+}
+
+run_unit() {
+    local dir=build/$1 rc=0 n
+    make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1 || rc=$?
+    grep -E '^(PASS|FAIL|SKIP|ERROR|XPASS|XFAIL):' "$dir/check.out" || true
+    n=$(sed -n 's/^# PASS: *//p' "$dir/check.out"); passed=$((passed + ${n:-0}))
+    n=$(sed -n 's/^# SKIP: *//p' "$dir/check.out"); skipped=$((skipped + ${n:-0}))
+    n=$(sed -n 's/^# FAIL: *//p' "$dir/check.out"); failed=$((failed + ${n:-0}))
+    n=$(sed -n 's/^# ERROR: *//p' "$dir/check.out"); failed=$((failed + ${n:-0}))
+    if [ $rc -ne 0 ]; then
+        # Show why: the failing tests' own logs (Check prints each failed assertion).
+        grep -l -E '^(FAIL|ERROR)' $(find "$dir/tests" -name '*.trs') 2>/dev/null \
+            | sed 's/\.trs$/.log/' | xargs -r tail -n 40
+        grep -q '^# TOTAL' "$dir/check.out" || { tail -40 "$dir/check.out"; failed=$((failed + 1)); }
+        return 1
+    fi
+}
+
+case "$mode" in
+demo)
+    install_deps
+    build default
+    exec tests/demo.sh build/default
+    ;;
+test)
+    install_deps
+    echo "== build and unit tests (-O2 -g) =="
+    build default
+    run_unit default || true
+    echo "== unit tests again under ASan + UBSan =="
+    build asan --enable-asan --enable-ubsan --disable-shared
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_unit asan || true
+    if [ -x tests/fuzz/run.sh ]; then
+        echo "== fuzzing the decoders (60 s) =="
+        build fuzz --enable-fuzz --disable-shared CC=clang
+        rc=0; tests/fuzz/run.sh build/fuzz 60 || rc=$?; count fuzz $rc
+    fi
+    if [ -x tests/net/run-all.sh ]; then
+        echo "== network namespace tests =="
+        rc=0; tests/net/run-all.sh || rc=$?; count netns $rc
+    fi
+    echo "== make distcheck =="
+    rc=0; make -C build/default distcheck >build/default/distcheck.out 2>&1 || rc=$?
+    [ $rc -eq 0 ] || tail -40 build/default/distcheck.out
+    count distcheck $rc
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+    [ $failed -eq 0 ]
+    ;;
+*)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac

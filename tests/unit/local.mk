@@ -1,0 +1,12 @@
+# Check unit tests: one file per module, each its own program (Check forks per test).
+if HAVE_CHECK
+UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(BSD_CFLAGS)
+UNIT_LDADD = libmpt/core/libmptcore.la $(CHECK_LIBS) $(CRYPTO_LIBS) $(BSD_LIBS)
+
+check_PROGRAMS += tests/unit/test_error
+tests_unit_test_error_SOURCES = tests/unit/test_error.c
+tests_unit_test_error_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_error_LDADD = $(UNIT_LDADD)
+
+TESTS += tests/unit/test_error
+endif
