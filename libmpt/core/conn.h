@@ -1,0 +1,286 @@
+/*
+ * The sans-I/O connection engine: everything libmpt does above TCP, as a
+ * deterministic state machine. doc/design.md explains the model; in short:
+ *
+ *  - The engine performs no system call and reads no clock. Every entry point
+ *    that may change state takes `now` (nanoseconds, any epoch, never going
+ *    backwards). mpt_conn_next_timeout() says when to come back.
+ *  - Randomness (keys, nonces, the routing id) comes from settings.rand.
+ *  - A subflow is a small integer index chosen by the engine. The caller (the
+ *    I/O layer, or the simulator in tests/sim/) owns the actual byte stream.
+ *  - Input: bytes read from subflow i (mpt_conn_sf_input), how many more bytes
+ *    subflow i will take (mpt_conn_sf_set_room), subflow connected / failed /
+ *    closed, path measurements (mpt_conn_sf_set_info), application send /
+ *    recv / shutdown / abort, and timer expiry.
+ *  - Output: bytes to write on subflow i (mpt_conn_sf_output + _sent), the
+ *    next timer deadline, and events for the application (mpt_conn_next_event).
+ *
+ * After any input, the caller drains output on every subflow
+ * (mpt_conn_sf_output until it returns 0 or the socket is full), drains events,
+ * and re-arms its timer from mpt_conn_next_timeout().
+ *
+ * Ownership: the engine copies application data on mpt_conn_send and copies
+ * into the caller's buffer on mpt_conn_recv. Buffers passed to
+ * mpt_conn_sf_input are only read during the call. iovecs returned by
+ * mpt_conn_sf_output point into engine memory and stay valid until the next
+ * call into the engine for this connection.
+ */
+#ifndef MPT_CORE_CONN_H
+#define MPT_CORE_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "frame.h"
+
+#define MPT_MAX_SUBFLOWS_LIMIT 32 /* hard upper bound of settings.max_subflows */
+#define MPT_TIME_NEVER UINT64_MAX
+#define MPT_NS_PER_MS 1000000ull
+
+struct mpt_conn;
+struct mpt_server;
+struct mpt_sched_ops;
+struct mpt_cc_ops;
+
+/* Fills buf with len random bytes (a CSPRNG in the I/O layer, a seeded PRNG
+ * in the simulator). Must not fail. */
+typedef void (*mpt_rand_fn)(void *user, uint8_t *buf, size_t len);
+
+struct mpt_core_settings {
+    uint32_t max_subflows;        /* per connection, incl. the first; default 8 */
+    uint32_t max_frame_payload;   /* DATA payload per frame; default 16384 */
+    size_t sndbuf;                /* connection-level send buffer bytes; default 4 MiB */
+    size_t rcvbuf;                /* receive memory: in-order + out-of-order; default 4 MiB */
+    uint64_t ack_delay;           /* max delay of a DATA_ACK after data arrives; default 2 ms */
+    uint64_t ping_interval;       /* PING on an idle established subflow; default 1 s */
+    uint64_t stall_min;           /* floor of the stall detector; default 250 ms */
+    uint64_t subflow_timeout;     /* nothing received this long with data or a
+                                     PING outstanding: subflow failed; default 2 s */
+    uint64_t handshake_timeout;   /* HELLO/JOIN exchange; default 5 s */
+    uint64_t close_timeout;       /* graceful close; default 10 s */
+    const struct mpt_sched_ops *sched; /* NULL: lowest-RTT */
+    const struct mpt_cc_ops *cc;       /* NULL: pass-through */
+    mpt_rand_fn rand;             /* required */
+    void *rand_user;
+};
+
+/* Safe defaults; rand is left NULL and must be set by the caller. */
+void mpt_core_settings_default(struct mpt_core_settings *s);
+
+/* Measurements about a subflow's kernel TCP socket (TCP_INFO), or the
+ * simulator's model of one. 0 means unknown. */
+struct mpt_sf_info {
+    uint64_t srtt;        /* ns */
+    uint64_t rttvar;      /* ns */
+    uint32_t cwnd_bytes;  /* kernel cwnd * mss */
+    uint32_t mss;
+    uint32_t unacked_bytes;  /* written, not yet TCP-acked */
+    uint32_t notsent_bytes;  /* written, not yet sent */
+    uint64_t delivery_rate;  /* bytes/s */
+    uint32_t total_retrans;
+};
+
+enum mpt_sf_state {
+    MPT_SF_CONNECTING,  /* TCP connect in progress (client) */
+    MPT_SF_HANDSHAKE,   /* HELLO / JOIN exchange in progress */
+    MPT_SF_ESTABLISHED, /* carries data */
+    MPT_SF_CLOSING,     /* SUBFLOW_CLOSE sent or received */
+    MPT_SF_FAILED,      /* dead; the caller should close its socket */
+    MPT_SF_CLOSED,      /* slot unused */
+};
+
+enum mpt_conn_state {
+    MPT_CONN_HANDSHAKE,
+    MPT_CONN_ESTABLISHED,
+    MPT_CONN_CLOSING,   /* a DATA_FIN was sent or received; not both finished */
+    MPT_CONN_CLOSED,    /* graceful close finished */
+    MPT_CONN_ABORTED,   /* FASTCLOSE, fatal error, or every path gone */
+};
+
+enum mpt_event_type {
+    MPT_EV_ESTABLISHED = 1, /* handshake done: send/recv may be used */
+    MPT_EV_READABLE,        /* in-order data (or EOF) can be read */
+    MPT_EV_WRITABLE,        /* send-buffer space became available */
+    MPT_EV_SF_UP,           /* subflow sf established */
+    MPT_EV_SF_DOWN,         /* subflow sf failed or closed (reason in ev.reason) */
+    MPT_EV_ADDR_LEARNED,    /* peer advertised an address (ev.addr) */
+    MPT_EV_ADDR_REMOVED,    /* peer withdrew address id ev.addr.addr_id */
+    MPT_EV_CLOSED,          /* connection closed gracefully */
+    MPT_EV_ERROR,           /* connection aborted: ev.error, ev.reason */
+};
+
+struct mpt_event {
+    enum mpt_event_type type;
+    int sf;         /* subflow index or -1 */
+    int error;      /* MPT_E* for MPT_EV_ERROR / MPT_EV_SF_DOWN */
+    uint32_t reason; /* wire reason code (enum mpt_reason) where one applies */
+    struct {
+        uint8_t addr_id, family;
+        uint16_t port;
+        uint8_t addr[16];
+    } addr;
+};
+
+struct mpt_iovec {
+    const void *base;
+    size_t len;
+};
+
+struct mpt_conn_stats {
+    uint64_t bytes_sent;       /* payload bytes handed to subflows, incl. reinjections */
+    uint64_t bytes_acked;      /* connection-level (DATA_ACK) */
+    uint64_t bytes_received;   /* in-order payload bytes delivered into the receive buffer */
+    uint64_t bytes_reinjected; /* payload bytes sent again on another subflow */
+    uint64_t reinjections;     /* reinjection events */
+    uint64_t dup_bytes_dropped; /* duplicate payload received and discarded */
+    uint64_t acks_sent;
+    uint64_t penalisations;    /* slow subflow windows halved */
+    size_t rcv_mem;            /* current receive memory (in-order + out-of-order) */
+    size_t rcv_mem_peak;
+    size_t snd_mem;            /* current send buffer bytes */
+};
+
+struct mpt_sf_stats {
+    enum mpt_sf_state state;
+    int backup;
+    uint8_t addr_id;
+    uint64_t srtt;            /* engine's estimate (PING/PONG or sf_info), ns */
+    uint64_t bytes_sent;      /* payload */
+    uint64_t bytes_acked;     /* payload of segments first sent here, acked at connection level */
+    uint32_t fail_reason;
+    int fail_error;
+};
+
+/* ---- Client side ---------------------------------------------------------- */
+
+/* Creates a client connection (state HANDSHAKE, no subflow yet). */
+int mpt_conn_client_new(const struct mpt_core_settings *s, uint64_t now, struct mpt_conn **out);
+
+/*
+ * Client: reserve a subflow slot for a TCP connection the caller is about to
+ * open. The first one carries the handshake; later ones join (allowed once
+ * the connection is established). Returns the subflow index >= 0, or
+ * MPT_ETOOMANY, MPT_ESTATE. Call mpt_conn_sf_connected() when the TCP
+ * connection is up, or mpt_conn_sf_failed() if it could not be made.
+ */
+int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int backup, uint64_t now);
+
+/* ---- Server side ---------------------------------------------------------- */
+
+/* A server endpoint: owns the token table that routes joins to connections. */
+int mpt_server_new(const struct mpt_core_settings *s, struct mpt_server **out);
+/* Frees the server; connections it created must have been freed first. */
+void mpt_server_free(struct mpt_server *srv);
+
+struct mpt_accept {
+    struct mpt_conn *conn; /* the connection the subflow now belongs to */
+    int sf;                /* its index in conn */
+    int is_new;            /* 1: a new connection (HELLO), 0: a join */
+    size_t consumed;       /* bytes of the input used (preamble + first frame) */
+    /* On refusal: the bytes to write on the raw socket before closing it
+     * (an ERROR frame); reply_len may be 0. */
+    uint8_t reply[MPT_FRAME_MAX_CONTROL];
+    size_t reply_len;
+};
+
+/*
+ * Server: the first bytes read from a freshly accepted TCP connection.
+ * Returns 0 with *a filled (more input then goes to mpt_conn_sf_input on
+ * a->conn, a->sf, starting at data + a->consumed), MPT_EINCOMPLETE (call again
+ * with more bytes), or a negative error (MPT_EPREAMBLE, MPT_EVERSION,
+ * MPT_ETOKEN, MPT_ETOOMANY, MPT_EREPLAY, MPT_EFRAME_*): write a->reply and
+ * close the socket. A connection created here is owned by the caller, who
+ * frees it with mpt_conn_free().
+ */
+int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, uint64_t now,
+                      struct mpt_accept *a);
+
+/* ---- Both sides ------------------------------------------------------------ */
+
+/* Frees the connection and everything it holds (unlinks it from its server). */
+void mpt_conn_free(struct mpt_conn *c);
+
+enum mpt_conn_state mpt_conn_state(const struct mpt_conn *c);
+
+/* The TCP connection of subflow sf is up (client side). */
+int mpt_conn_sf_connected(struct mpt_conn *c, int sf, uint64_t now);
+
+/*
+ * Bytes read from subflow sf. Returns how many bytes were consumed (complete
+ * frames only; the caller keeps the rest and passes it again with more), or a
+ * negative error if the subflow broke the protocol (the engine has then
+ * marked it failed and queued ERROR/FASTCLOSE as needed). Because the peer
+ * never exceeds the advertised window, the engine can always consume every
+ * complete frame: the caller never needs to stop reading.
+ * The caller's buffer should hold at least MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY bytes.
+ */
+ssize_t mpt_conn_sf_input(struct mpt_conn *c, int sf, const uint8_t *data, size_t len,
+                          uint64_t now);
+
+/* Subflow sf's socket will take `room` more bytes now (beyond what
+ * mpt_conn_sf_output already returned and the caller has not yet written). */
+void mpt_conn_sf_set_room(struct mpt_conn *c, int sf, size_t room);
+
+/* Latest kernel measurements for subflow sf. */
+void mpt_conn_sf_set_info(struct mpt_conn *c, int sf, const struct mpt_sf_info *info);
+
+/*
+ * What to write on subflow sf now: fills at most n iovecs (in order) and
+ * returns their count, 0 when nothing is pending. Scheduling happens here and
+ * in every other entry point: bytes appear in a subflow's output only within
+ * the room it was given (control frames excepted).
+ */
+int mpt_conn_sf_output(struct mpt_conn *c, int sf, struct mpt_iovec *iov, int n, uint64_t now);
+
+/* The caller wrote `n` bytes of what mpt_conn_sf_output returned. */
+void mpt_conn_sf_sent(struct mpt_conn *c, int sf, size_t n, uint64_t now);
+
+/* The subflow's TCP connection failed (reset, connect error, timeout) or the
+ * peer closed it (EOF). Its unacknowledged data is reinjected elsewhere. */
+void mpt_conn_sf_failed(struct mpt_conn *c, int sf, int error, uint64_t now);
+
+/* Ask the engine to close subflow sf (SUBFLOW_CLOSE with reason). */
+int mpt_conn_sf_close(struct mpt_conn *c, int sf, uint32_t reason, uint64_t now);
+
+/* Mark subflow sf backup (1) or regular (0); tells the peer with PRIO. */
+int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now);
+
+/* Server: advertise an additional address (ADD_ADDR). */
+int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,
+                      uint16_t port, uint64_t now);
+int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now);
+
+/* Application data. send copies up to len bytes into the send buffer and
+ * returns how many (> 0), or MPT_EAGAIN when it is full, MPT_EPIPE after
+ * shutdown, MPT_ESTATE before establishment, or the connection's error. */
+ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t now);
+
+/* Copies up to len in-order bytes; returns the count (> 0), 0 at end of
+ * stream (the peer's DATA_FIN), MPT_EAGAIN when nothing is ready, or the
+ * connection's error. */
+ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now);
+
+/* No more data will be sent: a DATA_FIN follows the last byte. */
+int mpt_conn_shutdown(struct mpt_conn *c, uint64_t now);
+
+/* Abort: FASTCLOSE with reason on every live subflow; pending data dropped. */
+int mpt_conn_abort(struct mpt_conn *c, uint32_t reason, uint64_t now);
+
+uint64_t mpt_conn_next_timeout(const struct mpt_conn *c);
+void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now);
+
+/* Pops the next event; returns 1 if *ev was filled, 0 if none. */
+int mpt_conn_next_event(struct mpt_conn *c, struct mpt_event *ev);
+
+enum mpt_sf_state mpt_conn_sf_state(const struct mpt_conn *c, int sf);
+int mpt_conn_sf_count(const struct mpt_conn *c); /* slots in use or reserved */
+int mpt_conn_sf_max(const struct mpt_conn *c);   /* settings.max_subflows */
+void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st);
+int mpt_conn_sf_get_stats(const struct mpt_conn *c, int sf, struct mpt_sf_stats *st);
+
+/* Client: the server's advertised addresses so far are delivered as
+ * MPT_EV_ADDR_LEARNED events; the routing id to put in JOIN preambles is
+ * handled inside the engine. */
+
+#endif
