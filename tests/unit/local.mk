@@ -10,3 +10,7 @@ tests_unit_test_error_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_error
 endif
+
+# The sans-I/O core must stay free of syscalls, clocks and libev.
+dist_check_SCRIPTS += tests/check-layering.sh
+TESTS += tests/check-layering.sh
