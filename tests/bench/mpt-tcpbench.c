@@ -12,7 +12,6 @@
  *   role=client bytes=N seconds=S gbps=G cpu_s=C subflows=K
  * (subflows: from MPTCP_INFO where available, else 1).
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
