@@ -7,6 +7,6 @@ libmpt_core_libmptcore_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 libmpt_core_libmptcore_la_LIBADD = $(CRYPTO_LIBS) $(BSD_LIBS)
 libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/error.c \
-		libmpt/core/frame.h \
+	libmpt/core/frame.c libmpt/core/frame.h \
 	libmpt/core/crypto.c libmpt/core/crypto.h \
 	libmpt/core/wire.h
