@@ -9,6 +9,13 @@ tests_unit_test_error_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_error_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_error
+
+check_PROGRAMS += tests/unit/test_frame
+tests_unit_test_frame_SOURCES = tests/unit/test_frame.c
+tests_unit_test_frame_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_frame_LDADD = $(UNIT_LDADD)
+
+TESTS += tests/unit/test_frame
 endif
 
 # The sans-I/O core must stay free of syscalls, clocks and libev.
