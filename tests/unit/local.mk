@@ -16,6 +16,13 @@ tests_unit_test_frame_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_frame_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_frame
+
+check_PROGRAMS += tests/unit/test_crypto
+tests_unit_test_crypto_SOURCES = tests/unit/test_crypto.c
+tests_unit_test_crypto_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_crypto_LDADD = $(UNIT_LDADD)
+
+TESTS += tests/unit/test_crypto
 endif
 
 # The sans-I/O core must stay free of syscalls, clocks and libev.
