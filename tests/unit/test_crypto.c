@@ -137,6 +137,36 @@ START_TEST(addr_hmac_ipv6)
 }
 END_TEST
 
+/* The worked example of doc/protocol.md, Appendix A (key_C = ka, key_S = kb,
+ * N_C = na, N_S = nb, address ID 1, no flags); its values were checked
+ * against Python's hashlib/hmac as above. */
+START_TEST(protocol_md_appendix_a)
+{
+    static const uint8_t hmac_s[MPT_HMAC_LEN] = {
+        0xf4, 0xf0, 0x9c, 0x37, 0x06, 0xf5, 0x26, 0x8d, 0x60, 0xb4, 0xa8, 0x1e, 0x18, 0x3f, 0x55, 0xa8,
+        0x85, 0xd9, 0x84, 0x1e, 0x48, 0x53, 0x14, 0xb7, 0x42, 0x0f, 0x43, 0xc9, 0xce, 0xff, 0x9a, 0xe9,
+    };
+    static const uint8_t hmac_c[MPT_HMAC_LEN] = {
+        0x8f, 0xd2, 0x26, 0x7e, 0x1c, 0xa6, 0xda, 0x88, 0xb2, 0x7c, 0xee, 0x88, 0xf7, 0xd2, 0xc4, 0x16,
+        0x5d, 0x3b, 0xa7, 0xca, 0xe6, 0x4e, 0x1a, 0x4b, 0xdb, 0x41, 0xc0, 0x9f, 0x29, 0xc9, 0xdc, 0xfb,
+    };
+    static const uint8_t hmac_a[MPT_ADDR_HMAC_LEN] = {0xbd, 0xf8, 0x48, 0x65, 0xa6, 0x86, 0xf9, 0x0b};
+    static const uint8_t addr[4] = {192, 0, 2, 1};
+    uint8_t out[MPT_HMAC_LEN];
+    uint64_t token, idsn;
+
+    mpt_key_derive(key_b, &token, &idsn);
+    ck_assert_uint_eq(token, UINT64_C(0x72dbb7336c767800));
+    ck_assert_uint_eq(idsn, UINT64_C(0x97917790c1229084));
+    mpt_join_hmac(MPT_JOIN_SERVER, key_b, key_a, nonce_b, nonce_a, 1, 0, out);
+    ck_assert_mem_eq(out, hmac_s, MPT_HMAC_LEN);
+    mpt_join_hmac(MPT_JOIN_CLIENT, key_a, key_b, nonce_a, nonce_b, 1, 0, out);
+    ck_assert_mem_eq(out, hmac_c, MPT_HMAC_LEN);
+    mpt_addr_hmac(key_b, key_a, 1, 4, 443, addr, out);
+    ck_assert_mem_eq(out, hmac_a, MPT_ADDR_HMAC_LEN);
+}
+END_TEST
+
 START_TEST(ct_equal)
 {
     uint8_t a[MPT_HMAC_LEN], b[MPT_HMAC_LEN];
@@ -172,6 +202,7 @@ int main(void)
     tcase_add_test(tc, join_hmac_binds_every_input);
     tcase_add_test(tc, addr_hmac_ipv4);
     tcase_add_test(tc, addr_hmac_ipv6);
+    tcase_add_test(tc, protocol_md_appendix_a);
     tcase_add_test(tc, ct_equal);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -1028,6 +1028,113 @@ START_TEST(stream_byte_by_byte)
 }
 END_TEST
 
+/* The byte dumps of doc/protocol.md, Appendix A, decoded and re-encoded. */
+START_TEST(protocol_md_examples)
+{
+    static const char *const streams[] = {
+        /* A.1 preamble (NEW) + HELLO */
+        "4d50544c01000000 01000028 01 01 0001"
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 00040000",
+        /* A.2 HELLO_ACK */
+        "02000030 01 00 0001"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "c39a510e7d2248f1 00100000",
+        /* A.3 DATA, DATA_ACK, DATA_FIN */
+        "1000000d abc1b8581bd710dd 68656c6c6f"
+        "1100000c abc1b8581bd710e2 00100000"
+        "12000008 abc1b8581bd710e2",
+        /* A.4 preamble (JOIN) + JOIN, JOIN_ACK, JOIN_CONFIRM */
+        "4d50544c01010000 c39a510e7d2248f1"
+        "0300001a 72dbb7336c767800 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf 01 00"
+        "04000030 b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "f4f09c3706f5268d60b4a81e183f55a885d9841e485314b7420f43c9ceff9ae9"
+        "05000020 8fd2267e1ca6da88b27cee88f7d2c4165d3ba7cae64e1a4bdb41c09f29c9dcfb",
+        /* A.5 ADD_ADDR and its echo */
+        "20000010 01 04 01bb c0000201 bdf84865a686f90b"
+        "20010010 01 04 01bb c0000201 bdf84865a686f90b",
+    };
+    static const uint8_t types[][4] = {
+        {MPT_FT_HELLO},
+        {MPT_FT_HELLO_ACK},
+        {MPT_FT_DATA, MPT_FT_DATA_ACK, MPT_FT_DATA_FIN},
+        {MPT_FT_JOIN, MPT_FT_JOIN_ACK, MPT_FT_JOIN_CONFIRM},
+        {MPT_FT_ADD_ADDR, MPT_FT_ADD_ADDR},
+    };
+    uint8_t buf[256], again[256];
+    struct mpt_frame f[4];
+    struct mpt_preamble p;
+
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        size_t n = hex(streams[i], buf, sizeof buf), off = 0, k = 0;
+        ssize_t r;
+
+        if (buf[0] == 'M') {
+            r = mpt_preamble_decode(buf, n, &p);
+            ck_assert_int_gt(r, 0);
+            ck_assert_rc(mpt_preamble_encode(&p, again, sizeof again), r);
+            ck_assert_mem_eq(again, buf, (size_t)r);
+            off = (size_t)r;
+        }
+        for (; off < n; off += (size_t)r, k++) {
+            ck_assert_uint_lt(k, 4);
+            r = mpt_frame_decode(buf + off, n - off, MPT_FRAME_MAX_BODY, &f[k]);
+            ck_assert_int_gt(r, 0);
+            ck_assert_uint_eq(f[k].type, types[i][k]);
+            ck_assert_rc(mpt_frame_encode(&f[k], again, sizeof again), r);
+            ck_assert_mem_eq(again, buf + off, (size_t)r);
+        }
+        ck_assert_uint_eq(off, n);
+        switch (i) {
+        case 0:
+            ck_assert_uint_eq(p.kind, MPT_PRE_NEW);
+            ck_assert_uint_eq(p.version, 1);
+            ck_assert_uint_eq(f[0].u.hello.version_min, 1);
+            ck_assert_uint_eq(f[0].u.hello.version_max, 1);
+            ck_assert_uint_eq(f[0].u.hello.features, MPT_FEAT_SACK);
+            ck_assert_uint_eq(f[0].u.hello.key[31], 0x1f);
+            ck_assert_uint_eq(f[0].u.hello.window, 262144);
+            break;
+        case 1:
+            ck_assert_uint_eq(f[0].u.hello_ack.version, 1);
+            ck_assert_uint_eq(f[0].u.hello_ack.features, MPT_FEAT_SACK);
+            ck_assert_uint_eq(f[0].u.hello_ack.key[0], 0x20);
+            ck_assert_mem_eq(f[0].u.hello_ack.routing_id, "\xc3\x9a\x51\x0e\x7d\x22\x48\xf1", 8);
+            ck_assert_uint_eq(f[0].u.hello_ack.window, 1048576);
+            break;
+        case 2:
+            ck_assert_uint_eq(f[0].u.data.dsn, UINT64_C(0xabc1b8581bd710dd));
+            ck_assert_uint_eq(f[0].u.data.len, 5);
+            ck_assert_mem_eq(f[0].u.data.payload, "hello", 5);
+            ck_assert_uint_eq(f[1].u.data_ack.ack, UINT64_C(0xabc1b8581bd710e2));
+            ck_assert_uint_eq(f[1].u.data_ack.window, 1048576);
+            ck_assert_uint_eq(f[1].u.data_ack.nranges, 0);
+            ck_assert_uint_eq(f[2].u.data_fin.dsn, UINT64_C(0xabc1b8581bd710e2));
+            break;
+        case 3:
+            ck_assert_uint_eq(p.kind, MPT_PRE_JOIN);
+            ck_assert_mem_eq(p.routing_id, "\xc3\x9a\x51\x0e\x7d\x22\x48\xf1", 8);
+            ck_assert_uint_eq(f[0].flags, 0);
+            ck_assert_uint_eq(f[0].u.join.token, UINT64_C(0x72dbb7336c767800));
+            ck_assert_uint_eq(f[0].u.join.nonce[15], 0xaf);
+            ck_assert_uint_eq(f[0].u.join.addr_id, 1);
+            ck_assert_uint_eq(f[1].u.join_ack.nonce[0], 0xb0);
+            ck_assert_uint_eq(f[1].u.join_ack.hmac[0], 0xf4);
+            ck_assert_uint_eq(f[2].u.join_confirm.hmac[31], 0xfb);
+            break;
+        case 4:
+            ck_assert_uint_eq(f[0].flags, 0);
+            ck_assert_uint_eq(f[1].flags, MPT_FF_ADD_ADDR_ECHO);
+            ck_assert_uint_eq(f[0].u.add_addr.addr_id, 1);
+            ck_assert_uint_eq(f[0].u.add_addr.family, 4);
+            ck_assert_uint_eq(f[0].u.add_addr.port, 443);
+            ck_assert_mem_eq(f[0].u.add_addr.addr, "\xc0\x00\x02\x01", 4);
+            ck_assert_mem_eq(f[0].u.add_addr.hmac, "\xbd\xf8\x48\x65\xa6\x86\xf9\x0b", 8);
+            break;
+        }
+    }
+}
+END_TEST
+
 START_TEST(preamble_roundtrip)
 {
     static const struct mpt_preamble cases[] = {
@@ -1158,6 +1265,7 @@ int main(void)
     tcase_add_test(tc, stream_byte_by_byte);
     /* The whole-frame loops are slow under sanitizers. */
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, protocol_md_examples);
     tcase_add_test(tp, preamble_roundtrip);
     tcase_add_test(tp, preamble_exact_bytes);
     tcase_add_test(tp, preamble_invalid);
