@@ -37,7 +37,8 @@ _mpt_die() { _mpt_log "error: $*"; return 1; }
 # act on a topology made by an earlier invocation).
 _mpt_state_vars="MPT_PREFIX MPT_STATE MPT_PATHS MPT_SHARED MPT_NS_C MPT_NS_R MPT_NS_S MPT_NS_B
  MPT_NETEM MPT_PROBE MPT_NETEM_PID MPT_NETEM_CTL MPT_SERVER_ADDR MPT_SHAPER MPT_QUEUE_MS
- MPT_CREATED_NS MPT_TIMELINE_PID"
+ MPT_CREATED_NS MPT_TIMELINE_PID MPT_TIMELINE_T0_MS"
+MPT_NETEM_SYNC=${MPT_NETEM_SYNC:-}
 # Defined but empty unless set, so callers may use "set -u".
 for _mpt_v in $_mpt_state_vars; do printf -v "$_mpt_v" '%s' "${!_mpt_v:-}"; done
 unset _mpt_v
@@ -106,16 +107,11 @@ _mpt_rate_bps() {
         printf "%.0f\n", n * m }'
 }
 
-# _mpt_shape NS DEV RATE: rate-limit DEV's egress (RATE "none"/"0" removes
-# the limit).  The queue holds MPT_QUEUE_MS worth of bytes at that rate, so
-# changing the rate keeps the queueing delay, not the byte count, constant.
-_mpt_shape() {
-    local ns=$1 dev=$2 rate=$3 bps burst limit pkts
-    if [ "$rate" = none ] || [ "$rate" = 0 ]; then
-        ip -n "$ns" link set dev "$dev" txqueuelen 1000
-        tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null
-        return 0
-    fi
+# _mpt_shape_cmds DEV RATE: "tc -batch" lines that rate-limit DEV's egress.
+# The queue holds MPT_QUEUE_MS worth of bytes at that rate, so changing the
+# rate keeps the maximum queueing delay, not the byte count, constant.
+_mpt_shape_cmds() {
+    local dev=$1 rate=$2 bps burst limit pkts
     bps=$(_mpt_rate_bps "$rate") || { _mpt_die "bad rate '$rate' (e.g. 20mbit, 500kbit)"; return 1; }
     # Burst: 2 ms at the rate but at least two full packets, so the
     # shaper neither bursts much nor needs a timer per packet.
@@ -123,14 +119,23 @@ _mpt_shape() {
     limit=$(( bps / 8 * MPT_QUEUE_MS / 1000 + burst ))
     if [ "${MPT_SHAPER:-tbf}" = htb ]; then
         pkts=$(( limit / 1514 )); [ "$pkts" -ge 2 ] || pkts=2
-        tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null
-        tc -n "$ns" qdisc add dev "$dev" root handle 1: htb default 1 &&
-        tc -n "$ns" class add dev "$dev" parent 1: classid 1:1 htb rate "$bps"bit \
-            ceil "$bps"bit burst "$burst" cburst "$burst" &&
-        tc -n "$ns" qdisc add dev "$dev" parent 1:1 handle 10: pfifo limit "$pkts"
+        echo "qdisc replace dev $dev root handle 1: htb default 1"
+        echo "class replace dev $dev parent 1: classid 1:1 htb rate ${bps}bit ceil ${bps}bit burst $burst cburst $burst"
+        echo "qdisc replace dev $dev parent 1:1 handle 10: pfifo limit $pkts"
     else
-        tc -n "$ns" qdisc replace dev "$dev" root tbf rate "$bps"bit burst "$burst" limit "$limit"
+        echo "qdisc replace dev $dev root tbf rate ${bps}bit burst $burst limit $limit"
     fi
+}
+
+# _mpt_shape NS DEV RATE: apply now; RATE "none" or "0" removes the limit.
+_mpt_shape() {
+    local ns=$1 dev=$2 rate=$3 cmds
+    if [ "$rate" = none ] || [ "$rate" = 0 ]; then
+        tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null
+        return 0
+    fi
+    cmds=$(_mpt_shape_cmds "$dev" "$rate") || return 1
+    tc -n "$ns" -batch - <<< "$cmds"
 }
 
 # Split "a,b,c" per path; "x/y" gives up/down.  _mpt_pick LIST I up|down DEFAULT
@@ -254,8 +259,13 @@ mpt_net_up() {
 
 _mpt_net_build() {
     local paths=$1 rate=$2 delay=$3 jitter=$4 loss=$5 bottleneck=$6 seed=$7 limit=$8
-    local P=$MPT_PREFIX C=$MPT_NS_C R=$MPT_NS_R S=$MPT_NS_S B=$MPT_NS_B i d ns
+    local P=$MPT_PREFIX C=$MPT_NS_C R=$MPT_NS_R S=$MPT_NS_S B=$MPT_NS_B i d ns r
     local -a ecmds specs
+    # Commands are collected per namespace and run with "ip -batch": one
+    # process per namespace instead of ~20 per path keeps setup fast on a
+    # loaded machine.  Links are created from R (with "netns" for the peer)
+    # so nothing ever appears in the caller's namespace.
+    local links="" cb="" rb="" sb="" bb="" tcr="" tcb=""
     if [ -n "$MPT_NETEM" ] && [ -x "$MPT_NETEM" ] && [ -n "$MPT_PROBE" ] && [ -x "$MPT_PROBE" ]; then
         :
     else
@@ -268,68 +278,93 @@ _mpt_net_build() {
     for ns in "$R" $B; do
         ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward' || return 1
     done
-    ip -n "$S" addr add "$MPT_SERVER_ADDR/32" dev lo || return 1
+    sb+="addr add $MPT_SERVER_ADDR/32 dev lo"$'\n'
 
     if [ "$MPT_SHARED" = 1 ]; then
-        _mpt_veth "$R" "${P}rb" "$B" "${P}br" && _mpt_veth "$B" "${P}bs" "$S" "${P}s0" || return 1
-        ip -n "$R" addr add 10.234.0.1/24 dev "${P}rb" &&
-        ip -n "$B" addr add 10.234.0.2/24 dev "${P}br" &&
-        ip -n "$B" addr add 10.232.0.2/24 dev "${P}bs" &&
-        ip -n "$S" addr add 10.232.0.1/24 dev "${P}s0" &&
-        ip -n "$B" route add 10.231.0.0/16 via 10.234.0.1 &&
-        ip -n "$B" route add "$MPT_SERVER_ADDR/32" via 10.232.0.1 &&
-        ip -n "$S" route add 10.231.0.0/16 via 10.232.0.2 &&
-        ip -n "$R" rule add iif "${P}rb" table 300 pref 300 &&
-        _mpt_shape "$R" "${P}rb" "$bottleneck" && _mpt_shape "$B" "${P}br" "$bottleneck" || return 1
+        links+="link add name ${P}rb type veth peer name ${P}br netns $B
+link add name ${P}bs netns $B type veth peer name ${P}s0 netns $S
+"
+        bb+="link set ${P}br up
+link set ${P}bs up
+addr add 10.234.0.2/24 dev ${P}br
+addr add 10.232.0.2/24 dev ${P}bs
+route add 10.231.0.0/16 via 10.234.0.1
+route add $MPT_SERVER_ADDR/32 via 10.232.0.1
+"
+        rb+="link set ${P}rb up
+addr add 10.234.0.1/24 dev ${P}rb
+rule add iif ${P}rb table 300 pref 300
+"
+        sb+="link set ${P}s0 up
+addr add 10.232.0.1/24 dev ${P}s0
+route add 10.231.0.0/16 via 10.232.0.2
+"
+        tcr+=$(_mpt_shape_cmds "${P}rb" "$bottleneck")$'\n' || return 1
+        tcb+=$(_mpt_shape_cmds "${P}br" "$bottleneck")$'\n' || return 1
     fi
 
     for i in $(seq 1 "$paths"); do
-        _mpt_veth "$C" "${P}c$i" "$R" "${P}rc$i" || return 1
-        ip -n "$C" addr add "10.231.$i.1/24" dev "${P}c$i" &&
-        ip -n "$R" addr add "10.231.$i.2/24" dev "${P}rc$i" || return 1
-        # Client: source address selects the path.
-        ip -n "$C" route add default via "10.231.$i.2" dev "${P}c$i" table $((100 + i)) &&
-        ip -n "$C" rule add from "10.231.$i.1" table $((100 + i)) pref $((100 + i)) || return 1
-        if [ "$i" = 1 ]; then
-            ip -n "$C" route add default via 10.231.1.2 dev "${P}c1" || return 1
-        fi
-        # Router: everything from the client link goes into tun u<i>, and
-        # what the emulator writes back there goes on towards the server.
-        for d in u d; do
-            ip -n "$R" tuntap add dev "${P}$d$i" mode tun &&
-            ip -n "$R" link set "${P}$d$i" mtu 1500 txqueuelen 1000 up || return 1
-        done
-        ip -n "$R" route add default dev "${P}u$i" table $((100 + i)) &&
-        ip -n "$R" rule add iif "${P}rc$i" table $((100 + i)) pref $((100 + i)) &&
-        ip -n "$R" route add "10.231.$i.0/24" dev "${P}d$i" table 300 || return 1
+        links+="link add name ${P}rc$i type veth peer name ${P}c$i netns $C
+tuntap add dev ${P}u$i mode tun
+tuntap add dev ${P}d$i mode tun
+"
+        # Client: the source address selects the path.
+        cb+="link set ${P}c$i up
+addr add 10.231.$i.1/24 dev ${P}c$i
+route add default via 10.231.$i.2 dev ${P}c$i table $((100 + i))
+rule add from 10.231.$i.1 table $((100 + i)) pref $((100 + i))
+"
+        [ "$i" = 1 ] && cb+="route add default via 10.231.1.2 dev ${P}c1"$'\n'
+        # Router: everything from the client link goes into tun u<i>; what
+        # the emulator writes back there goes on towards the server.  From
+        # the server side, table 300 picks tun d<i> by client address; what
+        # comes back out of d<i> takes the main table's connected route.
+        rb+="link set ${P}rc$i up
+addr add 10.231.$i.2/24 dev ${P}rc$i
+link set ${P}u$i mtu 1500 txqueuelen 1000 up
+link set ${P}d$i mtu 1500 txqueuelen 1000 up
+route add default dev ${P}u$i table $((100 + i))
+rule add iif ${P}rc$i table $((100 + i)) pref $((100 + i))
+route add 10.231.$i.0/24 dev ${P}d$i table 300
+rule add iif ${P}u$i table $((200 + i)) pref $((200 + i))
+"
         if [ "$MPT_SHARED" = 1 ]; then
-            ip -n "$R" route add default via 10.234.0.2 dev "${P}rb" table $((200 + i)) || return 1
+            rb+="route add default via 10.234.0.2 dev ${P}rb table $((200 + i))"$'\n'
         else
-            _mpt_veth "$R" "${P}rs$i" "$S" "${P}s$i" || return 1
-            ip -n "$R" addr add "10.232.$i.2/24" dev "${P}rs$i" &&
-            ip -n "$S" addr add "10.232.$i.1/24" dev "${P}s$i" &&
-            ip -n "$S" route add "10.231.$i.0/24" via "10.232.$i.2" dev "${P}s$i" &&
-            ip -n "$R" route add default via "10.232.$i.1" dev "${P}rs$i" table $((200 + i)) &&
-            ip -n "$R" rule add iif "${P}rs$i" table 300 pref 300 || return 1
+            links+="link add name ${P}rs$i type veth peer name ${P}s$i netns $S"$'\n'
+            rb+="link set ${P}rs$i up
+addr add 10.232.$i.2/24 dev ${P}rs$i
+route add default via 10.232.$i.1 dev ${P}rs$i table $((200 + i))
+rule add iif ${P}rs$i table 300 pref 300
+"
+            sb+="link set ${P}s$i up
+addr add 10.232.$i.1/24 dev ${P}s$i
+route add 10.231.$i.0/24 via 10.232.$i.2 dev ${P}s$i
+"
         fi
-        ip -n "$R" rule add iif "${P}u$i" table $((200 + i)) pref $((200 + i)) || return 1
-        # What comes back out of tun d<i> is routed by the main table
-        # (connected route to 10.231.i.0/24 via PFXrc<i>).
-
-        _mpt_shape "$R" "${P}u$i" "$(_mpt_pick "$rate" "$i" up none)" &&
-        _mpt_shape "$R" "${P}d$i" "$(_mpt_pick "$rate" "$i" down none)" || return 1
         for d in up down; do
+            r=$(_mpt_pick "$rate" "$i" $d none)
+            if [ "$r" != none ] && [ "$r" != 0 ]; then
+                tcr+=$(_mpt_shape_cmds "${P}${d:0:1}$i" "$r")$'\n' || return 1
+            fi
             ecmds+=(-e "$i $d delay $(_mpt_pick "$delay" "$i" $d 0) $(_mpt_pick "$jitter" "$i" $d 0)")
             ecmds+=(-e "$i $d loss $(_mpt_pick "$loss" "$i" $d 0)")
         done
         specs+=("$i:${P}u$i:${P}d$i")
     done
+    ip -n "$R" -batch - <<< "$links" || return 1
+    ip -n "$C" -batch - <<< "$cb" && ip -n "$R" -batch - <<< "$rb" &&
+        ip -n "$S" -batch - <<< "$sb" || return 1
+    if [ -n "$B" ]; then ip -n "$B" -batch - <<< "$bb" || return 1; fi
+    if [ -n "$tcr" ]; then tc -n "$R" -batch - <<< "$tcr" || return 1; fi
+    if [ -n "$tcb" ]; then tc -n "$B" -batch - <<< "$tcb" || return 1; fi
 
     MPT_NETEM_CTL=$MPT_STATE/ctl
     rm -f "$MPT_STATE/ready"
     # The emulator outlives this function (topo.sh up returns while the
     # topology stays up); it reports its own PID in the ready file.
     ip netns exec "$R" "$MPT_NETEM" -c "$MPT_NETEM_CTL" -r "$MPT_STATE/ready" \
+        -R "${MPT_NETEM_RTPRIO:-10}" \
         -s "$seed" -l "$limit" "${ecmds[@]}" "${specs[@]}" \
         < /dev/null >> "$MPT_STATE/netem.log" 2>&1 &
     for i in $(seq 1 100); do
@@ -396,7 +431,11 @@ mpt_netem() {
     timeout 2 sh -c 'printf "%s\nsync %s\n" "$1" "$2" > "$3"' sh "$*" "$sync" "$MPT_NETEM_CTL" ||
         { _mpt_die "cannot write to $MPT_NETEM_CTL"; return 1; }
     for i in $(seq 1 400); do
-        [ -e "$sync" ] && { rm -f "$sync"; return 0; }
+        if [ -e "$sync" ]; then
+            MPT_NETEM_SYNC=$(cat "$sync")   # "now_ns T timeline_start_ns T0"
+            rm -f "$sync"
+            return 0
+        fi
         sleep 0.005
     done
     _mpt_die "mpt-netem did not apply '$*'"
@@ -416,9 +455,9 @@ path_set_delay() {  # I MS [JITTER_MS] [up|down|both]
     case ${!#} in up|down|both) dir=${!#}; set -- "${@:1:$(($# - 1))}" ;; esac
     mpt_netem "$1 $dir delay $2 ${3:-}"
 }
-path_set_loss() { mpt_netem "$1 $(_mpt_dir "$3") loss $2"; }      # I PCT [dir]
-path_blackhole() { mpt_netem "$1 $(_mpt_dir "$2") blackhole"; }   # I [dir]
-path_restore() { mpt_netem "$1 $(_mpt_dir "$2") restore"; }       # I [dir]
+path_set_loss() { mpt_netem "$1 $(_mpt_dir "${3:-}") loss $2"; }      # I PCT [dir]
+path_blackhole() { mpt_netem "$1 $(_mpt_dir "${2:-}") blackhole"; }   # I [dir]
+path_restore() { mpt_netem "$1 $(_mpt_dir "${2:-}") restore"; }       # I [dir]
 
 # path_reset I [SECONDS]: the path answers every TCP segment with a RST
 # (both directions), as a middlebox that lost its state would; non-TCP is
@@ -428,12 +467,13 @@ path_reset() {
     if [ -n "${2:-}" ]; then sleep "$2"; path_restore "$1"; fi
 }
 
-# path_set_rate I RATE [up|down|both]: RATE like 20mbit, or none.
+# path_set_rate I RATE [up|down|both]: RATE like 20mbit, UP/DOWN like
+# 20mbit/5mbit, or none.
 path_set_rate() {
     _mpt_need_up || return 1
     local i=$1 rate=$2 dir=${3:-both}
-    case $dir in up|both) _mpt_shape "$MPT_NS_R" "${MPT_PREFIX}u$i" "$rate" || return 1 ;; esac
-    case $dir in down|both) _mpt_shape "$MPT_NS_R" "${MPT_PREFIX}d$i" "$rate" || return 1 ;; esac
+    case $dir in up|both) _mpt_shape "$MPT_NS_R" "${MPT_PREFIX}u$i" "${rate%%/*}" || return 1 ;; esac
+    case $dir in down|both) _mpt_shape "$MPT_NS_R" "${MPT_PREFIX}d$i" "${rate#*/}" || return 1 ;; esac
 }
 
 # path_set_bottleneck RATE: the shared link (--bottleneck topologies only).
@@ -476,19 +516,49 @@ mpt_timeline_start() {
     f=$(awk '!/^[ \t]*(#|$)/ && ($3 == "linkdown" || $3 == "linkup" ||
             $4 == "linkdown" || $4 == "linkup")' "$file" | sort -g -s -k1,1)
     mpt_netem "timeline $file" || return 1
+    # Start of the timeline on CLOCK_MONOTONIC (ms), to line up other
+    # measurements (mpt-probe -o logs the same clock).
+    MPT_TIMELINE_T0_MS=$(awk '{ printf "%.3f\n", $4 / 1e6 }' <<< "$MPT_NETEM_SYNC")
     if [ -n "$f" ]; then
+        # Events are rendered to "MICROSECONDS ip-command" lines up front;
+        # the runner then only waits (bash builtins: read -t on a FIFO
+        # nobody writes) and feeds one long-lived "ip -batch".  Spawning
+        # sleep/ip per event costs tens of ms on a loaded machine.
+        local ev="" t tgt a b p us P=$MPT_PREFIX
+        while read -r t tgt a b _; do
+            [ "$a" = linkdown ] || [ "$a" = linkup ] || a=$b
+            us=$(awk -v t="$t" 'BEGIN { printf "%d", t * 1e6 }')
+            [ "$tgt" = all ] && tgt=$(seq 1 "$MPT_PATHS")
+            for p in $tgt; do
+                if [ "$a" = linkdown ]; then
+                    ev+="$us link set ${P}c$p down"$'\n'
+                else
+                    ev+="$us link set ${P}c$p up"$'\n'
+                    ev+="$us route replace default via 10.231.$p.2 dev ${P}c$p table $((100 + p))"$'\n'
+                    [ "$p" = 1 ] && ev+="$us route replace default via 10.231.1.2 dev ${P}c1"$'\n'
+                fi
+            done
+        done <<< "$f"
+        rm -f "$MPT_STATE/tl.wait" && mkfifo "$MPT_STATE/tl.wait" || return 1
+        # Timeline start on bash's realtime clock: now, minus how long ago
+        # the emulator started it (CLOCK_MONOTONIC, microseconds).  "now" is
+        # the midpoint around reading the monotonic clock.
+        local mono rt0 rt1 start
+        rt0=${EPOCHREALTIME//[!0-9]/}
+        mono=$("$MPT_PROBE" clock) || return 1
+        rt1=${EPOCHREALTIME//[!0-9]/}
+        start=$(( (rt0 + rt1) / 2 - (${mono//[!0-9]/} - ${MPT_TIMELINE_T0_MS//[!0-9]/}) ))
         (
-            t0=$(date +%s.%N)
-            while read -r t tgt a b _; do
-                [ "$a" = linkdown ] || [ "$a" = linkup ] || a=$b
-                now=$(date +%s.%N)
-                sleep "$(awk -v a="$t0" -v t="$t" -v n="$now" 'BEGIN {w = a + t - n; print (w > 0 ? w : 0)}')"
-                if [ "$tgt" = all ]; then tgt=$(seq 1 "$MPT_PATHS"); fi
-                for p in $tgt; do
-                    if [ "$a" = linkdown ]; then path_down "$p"; else path_up "$p"; fi
-                done
-            done <<< "$f"
-        ) &
+            exec {w}<> "$MPT_STATE/tl.wait"
+            while read -r us cmd; do
+                [ -n "$us" ] || continue
+                wait=$(( start + us - ${EPOCHREALTIME//[!0-9]/} ))
+                if [ "$wait" -gt 0 ]; then
+                    read -r -t "$((wait / 1000000)).$(printf %06d $((wait % 1000000)))" -u "$w" _
+                fi
+                echo "$cmd"
+            done <<< "$ev"
+        ) > >(ip -n "$MPT_NS_C" -batch - > /dev/null) &
         MPT_TIMELINE_PID=$!
     fi
     _mpt_save_state

@@ -42,6 +42,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -517,13 +518,24 @@ static void write_stats(const char *file)
         logmsg("stats %s: %s", file, strerror(errno));
 }
 
-static void touch(const char *file)
+/* "sync FILE": FILE appears once every earlier command has been applied.
+ * It carries our clock (CLOCK_MONOTONIC, shared by all namespaces) and the
+ * running timeline's start, so a test can line up its own timestamps with
+ * the timeline's without guessing process start-up delays. */
+static void write_sync(const char *file)
 {
-    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", file) >= (int)sizeof(tmp))
+        return;
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        logmsg("sync %s: %s", tmp, strerror(errno));
+        return;
+    }
+    fprintf(f, "now_ns %" PRIu64 " timeline_start_ns %" PRIu64 "\n", now_ns(),
+            nevents ? timeline_t0 : 0);
+    if (fclose(f) != 0 || rename(tmp, file) != 0)
         logmsg("sync %s: %s", file, strerror(errno));
-    else
-        close(fd);
 }
 
 /*
@@ -555,7 +567,7 @@ static int run_command(char *line, bool apply, char *err, size_t errlen)
         if (tok[0][1] == 't')
             write_stats(tok[1]);
         else if (tok[0][1] == 'y')
-            touch(tok[1]);
+            write_sync(tok[1]);
         else
             return start_timeline(tok[1], err, errlen);
         return 0;
@@ -866,6 +878,7 @@ static void usage(FILE *f)
 "  -s SEED    PRNG seed for loss and jitter (default 1)\n"
 "  -l N       queue limit per direction, packets (default 4096)\n"
 "  -r FILE    write our PID to FILE once all tuns are attached\n"
+"  -R PRIO    run with SCHED_FIFO priority PRIO (accurate delays under load)\n"
 "  -q         quiet: log errors only\n"
 "commands:\n"
 "  TARGET [up|down|both] delay MS [JITTER_MS]   one-way delay (+/- uniform jitter)\n"
@@ -878,7 +891,8 @@ static void usage(FILE *f)
 "  TARGET [up|down|both] restore                back to normal forwarding\n"
 "  TARGET [up|down|both] linkdown|linkup        ignored (handled by the shell)\n"
 "  stats FILE      write counters to FILE (atomically)\n"
-"  sync FILE       create FILE: all earlier commands have been applied\n"
+"  sync FILE       create FILE once all earlier commands are applied; it holds\n"
+"                  'now_ns T timeline_start_ns T0' (CLOCK_MONOTONIC)\n"
 "  timeline FILE   start FILE now; lines are 'SECONDS COMMAND'\n"
 "  quit\n"
 "  TARGET is a path ID or 'all'; the default direction is both.\n", f);
@@ -892,7 +906,8 @@ int main(int argc, char **argv)
     uint64_t seed = 1;
     unsigned long limit = DEFAULT_LIMIT;
 
-    while ((opt = getopt(argc, argv, "e:c:t:s:l:r:qh")) != -1) {
+    int rtprio = 0;
+    while ((opt = getopt(argc, argv, "e:c:t:s:l:r:R:qh")) != -1) {
         switch (opt) {
         case 'e':
             if (ncmds == 64) {
@@ -912,6 +927,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'r': ready = optarg; break;
+        case 'R': rtprio = atoi(optarg); break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -990,6 +1006,15 @@ int main(int argc, char **argv)
     /* Delay accuracy: without this, every timed wake-up may be late by
      * the default 50 us slack. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    /* On a busy machine an ordinary thread is woken milliseconds late
+     * now and then, which shows up as delay the experiment did not ask
+     * for.  We sleep between packets, so SCHED_FIFO costs the rest of the
+     * system little (and the kernel's RT throttling bounds it). */
+    if (rtprio > 0) {
+        struct sched_param sp = { .sched_priority = rtprio };
+        if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+            logmsg("SCHED_FIFO %d: %s (continuing)", rtprio, strerror(errno));
+    }
 
     sigset_t block, orig;
     sigemptyset(&block);

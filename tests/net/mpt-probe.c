@@ -10,8 +10,12 @@
  *   mpt-probe tcp  -c ADDR [-p PORT] [-b SRC] [-n COUNT] [-i MS] [-w MS] [-T SEC]
  *       Ping-pong over one TCP connection; exit 3 if it is reset, 4 on
  *       timeout (no answer within -w ms), so outages can be tested.
+ *   mpt-probe clock
+ *       Print CLOCK_MONOTONIC in ms (the clock of the emulator's timeline).
  *   mpt-probe bulk -c ADDR [-p PORT] [-b SRC] [-t SEC] [-d up|down] [-T SEC]
  *       Bulk TCP transfer for SEC seconds; prints the goodput.
+ *
+ * Common option -R PRIO: run with SCHED_FIFO priority PRIO.
  *
  * Everything is bounded: counts are capped, and -T (default: derived from
  * the other options, at most 600 s) kills a run that hangs, e.g. when a
@@ -32,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,6 +62,13 @@ static double now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -144,11 +156,17 @@ static int run_udp(void)
     int fd = client_socket(SOCK_DGRAM, &dst);
     /* Not connect()ed: an echo from another local address of the server
      * still counts. */
+    /* RTTs use the kernel's receive timestamp (SO_TIMESTAMPNS, realtime
+     * clock) so that our own scheduling delay on a busy machine is not
+     * measured as path delay. */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     double *send_t = calloc((size_t)opt_count, sizeof(double));
+    double *send_rt = calloc((size_t)opt_count, sizeof(double));
     double *rtt = calloc((size_t)opt_count, sizeof(double));
     double *sorted = calloc((size_t)opt_count, sizeof(double));
     unsigned char *buf = calloc(1, 2048);
-    if (!send_t || !rtt || !sorted || !buf)
+    if (!send_t || !send_rt || !rtt || !sorted || !buf)
         die("calloc");
     for (long i = 0; i < opt_count; i++)
         rtt[i] = -1;
@@ -162,6 +180,7 @@ static int run_udp(void)
             memset(buf, 0, (size_t)opt_size);
             memcpy(buf, &m, sizeof(m));
             send_t[sent] = now;
+            send_rt[sent] = real_ms();
             if (sendto(fd, buf, (size_t)opt_size, 0, dst->ai_addr, dst->ai_addrlen) < 0)
                 send_err++;     /* e.g. ENETUNREACH while a link is down: a loss */
             last_send = now;
@@ -182,10 +201,20 @@ static int run_udp(void)
         if (r <= 0)
             continue;
         for (;;) {
-            ssize_t n = recv(fd, buf, 2048, MSG_DONTWAIT);
+            char cbuf[128];
+            struct iovec iov = { buf, 2048 };
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                                 .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+            ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
             if (n < 0)
                 break;
-            double t = now_ms();
+            double t = real_ms();
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                    struct timespec ts;
+                    memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                    t = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+                }
             struct probe_msg m;
             if (n < (ssize_t)sizeof(m))
                 continue;
@@ -196,7 +225,7 @@ static int run_udp(void)
                 dup++;
                 continue;
             }
-            rtt[m.seq] = t - send_t[m.seq];
+            rtt[m.seq] = t - send_rt[m.seq];
             if ((long)m.seq < max_seq)
                 reordered++;
             else
@@ -215,6 +244,7 @@ static int run_udp(void)
         sum += sorted[i];
         sq += sorted[i] * sorted[i];
     }
+#define PCT(q) (k ? sorted[(long)((k - 1) * (q) / 100.0 + 0.5)] : 0)
     double avg = k ? sum / k : 0, sd = k > 1 ? sqrt(fmax(0, (sq - k * avg * avg) / (k - 1))) : 0;
     double med = k ? (k % 2 ? sorted[k / 2] : (sorted[k / 2 - 1] + sorted[k / 2]) / 2) : 0;
     if (k) {
@@ -223,19 +253,22 @@ static int run_udp(void)
     }
     printf("sent=%ld received=%ld loss_pct=%.3f dup=%ld reordered=%ld send_errors=%ld"
            " rtt_min_ms=%.3f rtt_avg_ms=%.3f rtt_median_ms=%.3f rtt_max_ms=%.3f"
-           " rtt_sd_ms=%.3f\n",
+           " rtt_sd_ms=%.3f rtt_p1_ms=%.3f rtt_p5_ms=%.3f rtt_p95_ms=%.3f rtt_p99_ms=%.3f\n",
            sent, received, sent ? 100.0 * (sent - received) / sent : 0, dup, reordered,
-           send_err, mn, avg, med, mx, sd);
+           send_err, mn, avg, med, mx, sd, PCT(1), PCT(5), PCT(95), PCT(99));
+#undef PCT
     if (opt_out) {
         FILE *f = fopen(opt_out, "w");
         if (!f)
             die(opt_out);
-        fprintf(f, "# seq send_ms rtt_ms (-1 = lost)\n");
+        /* send_mono_ms is CLOCK_MONOTONIC, the emulator's clock too. */
+        fprintf(f, "# seq send_ms rtt_ms(-1=lost) send_mono_ms\n");
         for (long i = 0; i < sent; i++)
-            fprintf(f, "%ld %.3f %.3f\n", i, send_t[i] - t0, rtt[i]);
+            fprintf(f, "%ld %.3f %.3f %.3f\n", i, send_t[i] - t0, rtt[i], send_t[i]);
         fclose(f);
     }
     free(send_t);
+    free(send_rt);
     free(rtt);
     free(sorted);
     free(buf);
@@ -554,8 +587,8 @@ static int run_server(void)
 
 static void usage(void)
 {
-    fputs("usage: mpt-probe server|udp|tcp|bulk [-c ADDR] [-p PORT] [-b SRC] [-n COUNT]\n"
-          "       [-i MS] [-w MS] [-s BYTES] [-o FILE] [-t SEC] [-d up|down] [-T SEC]\n"
+    fputs("usage: mpt-probe server|udp|tcp|bulk|clock [-c ADDR] [-p PORT] [-b SRC] [-n COUNT]\n"
+          "       [-i MS] [-w MS] [-s BYTES] [-o FILE] [-t SEC] [-d up|down] [-T SEC] [-R PRIO]\n"
           "(see the comment at the top of mpt-probe.c)\n", stderr);
     exit(2);
 }
@@ -567,7 +600,7 @@ int main(int argc, char **argv)
     const char *mode = argv[1];
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "c:p:b:n:i:w:s:o:t:d:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:b:n:i:w:s:o:t:d:T:R:")) != -1) {
         switch (opt) {
         case 'c': opt_addr = optarg; break;
         case 'p': opt_port = optarg; break;
@@ -580,10 +613,22 @@ int main(int argc, char **argv)
         case 't': opt_secs = strtod(optarg, NULL); break;
         case 'd': opt_dir = optarg; break;
         case 'T': opt_timeout = strtod(optarg, NULL); break;
+        case 'R': {
+            /* Real-time priority, so that on a busy machine the probe's
+             * own wake-ups do not add to the delay it measures. */
+            struct sched_param sp = { .sched_priority = atoi(optarg) };
+            if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+                fprintf(stderr, "mpt-probe: SCHED_FIFO: %s (continuing)\n", strerror(errno));
+            break;
+        }
         default: usage();
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(mode, "clock")) {      /* CLOCK_MONOTONIC in ms, for scripts */
+        printf("%.3f\n", now_ms());
+        return 0;
+    }
     if (!strcmp(mode, "server"))
         return run_server();
     if (!strcmp(mode, "udp"))
