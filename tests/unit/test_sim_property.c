@@ -1,0 +1,157 @@
+/*
+ * Property test in the simulator: 200 seeds of random path conditions
+ * (1-4 paths, rates, delays, buffer and engine settings) and random stall,
+ * fail, recover, rate, delay and read-pause events. Every run must deliver
+ * every byte exactly once and in order (hash and per-byte comparison), or -
+ * when no path is guaranteed to survive - end with a clean error on both
+ * sides after an exact prefix. No run may deadlock, and the engines' memory
+ * stays within settings.rcvbuf / settings.sndbuf.
+ *
+ * Reproduce one seed with a trace:
+ *   SIM_PROP_SEED=<index> SIM_TRACE=1 CK_FORK=no tests/unit/test_sim_property
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sim.h"
+
+#define NSEEDS 200
+
+static uint64_t pick(struct sim_rng *r, uint64_t lo, uint64_t hi) /* [lo, hi] */
+{
+    return lo + sim_rng_below(r, hi - lo + 1);
+}
+
+START_TEST(random_conditions)
+{
+    const char *only = getenv("SIM_PROP_SEED");
+    struct sim_rng rng;
+    struct sim_cfg cfg;
+    struct sim *sim;
+    char buf[1024], what[1024];
+    int protected_path = -1, n = 0, nev;
+    uint64_t sum_rate[2] = { 0, 0 }, est, start;
+    static const size_t bufs[] = { 256 * 1024, 1024 * 1024, 4 * 1024 * 1024 };
+
+    if (only && atoi(only) != _i)
+        return;
+    sim_cfg_default(&cfg);
+    cfg.seed = 5000 + (uint64_t)_i;
+    sim_rng_seed(&rng, cfg.seed);
+    cfg.npaths = (int)pick(&rng, 1, 4);
+    for (int p = 0; p < cfg.npaths; p++) {
+        for (int d = 0; d < 2; d++) {
+            cfg.path[p].rate[d] = pick(&rng, 1, 50) * SIM_MBPS;
+            cfg.path[p].delay[d] = pick(&rng, 1, 100) * SIM_MS;
+            sum_rate[d] += cfg.path[p].rate[d];
+        }
+    }
+    for (int d = 0; d < 2; d++)
+        cfg.bytes[d] = sim_rng_below(&rng, 10) == 0 ? 0 : pick(&rng, 1, 3 * SIM_MIB);
+    for (int s = 0; s < 2; s++) {
+        cfg.settings[s].rcvbuf = bufs[sim_rng_below(&rng, 3)];
+        cfg.settings[s].sndbuf = bufs[sim_rng_below(&rng, 3)];
+        cfg.settings[s].max_frame_payload = sim_rng_below(&rng, 2) ? 16384 : 4096;
+    }
+    cfg.notsent_lowat = sim_rng_below(&rng, 2) ? 64 * 1024 : 16 * 1024;
+    n += snprintf(what + n, sizeof what - (size_t)n,
+                  "seed %" PRIu64 ": %d paths, %" PRIu64 "/%" PRIu64 " bytes", cfg.seed,
+                  cfg.npaths, cfg.bytes[0], cfg.bytes[1]);
+
+    /* rough duration of the transfer without events */
+    est = 500 * SIM_MS;
+    for (int d = 0; d < 2; d++) {
+        uint64_t t = cfg.bytes[d] * 8 / (sum_rate[d] / SIM_MBPS) * 1000; /* ns */
+        if (t > est)
+            est = t;
+    }
+    if (sim_rng_below(&rng, 10) < 6)
+        protected_path = (int)sim_rng_below(&rng, (uint64_t)cfg.npaths);
+    /* with a protected join path, leave the handshake and the joins alone */
+    start = protected_path > 0 ? 2 * SIM_S : 10 * SIM_MS;
+
+    ck_assert_int_eq(sim_new(&cfg, &sim), 0);
+    nev = (int)pick(&rng, 0, 6);
+    for (int i = 0; i < nev; i++) {
+        int kind = (int)sim_rng_below(&rng, 6), p = (int)sim_rng_below(&rng, (uint64_t)cfg.npaths);
+        uint64_t t = start + sim_rng_below(&rng, est + est / 2);
+        if ((kind == 0 || kind == 1) && p == protected_path)
+            kind = 2;
+        switch (kind) {
+        case 0:
+        case 1: {
+            int rec = sim_rng_below(&rng, 10) < 7;
+            uint64_t dur = pick(&rng, 100, 4000) * SIM_MS;
+            if (kind == 0)
+                sim_at_stall(sim, t, p);
+            else
+                sim_at_fail(sim, t, p);
+            if (rec)
+                sim_at_recover(sim, t + dur, p);
+            if (rec)
+                n += snprintf(what + n, sizeof what - (size_t)n,
+                              "; %s path %d at %.3f s, recover after %.3f s", kind ? "fail" : "stall",
+                              p, (double)t / 1e9, (double)dur / 1e9);
+            else
+                n += snprintf(what + n, sizeof what - (size_t)n, "; %s path %d at %.3f s for good",
+                              kind ? "fail" : "stall", p, (double)t / 1e9);
+            break;
+        }
+        case 2: {
+            uint64_t r = (p == protected_path ? pick(&rng, 5, 50) : pick(&rng, 1, 50)) * SIM_MBPS;
+            int d = (int)sim_rng_below(&rng, 3) - 1;
+            sim_at_rate(sim, t, p, d, r);
+            n += snprintf(what + n, sizeof what - (size_t)n, "; rate path %d dir %d %" PRIu64
+                          " Mbit/s at %.3f s", p, d, r / SIM_MBPS, (double)t / 1e9);
+            break;
+        }
+        case 3: {
+            uint64_t dl = pick(&rng, 1, 150) * SIM_MS;
+            int d = (int)sim_rng_below(&rng, 3) - 1;
+            sim_at_delay(sim, t, p, d, dl);
+            n += snprintf(what + n, sizeof what - (size_t)n, "; delay path %d dir %d %" PRIu64
+                          " ms at %.3f s", p, d, dl / SIM_MS, (double)t / 1e9);
+            break;
+        }
+        default: {
+            int side = (int)sim_rng_below(&rng, 2);
+            uint64_t dur = pick(&rng, 10, 3000) * SIM_MS;
+            sim_at_read_pause(sim, t, side, dur);
+            n += snprintf(what + n, sizeof what - (size_t)n, "; %s reader pauses %.3f s at %.3f s",
+                          side ? "server" : "client", (double)dur / 1e9, (double)t / 1e9);
+            break;
+        }
+        }
+        if (n >= (int)sizeof what)
+            n = (int)sizeof what - 1;
+    }
+    if (protected_path >= 0 && n < (int)sizeof what - 40)
+        snprintf(what + n, sizeof what - (size_t)n, "; path %d never fails", protected_path);
+
+    sim_run(sim);
+    if (protected_path >= 0)
+        ck_assert_msg(sim_check_complete(sim, buf, sizeof buf), "%s\n  -> %s", what, buf);
+    else
+        ck_assert_msg(sim_check_exact_or_error(sim, buf, sizeof buf), "%s\n  -> %s", what, buf);
+    sim_free(sim);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sim_property");
+    TCase *tc = tcase_create("seeds");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, random_conditions, 0, NSEEDS);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
