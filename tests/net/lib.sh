@@ -383,7 +383,8 @@ route add 10.231.$i.0/24 via 10.232.$i.2 dev ${P}s$i
 
 # Is PID our emulator (and not a recycled PID)?
 _mpt_is_netem() {
-    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = mpt-netem ]
+    local name=${MPT_NETEM##*/}
+    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "${name:0:15}" ]
 }
 
 # mpt_net_down: stop the emulator and any timeline runner, kill processes
@@ -432,8 +433,15 @@ mpt_netem() {
         { _mpt_die "cannot write to $MPT_NETEM_CTL"; return 1; }
     for i in $(seq 1 400); do
         if [ -e "$sync" ]; then
-            MPT_NETEM_SYNC=$(cat "$sync")   # "now_ns T timeline_start_ns T0"
+            # "now_ns T timeline_start_ns T0 errors N last_error MSG"
+            MPT_NETEM_SYNC=$(cat "$sync")
             rm -f "$sync"
+            set -- $MPT_NETEM_SYNC
+            if [ "${6:-0}" != 0 ]; then
+                shift 7
+                _mpt_die "mpt-netem rejected the command: $*"
+                return 1
+            fi
             return 0
         fi
         sleep 0.005

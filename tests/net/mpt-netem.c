@@ -118,6 +118,10 @@ static size_t nevents, next_event;
 static uint64_t timeline_t0;
 static volatile sig_atomic_t stop_flag;
 static bool quiet;
+/* Control-channel errors since the last "sync", reported by it, so that
+ * the shell's mpt_netem can fail when a command was rejected. */
+static unsigned ctl_errors;
+static char ctl_last_error[256];
 
 static void logmsg(const char *fmt, ...)
 {
@@ -532,8 +536,9 @@ static void write_sync(const char *file)
         logmsg("sync %s: %s", tmp, strerror(errno));
         return;
     }
-    fprintf(f, "now_ns %" PRIu64 " timeline_start_ns %" PRIu64 "\n", now_ns(),
-            nevents ? timeline_t0 : 0);
+    fprintf(f, "now_ns %" PRIu64 " timeline_start_ns %" PRIu64 " errors %u last_error %s\n",
+            now_ns(), nevents ? timeline_t0 : 0, ctl_errors, ctl_errors ? ctl_last_error : "-");
+    ctl_errors = 0;
     if (fclose(f) != 0 || rename(tmp, file) != 0)
         logmsg("sync %s: %s", file, strerror(errno));
 }
@@ -815,8 +820,11 @@ static void read_ctl(void)
                 char err[256];
                 if (!quiet)
                     logmsg("ctl: %s", ctl_buf);
-                if (run_command(ctl_buf, true, err, sizeof(err)))
+                if (run_command(ctl_buf, true, err, sizeof(err))) {
                     logmsg("ctl: %s", err);
+                    ctl_errors++;
+                    snprintf(ctl_last_error, sizeof(ctl_last_error), "%s", err);
+                }
             }
             ctl_len = 0;
             ctl_overflow = false;
@@ -892,7 +900,8 @@ static void usage(FILE *f)
 "  TARGET [up|down|both] linkdown|linkup        ignored (handled by the shell)\n"
 "  stats FILE      write counters to FILE (atomically)\n"
 "  sync FILE       create FILE once all earlier commands are applied; it holds\n"
-"                  'now_ns T timeline_start_ns T0' (CLOCK_MONOTONIC)\n"
+"                  'now_ns T timeline_start_ns T0 errors N last_error MSG'\n"
+"                  (CLOCK_MONOTONIC; N = rejected commands since the last sync)\n"
 "  timeline FILE   start FILE now; lines are 'SECONDS COMMAND'\n"
 "  quit\n"
 "  TARGET is a path ID or 'all'; the default direction is both.\n", f);

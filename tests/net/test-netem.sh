@@ -168,7 +168,7 @@ check "timeline 1.5-2 s: restored ($rx rx, $lost lost, median $med)" \
 # The link goes down at 2.0 s: sends fail from then on (no round trip
 # involved), so the first failed probe dates the shell runner's action.
 tdown=$(awk -v t0="$MPT_TIMELINE_T0_MS" '!/^#/ && $3 < 0 && $4 - t0 > 1800 { printf "%.3f", ($4 - t0) / 1000; exit }' "$WORK/tl.txt")
-check "timeline: linkdown took effect at $tdown s (due 2.000, within 30 ms)" near "$tdown" 2.0 0.035
+check "timeline: linkdown took effect at $tdown s (due 2.000, within 30 ms)" near "$tdown" 2.0 0.03
 read -r rx lost med <<< "$(window 2.05 2.25)"
 check "timeline 2-2.3 s: link down ($rx rx, $lost lost)" eval '[ "$rx" = 0 ] && [ "$lost" -gt 30 ]'
 read -r rx lost med <<< "$(window 2.4 2.75)"
