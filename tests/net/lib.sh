@@ -556,7 +556,14 @@ mpt_timeline_start() {
         mono=$("$MPT_PROBE" clock) || return 1
         rt1=${EPOCHREALTIME//[!0-9]/}
         start=$(( (rt0 + rt1) / 2 - (${mono//[!0-9]/} - ${MPT_TIMELINE_T0_MS//[!0-9]/}) ))
+        # Same real-time priority as the emulator (if chrt is there): a
+        # busy machine would otherwise delay link events by tens of ms.
+        local rt=()
+        if [ "${MPT_NETEM_RTPRIO:-10}" -gt 0 ] && command -v chrt > /dev/null; then
+            rt=(chrt -f "${MPT_NETEM_RTPRIO:-10}")
+        fi
         (
+            [ ${#rt[@]} -gt 0 ] && "${rt[@]:0:2}" -p "${rt[2]}" "$BASHPID" > /dev/null 2>&1
             exec {w}<> "$MPT_STATE/tl.wait"
             while read -r us cmd; do
                 [ -n "$us" ] || continue
@@ -566,7 +573,7 @@ mpt_timeline_start() {
                 fi
                 echo "$cmd"
             done <<< "$ev"
-        ) > >(ip -n "$MPT_NS_C" -batch - > /dev/null) &
+        ) > >("${rt[@]}" ip -n "$MPT_NS_C" -batch - > /dev/null) &
         MPT_TIMELINE_PID=$!
     fi
     _mpt_save_state
