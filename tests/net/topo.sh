@@ -1,7 +1,8 @@
 #!/bin/bash
 # Command-line front end to lib.sh (see README.md).
 #
-#   topo.sh up [mpt_net_up options]       leave a topology running; prints its variables
+#   topo.sh up [mpt_net_up options]       leave a topology running; prints its
+#                                         variables (eval "$(topo.sh up ...)")
 #   topo.sh down --prefix NAME            tear it down
 #   topo.sh run [options] -- CMD [ARG..]  up, run CMD with MPT_* exported, always down
 #   topo.sh ctl --prefix NAME FUNC [ARG..]
@@ -17,7 +18,7 @@ print_env() {
     local v
     for v in MPT_PREFIX MPT_NS_C MPT_NS_R MPT_NS_S MPT_NS_B MPT_PATHS MPT_SERVER_ADDR \
              MPT_NETEM MPT_PROBE MPT_STATE; do
-        printf '%s=%s\n' "$v" "${!v}"
+        printf '%s=%q\n' "$v" "${!v}"
     done
     for i in $(seq 1 "$MPT_PATHS"); do
         printf 'MPT_CLIENT_ADDR_%d=%s\nMPT_SERVER_ADDR_%d=%s\n' \
@@ -74,7 +75,7 @@ case $cmd in
         mpt_netem_stats
         ;;
     *)
-        sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
+        sed -n '2,15s/^# \{0,1\}//p' "$0" >&2
         exit 2
         ;;
 esac
