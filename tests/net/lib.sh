@@ -245,6 +245,7 @@ mpt_net_up() {
     fi
     mkdir -p "$MPT_STATE" || return 1
     if [ $trap = 1 ]; then
+        _MPT_TRAPPED=1
         trap 'mpt_net_down' EXIT
         trap 'mpt_net_down; trap - INT; kill -INT $$' INT
         trap 'mpt_net_down; trap - TERM; kill -TERM $$' TERM
@@ -417,7 +418,11 @@ mpt_net_down() {
     [ -n "$MPT_STATE" ] && [ -d "$MPT_STATE" ] && rm -rf "$MPT_STATE"
     MPT_PREFIX="" MPT_NS_C="" MPT_NS_R="" MPT_NS_S="" MPT_NS_B="" MPT_CREATED_NS=""
     MPT_NETEM_PID="" MPT_TIMELINE_PID=""
-    trap - EXIT INT TERM
+    # Remove only traps we installed: a caller's own traps stay.
+    if [ "${_MPT_TRAPPED:-0}" = 1 ]; then
+        _MPT_TRAPPED=0
+        trap - EXIT INT TERM
+    fi
 }
 
 # mpt_netem CMD: send one command to the emulator and wait until it has
