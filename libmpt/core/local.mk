@@ -9,4 +9,11 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/error.c \
 	libmpt/core/frame.c libmpt/core/frame.h \
 	libmpt/core/crypto.c libmpt/core/crypto.h \
+	libmpt/core/conn.c libmpt/core/conn.h libmpt/core/dsn.h \
+	libmpt/core/sendbuf.c libmpt/core/sendbuf.h \
+	libmpt/core/rcvbuf.c libmpt/core/rcvbuf.h \
+	libmpt/core/settings.c \
+	libmpt/core/sched.c libmpt/core/sched.h \
+	libmpt/core/sched_minrtt.c libmpt/core/sched_roundrobin.c \
+	libmpt/core/cc.c libmpt/core/cc.h libmpt/core/cc_passthrough.c \
 	libmpt/core/wire.h

@@ -23,6 +23,13 @@ tests_unit_test_crypto_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_crypto_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_crypto
+
+check_PROGRAMS += tests/unit/test_conn_basic
+tests_unit_test_conn_basic_SOURCES = tests/unit/test_conn_basic.c
+tests_unit_test_conn_basic_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_conn_basic_LDADD = $(UNIT_LDADD)
+
+TESTS += tests/unit/test_conn_basic
 endif
 
 # The sans-I/O core must stay free of syscalls, clocks and libev.

@@ -1,0 +1,20 @@
+/* Scheduler registry. */
+#include "sched.h"
+
+#include <string.h>
+
+const struct mpt_sched_ops *const mpt_sched_registry[] = {
+    &mpt_sched_minrtt,
+    &mpt_sched_roundrobin,
+    NULL,
+};
+
+const struct mpt_sched_ops *mpt_sched_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; mpt_sched_registry[i]; i++)
+        if (strcmp(mpt_sched_registry[i]->name, name) == 0)
+            return mpt_sched_registry[i];
+    return NULL;
+}

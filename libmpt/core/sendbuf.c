@@ -1,0 +1,76 @@
+#include "sendbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpt/error.h>
+
+#include "conn.h"
+#include "dsn.h"
+
+void mpt_sendbuf_init(struct mpt_sendbuf *sb, size_t cap, uint64_t dsn0)
+{
+    sb->buf = NULL;
+    sb->cap = cap ? cap : 1;
+    sb->origin = sb->base = sb->end = dsn0;
+}
+
+void mpt_sendbuf_free(struct mpt_sendbuf *sb)
+{
+    free(sb->buf);
+    sb->buf = NULL;
+}
+
+static size_t pos_of(const struct mpt_sendbuf *sb, uint64_t dsn)
+{
+    return (size_t)((dsn - sb->origin) % sb->cap);
+}
+
+long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len)
+{
+    size_t space = mpt_sendbuf_space(sb), pos, first;
+
+    if (len > space)
+        len = space;
+    if (len == 0)
+        return 0;
+    if (!sb->buf) {
+        sb->buf = calloc(1, sb->cap);
+        if (!sb->buf)
+            return MPT_ENOMEM;
+    }
+    pos = pos_of(sb, sb->end);
+    first = sb->cap - pos;
+    if (first > len)
+        first = len;
+    memcpy(sb->buf + pos, data, first);
+    if (len > first)
+        memcpy(sb->buf, (const uint8_t *)data + first, len - first);
+    sb->end += len;
+    return (long)len;
+}
+
+void mpt_sendbuf_release(struct mpt_sendbuf *sb, uint64_t upto)
+{
+    if (mpt_dsn_gt(upto, sb->end))
+        upto = sb->end;
+    if (mpt_dsn_gt(upto, sb->base))
+        sb->base = upto;
+}
+
+int mpt_sendbuf_peek(const struct mpt_sendbuf *sb, uint64_t dsn, size_t len,
+                     struct mpt_iovec *iov)
+{
+    size_t pos = pos_of(sb, dsn), first = sb->cap - pos;
+
+    if (first >= len) {
+        iov[0].base = sb->buf + pos;
+        iov[0].len = len;
+        return 1;
+    }
+    iov[0].base = sb->buf + pos;
+    iov[0].len = first;
+    iov[1].base = sb->buf;
+    iov[1].len = len - first;
+    return 2;
+}

@@ -1,0 +1,809 @@
+/*
+ * Two engines back to back: a client and a server connection wired with
+ * in-memory byte pipes per subflow (no simulator). Covers the handshake,
+ * transfers both ways over one and two subflows, join refusals (bad HMAC in
+ * either direction, unknown token, replay, subflow limit), subflow failure
+ * with reinjection, flow control bounds, FASTCLOSE and graceful close in
+ * every order.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpt/error.h>
+
+#include "core/conn.h"
+#include "core/frame.h"
+
+#define MAXL 8
+
+struct pipe {
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+struct link {
+    int used;
+    int csf, ssf;      /* indexes on each side; ssf -1 until accepted */
+    int refused;       /* server refused: reply delivered, link dead */
+    int refuse_err;
+    int broken;        /* drops everything */
+    struct pipe c2s, s2c;
+    /* tampering: flip byte at absolute offset in the s2c / c2s stream */
+    long tamper_s2c, tamper_c2s;
+    size_t s2c_total, c2s_total;
+    uint8_t first_c2s[256]; /* first bytes the client sent (preamble + JOIN) */
+    size_t first_c2s_len;
+};
+
+struct world {
+    struct mpt_core_settings cs, ss;
+    struct mpt_server *srv;
+    struct mpt_conn *cli, *sc;
+    struct link l[MAXL];
+    uint64_t now;
+    uint64_t rng;
+    /* transfer state */
+    size_t c_to_send, s_to_send, c_sent, s_sent, c_recvd, s_recvd;
+    int c_eof, s_eof;
+    int c_read, s_read; /* applications read? */
+    uint64_t c_pat, s_pat;
+    int c_events[16], s_events[16];
+    int last_c_err, last_s_err;
+    size_t room;
+};
+
+static void xrand(void *user, uint8_t *buf, size_t len)
+{
+    uint64_t *s = user;
+    for (size_t i = 0; i < len; i++) {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        buf[i] = (uint8_t)(*s >> 24);
+    }
+}
+
+/* byte i of a stream with pattern seed p */
+static uint8_t pat(uint64_t p, size_t i)
+{
+    uint64_t x = (i / 8) * 0x9E3779B97F4A7C15ull + p;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    return (uint8_t)(x >> ((i % 8) * 8));
+}
+
+static void pipe_push(struct pipe *p, const void *d, size_t n)
+{
+    if (p->len + n > p->cap) {
+        p->cap = (p->len + n) * 2 + 4096;
+        p->buf = realloc(p->buf, p->cap);
+        ck_assert_ptr_nonnull(p->buf);
+    }
+    memcpy(p->buf + p->len, d, n);
+    p->len += n;
+}
+
+static void pipe_consume(struct pipe *p, size_t n)
+{
+    memmove(p->buf, p->buf + n, p->len - n);
+    p->len -= n;
+}
+
+static uint64_t seed_ctr = 1;
+
+static void world_init(struct world *w)
+{
+    memset(w, 0, sizeof *w);
+    w->rng = 0x1234567ull + seed_ctr++ * 7919;
+    mpt_core_settings_default(&w->cs);
+    w->cs.rand = xrand;
+    w->cs.rand_user = &w->rng;
+    w->ss = w->cs;
+    w->now = 1000 * MPT_NS_PER_MS;
+    w->c_pat = 11;
+    w->s_pat = 22;
+    w->c_read = w->s_read = 1;
+    w->room = 256 * 1024;
+    for (int i = 0; i < MAXL; i++) {
+        w->l[i].tamper_s2c = -1;
+        w->l[i].tamper_c2s = -1;
+    }
+}
+
+static void world_start(struct world *w)
+{
+    ck_assert_int_eq(mpt_server_new(&w->ss, &w->srv), 0);
+    ck_assert_int_eq(mpt_conn_client_new(&w->cs, w->now, &w->cli), 0);
+}
+
+static void world_free(struct world *w)
+{
+    if (w->cli)
+        mpt_conn_free(w->cli);
+    if (w->sc)
+        mpt_conn_free(w->sc);
+    mpt_server_free(w->srv);
+    for (int i = 0; i < MAXL; i++) {
+        free(w->l[i].c2s.buf);
+        free(w->l[i].s2c.buf);
+    }
+}
+
+/* open a subflow from the client: returns link index */
+static int open_link(struct world *w, uint8_t addr_id, int backup)
+{
+    int li, sf = mpt_conn_add_subflow(w->cli, addr_id, backup, w->now);
+
+    if (sf < 0)
+        return sf;
+    for (li = 0; li < MAXL && w->l[li].used; li++)
+        ;
+    ck_assert_int_lt(li, MAXL);
+    w->l[li].used = 1;
+    w->l[li].csf = sf;
+    w->l[li].ssf = -1;
+    ck_assert_int_eq(mpt_conn_sf_connected(w->cli, sf, w->now), 0);
+    return li;
+}
+
+static int drain_out(struct world *w, struct mpt_conn *c, int sf, struct link *l, int to_server)
+{
+    struct mpt_iovec iov[16];
+    int any = 0, n;
+
+    if (!c || sf < 0)
+        return 0;
+    while ((n = mpt_conn_sf_output(c, sf, iov, 16, w->now)) > 0) {
+        size_t tot = 0;
+        for (int i = 0; i < n; i++) {
+            struct pipe *p = to_server ? &l->c2s : &l->s2c;
+            size_t *total = to_server ? &l->c2s_total : &l->s2c_total;
+            long tamper = to_server ? l->tamper_c2s : l->tamper_s2c;
+            size_t start = p->len;
+            if (to_server && l->first_c2s_len < sizeof l->first_c2s) {
+                size_t k = iov[i].len;
+                if (k > sizeof l->first_c2s - l->first_c2s_len)
+                    k = sizeof l->first_c2s - l->first_c2s_len;
+                memcpy(l->first_c2s + l->first_c2s_len, iov[i].base, k);
+                l->first_c2s_len += k;
+            }
+            if (!l->broken)
+                pipe_push(p, iov[i].base, iov[i].len);
+            if (!l->broken && tamper >= 0 && (size_t)tamper >= *total &&
+                (size_t)tamper < *total + iov[i].len)
+                p->buf[start + ((size_t)tamper - *total)] ^= 0x55;
+            *total += iov[i].len;
+            tot += iov[i].len;
+        }
+        mpt_conn_sf_sent(c, sf, tot, w->now);
+        any = 1;
+    }
+    mpt_conn_sf_set_room(c, sf, w->room);
+    return any;
+}
+
+static void drain_events(struct world *w)
+{
+    struct mpt_event ev;
+
+    while (w->cli && mpt_conn_next_event(w->cli, &ev)) {
+        w->c_events[ev.type]++;
+        if (ev.type == MPT_EV_ERROR)
+            w->last_c_err = ev.error;
+    }
+    while (w->sc && mpt_conn_next_event(w->sc, &ev)) {
+        w->s_events[ev.type]++;
+        if (ev.type == MPT_EV_ERROR)
+            w->last_s_err = ev.error;
+    }
+}
+
+static int app_io(struct world *w, struct mpt_conn *c, size_t *to_send, size_t *sent,
+                  uint64_t spat, size_t *recvd, uint64_t rpat, int *eof, int do_read)
+{
+    uint8_t buf[65536];
+    int any = 0;
+
+    if (!c || (mpt_conn_state(c) != MPT_CONN_ESTABLISHED && mpt_conn_state(c) != MPT_CONN_CLOSING))
+        goto rd;
+    while (*sent < *to_send) {
+        size_t n = *to_send - *sent;
+        ssize_t r;
+        if (n > sizeof buf)
+            n = sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pat(spat, *sent + i);
+        r = mpt_conn_send(c, buf, n, w->now);
+        if (r <= 0)
+            break;
+        *sent += (size_t)r;
+        any = 1;
+    }
+rd:
+    while (c && do_read && !*eof) {
+        ssize_t r = mpt_conn_recv(c, buf, sizeof buf, w->now);
+        if (r == 0) {
+            *eof = 1;
+            any = 1;
+            break;
+        }
+        if (r < 0)
+            break;
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] != pat(rpat, *recvd + (size_t)i))
+                ck_abort_msg("byte %zu differs", *recvd + (size_t)i);
+        *recvd += (size_t)r;
+        any = 1;
+    }
+    return any;
+}
+
+/* one round: move output into pipes, deliver pipes, run apps; returns progress */
+static int step(struct world *w)
+{
+    int any = 0;
+
+    for (int li = 0; li < MAXL; li++) {
+        struct link *l = &w->l[li];
+        if (!l->used)
+            continue;
+        any |= drain_out(w, w->cli, l->csf, l, 1);
+        if (l->ssf >= 0)
+            any |= drain_out(w, w->sc, l->ssf, l, 0);
+        /* deliver client -> server */
+        if (l->c2s.len && !l->refused) {
+            if (l->ssf < 0) {
+                struct mpt_accept a;
+                int r = mpt_server_accept(w->srv, l->c2s.buf, l->c2s.len, w->now, &a);
+                if (r == 0) {
+                    l->ssf = a.sf;
+                    if (a.is_new) {
+                        ck_assert_ptr_null(w->sc);
+                        w->sc = a.conn;
+                    } else {
+                        ck_assert_ptr_eq(a.conn, w->sc);
+                    }
+                    pipe_consume(&l->c2s, a.consumed);
+                    any = 1;
+                } else if (r != MPT_EINCOMPLETE) {
+                    l->refused = 1;
+                    l->refuse_err = r;
+                    l->c2s.len = 0;
+                    pipe_push(&l->s2c, a.reply, a.reply_len);
+                    any = 1;
+                }
+            }
+            if (l->ssf >= 0 && l->c2s.len) {
+                ssize_t r = mpt_conn_sf_input(w->sc, l->ssf, l->c2s.buf, l->c2s.len, w->now);
+                if (r < 0)
+                    r = (ssize_t)l->c2s.len;
+                if (r > 0) {
+                    pipe_consume(&l->c2s, (size_t)r);
+                    any = 1;
+                }
+            }
+        }
+        if (l->s2c.len) {
+            ssize_t r = mpt_conn_sf_input(w->cli, l->csf, l->s2c.buf, l->s2c.len, w->now);
+            if (r < 0)
+                r = (ssize_t)l->s2c.len;
+            if (r > 0) {
+                pipe_consume(&l->s2c, (size_t)r);
+                any = 1;
+            }
+            if (l->refused && mpt_conn_sf_state(w->cli, l->csf) != MPT_SF_FAILED)
+                mpt_conn_sf_failed(w->cli, l->csf, MPT_ECLOSED, w->now);
+        }
+    }
+    any |= app_io(w, w->cli, &w->c_to_send, &w->c_sent, w->c_pat, &w->c_recvd, w->s_pat,
+                  &w->c_eof, w->c_read);
+    any |= app_io(w, w->sc, &w->s_to_send, &w->s_sent, w->s_pat, &w->s_recvd, w->c_pat,
+                  &w->s_eof, w->s_read);
+    drain_events(w);
+    return any;
+}
+
+/* run until quiet; time advances 1 ms per idle round, timers fire */
+/* run until quiet for max_idle_ms (pings keep traffic going, so `until`
+ * bounds simulated time too: run for at most that long) */
+static void run_until(struct world *w, int max_idle_ms, uint64_t until)
+{
+    int idle = 0;
+
+    while (idle < max_idle_ms && w->now < until) {
+        uint64_t t;
+        if (step(w)) {
+            idle = 0;
+            w->now += 10000; /* 10 us per busy round */
+        } else {
+            idle++;
+            w->now += MPT_NS_PER_MS;
+        }
+        t = mpt_conn_next_timeout(w->cli);
+        if (t <= w->now)
+            mpt_conn_handle_timeout(w->cli, w->now);
+        if (w->sc) {
+            t = mpt_conn_next_timeout(w->sc);
+            if (t <= w->now)
+                mpt_conn_handle_timeout(w->sc, w->now);
+        }
+    }
+}
+
+static void run(struct world *w, int max_idle_ms)
+{
+    run_until(w, max_idle_ms, w->now + 60000 * MPT_NS_PER_MS);
+}
+
+/* exactly ms of simulated time */
+static void advance(struct world *w, int ms)
+{
+    run_until(w, 1 << 30, w->now + (uint64_t)ms * MPT_NS_PER_MS);
+}
+
+static void establish(struct world *w)
+{
+    world_start(w);
+    ck_assert_int_eq(open_link(w, 0, 0), 0);
+    run(w, 5);
+    ck_assert_ptr_nonnull(w->sc);
+    ck_assert_int_eq(mpt_conn_state(w->cli), MPT_CONN_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_state(w->sc), MPT_CONN_ESTABLISHED);
+}
+
+START_TEST(handshake)
+{
+    struct world w;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_eq(w.c_events[MPT_EV_ESTABLISHED], 1);
+    ck_assert_int_eq(w.s_events[MPT_EV_ESTABLISHED], 1);
+    ck_assert_int_eq(w.c_events[MPT_EV_SF_UP], 1);
+    ck_assert_int_eq(w.s_events[MPT_EV_SF_UP], 1);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, 0), MPT_SF_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), 1);
+    /* client may not send before establishment; a fresh client is in HANDSHAKE */
+    {
+        struct mpt_conn *c;
+        ck_assert_int_eq(mpt_conn_client_new(&w.cs, 0, &c), 0);
+        ck_assert_int_eq(mpt_conn_send(c, "x", 1, 0), MPT_ESTATE);
+        ck_assert_int_eq(mpt_conn_state(c), MPT_CONN_HANDSHAKE);
+        mpt_conn_free(c);
+    }
+    world_free(&w);
+}
+END_TEST
+
+static void transfer(int nsub, size_t nbytes, int both)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+
+    world_init(&w);
+    establish(&w);
+    for (int i = 1; i < nsub; i++)
+        ck_assert_int_ge(open_link(&w, (uint8_t)i, 0), 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_sf_count(w.cli), nsub);
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), nsub);
+    w.c_to_send = nbytes;
+    w.s_to_send = both ? nbytes : 0;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, nbytes);
+    ck_assert_uint_eq(w.c_recvd, both ? nbytes : 0);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_eq(st.bytes_acked, nbytes);
+    ck_assert_uint_le(st.snd_mem, 0);
+    mpt_conn_get_stats(w.sc, &st);
+    ck_assert_uint_le(st.rcv_mem_peak, w.ss.rcvbuf);
+    if (nsub > 1) {
+        struct mpt_sf_stats a, b;
+        mpt_conn_sf_get_stats(w.cli, 0, &a);
+        mpt_conn_sf_get_stats(w.cli, 1, &b);
+        ck_assert_uint_gt(a.bytes_sent, 0);
+        ck_assert_uint_gt(b.bytes_sent, 0);
+    }
+    world_free(&w);
+}
+
+START_TEST(transfer_one_subflow)
+{
+    transfer(1, 4u << 20, 1);
+}
+END_TEST
+
+START_TEST(transfer_two_subflows)
+{
+    transfer(2, 4u << 20, 1);
+}
+END_TEST
+
+START_TEST(transfer_four_subflows_one_way)
+{
+    transfer(4, 3u << 20, 0);
+}
+END_TEST
+
+START_TEST(flow_control_bounds_memory)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+
+    world_init(&w);
+    w.ss.rcvbuf = 64 * 1024;
+    w.cs.rcvbuf = 64 * 1024;
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    w.s_read = 0; /* server application does not read */
+    w.c_to_send = 1u << 20;
+    run(&w, 20);
+    mpt_conn_get_stats(w.sc, &st);
+    ck_assert_uint_eq(st.rcv_mem, 64 * 1024);
+    ck_assert_uint_le(st.rcv_mem_peak, 64 * 1024);
+    ck_assert_uint_eq(w.s_recvd, 0);
+    ck_assert_int_eq(w.last_s_err, 0);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
+    w.s_read = 1;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    world_free(&w);
+}
+END_TEST
+
+static void bad_join(int tamper_ack)
+{
+    struct world w;
+    int li;
+
+    world_init(&w);
+    establish(&w);
+    li = 1;
+    w.l[li].tamper_s2c = tamper_ack ? 4 + 16 + 5 : -1; /* JOIN_ACK hmac byte */
+    w.l[li].tamper_c2s = tamper_ack ? -1 : 16 + 30 + 4 + 3; /* JOIN_CONFIRM hmac byte */
+    ck_assert_int_eq(open_link(&w, 1, 0), li);
+    run(&w, 10);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[li].csf), MPT_SF_FAILED);
+    {
+        struct mpt_sf_stats s;
+        mpt_conn_sf_get_stats(w.cli, w.l[li].csf, &s);
+        ck_assert_int_eq(s.fail_error, MPT_EAUTH);
+    }
+    ck_assert_int_ne(mpt_conn_sf_state(w.sc, w.l[li].ssf), MPT_SF_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
+    /* the connection carries on */
+    w.c_to_send = w.s_to_send = 100000;
+    run(&w, 20);
+    ck_assert_uint_eq(w.s_recvd, 100000);
+    ck_assert_uint_eq(w.c_recvd, 100000);
+    world_free(&w);
+}
+
+START_TEST(join_bad_hmac_in_join_ack)
+{
+    bad_join(1);
+}
+END_TEST
+
+START_TEST(join_bad_hmac_in_join_confirm)
+{
+    bad_join(0);
+}
+END_TEST
+
+START_TEST(join_unknown_token)
+{
+    struct world w;
+    uint8_t buf[128];
+    struct mpt_preamble p;
+    struct mpt_frame f;
+    struct mpt_accept a;
+    ssize_t n1, n2;
+
+    world_init(&w);
+    establish(&w);
+    memset(&p, 0, sizeof p);
+    p.version = MPT_PROTO_VERSION;
+    p.kind = MPT_PRE_JOIN;
+    n1 = mpt_preamble_encode(&p, buf, sizeof buf);
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_JOIN;
+    f.u.join.token = 0x0123456789abcdefull;
+    n2 = mpt_frame_encode(&f, buf + n1, sizeof buf - (size_t)n1);
+    ck_assert_int_gt(n2, 0);
+    ck_assert_int_eq(mpt_server_accept(w.srv, buf, (size_t)(n1 + n2), w.now, &a), MPT_ETOKEN);
+    ck_assert_uint_gt(a.reply_len, 0);
+    {
+        struct mpt_frame e;
+        ck_assert_int_gt(mpt_frame_decode(a.reply, a.reply_len, MPT_FRAME_MAX_BODY, &e), 0);
+        ck_assert_int_eq(e.type, MPT_FT_ERROR);
+        ck_assert_uint_eq(e.u.close.reason, MPT_REASON_UNKNOWN_TOKEN);
+    }
+    /* partial input: incomplete */
+    ck_assert_int_eq(mpt_server_accept(w.srv, buf, 10, w.now, &a), MPT_EINCOMPLETE);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(join_replay_refused)
+{
+    struct world w;
+    struct mpt_accept a;
+    int li;
+
+    world_init(&w);
+    establish(&w);
+    li = open_link(&w, 1, 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_sf_state(w.sc, w.l[li].ssf), MPT_SF_ESTABLISHED);
+    ck_assert_uint_ge(w.l[li].first_c2s_len, 16 + 30);
+    ck_assert_int_eq(mpt_server_accept(w.srv, w.l[li].first_c2s, 16 + 30, w.now, &a),
+                     MPT_EREPLAY);
+    ck_assert_uint_gt(a.reply_len, 0);
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), 2);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(join_limit)
+{
+    struct world w;
+    int li;
+
+    world_init(&w);
+    w.ss.max_subflows = 2;
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    li = open_link(&w, 2, 0);
+    run(&w, 5);
+    ck_assert_int_eq(w.l[li].refuse_err, MPT_ETOOMANY);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[li].csf), MPT_SF_FAILED);
+    {
+        struct mpt_sf_stats s;
+        mpt_conn_sf_get_stats(w.cli, w.l[li].csf, &s);
+        ck_assert_int_eq(s.fail_error, MPT_ETOOMANY);
+    }
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), 2);
+    ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_ESTABLISHED);
+    /* client-side limit */
+    w.cs.max_subflows = 2;
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(subflow_failure_reinjects)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.room = 16384;
+    w.c_to_send = w.s_to_send = 2u << 20;
+    for (int i = 0; i < 10; i++)
+        step(&w);
+    ck_assert_uint_lt(w.s_recvd, 2u << 20);
+    /* path 1 dies: bytes in flight on it are lost */
+    w.l[1].broken = 1;
+    w.l[1].c2s.len = w.l[1].s2c.len = 0;
+    mpt_conn_sf_failed(w.cli, w.l[1].csf, MPT_ECLOSED, w.now);
+    mpt_conn_sf_failed(w.sc, w.l[1].ssf, MPT_ECLOSED, w.now);
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 2u << 20);
+    ck_assert_uint_eq(w.c_recvd, 2u << 20);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_gt(st.reinjections, 0);
+    ck_assert_int_ge(w.c_events[MPT_EV_SF_DOWN], 1);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(blackhole_detected_and_reinjected)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.room = 16384;
+    w.c_to_send = 1u << 20;
+    for (int i = 0; i < 5; i++)
+        step(&w);
+    ck_assert_uint_lt(w.s_recvd, 1u << 20);
+    /* path 1 silently drops everything: no failure reported by the caller */
+    w.l[1].broken = 1;
+    w.l[1].c2s.len = w.l[1].s2c.len = 0;
+    advance(&w, 3000);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_FAILED);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_gt(st.reinjections, 0);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(all_paths_gone_aborts)
+{
+    struct world w;
+
+    world_init(&w);
+    establish(&w);
+    w.c_to_send = 1u << 20;
+    for (int i = 0; i < 5; i++)
+        step(&w);
+    w.l[0].broken = 1;
+    w.l[0].c2s.len = w.l[0].s2c.len = 0;
+    advance(&w, 8000);
+    ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_ABORTED);
+    ck_assert_int_eq(w.last_c_err, MPT_ENOPATH);
+    ck_assert_int_eq(mpt_conn_recv(w.cli, (uint8_t[4]){0}, 4, w.now), MPT_ENOPATH);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(fastclose)
+{
+    struct world w;
+    uint8_t b[8];
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_abort(w.cli, MPT_REASON_APP_ABORT, w.now), 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ABORTED);
+    ck_assert_int_eq(w.last_s_err, MPT_ERESET);
+    ck_assert_int_eq(mpt_conn_recv(w.sc, b, sizeof b, w.now), MPT_ERESET);
+    ck_assert_int_eq(mpt_conn_send(w.sc, b, sizeof b, w.now), MPT_ERESET);
+    ck_assert_int_eq(mpt_conn_next_timeout(w.sc), MPT_TIME_NEVER);
+    world_free(&w);
+}
+END_TEST
+
+/* order: 0 client first, 1 server first, 2 both at once */
+static void close_order(int order)
+{
+    struct world w;
+    uint8_t b[8];
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.c_to_send = w.s_to_send = 300000;
+    run(&w, 20);
+    if (order == 0 || order == 2)
+        ck_assert_int_eq(mpt_conn_shutdown(w.cli, w.now), 0);
+    if (order == 1 || order == 2)
+        ck_assert_int_eq(mpt_conn_shutdown(w.sc, w.now), 0);
+    run(&w, 20);
+    if (order == 0) {
+        ck_assert_int_eq(w.s_eof, 1);
+        ck_assert_int_eq(w.c_eof, 0);
+        ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_CLOSING);
+        ck_assert_int_eq(mpt_conn_send(w.cli, b, 1, w.now), MPT_EPIPE);
+        /* half-closed: the server can still send */
+        w.s_to_send += 100000;
+        run(&w, 20);
+        ck_assert_uint_eq(w.c_recvd, 400000);
+        ck_assert_int_eq(mpt_conn_shutdown(w.sc, w.now), 0);
+    } else if (order == 1) {
+        ck_assert_int_eq(w.c_eof, 1);
+        ck_assert_int_eq(w.s_eof, 0);
+        w.c_to_send += 100000;
+        run(&w, 20);
+        ck_assert_uint_eq(w.s_recvd, 400000);
+        ck_assert_int_eq(mpt_conn_shutdown(w.cli, w.now), 0);
+    }
+    run(&w, 20);
+    ck_assert_int_eq(w.c_eof, 1);
+    ck_assert_int_eq(w.s_eof, 1);
+    ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_CLOSED);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_CLOSED);
+    ck_assert_int_eq(w.c_events[MPT_EV_CLOSED], 1);
+    ck_assert_int_eq(w.s_events[MPT_EV_CLOSED], 1);
+    ck_assert_int_eq(mpt_conn_recv(w.cli, b, sizeof b, w.now), 0);
+    ck_assert_int_eq(mpt_conn_next_timeout(w.cli), MPT_TIME_NEVER);
+    world_free(&w);
+}
+
+START_TEST(close_client_first)
+{
+    close_order(0);
+}
+END_TEST
+
+START_TEST(close_server_first)
+{
+    close_order(1);
+}
+END_TEST
+
+START_TEST(close_simultaneous)
+{
+    close_order(2);
+}
+END_TEST
+
+START_TEST(subflow_close_graceful)
+{
+    struct world w;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.c_to_send = w.s_to_send = 1u << 20;
+    for (int i = 0; i < 10; i++)
+        step(&w);
+    ck_assert_int_eq(mpt_conn_sf_close(w.cli, w.l[1].csf, MPT_REASON_ADMIN, w.now), 0);
+    run(&w, 50);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_CLOSED);
+    ck_assert_int_eq(mpt_conn_sf_state(w.sc, w.l[1].ssf), MPT_SF_CLOSED);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    ck_assert_uint_eq(w.c_recvd, 1u << 20);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(add_addr_learned)
+{
+    struct world w;
+    uint8_t a4[4] = {10, 0, 0, 7};
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_eq(mpt_conn_add_addr(w.sc, 3, 4, a4, 4433, w.now), 0);
+    ck_assert_int_eq(mpt_conn_remove_addr(w.sc, 3, w.now), 0);
+    run(&w, 5);
+    ck_assert_int_eq(w.c_events[MPT_EV_ADDR_LEARNED], 1);
+    ck_assert_int_eq(w.c_events[MPT_EV_ADDR_REMOVED], 1);
+    ck_assert_int_eq(w.s_events[MPT_EV_ADDR_LEARNED], 0);
+    world_free(&w);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("conn_basic");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, handshake);
+    tcase_add_test(tc, transfer_one_subflow);
+    tcase_add_test(tc, transfer_two_subflows);
+    tcase_add_test(tc, transfer_four_subflows_one_way);
+    tcase_add_test(tc, flow_control_bounds_memory);
+    tcase_add_test(tc, join_bad_hmac_in_join_ack);
+    tcase_add_test(tc, join_bad_hmac_in_join_confirm);
+    tcase_add_test(tc, join_unknown_token);
+    tcase_add_test(tc, join_replay_refused);
+    tcase_add_test(tc, join_limit);
+    tcase_add_test(tc, subflow_failure_reinjects);
+    tcase_add_test(tc, blackhole_detected_and_reinjected);
+    tcase_add_test(tc, all_paths_gone_aborts);
+    tcase_add_test(tc, fastclose);
+    tcase_add_test(tc, close_client_first);
+    tcase_add_test(tc, close_server_first);
+    tcase_add_test(tc, close_simultaneous);
+    tcase_add_test(tc, subflow_close_graceful);
+    tcase_add_test(tc, add_addr_learned);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
