@@ -1,9 +1,42 @@
 /*
  * libmpt: one application connection over several network paths.
- * This umbrella header declares the whole public API; see doc/man/.
+ * This umbrella header declares the whole public API; doc/man/ has one page
+ * per function (or per small family of functions).
+ *
+ * Model
+ *  - A struct mpt_ctx owns everything: configuration, listeners, connections,
+ *    the optional trace. It runs on a libev loop, either the application's
+ *    (passed as a `struct ev_loop *` through a void pointer, so that this
+ *    header does not need <ev.h>) or one the context creates. Nothing in
+ *    libmpt runs on a thread of its own (name resolution's helper thread
+ *    only hands its result to the loop), and callbacks are called only from
+ *    the loop, never from inside another libmpt function: mpt_send or
+ *    mpt_close never re-enter the application.
+ *  - A struct mpt_socket is one multipath connection (several kernel TCP
+ *    subflows). Its I/O is non-blocking: mpt_send and mpt_recv return
+ *    MPT_EAGAIN, and the `writable` / `readable` callbacks say when to retry.
+ *  - Programs without an event loop use the blocking layer (mpt_blocking_*),
+ *    which runs the context's loop until the operation completes or times out.
+ *  - Programs with another event loop (poll, epoll, asyncio) wait for
+ *    mpt_ctx_fd() to become readable or mpt_ctx_timeout() to pass, then call
+ *    mpt_ctx_process().
+ *
+ * Errors: every function returns 0 or a non-negative count on success and a
+ * negative MPT_E* code (<mpt/error.h>) on failure; mpt_strerror() explains it.
+ *
+ * Ownership, in general: libmpt never keeps a pointer to a buffer the
+ * application passes in after the call returns (data is copied), and the
+ * application never frees memory libmpt returns except through the matching
+ * mpt_*_free / mpt_close / mpt_abort call. Strings in struct mpt_config are
+ * copied by mpt_ctx_new().
  */
 #ifndef MPT_MPT_H
 #define MPT_MPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
 
 #include <mpt/export.h>
 #include <mpt/error.h>
@@ -14,6 +47,319 @@ extern "C" {
 
 /* The library's version string, for example "0.1.0". Static; never NULL. */
 MPT_EXPORT const char *mpt_version(void);
+
+struct mpt_ctx;      /* a context: loop, configuration, all objects below */
+struct mpt_socket;   /* one multipath connection */
+struct mpt_listener; /* a server endpoint: one port on one or more addresses */
+
+/* ---- Configuration --------------------------------------------------------- */
+
+/*
+ * Context configuration. Always fill it with mpt_config_default() first (or
+ * the MPT_CONFIG_DEFAULT macro), then change fields: the struct grows at its
+ * end in later versions and `size` tells the library how much of it the
+ * program knows. Times are in milliseconds; 0 means "the default" for every
+ * numeric field.
+ */
+struct mpt_config {
+    size_t size;                  /* set by mpt_config_default() */
+    uint32_t max_subflows;        /* per connection, incl. the first; default 8, max 32 */
+    size_t sndbuf;                /* connection send buffer bytes; default 4 MiB */
+    size_t rcvbuf;                /* connection receive memory bytes; default 4 MiB */
+    uint32_t connect_timeout_ms;  /* per-path TCP connect; default 5000 */
+    uint32_t handshake_timeout_ms; /* HELLO / JOIN exchange; default 5000 */
+    uint32_t close_timeout_ms;    /* graceful close; default 10000 */
+    uint32_t user_timeout_ms;     /* TCP_USER_TIMEOUT on every subflow; default 10000 */
+    uint32_t subflow_timeout_ms;  /* engine liveness: silence with data outstanding; default 2000 */
+    uint32_t ping_interval_ms;    /* PING on idle subflows; default 1000 */
+    uint32_t notsent_lowat;       /* TCP_NOTSENT_LOWAT bytes per subflow; default 131072 */
+    uint32_t write_budget;        /* bytes offered to a subflow per writable wakeup; default 262144 */
+    uint32_t reconnect_min_ms;    /* first retry of a failed subflow; default 250 */
+    uint32_t reconnect_max_ms;    /* backoff ceiling; default 30000 */
+    uint32_t subflows_per_path;   /* subflows opened per (local path, remote address); default 1 */
+    uint32_t listen_backlog;      /* default 1024 */
+    uint32_t max_connections;     /* per context (both roles); default 65536 */
+    const char *scheduler;        /* engine scheduler name; NULL: the default (lowest RTT) */
+    const char *congestion;       /* coupled congestion control name; NULL: none */
+    const char *tcp_congestion;   /* TCP_CONGESTION per subflow ("cubic"); NULL: system default */
+    int fullmesh;                 /* client with no explicit paths: one path per local
+                                     interface that is up (default 0: one unbound path) */
+    int include_loopback;         /* fullmesh also uses loopback interfaces; default 0 */
+    int advertise_addresses;      /* server: ADD_ADDR its other listening addresses; default 1 */
+};
+
+/* Fills cfg with safe defaults. size is sizeof(struct mpt_config) as the
+ * caller compiled it; bytes beyond it are not touched. */
+MPT_EXPORT void mpt_config_default(struct mpt_config *cfg, size_t size);
+#define MPT_CONFIG_DEFAULT(cfg) mpt_config_default((cfg), sizeof *(cfg))
+
+/* ---- Context ----------------------------------------------------------------- */
+
+/*
+ * Creates a context. ev_loop is a `struct ev_loop *` the context borrows (it
+ * must outlive the context), or NULL to create one owned by the context (the
+ * epoll backend where available). cfg may be NULL for all defaults; it is
+ * copied (strings included). Errors: MPT_EINVAL, MPT_ENOMEM, MPT_ENOTFOUND
+ * (unknown scheduler or congestion name), MPT_ESYS.
+ */
+MPT_EXPORT int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cfg);
+
+/* Aborts every connection, closes every listener, frees the context (and its
+ * loop if it owns it). No callback is called. ctx may be NULL. */
+MPT_EXPORT void mpt_ctx_free(struct mpt_ctx *ctx);
+
+/* The `struct ev_loop *` the context runs on. */
+MPT_EXPORT void *mpt_ctx_loop(struct mpt_ctx *ctx);
+
+/* Runs the loop: timeout_ms < 0 until there is nothing left to do (or
+ * mpt_ctx_break() is called), 0 one non-blocking pass, > 0 at most that
+ * long. Returns 0, MPT_EINVAL, or MPT_ESTATE when called from a callback. */
+MPT_EXPORT int mpt_ctx_run(struct mpt_ctx *ctx, int timeout_ms);
+/* Makes the innermost mpt_ctx_run() return after the current callback. */
+MPT_EXPORT void mpt_ctx_break(struct mpt_ctx *ctx);
+
+/*
+ * Driving libmpt from another event loop (Linux): mpt_ctx_fd() returns a file
+ * descriptor (owned by the context; do not close or read it) that is readable
+ * whenever libmpt has I/O to service. Wait for it to be readable or for
+ * mpt_ctx_timeout() milliseconds (-1: no timer pending) to pass, then call
+ * mpt_ctx_process(). Ask mpt_ctx_timeout() again after every libmpt call.
+ * mpt_ctx_fd errors: MPT_ENOTSUP (not Linux), MPT_ESYS.
+ */
+MPT_EXPORT int mpt_ctx_fd(struct mpt_ctx *ctx);
+MPT_EXPORT int mpt_ctx_timeout(struct mpt_ctx *ctx);
+MPT_EXPORT int mpt_ctx_process(struct mpt_ctx *ctx);
+
+/* ---- Tracing ------------------------------------------------------------------ */
+
+/*
+ * An optional trace of every subflow event, write decision, reinjection and
+ * state change as JSON lines ("qlog in spirit"): one object per line with at
+ * least "t" (ms since the context started), "conn" (connection number) and
+ * "ev" (event name). Off by default; when off it costs one branch per event.
+ * mpt_set_trace_file: path is opened for appending (NULL turns the trace
+ * off). mpt_set_trace_callback: line is NUL-terminated without the newline,
+ * owned by libmpt and valid only during the call (NULL cb turns it off).
+ */
+typedef void (*mpt_trace_cb)(const char *line, size_t len, void *user);
+MPT_EXPORT int mpt_set_trace_file(struct mpt_ctx *ctx, const char *path);
+MPT_EXPORT int mpt_set_trace_callback(struct mpt_ctx *ctx, mpt_trace_cb cb, void *user);
+
+/* ---- Callbacks ------------------------------------------------------------------ */
+
+enum mpt_state {
+    MPT_STATE_CONNECTING = 0, /* resolving, connecting, handshaking */
+    MPT_STATE_ESTABLISHED,    /* send and recv work */
+    MPT_STATE_CLOSING,        /* a DATA_FIN was sent or received */
+    MPT_STATE_CLOSED,         /* graceful close finished */
+    MPT_STATE_ABORTED,        /* error, FASTCLOSE, or every path lost */
+};
+
+enum mpt_subflow_state {
+    MPT_SUBFLOW_CONNECTING = 0,
+    MPT_SUBFLOW_HANDSHAKE,
+    MPT_SUBFLOW_ESTABLISHED,
+    MPT_SUBFLOW_CLOSING,
+    MPT_SUBFLOW_FAILED,
+    MPT_SUBFLOW_CLOSED,
+};
+
+/* One subflow as seen by mpt_get_subflows() and the subflow callbacks. */
+struct mpt_subflow_info {
+    int id;                          /* subflow id within the connection */
+    int path_id;                     /* local path (mpt_add_path) or -1 (server side) */
+    enum mpt_subflow_state state;
+    struct sockaddr_storage local;   /* family AF_UNSPEC if unknown */
+    struct sockaddr_storage remote;
+    char ifname[16];                 /* bound interface, or "" */
+    int backup;
+    uint64_t rtt_us;                 /* kernel smoothed RTT */
+    uint64_t rttvar_us;
+    uint32_t cwnd_bytes;             /* kernel cwnd * mss */
+    uint32_t total_retrans;          /* kernel */
+    uint64_t bytes_sent;             /* payload handed to this subflow */
+    uint64_t bytes_acked;            /* of that, acknowledged at connection level */
+    int fail_error;                  /* MPT_E* why it failed, or 0 */
+    uint32_t fail_reason;            /* wire reason code, or 0 */
+};
+
+/* Connection totals, mpt_get_info(). */
+struct mpt_info {
+    size_t size;                 /* set by the caller to sizeof(struct mpt_info) */
+    enum mpt_state state;
+    int error;                   /* MPT_E* once aborted, else 0 */
+    uint64_t bytes_sent;         /* payload handed to subflows, incl. reinjections */
+    uint64_t bytes_acked;        /* acknowledged by the peer (DATA_ACK) */
+    uint64_t bytes_received;     /* in order, delivered to the receive buffer */
+    uint64_t bytes_reinjected;
+    uint64_t reinjections;
+    size_t snd_buffered;         /* bytes in the send buffer */
+    size_t rcv_buffered;         /* receive memory in use */
+    uint32_t subflows;           /* subflows that exist (any state but closed) */
+    uint32_t subflows_established;
+};
+
+/*
+ * Per-connection callbacks; any may be NULL. `user` is the pointer given with
+ * them. The subflow_info and sockaddr pointers are valid only during the call.
+ * A callback may call any libmpt function on its socket, including
+ * mpt_close() and mpt_abort() (no callback for that socket follows then),
+ * but not mpt_ctx_free() nor the blocking layer.
+ *  connected   the multipath handshake finished (client) — status 0 — or
+ *              failed — status < 0, and `closed` follows.
+ *  readable    data or end of stream can be read: call mpt_recv until it
+ *              returns MPT_EAGAIN (edge-triggered).
+ *  writable    send-buffer space is available again after MPT_EAGAIN.
+ *  closed      the connection is over: status 0 after a graceful close,
+ *              else why it was aborted. The handle stays valid until the
+ *              application calls mpt_close() or mpt_abort().
+ */
+struct mpt_callbacks {
+    void (*connected)(struct mpt_socket *s, int status, void *user);
+    void (*readable)(struct mpt_socket *s, void *user);
+    void (*writable)(struct mpt_socket *s, void *user);
+    void (*subflow_up)(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user);
+    void (*subflow_down)(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user);
+    void (*addr_learned)(struct mpt_socket *s, const struct sockaddr *addr, socklen_t len,
+                         int addr_id, void *user);
+    void (*closed)(struct mpt_socket *s, int status, void *user);
+};
+
+/* Replaces a socket's callbacks (copied) and user pointer. cb may be NULL. */
+MPT_EXPORT int mpt_set_callbacks(struct mpt_socket *s, const struct mpt_callbacks *cb, void *user);
+MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
+
+/* ---- Client --------------------------------------------------------------------- */
+
+/*
+ * Starts a connection to host (a name or a numeric IPv4/IPv6 address) and
+ * port. paths lists the local paths, each an interface name ("eth1", bound
+ * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"); a
+ * path ending in "/backup" is a backup path. With npaths == 0 the context's
+ * configuration decides (one unbound path, or fullmesh). The first path
+ * carries the handshake; the others join once it is done, and every path
+ * also joins every address the server advertises. Failed subflows are
+ * re-established with exponential backoff while the connection lives.
+ * Name resolution never blocks the loop. The strings are copied.
+ * Returns 0 and *out (owned by the application until mpt_close/mpt_abort);
+ * the result arrives in the `connected` callback. Errors: MPT_EINVAL (NULL
+ * ctx/host/out, port 0, empty or unparsable path), MPT_ENOBUFS (too many
+ * connections), MPT_ENOMEM, MPT_ERESOLVE (numeric host invalid), MPT_ESYS.
+ */
+MPT_EXPORT int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
+                           const char *const *paths, size_t npaths,
+                           const struct mpt_callbacks *cb, void *user, struct mpt_socket **out);
+
+/* ---- Server ------------------------------------------------------------------------- */
+
+/* Called when mpt_accept() has a connection to return (edge-triggered: accept
+ * until MPT_EAGAIN). */
+typedef void (*mpt_accept_cb)(struct mpt_listener *l, void *user);
+
+/*
+ * Listens on port (0: an ephemeral port, the same on every address) at each
+ * of addrs (numeric; NULL or naddrs == 0: the IPv6 and IPv4 wildcard). The
+ * other addresses are advertised to clients (ADD_ADDR) so that they join
+ * them. Errors: MPT_EINVAL, MPT_ENOMEM, MPT_ERESOLVE (not a numeric
+ * address), MPT_ESYS (bind/listen failed, e.g. port in use).
+ */
+MPT_EXPORT int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs,
+                          uint16_t port, mpt_accept_cb cb, void *user,
+                          struct mpt_listener **out);
+/* The bound port. */
+MPT_EXPORT int mpt_listener_port(const struct mpt_listener *l);
+/* Stops listening; connections already accepted are not affected, pending
+ * ones are aborted. l may be NULL. */
+MPT_EXPORT void mpt_listener_close(struct mpt_listener *l);
+
+/*
+ * Returns an established connection (0 and *out) or MPT_EAGAIN. cb/user are
+ * installed before any callback can fire. Data may already be readable: call
+ * mpt_recv once after accepting. Errors: MPT_EINVAL, MPT_EAGAIN.
+ */
+MPT_EXPORT int mpt_accept(struct mpt_listener *l, const struct mpt_callbacks *cb, void *user,
+                          struct mpt_socket **out);
+
+/* ---- Data ----------------------------------------------------------------------------- */
+
+/*
+ * Copies up to len bytes into the connection's send buffer; the caller's
+ * buffer is free again when it returns. Returns the count (> 0), MPT_EAGAIN
+ * (buffer full: wait for `writable`), MPT_ESTATE (not yet established),
+ * MPT_EPIPE (after mpt_shutdown), MPT_EINVAL, or the connection's error.
+ */
+MPT_EXPORT ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len);
+
+/*
+ * Copies up to len received bytes into buf. Returns the count (> 0), 0 at the
+ * end of the stream, MPT_EAGAIN (wait for `readable`), MPT_ESTATE (not yet
+ * established), MPT_EINVAL, or the connection's error.
+ */
+MPT_EXPORT ssize_t mpt_recv(struct mpt_socket *s, void *buf, size_t len);
+
+/* No more data will be sent; the peer reads end of stream after the last
+ * byte. Errors: MPT_EINVAL, MPT_ESTATE, MPT_EPIPE (already shut down). */
+MPT_EXPORT int mpt_shutdown(struct mpt_socket *s);
+
+/* Releases the handle: sends what is buffered, closes gracefully in the
+ * background, then frees everything. No callback is called afterwards and
+ * received data is discarded. Returns 0 or MPT_EINVAL. */
+MPT_EXPORT int mpt_close(struct mpt_socket *s);
+
+/* Releases the handle at once: FASTCLOSE to the peer, buffered data dropped,
+ * every subflow closed. Returns 0 or MPT_EINVAL. */
+MPT_EXPORT int mpt_abort(struct mpt_socket *s);
+
+/* ---- Paths ------------------------------------------------------------------------------ */
+
+/*
+ * Client: adds a local path while connected (same syntax as mpt_connect's
+ * paths); subflows to every known server address follow. Returns the path id
+ * (>= 0) or MPT_EINVAL, MPT_ETOOMANY, MPT_ESTATE (server side or closed).
+ */
+MPT_EXPORT int mpt_add_path(struct mpt_socket *s, const char *path);
+/* Closes the path's subflows and stops re-creating them. MPT_ENOTFOUND. */
+MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
+/* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
+ * the server side path_id is a subflow id. */
+MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
+/* Chooses the scheduler by name. Before the handshake of a client connection
+ * (that is, from the callbacks of mpt_connect's own loop iteration) it
+ * applies to the connection; afterwards MPT_ENOTSUP. MPT_ENOTFOUND for an
+ * unknown name. */
+MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
+
+/* ---- Introspection ------------------------------------------------------------------- */
+
+/* Fills info (set info->size = sizeof *info first). MPT_EINVAL. */
+MPT_EXPORT int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
+/* Fills up to n entries of sf (caller's array) with the subflows that exist,
+ * and returns how many exist (may exceed n). sf may be NULL when n == 0. */
+MPT_EXPORT int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n);
+
+/* ---- Blocking layer -------------------------------------------------------------------- */
+
+/*
+ * For simple programs and language bindings: each call runs the context's
+ * loop until it completes or timeout_ms passes (< 0: no limit), then returns.
+ * Never call them from a callback (MPT_ESTATE). On timeout they return
+ * MPT_ETIMEDOUT; mpt_blocking_send_all then may have queued part of the data.
+ */
+MPT_EXPORT int mpt_blocking_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
+                                    const char *const *paths, size_t npaths, int timeout_ms,
+                                    struct mpt_socket **out);
+MPT_EXPORT int mpt_blocking_accept(struct mpt_listener *l, int timeout_ms,
+                                   struct mpt_socket **out);
+/* Returns len, or an error (how much was queued is lost to the caller). */
+MPT_EXPORT ssize_t mpt_blocking_send_all(struct mpt_socket *s, const void *buf, size_t len,
+                                         int timeout_ms);
+/* Returns > 0 bytes, 0 at end of stream, or an error. */
+MPT_EXPORT ssize_t mpt_blocking_recv(struct mpt_socket *s, void *buf, size_t len,
+                                     int timeout_ms);
+/* Shuts down, waits until the connection is closed (peer's end of stream
+ * included; data still arriving is discarded), then releases the handle as
+ * mpt_close() does, even on timeout. Returns 0, MPT_ETIMEDOUT or the error. */
+MPT_EXPORT int mpt_blocking_close(struct mpt_socket *s, int timeout_ms);
 
 #ifdef __cplusplus
 }
