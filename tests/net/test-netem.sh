@@ -132,7 +132,7 @@ cat > "$WORK/timeline" << 'EOF'
 EOF
 # The probe starts first (process start-up can take a while on a loaded
 # machine) and runs long enough to cover the timeline whenever it starts.
-udp -b 10.231.1.1 -n 800 -i 5 -w 300 -o "$WORK/tl.txt" > /dev/null &
+udp -b 10.231.1.1 -n 1000 -i 5 -w 300 -o "$WORK/tl.txt" > /dev/null &
 ptl=$!
 sleep 0.5
 mpt_timeline_start "$WORK/timeline" || fail "timeline start"
@@ -140,7 +140,7 @@ wait $ptl
 first=$(awk '!/^#/ { print $4; exit }' "$WORK/tl.txt")
 last=$(awk '!/^#/ { v = $4 } END { print v }' "$WORK/tl.txt")
 check "probe covers the timeline (starts $(awk -v a="$first" -v t="$MPT_TIMELINE_T0_MS" 'BEGIN { print (a - t) / 1000 }') s, ends $(awk -v a="$last" -v t="$MPT_TIMELINE_T0_MS" 'BEGIN { print (a - t) / 1000 }') s)" \
-    awk -v a="$first" -v b="$last" -v t="$MPT_TIMELINE_T0_MS" 'BEGIN { exit !(a < t && b > t + 2800) }'
+    awk -v a="$first" -v b="$last" -v t="$MPT_TIMELINE_T0_MS" 'BEGIN { exit !(a < t && b > t + 3300) }'
 # RTTs are checked within 2 ms: each of the two one-way delays within 1 ms.
 # window FROM TO: "received lost median_rtt" for probes sent in [FROM, TO) s
 # of the timeline (both sides log CLOCK_MONOTONIC, so no start-up skew).
@@ -162,18 +162,22 @@ check "timeline 0.5-1 s: RTT 100 ms ($rx rx, $lost lost, median $med)" \
     eval '[ "$lost" = 0 ] && [ "$rx" -gt 40 ] && near "$med" 100 2'
 read -r rx lost med <<< "$(window 1.0 1.45)"
 check "timeline 1-1.5 s: blackhole ($rx rx, $lost lost)" eval '[ "$rx" = 0 ] && [ "$lost" -gt 70 ]'
-read -r rx lost med <<< "$(window 1.55 1.9)"
+read -r rx lost med <<< "$(window 1.6 1.9)"
 check "timeline 1.5-2 s: restored ($rx rx, $lost lost, median $med)" \
     eval '[ "$lost" = 0 ] && [ "$rx" -gt 50 ] && near "$med" 100 2'
-# The link goes down at 2.0 s: sends fail from then on (no round trip
-# involved), so the first failed probe dates the shell runner's action.
+# The link goes down at 2.0 s. A probe sent up to one RTT (100 ms) earlier
+# is lost on its way back, so the first lost probe lies in [1.9, 2.0] s,
+# give or take the runner's 30 ms.
 tdown=$(awk -v t0="$MPT_TIMELINE_T0_MS" '!/^#/ && $3 < 0 && $4 - t0 > 1800 { printf "%.3f", ($4 - t0) / 1000; exit }' "$WORK/tl.txt")
-check "timeline: linkdown took effect at $tdown s (due 2.000, within 30 ms)" near "$tdown" 2.0 0.03
+check "timeline: linkdown took effect at $tdown s (due 2.000, within one RTT + 30 ms before, 30 ms after)" \
+    awk -v t="$tdown" 'BEGIN { exit !(t >= 1.87 && t <= 2.03) }'
 read -r rx lost med <<< "$(window 2.05 2.25)"
 check "timeline 2-2.3 s: link down ($rx rx, $lost lost)" eval '[ "$rx" = 0 ] && [ "$lost" -gt 30 ]'
-read -r rx lost med <<< "$(window 2.4 2.75)"
+# After link up the neighbour entry may need to be resolved again (up to a
+# second on a loaded machine), so judge a later window.
+read -r rx lost med <<< "$(window 3.0 3.3)"
 check "timeline 2.3- s: link up again ($rx rx, $lost lost, median $med)" \
-    eval '[ "$lost" = 0 ] && [ "$rx" -gt 50 ] && near "$med" 100 2'
+    eval '[ "$lost" = 0 ] && [ "$rx" -gt 40 ] && near "$med" 100 2'
 path_set_delay 1 10
 
 # --------------------------------------------------------------- outages
