@@ -1,10 +1,30 @@
+# The I/O layer (libev, kernel sockets) around the sans-I/O core. Built as a
+# convenience library so that tests can reach internal test hooks; the
+# installed library is the two convenience libraries plus the version.
+noinst_LTLIBRARIES += libmpt/libmptio.la
+libmpt_libmptio_la_CPPFLAGS = $(AM_CPPFLAGS) -DMPT_BUILDING_LIBRARY $(BSD_CFLAGS)
+libmpt_libmptio_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -pthread
+libmpt_libmptio_la_SOURCES = \
+	libmpt/io.h \
+	libmpt/version.c \
+	libmpt/ctx.c \
+	libmpt/sock.c \
+	libmpt/listener.c \
+	libmpt/resolve.c \
+	libmpt/blocking.c
+libmpt_libmptio_la_LIBADD = $(EV_LIBS) $(BSD_LIBS)
+
 # The installed library: the core plus the I/O layer.
 lib_LTLIBRARIES += libmpt/libmpt.la
 libmpt_libmpt_la_CPPFLAGS = $(AM_CPPFLAGS) -DMPT_BUILDING_LIBRARY $(BSD_CFLAGS)
 libmpt_libmpt_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-libmpt_libmpt_la_SOURCES = libmpt/version.c
-libmpt_libmpt_la_LIBADD = libmpt/core/libmptcore.la $(EV_LIBS) $(TLS_LIBS) $(BSD_LIBS)
+libmpt_libmpt_la_SOURCES =
+libmpt_libmpt_la_LIBADD = libmpt/libmptio.la libmpt/core/libmptcore.la $(EV_LIBS) $(TLS_LIBS) $(BSD_LIBS) -lpthread
 libmpt_libmpt_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(MPT_LT_VERSION) -no-undefined
+
+# What the tests and examples link to reach the I/O layer (static, with hooks).
+MPT_IO_LIBS = libmpt/libmptio.la libmpt/core/libmptcore.la $(EV_LIBS) $(CRYPTO_LIBS) $(BSD_LIBS) -lpthread
+
 # Man pages: one per public function or small family (doc/man/).
 man3_MANS += \
 	doc/man/libmpt.3 \

@@ -35,3 +35,16 @@ endif
 # The sans-I/O core must stay free of syscalls, clocks and libev.
 dist_check_SCRIPTS += tests/check-layering.sh
 TESTS += tests/check-layering.sh
+
+# I/O layer integration tests on loopback (link the I/O layer statically:
+# they use its test-only hooks).
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_io_api tests/unit/test_io_transfer
+tests_unit_test_io_api_SOURCES = tests/unit/test_io_api.c
+tests_unit_test_io_api_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_api_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+tests_unit_test_io_transfer_SOURCES = tests/unit/test_io_transfer.c
+tests_unit_test_io_transfer_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_transfer_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_api tests/unit/test_io_transfer
+endif

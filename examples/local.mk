@@ -1,0 +1,7 @@
+# Example programs: netcat and a bulk copy with throughput, over the
+# installed library's API (linked statically against the convenience libs).
+noinst_PROGRAMS += examples/mpt-cat examples/mpt-copy
+examples_mpt_cat_SOURCES = examples/mpt-cat.c
+examples_mpt_cat_LDADD = $(MPT_IO_LIBS)
+examples_mpt_copy_SOURCES = examples/mpt-copy.c
+examples_mpt_copy_LDADD = $(MPT_IO_LIBS)

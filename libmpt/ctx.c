@@ -1,0 +1,519 @@
+/* The context: configuration, the libev loop, watcher bookkeeping for the
+ * external-loop fd, and the trace. */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#endif
+
+#include "core/cc.h"
+#include "core/sched.h"
+#include "io.h"
+
+uint64_t mpt_io_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int mpt_errno_to_mpt(int e)
+{
+    switch (e) {
+    case ENOMEM:
+    case ENOBUFS:
+        return MPT_ENOMEM;
+    case ETIMEDOUT:
+        return MPT_ETIMEDOUT;
+    case ECONNRESET:
+        return MPT_ERESET;
+    case EPIPE:
+        return MPT_ECLOSED;
+    default:
+        return MPT_ESYS;
+    }
+}
+
+int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof *ss);
+    if (inet_pton(AF_INET, str, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *len = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, str, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *len = sizeof *a6;
+        return 0;
+    }
+    return MPT_ERESOLVE;
+}
+
+/* ---- Configuration ---------------------------------------------------------- */
+
+void mpt_config_default(struct mpt_config *cfg, size_t size)
+{
+    struct mpt_config d;
+
+    if (cfg == NULL || size < sizeof(size_t))
+        return;
+    memset(&d, 0, sizeof d);
+    d.size = size < sizeof d ? size : sizeof d;
+    d.max_subflows = 8;
+    d.sndbuf = 4u << 20;
+    d.rcvbuf = 4u << 20;
+    d.connect_timeout_ms = 5000;
+    d.handshake_timeout_ms = 5000;
+    d.close_timeout_ms = 10000;
+    d.user_timeout_ms = 10000;
+    d.subflow_timeout_ms = 2000;
+    d.ping_interval_ms = 1000;
+    d.notsent_lowat = 128u << 10;
+    d.write_budget = 256u << 10;
+    d.reconnect_min_ms = 250;
+    d.reconnect_max_ms = 30000;
+    d.subflows_per_path = 1;
+    d.listen_backlog = 1024;
+    d.max_connections = 65536;
+    d.advertise_addresses = 1;
+    memcpy(cfg, &d, d.size);
+}
+
+static void rand_fill(void *user, uint8_t *buf, size_t len)
+{
+    (void)user;
+    arc4random_buf(buf, len);
+}
+
+static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
+{
+    struct mpt_config *c = &ctx->cfg;
+    struct mpt_config d;
+
+    mpt_config_default(&d, sizeof d);
+    if (in != NULL) {
+        if (in->size < sizeof(size_t) || in->size > sizeof *in + 4096)
+            return MPT_EINVAL;
+        memcpy(&d, in, in->size < sizeof d ? in->size : sizeof d);
+    }
+    *c = d;
+    c->size = sizeof *c;
+#define DEF_(f, v) \
+    if (c->f == 0) c->f = (v)
+    DEF_(max_subflows, 8);
+    DEF_(sndbuf, 4u << 20);
+    DEF_(rcvbuf, 4u << 20);
+    DEF_(connect_timeout_ms, 5000);
+    DEF_(handshake_timeout_ms, 5000);
+    DEF_(close_timeout_ms, 10000);
+    DEF_(user_timeout_ms, 10000);
+    DEF_(subflow_timeout_ms, 2000);
+    DEF_(ping_interval_ms, 1000);
+    DEF_(notsent_lowat, 128u << 10);
+    DEF_(write_budget, 256u << 10);
+    DEF_(reconnect_min_ms, 250);
+    DEF_(reconnect_max_ms, 30000);
+    DEF_(subflows_per_path, 1);
+    DEF_(listen_backlog, 1024);
+    DEF_(max_connections, 65536);
+#undef DEF_
+    if (c->max_subflows > MPT_MAX_SUBFLOWS_LIMIT || c->subflows_per_path > 8)
+        return MPT_EINVAL;
+    if (c->scheduler != NULL) {
+        if (mpt_sched_find(c->scheduler) == NULL)
+            return MPT_ENOTFOUND;
+        if ((ctx->cfg_sched = strdup(c->scheduler)) == NULL)
+            return MPT_ENOMEM;
+        c->scheduler = ctx->cfg_sched;
+    }
+    if (c->congestion != NULL) {
+        if (mpt_cc_find(c->congestion) == NULL)
+            return MPT_ENOTFOUND;
+        if ((ctx->cfg_cc = strdup(c->congestion)) == NULL)
+            return MPT_ENOMEM;
+        c->congestion = ctx->cfg_cc;
+    }
+    if (c->tcp_congestion != NULL) {
+        if ((ctx->cfg_tcpcc = strdup(c->tcp_congestion)) == NULL)
+            return MPT_ENOMEM;
+        c->tcp_congestion = ctx->cfg_tcpcc;
+    }
+
+    struct mpt_core_settings *s = &ctx->core;
+    mpt_core_settings_default(s);
+    s->max_subflows = c->max_subflows;
+    s->sndbuf = c->sndbuf;
+    s->rcvbuf = c->rcvbuf;
+    s->ping_interval = (uint64_t)c->ping_interval_ms * MPT_NS_PER_MS;
+    s->subflow_timeout = (uint64_t)c->subflow_timeout_ms * MPT_NS_PER_MS;
+    s->handshake_timeout = (uint64_t)c->handshake_timeout_ms * MPT_NS_PER_MS;
+    s->close_timeout = (uint64_t)c->close_timeout_ms * MPT_NS_PER_MS;
+    s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
+    s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
+    s->rand = rand_fill;
+    s->rand_user = NULL;
+    return 0;
+}
+
+/* ---- Watchers ----------------------------------------------------------------- */
+
+static void ext_ctl(struct mpt_ctx *ctx, int op, struct mpt_io *io)
+{
+#ifdef __linux__
+    struct epoll_event e;
+
+    memset(&e, 0, sizeof e);
+    e.events = (io->events & EV_READ ? EPOLLIN : 0) | (io->events & EV_WRITE ? EPOLLOUT : 0);
+    e.data.ptr = io;
+    epoll_ctl(ctx->extfd, op, io->w.fd, &e);
+#else
+    (void)ctx;
+    (void)op;
+    (void)io;
+#endif
+}
+
+void mpt_io_init(struct mpt_ctx *ctx, struct mpt_io *io, void (*cb)(EV_P_ ev_io *, int), int fd)
+{
+    memset(io, 0, sizeof *io);
+    io->ctx = ctx;
+    ev_io_init(&io->w, cb, fd, 0);
+}
+
+void mpt_io_set(struct mpt_io *io, int events)
+{
+    struct mpt_ctx *ctx = io->ctx;
+    int old = io->events;
+
+    if (old == events)
+        return;
+    if (old != 0)
+        ev_io_stop(ctx->loop, &io->w);
+    io->events = events;
+    if (events != 0) {
+        ev_io_set(&io->w, io->w.fd, events);
+        ev_io_start(ctx->loop, &io->w);
+    }
+    if (old == 0 && events != 0) {
+        io->prev = NULL;
+        io->next = ctx->ios;
+        if (ctx->ios)
+            ctx->ios->prev = io;
+        ctx->ios = io;
+    } else if (old != 0 && events == 0) {
+        if (io->prev)
+            io->prev->next = io->next;
+        else
+            ctx->ios = io->next;
+        if (io->next)
+            io->next->prev = io->prev;
+        io->prev = io->next = NULL;
+    }
+    if (ctx->extfd >= 0) {
+#ifdef __linux__
+        ext_ctl(ctx, old == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD, io);
+#endif
+    }
+}
+
+void mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int))
+{
+    memset(t, 0, sizeof *t);
+    t->ctx = ctx;
+    ev_timer_init(&t->w, cb, 0., 0.);
+    t->next = ctx->tmrs;
+    if (ctx->tmrs)
+        ctx->tmrs->prev = t;
+    ctx->tmrs = t;
+}
+
+void mpt_tmr_start(struct mpt_tmr *t, double after)
+{
+    ev_timer_stop(t->ctx->loop, &t->w);
+    ev_timer_set(&t->w, after < 0 ? 0. : after, 0.);
+    ev_timer_start(t->ctx->loop, &t->w);
+}
+
+void mpt_tmr_stop(struct mpt_tmr *t)
+{
+    ev_timer_stop(t->ctx->loop, &t->w);
+}
+
+void mpt_tmr_fini(struct mpt_tmr *t)
+{
+    struct mpt_ctx *ctx = t->ctx;
+
+    if (ctx == NULL)
+        return;
+    ev_timer_stop(ctx->loop, &t->w);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        ctx->tmrs = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->ctx = NULL;
+}
+
+/* ---- Context ------------------------------------------------------------------- */
+
+int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cfg)
+{
+    struct mpt_ctx *ctx;
+    int rc;
+
+    if (out == NULL)
+        return MPT_EINVAL;
+    *out = NULL;
+    if ((ctx = calloc(1, sizeof *ctx)) == NULL)
+        return MPT_ENOMEM;
+    ctx->extfd = -1;
+    ctx->wakefd = -1;
+    if ((rc = take_config(ctx, cfg)) < 0)
+        goto fail;
+    rc = MPT_ENOMEM;
+    if ((ctx->rbuf = malloc(MPT_IO_RBUF)) == NULL)
+        goto fail;
+    if (ev_loop != NULL) {
+        ctx->loop = ev_loop;
+    } else {
+        unsigned flags = EVFLAG_AUTO;
+        if (ev_supported_backends() & EVBACKEND_EPOLL)
+            flags = EVBACKEND_EPOLL;
+        rc = MPT_ESYS;
+        if ((ctx->loop = ev_loop_new(flags)) == NULL)
+            goto fail;
+        ctx->own_loop = 1;
+    }
+    if ((rc = mpt_resolve_init(ctx)) < 0) {
+        if (ctx->own_loop)
+            ev_loop_destroy(ctx->loop);
+        goto fail;
+    }
+    ctx->t0 = mpt_io_now();
+    /* Bug reports: MPT_TRACE=file traces every context of the process. */
+    const char *tr = getenv("MPT_TRACE");
+    if (tr != NULL && tr[0] != '\0')
+        (void)mpt_set_trace_file(ctx, tr);
+    *out = ctx;
+    return 0;
+fail:
+    free(ctx->cfg_sched);
+    free(ctx->cfg_cc);
+    free(ctx->cfg_tcpcc);
+    free(ctx->rbuf);
+    free(ctx);
+    return rc;
+}
+
+void mpt_ctx_free(struct mpt_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    while (ctx->socks != NULL) {
+        struct mpt_socket *s = ctx->socks;
+        s->busy = 0;
+        mpt_sock_destroy(s);
+    }
+    while (ctx->listeners != NULL) {
+        struct mpt_listener *l = ctx->listeners;
+        l->nconns = 0;
+        mpt_listener_close(l);
+    }
+    mpt_sock_linger_flush(ctx);
+    mpt_resolve_fini(ctx);
+    while (ctx->tmrs)
+        mpt_tmr_fini(ctx->tmrs);
+    if (ctx->trace_fp)
+        fclose(ctx->trace_fp);
+    if (ctx->extfd >= 0)
+        close(ctx->extfd);
+    if (ctx->wakefd >= 0)
+        close(ctx->wakefd);
+    if (ctx->own_loop)
+        ev_loop_destroy(ctx->loop);
+    free(ctx->cfg_sched);
+    free(ctx->cfg_cc);
+    free(ctx->cfg_tcpcc);
+    free(ctx->rbuf);
+    free(ctx);
+}
+
+void *mpt_ctx_loop(struct mpt_ctx *ctx)
+{
+    return ctx ? ctx->loop : NULL;
+}
+
+static void run_timeout_cb(EV_P_ ev_timer *w, int revents)
+{
+    (void)revents;
+    ev_break(EV_A_ EVBREAK_ONE);
+}
+
+int mpt_ctx_run(struct mpt_ctx *ctx, int timeout_ms)
+{
+    if (ctx == NULL)
+        return MPT_EINVAL;
+    if (ctx->in_cb)
+        return MPT_ESTATE;
+    ctx->breaking = 0;
+    if (timeout_ms == 0) {
+        ev_run(ctx->loop, EVRUN_NOWAIT);
+    } else if (timeout_ms < 0) {
+        ev_run(ctx->loop, 0);
+    } else {
+        ev_timer t;
+        ev_timer_init(&t, run_timeout_cb, timeout_ms / 1000., 0.);
+        ev_timer_start(ctx->loop, &t);
+        ev_run(ctx->loop, 0);
+        ev_timer_stop(ctx->loop, &t);
+    }
+    return 0;
+}
+
+void mpt_ctx_break(struct mpt_ctx *ctx)
+{
+    if (ctx != NULL) {
+        ctx->breaking = 1;
+        ev_break(ctx->loop, EVBREAK_ONE);
+    }
+}
+
+int mpt_ctx_fd(struct mpt_ctx *ctx)
+{
+    if (ctx == NULL)
+        return MPT_EINVAL;
+#ifdef __linux__
+    if (ctx->extfd < 0) {
+        if ((ctx->extfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+            ctx->extfd = -1;
+            return MPT_ESYS;
+        }
+        for (struct mpt_io *io = ctx->ios; io; io = io->next)
+            ext_ctl(ctx, EPOLL_CTL_ADD, io);
+        /* The resolver thread's wake-ups reach libev through its own pipe,
+         * which the external loop cannot see: mirror them with an eventfd. */
+        int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (wfd >= 0) {
+            struct epoll_event e;
+            memset(&e, 0, sizeof e);
+            e.events = EPOLLIN;
+            e.data.ptr = NULL;
+            epoll_ctl(ctx->extfd, EPOLL_CTL_ADD, wfd, &e);
+            pthread_mutex_lock(&ctx->resolve_mu);
+            ctx->wakefd = wfd;
+            pthread_mutex_unlock(&ctx->resolve_mu);
+        }
+    }
+    return ctx->extfd;
+#else
+    return MPT_ENOTSUP;
+#endif
+}
+
+int mpt_ctx_timeout(struct mpt_ctx *ctx)
+{
+    double best = -1;
+
+    if (ctx == NULL)
+        return MPT_EINVAL;
+    ev_now_update(ctx->loop);
+    for (struct mpt_tmr *t = ctx->tmrs; t; t = t->next) {
+        if (!ev_is_active(&t->w))
+            continue;
+        double r = ev_timer_remaining(ctx->loop, &t->w);
+        if (best < 0 || r < best)
+            best = r;
+    }
+    if (ev_pending_count(ctx->loop) > 0 || ev_async_pending(&ctx->resolve_async))
+        return 0;
+    if (best < 0)
+        return -1;
+    return (int)(best * 1000.) + 1;
+}
+
+int mpt_ctx_process(struct mpt_ctx *ctx)
+{
+    if (ctx == NULL)
+        return MPT_EINVAL;
+    if (ctx->in_cb)
+        return MPT_ESTATE;
+    ev_run(ctx->loop, EVRUN_NOWAIT);
+    return 0;
+}
+
+/* ---- Trace ----------------------------------------------------------------------- */
+
+int mpt_set_trace_file(struct mpt_ctx *ctx, const char *path)
+{
+    FILE *fp = NULL;
+
+    if (ctx == NULL)
+        return MPT_EINVAL;
+    if (path != NULL && (fp = fopen(path, "ae")) == NULL)
+        return MPT_ESYS;
+    if (fp != NULL)
+        setvbuf(fp, NULL, _IOLBF, 0); /* whole lines, even if the process dies */
+    if (ctx->trace_fp)
+        fclose(ctx->trace_fp);
+    ctx->trace_fp = fp;
+    return 0;
+}
+
+int mpt_set_trace_callback(struct mpt_ctx *ctx, mpt_trace_cb cb, void *user)
+{
+    if (ctx == NULL)
+        return MPT_EINVAL;
+    ctx->trace_cb = cb;
+    ctx->trace_user = user;
+    return 0;
+}
+
+void mpt_trace_emit(struct mpt_ctx *ctx, unsigned conn, const char *ev, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    uint64_t t = mpt_io_now() - ctx->t0;
+    int n = snprintf(line, sizeof line, "{\"t\":%llu.%03llu,\"conn\":%u,\"ev\":\"%s\"",
+                     (unsigned long long)(t / 1000000u),
+                     (unsigned long long)(t / 1000u % 1000u), conn, ev);
+
+    if (n < 0 || (size_t)n >= sizeof line - 2)
+        return;
+    if (fmt != NULL && fmt[0] != '\0') {
+        line[n++] = ',';
+        va_start(ap, fmt);
+        int m = vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+        va_end(ap);
+        if (m < 0)
+            return;
+        n += m;
+        if ((size_t)n > sizeof line - 2)
+            n = (int)sizeof line - 2;
+    }
+    line[n++] = '}';
+    line[n] = '\0';
+    if (ctx->trace_cb)
+        ctx->trace_cb(line, (size_t)n, ctx->trace_user);
+    if (ctx->trace_fp) {
+        fputs(line, ctx->trace_fp);
+        fputc('\n', ctx->trace_fp);
+    }
+}

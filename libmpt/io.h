@@ -1,0 +1,215 @@
+/*
+ * The I/O layer's internal types: libev watchers and kernel sockets around
+ * the sans-I/O engine (core/conn.h). Everything here runs on the context's
+ * loop thread; the only other thread is the name resolver's, which hands its
+ * result back through an ev_async (resolve.c).
+ */
+#ifndef MPT_IO_H
+#define MPT_IO_H
+
+#include <ev.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <mpt/mpt.h>
+
+#include "core/conn.h"
+
+/* ---- Watchers that the external-loop fd (mpt_ctx_fd) can mirror ---------- */
+
+struct mpt_io {
+    ev_io w;
+    struct mpt_ctx *ctx;
+    int events;                      /* EV_READ | EV_WRITE currently wanted */
+    struct mpt_io *prev, *next;      /* ctx->ios while events != 0 */
+};
+
+struct mpt_tmr {
+    ev_timer w;
+    struct mpt_ctx *ctx;
+    struct mpt_tmr *prev, *next;     /* ctx->tmrs while initialised */
+};
+
+void mpt_io_init(struct mpt_ctx *ctx, struct mpt_io *io, void (*cb)(EV_P_ ev_io *, int), int fd);
+void mpt_io_set(struct mpt_io *io, int events);
+void mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int));
+void mpt_tmr_start(struct mpt_tmr *t, double after);
+void mpt_tmr_stop(struct mpt_tmr *t);
+void mpt_tmr_fini(struct mpt_tmr *t);
+
+/* ---- Context ---------------------------------------------------------------- */
+
+#define MPT_IO_RBUF (256u * 1024u + MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)
+
+struct mpt_resolve_req;
+
+struct mpt_ctx {
+    struct ev_loop *loop;
+    int own_loop;
+    struct mpt_config cfg;           /* full copy, strings below */
+    char *cfg_sched, *cfg_cc, *cfg_tcpcc;
+    struct mpt_core_settings core;   /* derived from cfg */
+    uint64_t t0;                     /* trace epoch, ns */
+    uint8_t *rbuf;                   /* shared read buffer, MPT_IO_RBUF bytes */
+    int extfd;                       /* epoll fd mirroring our ios, or -1 */
+    int wakefd;                      /* eventfd in extfd: resolver results, or -1 */
+    struct mpt_io *ios;
+    struct mpt_tmr *tmrs;
+    struct mpt_socket *socks;        /* every socket, both roles */
+    struct mpt_listener *listeners;
+    unsigned nconns;
+    unsigned next_conn_id;
+    int in_cb;                       /* application callback depth */
+    int breaking;
+    /* trace */
+    FILE *trace_fp;
+    mpt_trace_cb trace_cb;
+    void *trace_user;
+    /* resolver */
+    ev_async resolve_async;
+    pthread_mutex_t resolve_mu;
+    struct mpt_resolve_req *resolve_reqs; /* all outstanding */
+};
+
+uint64_t mpt_io_now(void);
+/* Trace: cheap check first. */
+#define MPT_TRACING(ctx) ((ctx)->trace_fp != NULL || (ctx)->trace_cb != NULL)
+void mpt_trace_emit(struct mpt_ctx *ctx, unsigned conn, const char *ev, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define MPT_TRACE(ctx, conn, ev, ...)                                                       \
+    do {                                                                                     \
+        if (MPT_TRACING(ctx))                                                                \
+            mpt_trace_emit((ctx), (conn), (ev), __VA_ARGS__);                                \
+    } while (0)
+
+/* ---- Connection and subflows --------------------------------------------------- */
+
+struct mpt_sfio {
+    struct mpt_socket *s;
+    int idx;                         /* engine subflow index */
+    int fd;
+    int slot;                        /* client: path-manager slot, or -1 */
+    int connecting;
+    int backup;
+    struct mpt_io io;
+    struct mpt_tmr ctimer;           /* connect timeout (client) */
+    uint8_t *pend;                   /* leftover partial frame */
+    size_t pend_len;
+    size_t room_left;
+    uint64_t last_info;
+    struct mpt_sf_info info;
+    struct sockaddr_storage local, remote;
+    char ifname[IF_NAMESIZE];
+    int down_reported;
+    int fail_error;
+};
+
+/* Client path manager. */
+struct mpt_path {
+    int used, removed, backup;
+    char ifname[IF_NAMESIZE];        /* SO_BINDTODEVICE, or "" */
+    struct sockaddr_storage src;     /* ss_family AF_UNSPEC: no bind */
+    socklen_t srclen;
+};
+
+struct mpt_raddr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    int addr_id;                     /* server's id, -1 for the resolved one */
+    int removed;
+};
+
+struct mpt_slot {                    /* one (path, remote address, k) subflow */
+    int path, raddr;
+    int sf;                          /* engine index while a subflow exists, else -1 */
+    int dead;
+    unsigned fails;
+    struct mpt_tmr retry;
+    struct mpt_socket *s;
+};
+
+#define MPT_IO_MAX_PATHS 16
+#define MPT_IO_MAX_RADDRS 16
+#define MPT_IO_MAX_SLOTS 64
+
+struct mpt_socket {
+    struct mpt_ctx *ctx;
+    struct mpt_socket *prev, *next;  /* ctx->socks */
+    struct mpt_socket *hnext;        /* listener's conn -> socket hash chain */
+    struct mpt_socket *qnext;        /* listener's accept queue */
+    unsigned id;                     /* for traces */
+    struct mpt_conn *c;              /* NULL until started */
+    int server;
+    struct mpt_listener *listener;   /* server side, until the listener is gone */
+    struct mpt_callbacks cb;
+    void *user;
+    struct mpt_tmr timer;            /* engine deadline, or 0 for a kick */
+    struct mpt_sfio *sf[MPT_MAX_SUBFLOWS_LIMIT];
+    int established, done, released, accepted, queued, error;
+    int busy;
+    int shut;
+    const struct mpt_sched_ops *sched;
+    /* client */
+    char *host;
+    uint16_t port;
+    struct mpt_resolve_req *rreq;
+    struct mpt_path *paths;          /* MPT_IO_MAX_PATHS, client only */
+    int npaths;
+    struct mpt_raddr *raddrs;        /* MPT_IO_MAX_RADDRS, client only */
+    int nraddrs;
+    struct mpt_slot *slots[MPT_IO_MAX_SLOTS];
+    int nslots;
+};
+
+struct mpt_listener {
+    struct mpt_ctx *ctx;
+    struct mpt_listener *prev, *next;
+    struct mpt_server *srv;
+    mpt_accept_cb cb;
+    void *user;
+    int port;
+    int nfds;
+    int fds[8];
+    struct sockaddr_storage addrs[8];
+    struct mpt_io ios[8];
+    struct mpt_pending *pending;     /* accepted TCP connections before HELLO/JOIN */
+    struct mpt_socket *qhead, *qtail;
+    struct mpt_socket **htab;        /* engine conn -> socket */
+    size_t hsize, hcount;
+    unsigned nconns;                 /* sockets created by this listener still alive */
+    int closed;
+};
+
+/* sock.c */
+struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server);
+void mpt_sock_pump(struct mpt_socket *s, int dispatch);
+void mpt_sock_kick(struct mpt_socket *s);
+void mpt_sock_maybe_free(struct mpt_socket *s);
+void mpt_sock_destroy(struct mpt_socket *s);
+void mpt_sock_linger_flush(struct mpt_ctx *ctx);
+struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);
+void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
+                       size_t len, uint64_t now);
+int mpt_sock_setopts(struct mpt_ctx *ctx, int fd);
+void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa, socklen_t len);
+/* Test-only accessor (not exported in the installed header). */
+int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
+
+/* listener.c */
+void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s);
+void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s);
+void mpt_listener_unqueue(struct mpt_listener *l, struct mpt_socket *s);
+
+/* resolve.c */
+int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port);
+void mpt_resolve_cancel(struct mpt_socket *s);
+int mpt_resolve_init(struct mpt_ctx *ctx);
+void mpt_resolve_fini(struct mpt_ctx *ctx);
+
+/* util */
+int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
+int mpt_errno_to_mpt(int e);
+
+#endif

@@ -1,0 +1,507 @@
+/*
+ * Server side: listening sockets, the first bytes of every accepted TCP
+ * connection (preamble + HELLO or JOIN) handed to mpt_server_accept(), joins
+ * routed to their connection, and the queue of established connections that
+ * mpt_accept() returns.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define PENDING_BUF 512
+
+struct mpt_pending {
+    struct mpt_listener *l;
+    struct mpt_pending *prev, *next;
+    int fd;
+    struct mpt_io io;
+    struct mpt_tmr tmr;
+    size_t len;
+    uint8_t buf[PENDING_BUF];
+};
+
+/* ---- conn -> socket table (open hashing, chains through s->hnext) ------------ */
+
+static size_t hash_ptr(const void *p, size_t size)
+{
+    uintptr_t v = (uintptr_t)p;
+    v ^= v >> 17;
+    v *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(v >> 20) & (size - 1);
+}
+
+static int htab_grow(struct mpt_listener *l)
+{
+    size_t nsize = l->hsize ? l->hsize * 2 : 64;
+    struct mpt_socket **n = calloc(nsize, sizeof *n);
+
+    if (n == NULL)
+        return MPT_ENOMEM;
+    for (size_t i = 0; i < l->hsize; i++) {
+        struct mpt_socket *s = l->htab[i], *next;
+        for (; s; s = next) {
+            next = s->hnext;
+            size_t h = hash_ptr(s->c, nsize);
+            s->hnext = n[h];
+            n[h] = s;
+        }
+    }
+    free(l->htab);
+    l->htab = n;
+    l->hsize = nsize;
+    return 0;
+}
+
+static int htab_add(struct mpt_listener *l, struct mpt_socket *s)
+{
+    if (l->hcount + 1 > l->hsize && htab_grow(l) < 0)
+        return MPT_ENOMEM;
+    size_t h = hash_ptr(s->c, l->hsize);
+    s->hnext = l->htab[h];
+    l->htab[h] = s;
+    l->hcount++;
+    return 0;
+}
+
+static struct mpt_socket *htab_find(struct mpt_listener *l, const struct mpt_conn *c)
+{
+    if (l->hsize == 0)
+        return NULL;
+    for (struct mpt_socket *s = l->htab[hash_ptr(c, l->hsize)]; s; s = s->hnext)
+        if (s->c == c)
+            return s;
+    return NULL;
+}
+
+static void htab_del(struct mpt_listener *l, struct mpt_socket *s)
+{
+    if (l->hsize == 0)
+        return;
+    struct mpt_socket **pp = &l->htab[hash_ptr(s->c, l->hsize)];
+    for (; *pp; pp = &(*pp)->hnext) {
+        if (*pp == s) {
+            *pp = s->hnext;
+            l->hcount--;
+            return;
+        }
+    }
+}
+
+/* ---- Lifetime -------------------------------------------------------------------- */
+
+static void listener_free(struct mpt_listener *l)
+{
+    struct mpt_ctx *ctx = l->ctx;
+
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        ctx->listeners = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    if (l->srv)
+        mpt_server_free(l->srv);
+    free(l->htab);
+    free(l);
+}
+
+void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s)
+{
+    if (!s->accepted)
+        mpt_listener_unqueue(l, s);
+    htab_del(l, s);
+    s->listener = NULL;
+    if (l->nconns > 0)
+        l->nconns--;
+    if (l->closed && l->nconns == 0)
+        listener_free(l);
+}
+
+void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s)
+{
+    if (s->queued || s->accepted || l->closed)
+        return;
+    s->queued = 1;
+    s->qnext = NULL;
+    if (l->qtail)
+        l->qtail->qnext = s;
+    else
+        l->qhead = s;
+    l->qtail = s;
+    if (l->cb) {
+        l->ctx->in_cb++;
+        l->cb(l, l->user);
+        l->ctx->in_cb--;
+    }
+}
+
+void mpt_listener_unqueue(struct mpt_listener *l, struct mpt_socket *s)
+{
+    struct mpt_socket *prev = NULL;
+
+    if (!s->queued)
+        return;
+    for (struct mpt_socket *q = l->qhead; q; prev = q, q = q->qnext) {
+        if (q != s)
+            continue;
+        if (prev)
+            prev->qnext = q->qnext;
+        else
+            l->qhead = q->qnext;
+        if (l->qtail == q)
+            l->qtail = prev;
+        break;
+    }
+    s->queued = 0;
+    s->qnext = NULL;
+}
+
+static void pending_free(struct mpt_pending *p, int close_fd)
+{
+    struct mpt_listener *l = p->l;
+
+    mpt_io_set(&p->io, 0);
+    mpt_tmr_fini(&p->tmr);
+    if (close_fd && p->fd >= 0)
+        close(p->fd);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    free(p);
+}
+
+/* ---- First bytes of an accepted subflow -------------------------------------------- */
+
+static void advertise(struct mpt_listener *l, struct mpt_socket *s, int fd, uint64_t now)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+
+    if (!l->ctx->cfg.advertise_addresses || l->nfds < 2)
+        return;
+    if (getsockname(fd, (struct sockaddr *)&local, &len) < 0)
+        return;
+    for (int i = 0; i < l->nfds; i++) {
+        const struct sockaddr_storage *a = &l->addrs[i];
+        uint8_t fam, raw[16];
+        if (a->ss_family == AF_INET) {
+            const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+            if (a4->sin_addr.s_addr == htonl(INADDR_ANY))
+                continue;
+            if (local.ss_family == AF_INET &&
+                ((struct sockaddr_in *)&local)->sin_addr.s_addr == a4->sin_addr.s_addr)
+                continue;
+            fam = 4;
+            memcpy(raw, &a4->sin_addr, 4);
+        } else {
+            const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+            if (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr))
+                continue;
+            if (local.ss_family == AF_INET6 &&
+                memcmp(&((struct sockaddr_in6 *)&local)->sin6_addr, &a6->sin6_addr, 16) == 0)
+                continue;
+            fam = 6;
+            memcpy(raw, &a6->sin6_addr, 16);
+        }
+        (void)mpt_conn_add_addr(s->c, (uint8_t)(i + 1), fam, raw, (uint16_t)l->port, now);
+    }
+}
+
+static void pending_try(struct mpt_pending *p)
+{
+    struct mpt_listener *l = p->l;
+    struct mpt_ctx *ctx = l->ctx;
+    struct mpt_accept a;
+    uint64_t now = mpt_io_now();
+    int rc;
+
+    memset(&a, 0, sizeof a);
+    rc = mpt_server_accept(l->srv, p->buf, p->len, now, &a);
+    if (rc == MPT_EINCOMPLETE) {
+        if (p->len == sizeof p->buf)
+            goto refuse;
+        return;
+    }
+    if (rc < 0)
+        goto refuse;
+
+    struct mpt_socket *s;
+    if (a.is_new) {
+        s = mpt_sock_alloc(ctx, 1);
+        if (s == NULL) {
+            mpt_conn_free(a.conn);
+            a.reply_len = 0;
+            goto refuse;
+        }
+        s->c = a.conn;
+        s->listener = l;
+        if (htab_add(l, s) < 0) {
+            s->released = s->done = 1;
+            s->listener = NULL;
+            mpt_sock_destroy(s);
+            a.reply_len = 0;
+            goto refuse;
+        }
+        l->nconns++;
+        MPT_TRACE(ctx, s->id, "conn_accepted", NULL);
+    } else {
+        s = htab_find(l, a.conn);
+        if (s == NULL || s->done) {
+            /* Should not happen: the engine knows the connection. */
+            mpt_conn_sf_failed(a.conn, a.sf, MPT_ESTATE, now);
+            a.reply_len = 0;
+            goto refuse;
+        }
+        MPT_TRACE(ctx, s->id, "sf_joined", "\"sf\":%d", a.sf);
+    }
+    /* The fd changes watcher: stop the pending one first (the external-loop
+     * epoll set holds one registration per fd). */
+    mpt_io_set(&p->io, 0);
+    struct mpt_sfio *sf = mpt_sock_attach(s, a.sf, p->fd, 0);
+    if (sf == NULL) {
+        mpt_conn_sf_failed(s->c, a.sf, MPT_ENOMEM, now);
+        mpt_sock_pump(s, 1);
+        a.reply_len = 0;
+        goto refuse;
+    }
+    size_t rest = p->len - a.consumed;
+    uint8_t tmp[PENDING_BUF];
+    memcpy(tmp, p->buf + a.consumed, rest);
+    p->fd = -1;
+    pending_free(p, 0);
+    if (a.is_new)
+        advertise(l, s, sf->fd, now);
+    if (rest > 0)
+        mpt_sock_sf_input(s, sf, tmp, rest, now);
+    mpt_sock_pump(s, 1);
+    return;
+
+refuse:
+    MPT_TRACE(ctx, 0, "subflow_refused", "\"error\":\"%s\"", mpt_err_name(rc < 0 ? rc : 0));
+    if (a.reply_len > 0)
+        (void)!send(p->fd, a.reply, a.reply_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    pending_free(p, 1);
+}
+
+static void pending_io_cb(EV_P_ ev_io *w, int revents)
+{
+    struct mpt_pending *p = w->data;
+
+    ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - p->len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        pending_free(p, 1);
+        return;
+    }
+    p->len += (size_t)n;
+    pending_try(p);
+}
+
+static void pending_tmr_cb(EV_P_ ev_timer *w, int revents)
+{
+    pending_free(w->data, 1);
+}
+
+static void listen_io_cb(EV_P_ ev_io *w, int revents)
+{
+    struct mpt_listener *l = w->data;
+    struct mpt_ctx *ctx = l->ctx;
+
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or EMFILE etc.: try again on the next wakeup */
+        struct mpt_pending *p = malloc(sizeof *p);
+        if (p == NULL || ctx->nconns >= ctx->cfg.max_connections) {
+            free(p);
+            close(fd);
+            continue;
+        }
+        memset(p, 0, offsetof(struct mpt_pending, buf));
+        p->l = l;
+        p->fd = fd;
+        (void)mpt_sock_setopts(ctx, fd);
+        mpt_io_init(ctx, &p->io, pending_io_cb, fd);
+        p->io.w.data = p;
+        mpt_tmr_init(ctx, &p->tmr, pending_tmr_cb);
+        p->tmr.w.data = p;
+        p->next = l->pending;
+        if (l->pending)
+            l->pending->prev = p;
+        l->pending = p;
+        mpt_io_set(&p->io, EV_READ);
+        mpt_tmr_start(&p->tmr, ctx->cfg.handshake_timeout_ms / 1000.);
+    }
+}
+
+/* ---- Public API ------------------------------------------------------------------ */
+
+static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int one = 1;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return MPT_ESYS;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
+        listen(fd, (int)l->ctx->cfg.listen_backlog) < 0) {
+        close(fd);
+        return MPT_ESYS;
+    }
+    return fd;
+}
+
+int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uint16_t port,
+               mpt_accept_cb cb, void *user, struct mpt_listener **out)
+{
+    static const char *const wild[] = {"::", "0.0.0.0"};
+    struct mpt_listener *l;
+    int rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (ctx == NULL || out == NULL || (naddrs > 0 && addrs == NULL) || naddrs > 8)
+        return MPT_EINVAL;
+    if (addrs == NULL || naddrs == 0) {
+        addrs = wild;
+        naddrs = 2;
+    }
+    if ((l = calloc(1, sizeof *l)) == NULL)
+        return MPT_ENOMEM;
+    l->ctx = ctx;
+    l->cb = cb;
+    l->user = user;
+    l->port = port;
+    for (size_t i = 0; i < naddrs; i++) {
+        socklen_t len;
+        if (addrs[i] == NULL) {
+            rc = MPT_EINVAL;
+            goto fail;
+        }
+        if ((rc = mpt_parse_addr(addrs[i], 0, &l->addrs[i], &len)) < 0)
+            goto fail;
+    }
+    if ((rc = mpt_server_new(&ctx->core, &l->srv)) < 0)
+        goto fail;
+    for (size_t i = 0; i < naddrs; i++) {
+        struct sockaddr_storage *ss = &l->addrs[i];
+        socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                 : sizeof(struct sockaddr_in6);
+        if (ss->ss_family == AF_INET)
+            ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)l->port);
+        else
+            ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)l->port);
+        int fd = open_listen(l, ss, len);
+        if (fd < 0) {
+            /* The wildcard pair: a host without IPv6 still listens on IPv4. */
+            if (addrs == wild && i == 0)
+                continue;
+            rc = fd;
+            goto fail;
+        }
+        if (l->port == 0) {
+            struct sockaddr_storage b;
+            socklen_t bl = sizeof b;
+            getsockname(fd, (struct sockaddr *)&b, &bl);
+            l->port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
+                                                   : ((struct sockaddr_in6 *)&b)->sin6_port);
+        }
+        int k = l->nfds++;
+        l->fds[k] = fd;
+        if (k != (int)i)
+            l->addrs[k] = *ss;
+        mpt_io_init(ctx, &l->ios[k], listen_io_cb, fd);
+        l->ios[k].w.data = l;
+    }
+    if (l->nfds == 0) {
+        rc = MPT_ESYS;
+        goto fail;
+    }
+    for (int k = 0; k < l->nfds; k++)
+        mpt_io_set(&l->ios[k], EV_READ);
+    l->next = ctx->listeners;
+    if (ctx->listeners)
+        ctx->listeners->prev = l;
+    ctx->listeners = l;
+    MPT_TRACE(ctx, 0, "listen", "\"port\":%d,\"addrs\":%d", l->port, l->nfds);
+    *out = l;
+    return 0;
+fail:
+    for (int k = 0; k < l->nfds; k++)
+        close(l->fds[k]);
+    if (l->srv)
+        mpt_server_free(l->srv);
+    free(l);
+    return rc;
+}
+
+int mpt_listener_port(const struct mpt_listener *l)
+{
+    return l ? l->port : MPT_EINVAL;
+}
+
+void mpt_listener_close(struct mpt_listener *l)
+{
+    if (l == NULL || l->closed)
+        return;
+    l->closed = 1;
+    l->nconns++; /* hold: aborting below may drop the last connection */
+    for (int k = 0; k < l->nfds; k++) {
+        mpt_io_set(&l->ios[k], 0);
+        close(l->fds[k]);
+    }
+    l->nfds = 0;
+    while (l->pending)
+        pending_free(l->pending, 1);
+    /* Established but never accepted: abort. */
+    while (l->qhead) {
+        struct mpt_socket *s = l->qhead;
+        mpt_listener_unqueue(l, s);
+        s->accepted = 1;
+        mpt_abort(s);
+    }
+    /* Connections not yet established belong to nobody: abort them too. */
+    for (struct mpt_socket *s = l->ctx->socks, *next; s; s = next) {
+        next = s->next;
+        if (s->listener == l && !s->accepted && !s->released) {
+            s->accepted = 1;
+            mpt_abort(s);
+        }
+    }
+    if (--l->nconns == 0)
+        listener_free(l);
+}
+
+int mpt_accept(struct mpt_listener *l, const struct mpt_callbacks *cb, void *user,
+               struct mpt_socket **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (l == NULL || out == NULL || l->closed)
+        return MPT_EINVAL;
+    struct mpt_socket *s = l->qhead;
+    if (s == NULL)
+        return MPT_EAGAIN;
+    mpt_listener_unqueue(l, s);
+    s->accepted = 1;
+    if (cb)
+        s->cb = *cb;
+    s->user = user;
+    *out = s;
+    mpt_sock_kick(s);
+    return 0;
+}

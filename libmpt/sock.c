@@ -1,0 +1,1343 @@
+/*
+ * One multipath connection: its subflow sockets, the engine pump (read ->
+ * engine -> writev), the per-connection timer, events to callbacks, and the
+ * client path manager (paths x server addresses, re-established with backoff).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#ifdef __linux__
+#include <linux/tcp.h> /* the full struct tcp_info */
+#else
+#include <netinet/tcp.h>
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/sched.h"
+#include "io.h"
+
+#define IOV_MAX_BATCH 64
+
+static void sock_timer_cb(EV_P_ ev_timer *w, int revents);
+static void sf_io_cb(EV_P_ ev_io *w, int revents);
+static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents);
+static void slot_retry_cb(EV_P_ ev_timer *w, int revents);
+static void slot_connect(struct mpt_slot *sl);
+static void sf_close(struct mpt_socket *s, struct mpt_sfio *sf);
+static void start_all_slots(struct mpt_socket *s);
+static int sock_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *ss, socklen_t len,
+                          int addr_id);
+
+/* ---- Socket options ---------------------------------------------------------- */
+
+int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
+{
+    int one = 1;
+    unsigned lowat = ctx->cfg.notsent_lowat;
+    unsigned uto = ctx->cfg.user_timeout_ms;
+
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        return MPT_ESYS;
+#ifdef TCP_NOTSENT_LOWAT
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+#endif
+#ifdef TCP_USER_TIMEOUT
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof uto);
+#endif
+#ifdef TCP_CONGESTION
+    if (ctx->cfg.tcp_congestion != NULL)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, ctx->cfg.tcp_congestion,
+                         (socklen_t)strlen(ctx->cfg.tcp_congestion));
+#endif
+    (void)lowat;
+    (void)uto;
+    return 0;
+}
+
+static void sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+#if defined(__linux__) && defined(TCP_INFO)
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+
+    if (sf->fd < 0 || sf->connecting)
+        return;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(sf->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return;
+    sf->info.srtt = (uint64_t)ti.tcpi_rtt * 1000u;
+    sf->info.rttvar = (uint64_t)ti.tcpi_rttvar * 1000u;
+    sf->info.mss = ti.tcpi_snd_mss;
+    sf->info.cwnd_bytes = ti.tcpi_snd_cwnd * ti.tcpi_snd_mss;
+    sf->info.unacked_bytes = ti.tcpi_unacked * ti.tcpi_snd_mss;
+    sf->info.notsent_bytes = ti.tcpi_notsent_bytes;
+    sf->info.delivery_rate = ti.tcpi_delivery_rate;
+    sf->info.total_retrans = ti.tcpi_total_retrans;
+    sf->last_info = now;
+    mpt_conn_sf_set_info(s->c, sf->idx, &sf->info);
+#else
+    (void)s;
+    (void)sf;
+    (void)now;
+#endif
+}
+
+/* ---- Allocation and teardown -------------------------------------------------- */
+
+struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
+{
+    struct mpt_socket *s;
+
+    if (ctx->nconns >= ctx->cfg.max_connections)
+        return NULL;
+    if ((s = calloc(1, sizeof *s)) == NULL)
+        return NULL;
+    s->ctx = ctx;
+    s->server = server;
+    s->id = ++ctx->next_conn_id;
+    mpt_tmr_init(ctx, &s->timer, sock_timer_cb);
+    s->timer.w.data = s;
+    s->next = ctx->socks;
+    if (ctx->socks)
+        ctx->socks->prev = s;
+    ctx->socks = s;
+    ctx->nconns++;
+    return s;
+}
+
+static void slot_free(struct mpt_slot *sl)
+{
+    mpt_tmr_fini(&sl->retry);
+    free(sl);
+}
+
+/* Frees everything at once; no callback. */
+void mpt_sock_destroy(struct mpt_socket *s)
+{
+    struct mpt_ctx *ctx = s->ctx;
+
+    for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
+        if (s->sf[i])
+            sf_close(s, s->sf[i]);
+    for (int i = 0; i < s->nslots; i++)
+        slot_free(s->slots[i]);
+    mpt_resolve_cancel(s);
+    mpt_tmr_fini(&s->timer);
+    if (s->listener)
+        mpt_listener_conn_gone(s->listener, s);
+    if (s->c)
+        mpt_conn_free(s->c);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->nconns--;
+    MPT_TRACE(ctx, s->id, "conn_freed", NULL);
+    free(s->host);
+    free(s->paths);
+    free(s->raddrs);
+    free(s);
+}
+
+void mpt_sock_maybe_free(struct mpt_socket *s)
+{
+    if (s->busy == 0 && s->released && s->done)
+        mpt_sock_destroy(s);
+}
+
+/* ---- Subflows ----------------------------------------------------------------- */
+
+struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting)
+{
+    struct mpt_sfio *sf;
+
+    if (idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] != NULL)
+        return NULL;
+    if ((sf = calloc(1, sizeof *sf)) == NULL)
+        return NULL;
+    sf->s = s;
+    sf->idx = idx;
+    sf->fd = fd;
+    sf->slot = -1;
+    sf->connecting = connecting;
+    mpt_io_init(s->ctx, &sf->io, sf_io_cb, fd);
+    sf->io.w.data = sf;
+    mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb);
+    sf->ctimer.w.data = sf;
+    s->sf[idx] = sf;
+    if (!connecting) {
+        socklen_t l = sizeof sf->local;
+        getsockname(fd, (struct sockaddr *)&sf->local, &l);
+        l = sizeof sf->remote;
+        getpeername(fd, (struct sockaddr *)&sf->remote, &l);
+        sf->room_left = s->ctx->cfg.write_budget;
+        mpt_conn_sf_set_room(s->c, idx, sf->room_left);
+        mpt_io_set(&sf->io, EV_READ | EV_WRITE);
+    } else {
+        mpt_io_set(&sf->io, EV_WRITE);
+    }
+    return sf;
+}
+
+static void sf_close(struct mpt_socket *s, struct mpt_sfio *sf)
+{
+    mpt_io_set(&sf->io, 0);
+    mpt_tmr_fini(&sf->ctimer);
+    if (sf->fd >= 0)
+        close(sf->fd);
+    free(sf->pend);
+    if (sf->slot >= 0 && sf->slot < s->nslots && s->slots[sf->slot]->sf == sf->idx)
+        s->slots[sf->slot]->sf = -1;
+    s->sf[sf->idx] = NULL;
+    free(sf);
+}
+
+int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
+{
+    if (s == NULL || idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] == NULL)
+        return -1;
+    return s->sf[idx]->fd;
+}
+
+/* Writes what the engine has for sf, within what the socket takes. */
+static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    struct mpt_iovec miov[IOV_MAX_BATCH];
+    struct iovec iov[IOV_MAX_BATCH];
+    int want_write = 0;
+
+    if (sf->fd < 0 || sf->connecting)
+        return;
+    for (;;) {
+        int n = mpt_conn_sf_output(s->c, sf->idx, miov, IOV_MAX_BATCH, now);
+        size_t total = 0;
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = (void *)miov[i].base;
+            iov[i].iov_len = miov[i].len;
+            total += miov[i].len;
+        }
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = iov;
+        mh.msg_iovlen = (size_t)n;
+        ssize_t w = sendmsg(sf->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                mpt_conn_sf_set_room(s->c, sf->idx, 0);
+                sf->room_left = 0;
+                want_write = 1;
+                break;
+            }
+            MPT_TRACE(s->ctx, s->id, "sf_write_error", "\"sf\":%d,\"errno\":%d", sf->idx, errno);
+            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED) {
+                sf->fail_error = mpt_errno_to_mpt(errno);
+                mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+            }
+            mpt_io_set(&sf->io, EV_READ);
+            return;
+        }
+        mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
+        MPT_TRACE(s->ctx, s->id, "sf_write", "\"sf\":%d,\"bytes\":%zd", sf->idx, w);
+        sf->room_left -= (size_t)w < sf->room_left ? (size_t)w : sf->room_left;
+        if ((size_t)w < total) {
+            mpt_conn_sf_set_room(s->c, sf->idx, 0);
+            sf->room_left = 0;
+            want_write = 1;
+            break;
+        }
+    }
+    if (sf->room_left == 0)
+        want_write = 1;
+    mpt_io_set(&sf->io, EV_READ | (want_write ? EV_WRITE : 0));
+}
+
+void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
+                       size_t len, uint64_t now)
+{
+    ssize_t used = mpt_conn_sf_input(s->c, sf->idx, data, len, now);
+
+    if (used < 0) {
+        MPT_TRACE(s->ctx, s->id, "sf_protocol_error", "\"sf\":%d,\"error\":\"%s\"", sf->idx,
+                  mpt_err_name((int)used));
+        sf->pend_len = 0;
+        return;
+    }
+    size_t rest = len - (size_t)used;
+    if (rest > 0) {
+        if (sf->pend == NULL || rest > sf->pend_len) {
+            uint8_t *p = realloc(sf->pend, rest);
+            if (p == NULL) {
+                mpt_conn_sf_failed(s->c, sf->idx, MPT_ENOMEM, now);
+                return;
+            }
+            sf->pend = p;
+        }
+        memmove(sf->pend, data + used, rest);
+        sf->pend_len = rest;
+    } else if (sf->pend != NULL) {
+        free(sf->pend);
+        sf->pend = NULL;
+        sf->pend_len = 0;
+    }
+}
+
+static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    uint8_t *buf = s->ctx->rbuf;
+
+    for (int round = 0; round < 4; round++) {
+        size_t off = sf->pend_len;
+        if (off > 0)
+            memcpy(buf, sf->pend, off);
+        ssize_t n = read(sf->fd, buf + off, MPT_IO_RBUF - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            sf->fail_error = mpt_errno_to_mpt(errno);
+            MPT_TRACE(s->ctx, s->id, "sf_read_error", "\"sf\":%d,\"errno\":%d", sf->idx, errno);
+            mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+            return;
+        }
+        if (n == 0) {
+            sf->fail_error = MPT_ECLOSED;
+            MPT_TRACE(s->ctx, s->id, "sf_eof", "\"sf\":%d", sf->idx);
+            mpt_conn_sf_failed(s->c, sf->idx, MPT_ECLOSED, now);
+            return;
+        }
+        mpt_sock_sf_input(s, sf, buf, off + (size_t)n, now);
+        if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
+            return;
+        if ((size_t)n < MPT_IO_RBUF - off)
+            return;
+    }
+}
+
+static void sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    socklen_t l = sizeof sf->local;
+
+    sf->connecting = 0;
+    mpt_tmr_stop(&sf->ctimer);
+    getsockname(sf->fd, (struct sockaddr *)&sf->local, &l);
+    MPT_TRACE(s->ctx, s->id, "sf_tcp_connected", "\"sf\":%d", sf->idx);
+    mpt_conn_sf_connected(s->c, sf->idx, now);
+    sf->room_left = s->ctx->cfg.write_budget;
+    mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left);
+    mpt_io_set(&sf->io, EV_READ | EV_WRITE);
+}
+
+static void sf_io_cb(EV_P_ ev_io *w, int revents)
+{
+    struct mpt_sfio *sf = w->data;
+    struct mpt_socket *s = sf->s;
+    uint64_t now = mpt_io_now();
+
+    if (sf->connecting) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        if (getsockopt(sf->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+            err = errno;
+        if (err != 0) {
+            MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"errno\":%d", sf->idx,
+                      err);
+            sf->fail_error = err == ETIMEDOUT ? MPT_ETIMEDOUT : MPT_ESYS;
+            mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+        } else {
+            sf_connected(s, sf, now);
+        }
+        mpt_sock_pump(s, 1);
+        return;
+    }
+    if (revents & EV_WRITE) {
+        sample_info(s, sf, now);
+        sf->room_left = s->ctx->cfg.write_budget;
+        mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left);
+    }
+    if (revents & EV_READ)
+        sf_read(s, sf, now);
+    mpt_sock_pump(s, 1);
+}
+
+static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents)
+{
+    struct mpt_sfio *sf = w->data;
+    struct mpt_socket *s = sf->s;
+
+    if (!sf->connecting)
+        return;
+    MPT_TRACE(s->ctx, s->id, "sf_connect_timeout", "\"sf\":%d", sf->idx);
+    sf->fail_error = MPT_ETIMEDOUT;
+    mpt_conn_sf_failed(s->c, sf->idx, MPT_ETIMEDOUT, mpt_io_now());
+    mpt_sock_pump(s, 1);
+}
+
+/* ---- Events to callbacks ----------------------------------------------------- */
+
+static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info *o)
+{
+    struct mpt_sf_stats st;
+    struct mpt_sfio *sf = s->sf[idx];
+
+    memset(o, 0, sizeof *o);
+    o->id = idx;
+    o->path_id = -1;
+    if (s->c != NULL && mpt_conn_sf_get_stats(s->c, idx, &st) == 0) {
+        o->state = (enum mpt_subflow_state)st.state;
+        o->backup = st.backup;
+        o->bytes_sent = st.bytes_sent;
+        o->bytes_acked = st.bytes_acked;
+        o->fail_error = st.fail_error;
+        o->fail_reason = st.fail_reason;
+        o->rtt_us = st.srtt / 1000u;
+    } else {
+        o->state = MPT_SUBFLOW_CLOSED;
+    }
+    if (sf != NULL) {
+        o->local = sf->local;
+        o->remote = sf->remote;
+        memcpy(o->ifname, sf->ifname, sizeof o->ifname);
+        o->ifname[sizeof o->ifname - 1] = '\0';
+        if (sf->info.srtt)
+            o->rtt_us = sf->info.srtt / 1000u;
+        o->rttvar_us = sf->info.rttvar / 1000u;
+        o->cwnd_bytes = sf->info.cwnd_bytes;
+        o->total_retrans = sf->info.total_retrans;
+        if (sf->slot >= 0 && sf->slot < s->nslots)
+            o->path_id = s->slots[sf->slot]->path;
+        if (o->fail_error == 0)
+            o->fail_error = sf->fail_error;
+    }
+}
+
+/* A graceful end closes each subflow like TCP should: FIN first, then read
+ * (and discard) until the peer's FIN, so that late frames in flight do not
+ * turn the close into a reset that destroys the peer's last frames. */
+struct linger_fd {
+    struct mpt_io io;
+    struct mpt_tmr tmr;
+};
+
+static void linger_end(struct linger_fd *lf)
+{
+    int fd = lf->io.w.fd;
+    mpt_io_set(&lf->io, 0);
+    mpt_tmr_fini(&lf->tmr);
+    close(fd);
+    free(lf);
+}
+
+static void linger_io_cb(EV_P_ ev_io *w, int revents)
+{
+    struct linger_fd *lf = w->data;
+    uint8_t buf[4096];
+    ssize_t n = read(w->fd, buf, sizeof buf);
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        linger_end(lf);
+}
+
+static void linger_tmr_cb(EV_P_ ev_timer *w, int revents)
+{
+    linger_end(w->data);
+}
+
+static void linger_close(struct mpt_ctx *ctx, int fd)
+{
+    struct linger_fd *lf = malloc(sizeof *lf);
+
+    shutdown(fd, SHUT_WR);
+    if (lf == NULL) {
+        close(fd);
+        return;
+    }
+    mpt_io_init(ctx, &lf->io, linger_io_cb, fd);
+    lf->io.w.data = lf;
+    mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb);
+    lf->tmr.w.data = lf;
+    mpt_io_set(&lf->io, EV_READ);
+    mpt_tmr_start(&lf->tmr, 2.0);
+}
+
+void mpt_sock_linger_flush(struct mpt_ctx *ctx)
+{
+    for (struct mpt_io *io = ctx->ios, *next; io; io = next) {
+        next = io->next;
+        if (io->w.cb == linger_io_cb) {
+            linger_end(io->w.data);
+            next = ctx->ios; /* the list changed */
+        }
+    }
+}
+
+/* Drop the connection's subflows and mark it finished. */
+static void sock_finish(struct mpt_socket *s, int err)
+{
+    if (s->done)
+        return;
+    s->done = 1;
+    s->error = err;
+    MPT_TRACE(s->ctx, s->id, "conn_closed", "\"error\":\"%s\"", mpt_err_name(err));
+    uint64_t now = mpt_io_now();
+    for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+        struct mpt_sfio *sf = s->sf[i];
+        if (sf == NULL)
+            continue;
+        if (s->c != NULL)
+            sf_flush(s, sf, now); /* last frames (CLOSE, FASTCLOSE), best effort */
+        if (err == 0 && sf->fd >= 0 && !sf->connecting) {
+            linger_close(s->ctx, sf->fd);
+            sf->fd = -1;
+        }
+        sf_close(s, sf);
+    }
+    for (int i = 0; i < s->nslots; i++)
+        mpt_tmr_stop(&s->slots[i]->retry);
+    mpt_tmr_stop(&s->timer);
+    if (s->server && !s->accepted) {
+        /* Never handed to the application: nobody else will release it. */
+        if (s->listener)
+            mpt_listener_unqueue(s->listener, s);
+        s->released = 1;
+    }
+}
+
+#define CALL(s, fn, ...)                                                                   \
+    do {                                                                                   \
+        if (!(s)->released && (s)->cb.fn != NULL) {                                        \
+            (s)->ctx->in_cb++;                                                             \
+            (s)->cb.fn((s), __VA_ARGS__);                                                  \
+            (s)->ctx->in_cb--;                                                             \
+        }                                                                                  \
+    } while (0)
+
+static void drain_released(struct mpt_socket *s, uint64_t now)
+{
+    /* The application let go: swallow incoming data so the peer can finish. */
+    while (mpt_conn_recv(s->c, s->ctx->rbuf, MPT_IO_RBUF, now) > 0)
+        ;
+}
+
+static void slot_down(struct mpt_socket *s, int idx)
+{
+    struct mpt_sfio *sf = s->sf[idx];
+    int si = sf ? sf->slot : -1;
+
+    if (si < 0 || si >= s->nslots)
+        return;
+    struct mpt_slot *sl = s->slots[si];
+    sl->sf = -1;
+    if (s->done || s->shut || sl->dead || s->paths[sl->path].removed ||
+        s->raddrs[sl->raddr].removed)
+        return;
+    unsigned shift = sl->fails < 16 ? sl->fails : 16;
+    uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+    if (ms > s->ctx->cfg.reconnect_max_ms)
+        ms = s->ctx->cfg.reconnect_max_ms;
+    sl->fails++;
+    MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled", "\"slot\":%d,\"ms\":%llu", si,
+              (unsigned long long)ms);
+    mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+}
+
+static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint64_t now)
+{
+    struct mpt_subflow_info si;
+
+    switch (ev->type) {
+    case MPT_EV_ESTABLISHED:
+        s->established = 1;
+        MPT_TRACE(s->ctx, s->id, "conn_established", "\"server\":%d", s->server);
+        if (s->server) {
+            if (s->listener && !s->accepted)
+                mpt_listener_ready(s->listener, s);
+        } else {
+            start_all_slots(s);
+            CALL(s, connected, 0, s->user);
+        }
+        break;
+    case MPT_EV_READABLE:
+        if (s->released)
+            drain_released(s, now);
+        else
+            CALL(s, readable, s->user);
+        break;
+    case MPT_EV_WRITABLE:
+        CALL(s, writable, s->user);
+        break;
+    case MPT_EV_SF_UP:
+        if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
+            struct mpt_sfio *sf = s->sf[ev->sf];
+            if (sf && sf->slot >= 0 && sf->slot < s->nslots)
+                s->slots[sf->slot]->fails = 0;
+            fill_sf_info(s, ev->sf, &si);
+            MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"path\":%d", ev->sf, si.path_id);
+            CALL(s, subflow_up, &si, s->user);
+        }
+        break;
+    case MPT_EV_SF_DOWN:
+        if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
+            fill_sf_info(s, ev->sf, &si);
+            if (si.fail_error == 0)
+                si.fail_error = ev->error;
+            if (si.fail_reason == 0)
+                si.fail_reason = ev->reason;
+            MPT_TRACE(s->ctx, s->id, "sf_down", "\"sf\":%d,\"error\":\"%s\",\"reason\":%u",
+                      ev->sf, mpt_err_name(si.fail_error), (unsigned)si.fail_reason);
+            if (s->sf[ev->sf]) {
+                s->sf[ev->sf]->down_reported = 1;
+                slot_down(s, ev->sf);
+            }
+            CALL(s, subflow_down, &si, s->user);
+        }
+        break;
+    case MPT_EV_ADDR_LEARNED: {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        memset(&ss, 0, sizeof ss);
+        if (ev->addr.family == 4) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            a->sin_family = AF_INET;
+            a->sin_port = htons(ev->addr.port);
+            memcpy(&a->sin_addr, ev->addr.addr, 4);
+            len = sizeof *a;
+        } else {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            a->sin6_family = AF_INET6;
+            a->sin6_port = htons(ev->addr.port);
+            memcpy(&a->sin6_addr, ev->addr.addr, 16);
+            len = sizeof *a;
+        }
+        MPT_TRACE(s->ctx, s->id, "addr_learned", "\"addr_id\":%u", ev->addr.addr_id);
+        if (!s->server) {
+            sock_add_raddr(s, &ss, len, ev->addr.addr_id);
+        }
+        CALL(s, addr_learned, (const struct sockaddr *)&ss, len, ev->addr.addr_id, s->user);
+        break;
+    }
+    case MPT_EV_ADDR_REMOVED:
+        MPT_TRACE(s->ctx, s->id, "addr_removed", "\"addr_id\":%u", ev->addr.addr_id);
+        for (int i = 0; !s->server && i < s->nraddrs; i++)
+            if (s->raddrs[i].addr_id == ev->addr.addr_id)
+                s->raddrs[i].removed = 1;
+        break;
+    case MPT_EV_CLOSED:
+        sock_finish(s, 0);
+        CALL(s, closed, 0, s->user);
+        break;
+    case MPT_EV_ERROR: {
+        int err = ev->error ? ev->error : MPT_ECLOSED;
+        int was_est = s->established;
+        sock_finish(s, err);
+        if (!was_est && !s->server)
+            CALL(s, connected, err, s->user);
+        CALL(s, closed, err, s->user);
+        break;
+    }
+    }
+}
+
+/* Re-arm the connection timer from the engine's deadline. */
+static void rearm(struct mpt_socket *s, uint64_t now)
+{
+    if (s->done || s->c == NULL) {
+        mpt_tmr_stop(&s->timer);
+        return;
+    }
+    uint64_t t = mpt_conn_next_timeout(s->c);
+    if (t == MPT_TIME_NEVER) {
+        mpt_tmr_stop(&s->timer);
+        return;
+    }
+    double after = t > now ? (double)(t - now) / 1e9 : 0.;
+    mpt_tmr_start(&s->timer, after);
+}
+
+void mpt_sock_kick(struct mpt_socket *s)
+{
+    if (!s->done)
+        mpt_tmr_start(&s->timer, 0.);
+}
+
+/*
+ * After any input: write what the engine has on every subflow, close the
+ * sockets of dead subflows, deliver events (only from the loop: dispatch),
+ * re-arm the timer. API calls pump without dispatch and kick the timer so
+ * that events are delivered on the next loop iteration.
+ */
+void mpt_sock_pump(struct mpt_socket *s, int dispatch)
+{
+    struct mpt_event ev;
+    uint64_t now = mpt_io_now();
+
+    if (s->c == NULL || s->done) {
+        if (dispatch)
+            mpt_sock_maybe_free(s);
+        return;
+    }
+    s->busy++;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+            struct mpt_sfio *sf = s->sf[i];
+            if (sf == NULL)
+                continue;
+            sf_flush(s, sf, now); /* in any state: final CLOSE / ERROR frames */
+        }
+        if (!dispatch)
+            break;
+        while (!s->done && mpt_conn_next_event(s->c, &ev))
+            handle_event(s, &ev, now);
+        if (s->done)
+            break;
+    }
+    if (!s->done) {
+        /* Close sockets of subflows the engine gave up on (after their last
+         * frames were flushed above). */
+        for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+            struct mpt_sfio *sf = s->sf[i];
+            if (sf == NULL || mpt_conn_sf_state(s->c, i) < MPT_SF_FAILED)
+                continue;
+            if (!sf->down_reported && !dispatch)
+                continue; /* report first */
+            if (!sf->down_reported)
+                slot_down(s, i);
+            MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", i);
+            sf_close(s, sf);
+        }
+        if (MPT_TRACING(s->ctx)) {
+            struct mpt_conn_stats st;
+            static const uint64_t zero;
+            (void)zero;
+            mpt_conn_get_stats(s->c, &st);
+            MPT_TRACE(s->ctx, s->id, "stats",
+                      "\"sent\":%llu,\"acked\":%llu,\"received\":%llu,\"reinjected\":%llu",
+                      (unsigned long long)st.bytes_sent, (unsigned long long)st.bytes_acked,
+                      (unsigned long long)st.bytes_received,
+                      (unsigned long long)st.bytes_reinjected);
+        }
+        if (dispatch)
+            rearm(s, now);
+        else
+            mpt_sock_kick(s);
+    }
+    s->busy--;
+    if (dispatch || s->done)
+        mpt_sock_maybe_free(s);
+}
+
+static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
+{
+    struct mpt_socket *s = w->data;
+    uint64_t now = mpt_io_now();
+
+    if (s->c == NULL) {
+        mpt_sock_maybe_free(s);
+        return;
+    }
+    if (!s->done && mpt_conn_next_timeout(s->c) <= now) {
+        for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
+            if (s->sf[i] && now - s->sf[i]->last_info > 10 * MPT_NS_PER_MS)
+                sample_info(s, s->sf[i], now);
+        mpt_conn_handle_timeout(s->c, now);
+    }
+    mpt_sock_pump(s, 1);
+}
+
+/* ---- Client path manager ------------------------------------------------------- */
+
+static int family_ok(const struct mpt_path *p, const struct mpt_raddr *r)
+{
+    return p->src.ss_family == AF_UNSPEC || p->src.ss_family == r->sa.ss_family;
+}
+
+static int sock_add_slot(struct mpt_socket *s, int path, int raddr)
+{
+    struct mpt_slot *sl;
+
+    if (s->nslots >= MPT_IO_MAX_SLOTS)
+        return MPT_ETOOMANY;
+    if ((sl = calloc(1, sizeof *sl)) == NULL)
+        return MPT_ENOMEM;
+    sl->path = path;
+    sl->raddr = raddr;
+    sl->sf = -1;
+    sl->s = s;
+    mpt_tmr_init(s->ctx, &sl->retry, slot_retry_cb);
+    sl->retry.w.data = sl;
+    s->slots[s->nslots] = sl;
+    return s->nslots++;
+}
+
+static void make_slots(struct mpt_socket *s, int path, int raddr)
+{
+    for (unsigned k = 0; k < s->ctx->cfg.subflows_per_path; k++)
+        if (family_ok(&s->paths[path], &s->raddrs[raddr]))
+            (void)sock_add_slot(s, path, raddr);
+}
+
+static void start_all_slots(struct mpt_socket *s)
+{
+    for (int i = 0; i < s->nslots; i++) {
+        struct mpt_slot *sl = s->slots[i];
+        if (sl->sf < 0 && !sl->dead && !ev_is_active(&sl->retry.w))
+            slot_connect(sl);
+    }
+}
+
+static int sock_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *ss, socklen_t len,
+                          int addr_id)
+{
+    for (int i = 0; i < s->nraddrs; i++) {
+        if (s->raddrs[i].len == len && memcmp(&s->raddrs[i].sa, ss, len) == 0) {
+            if (s->raddrs[i].addr_id < 0)
+                s->raddrs[i].addr_id = addr_id;
+            return i;
+        }
+    }
+    if (s->nraddrs >= MPT_IO_MAX_RADDRS)
+        return MPT_ETOOMANY;
+    int r = s->nraddrs++;
+    s->raddrs[r].sa = *ss;
+    s->raddrs[r].len = len;
+    s->raddrs[r].addr_id = addr_id;
+    for (int p = 0; p < s->npaths; p++)
+        if (s->paths[p].used && !s->paths[p].removed)
+            make_slots(s, p, r);
+    if (s->established)
+        start_all_slots(s);
+    return r;
+}
+
+static void slot_fail_now(struct mpt_slot *sl, int err)
+{
+    struct mpt_socket *s = sl->s;
+    unsigned shift = sl->fails < 16 ? sl->fails : 16;
+    uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+
+    (void)err;
+    if (ms > s->ctx->cfg.reconnect_max_ms)
+        ms = s->ctx->cfg.reconnect_max_ms;
+    sl->fails++;
+    mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+}
+
+/* Opens the TCP connection of a slot and reserves its engine subflow. */
+static void slot_connect(struct mpt_slot *sl)
+{
+    struct mpt_socket *s = sl->s;
+    struct mpt_path *p = &s->paths[sl->path];
+    struct mpt_raddr *r = &s->raddrs[sl->raddr];
+    uint64_t now = mpt_io_now();
+    int fd, idx, rc;
+
+    if (s->done || p->removed || r->removed)
+        return;
+    idx = mpt_conn_add_subflow(s->c, (uint8_t)sl->path, p->backup, now);
+    if (idx < 0) {
+        MPT_TRACE(s->ctx, s->id, "sf_add_refused", "\"error\":\"%s\"", mpt_err_name(idx));
+        if (idx == MPT_ETOOMANY)
+            slot_fail_now(sl, idx);
+        return;
+    }
+    fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    if (mpt_sock_setopts(s->ctx, fd) < 0)
+        goto fail;
+    if (p->ifname[0] != '\0') {
+#ifdef SO_BINDTODEVICE
+        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
+                       (socklen_t)strlen(p->ifname)) < 0)
+            goto fail;
+#else
+        goto fail;
+#endif
+    }
+    if (p->src.ss_family != AF_UNSPEC && bind(fd, (struct sockaddr *)&p->src, p->srclen) < 0)
+        goto fail;
+    rc = connect(fd, (struct sockaddr *)&r->sa, r->len);
+    if (rc < 0 && errno != EINPROGRESS)
+        goto fail;
+    struct mpt_sfio *sf = mpt_sock_attach(s, idx, fd, 1);
+    if (sf == NULL)
+        goto fail;
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i] == sl)
+            sf->slot = i;
+    sf->remote = r->sa;
+    sf->backup = p->backup;
+    memcpy(sf->ifname, p->ifname, sizeof sf->ifname);
+    sl->sf = idx;
+    MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx, sl->path,
+              sl->raddr);
+    if (rc == 0)
+        sf_connected(s, sf, now);
+    else
+        mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
+    mpt_sock_kick(s);
+    return;
+fail:
+    MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"errno\":%d", idx, errno);
+    if (fd >= 0 && s->sf[idx] == NULL)
+        close(fd);
+    mpt_conn_sf_failed(s->c, idx, MPT_ESYS, now);
+    /* The SF_DOWN event schedules the retry if it reaches us; make sure. */
+    if (s->sf[idx] == NULL)
+        slot_fail_now(sl, MPT_ESYS);
+    mpt_sock_kick(s);
+}
+
+static void slot_retry_cb(EV_P_ ev_timer *w, int revents)
+{
+    struct mpt_slot *sl = w->data;
+    struct mpt_socket *s = sl->s;
+
+    if (sl->sf < 0 && !s->done && s->established) {
+        MPT_TRACE(s->ctx, s->id, "sf_retry", "\"path\":%d,\"fails\":%u", sl->path, sl->fails);
+        slot_connect(sl);
+        mpt_sock_pump(s, 1);
+    }
+}
+
+static int parse_path(const char *str, struct mpt_path *p)
+{
+    char buf[128];
+    size_t n;
+
+    if (str == NULL || (n = strlen(str)) == 0 || n >= sizeof buf)
+        return MPT_EINVAL;
+    memset(p, 0, sizeof *p);
+    memcpy(buf, str, n + 1);
+    if (n > 7 && strcmp(buf + n - 7, "/backup") == 0) {
+        p->backup = 1;
+        buf[n - 7] = '\0';
+    }
+    if (buf[0] == '\0')
+        return MPT_EINVAL;
+    if (mpt_parse_addr(buf, 0, &p->src, &p->srclen) == 0) {
+        p->used = 1;
+        return 0;
+    }
+    if (strlen(buf) >= IF_NAMESIZE || strchr(buf, '/') != NULL || strchr(buf, ' ') != NULL)
+        return MPT_EINVAL;
+    strcpy(p->ifname, buf);
+    p->src.ss_family = AF_UNSPEC;
+    p->used = 1;
+    return 0;
+}
+
+static int fullmesh_paths(struct mpt_socket *s)
+{
+    struct ifaddrs *ifa, *i;
+
+    if (getifaddrs(&ifa) < 0)
+        return MPT_ESYS;
+    for (i = ifa; i && s->npaths < MPT_IO_MAX_PATHS; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP))
+            continue;
+        if ((i->ifa_flags & IFF_LOOPBACK) && !s->ctx->cfg.include_loopback)
+            continue;
+        int fam = i->ifa_addr->sa_family;
+        if (fam != AF_INET && fam != AF_INET6)
+            continue;
+        if (fam == AF_INET6 &&
+            IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr))
+            continue;
+        struct mpt_path *p = &s->paths[s->npaths];
+        memset(p, 0, sizeof *p);
+        p->srclen = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        memcpy(&p->src, i->ifa_addr, p->srclen);
+        p->used = 1;
+        s->npaths++;
+    }
+    freeifaddrs(ifa);
+    return 0;
+}
+
+/* ---- Public API: client ---------------------------------------------------------- */
+
+/* Called once the host is resolved: create the engine connection and open
+ * the first path's first subflow. */
+void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa, socklen_t len)
+{
+    struct mpt_ctx *ctx = s->ctx;
+    struct mpt_core_settings set = ctx->core;
+    struct sockaddr_storage ss;
+    uint64_t now = mpt_io_now();
+    int rc;
+
+    s->rreq = NULL;
+    if (err == 0) {
+        memset(&ss, 0, sizeof ss);
+        memcpy(&ss, sa, len);
+        rc = sock_add_raddr(s, &ss, len, -1);
+        if (rc < 0)
+            err = rc;
+        else if (s->nslots == 0)
+            err = MPT_ENOPATH; /* no local path of the right family */
+    }
+    if (err == 0) {
+        if (s->sched)
+            set.sched = s->sched;
+        err = mpt_conn_client_new(&set, now, &s->c);
+    }
+    if (err < 0) {
+        MPT_TRACE(ctx, s->id, "connect_failed", "\"error\":\"%s\"", mpt_err_name(err));
+        s->done = 1;
+        s->error = err;
+        s->busy++;
+        CALL(s, connected, err, s->user);
+        CALL(s, closed, err, s->user);
+        s->busy--;
+        mpt_sock_maybe_free(s);
+        return;
+    }
+    MPT_TRACE(ctx, s->id, "conn_start", "\"slots\":%d", s->nslots);
+    slot_connect(s->slots[0]);
+    mpt_sock_pump(s, 1);
+}
+
+int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char *const *paths,
+                size_t npaths, const struct mpt_callbacks *cb, void *user,
+                struct mpt_socket **out)
+{
+    struct mpt_socket *s;
+    int rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (ctx == NULL || host == NULL || host[0] == '\0' || out == NULL || port == 0 ||
+        (npaths > 0 && paths == NULL) || npaths > MPT_IO_MAX_PATHS)
+        return MPT_EINVAL;
+    if ((s = mpt_sock_alloc(ctx, 0)) == NULL)
+        return ctx->nconns >= ctx->cfg.max_connections ? MPT_ENOBUFS : MPT_ENOMEM;
+    rc = MPT_ENOMEM;
+    s->paths = calloc(MPT_IO_MAX_PATHS, sizeof *s->paths);
+    s->raddrs = calloc(MPT_IO_MAX_RADDRS, sizeof *s->raddrs);
+    s->host = strdup(host);
+    if (s->paths == NULL || s->raddrs == NULL || s->host == NULL)
+        goto fail;
+    for (size_t i = 0; i < npaths; i++) {
+        if ((rc = parse_path(paths[i], &s->paths[i])) < 0)
+            goto fail;
+    }
+    s->npaths = (int)npaths;
+    if (npaths == 0 && ctx->cfg.fullmesh) {
+        if ((rc = fullmesh_paths(s)) < 0)
+            goto fail;
+    }
+    if (s->npaths == 0) {
+        s->paths[0].used = 1;
+        s->paths[0].src.ss_family = AF_UNSPEC;
+        s->npaths = 1;
+    }
+    s->port = port;
+    if (cb)
+        s->cb = *cb;
+    s->user = user;
+    s->released = 0;
+    if ((rc = mpt_resolve_start(s, host, port)) < 0)
+        goto fail;
+    MPT_TRACE(ctx, s->id, "connect", "\"port\":%u,\"paths\":%d", port, s->npaths);
+    *out = s;
+    return 0;
+fail:
+    s->released = 1;
+    s->done = 1;
+    mpt_sock_destroy(s);
+    return rc;
+}
+
+int mpt_set_callbacks(struct mpt_socket *s, const struct mpt_callbacks *cb, void *user)
+{
+    if (s == NULL || s->released)
+        return MPT_EINVAL;
+    if (cb)
+        s->cb = *cb;
+    else
+        memset(&s->cb, 0, sizeof s->cb);
+    s->user = user;
+    return 0;
+}
+
+void *mpt_get_user(const struct mpt_socket *s)
+{
+    return s ? s->user : NULL;
+}
+
+/* ---- Public API: data ---------------------------------------------------------- */
+
+static int sock_usable(const struct mpt_socket *s)
+{
+    if (s == NULL || s->released)
+        return MPT_EINVAL;
+    return 0;
+}
+
+ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len)
+{
+    int rc;
+
+    if ((rc = sock_usable(s)) < 0 || (buf == NULL && len > 0))
+        return MPT_EINVAL;
+    if (s->done)
+        return s->error ? s->error : MPT_ECLOSED;
+    if (s->shut)
+        return MPT_EPIPE;
+    if (s->c == NULL || !s->established)
+        return MPT_ESTATE;
+    if (len == 0)
+        return 0;
+    ssize_t n = mpt_conn_send(s->c, buf, len, mpt_io_now());
+    if (n > 0)
+        mpt_sock_pump(s, 0);
+    return n;
+}
+
+ssize_t mpt_recv(struct mpt_socket *s, void *buf, size_t len)
+{
+    int rc;
+
+    if ((rc = sock_usable(s)) < 0 || buf == NULL || len == 0)
+        return MPT_EINVAL;
+    if (s->c == NULL || (!s->established && !s->done))
+        return MPT_ESTATE;
+    ssize_t n = mpt_conn_recv(s->c, buf, len, mpt_io_now());
+    if (n > 0 && !s->done)
+        mpt_sock_pump(s, 0); /* window updates */
+    if (n == MPT_EAGAIN && s->done)
+        return s->error ? s->error : 0;
+    return n;
+}
+
+int mpt_shutdown(struct mpt_socket *s)
+{
+    int rc;
+
+    if ((rc = sock_usable(s)) < 0)
+        return rc;
+    if (s->shut)
+        return MPT_EPIPE;
+    if (s->c == NULL || !s->established || s->done)
+        return MPT_ESTATE;
+    if ((rc = mpt_conn_shutdown(s->c, mpt_io_now())) < 0)
+        return rc;
+    s->shut = 1;
+    MPT_TRACE(s->ctx, s->id, "shutdown", NULL);
+    mpt_sock_pump(s, 0);
+    return 0;
+}
+
+int mpt_close(struct mpt_socket *s)
+{
+    if (s == NULL || s->released)
+        return MPT_EINVAL;
+    s->released = 1;
+    MPT_TRACE(s->ctx, s->id, "close", NULL);
+    if (!s->done) {
+        if (s->c == NULL || !s->established) {
+            if (s->c)
+                mpt_conn_abort(s->c, MPT_REASON_APP_ABORT, mpt_io_now());
+            mpt_sock_pump(s, 0);
+            sock_finish(s, MPT_ECLOSED);
+        } else {
+            if (!s->shut)
+                (void)mpt_conn_shutdown(s->c, mpt_io_now());
+            s->shut = 1;
+            drain_released(s, mpt_io_now());
+            mpt_sock_pump(s, 0);
+        }
+    }
+    if (s->server && s->listener && !s->accepted)
+        mpt_listener_unqueue(s->listener, s);
+    mpt_sock_maybe_free(s);
+    return 0;
+}
+
+int mpt_abort(struct mpt_socket *s)
+{
+    if (s == NULL || s->released)
+        return MPT_EINVAL;
+    s->released = 1;
+    MPT_TRACE(s->ctx, s->id, "abort", NULL);
+    if (!s->done && s->c != NULL) {
+        mpt_conn_abort(s->c, MPT_REASON_APP_ABORT, mpt_io_now());
+        /* Flush the FASTCLOSE frames once, then drop everything. */
+        uint64_t now = mpt_io_now();
+        for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
+            if (s->sf[i])
+                sf_flush(s, s->sf[i], now);
+    }
+    sock_finish(s, MPT_ECLOSED);
+    mpt_sock_maybe_free(s);
+    return 0;
+}
+
+/* ---- Paths ------------------------------------------------------------------------ */
+
+int mpt_add_path(struct mpt_socket *s, const char *path)
+{
+    struct mpt_path p;
+    int rc;
+
+    if (s == NULL || s->released || path == NULL)
+        return MPT_EINVAL;
+    if (s->server || s->done)
+        return MPT_ESTATE;
+    if ((rc = parse_path(path, &p)) < 0)
+        return rc;
+    if (s->npaths >= MPT_IO_MAX_PATHS)
+        return MPT_ETOOMANY;
+    int id = s->npaths++;
+    s->paths[id] = p;
+    for (int r = 0; r < s->nraddrs; r++)
+        if (!s->raddrs[r].removed)
+            make_slots(s, id, r);
+    if (s->established) {
+        start_all_slots(s);
+        mpt_sock_pump(s, 0);
+    }
+    MPT_TRACE(s->ctx, s->id, "path_added", "\"path\":%d", id);
+    return id;
+}
+
+int mpt_remove_path(struct mpt_socket *s, int path_id)
+{
+    if (s == NULL || s->released)
+        return MPT_EINVAL;
+    if (s->server)
+        return MPT_ESTATE;
+    if (path_id < 0 || path_id >= s->npaths || s->paths[path_id].removed)
+        return MPT_ENOTFOUND;
+    s->paths[path_id].removed = 1;
+    uint64_t now = mpt_io_now();
+    for (int i = 0; i < s->nslots; i++) {
+        struct mpt_slot *sl = s->slots[i];
+        if (sl->path != path_id)
+            continue;
+        sl->dead = 1;
+        mpt_tmr_stop(&sl->retry);
+        if (sl->sf >= 0 && s->c)
+            mpt_conn_sf_close(s->c, sl->sf, MPT_REASON_PATH_REMOVED, now);
+    }
+    MPT_TRACE(s->ctx, s->id, "path_removed", "\"path\":%d", path_id);
+    if (s->c && !s->done)
+        mpt_sock_pump(s, 0);
+    return 0;
+}
+
+int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
+{
+    uint64_t now = mpt_io_now();
+    int rc = 0;
+
+    if (s == NULL || s->released)
+        return MPT_EINVAL;
+    if (s->done || s->c == NULL)
+        return MPT_ESTATE;
+    backup = backup ? 1 : 0;
+    if (s->server) {
+        if (path_id < 0 || path_id >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[path_id] == NULL)
+            return MPT_ENOTFOUND;
+        rc = mpt_conn_sf_set_backup(s->c, path_id, backup, now);
+    } else {
+        if (path_id < 0 || path_id >= s->npaths || s->paths[path_id].removed)
+            return MPT_ENOTFOUND;
+        s->paths[path_id].backup = backup;
+        for (int i = 0; i < s->nslots; i++) {
+            struct mpt_slot *sl = s->slots[i];
+            if (sl->path == path_id && sl->sf >= 0) {
+                int r = mpt_conn_sf_set_backup(s->c, sl->sf, backup, now);
+                if (r < 0 && r != MPT_ESTATE)
+                    rc = r;
+            }
+        }
+    }
+    mpt_sock_pump(s, 0);
+    return rc < 0 ? rc : 0;
+}
+
+int mpt_set_scheduler(struct mpt_socket *s, const char *name)
+{
+    const struct mpt_sched_ops *ops;
+
+    if (s == NULL || s->released || name == NULL)
+        return MPT_EINVAL;
+    if ((ops = mpt_sched_find(name)) == NULL)
+        return MPT_ENOTFOUND;
+    if (s->c != NULL || s->server)
+        return MPT_ENOTSUP;
+    s->sched = ops;
+    return 0;
+}
+
+/* ---- Introspection -------------------------------------------------------------------- */
+
+int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
+{
+    struct mpt_info o;
+    struct mpt_conn_stats st;
+
+    if (s == NULL || info == NULL || info->size < sizeof(size_t))
+        return MPT_EINVAL;
+    memset(&o, 0, sizeof o);
+    o.size = info->size < sizeof o ? info->size : sizeof o;
+    if (s->c != NULL) {
+        mpt_conn_get_stats(s->c, &st);
+        o.bytes_sent = st.bytes_sent;
+        o.bytes_acked = st.bytes_acked;
+        o.bytes_received = st.bytes_received;
+        o.bytes_reinjected = st.bytes_reinjected;
+        o.reinjections = st.reinjections;
+        o.snd_buffered = st.snd_mem;
+        o.rcv_buffered = st.rcv_mem;
+        o.state = (enum mpt_state)mpt_conn_state(s->c);
+        if (o.state == MPT_STATE_CONNECTING)
+            o.state = MPT_STATE_CONNECTING;
+        for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+            if (s->sf[i] == NULL)
+                continue;
+            enum mpt_sf_state ss = mpt_conn_sf_state(s->c, i);
+            if (ss != MPT_SF_CLOSED)
+                o.subflows++;
+            if (ss == MPT_SF_ESTABLISHED)
+                o.subflows_established++;
+        }
+    } else {
+        o.state = s->done ? MPT_STATE_ABORTED : MPT_STATE_CONNECTING;
+    }
+    if (s->done)
+        o.state = s->error ? MPT_STATE_ABORTED : MPT_STATE_CLOSED;
+    o.error = s->error;
+    memcpy(info, &o, o.size);
+    return 0;
+}
+
+int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n)
+{
+    int count = 0;
+
+    if (s == NULL || (out == NULL && n > 0))
+        return MPT_EINVAL;
+    for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+        if (s->sf[i] == NULL)
+            continue;
+        if ((size_t)count < n)
+            fill_sf_info(s, i, &out[count]);
+        count++;
+    }
+    return count;
+}

@@ -1,0 +1,622 @@
+/*
+ * Public API tests on loopback: every argument and state error, connection
+ * refused, the blocking layer, driving libmpt from poll() through
+ * mpt_ctx_fd(), the trace, many simultaneous connections, and a join with a
+ * wrong token refused by the server.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mpt/mpt.h>
+
+#include "core/frame.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *const lo1[] = {"127.0.0.1"};
+
+/* A callback-driven echo server: everything read is written back; end of
+ * stream is answered with end of stream. */
+struct echo {
+    int accepted;
+    int closed;
+};
+
+static void echo_readable(struct mpt_socket *s, void *user)
+{
+    uint8_t buf[65536];
+    for (;;) {
+        ssize_t n = mpt_recv(s, buf, sizeof buf);
+        if (n == 0) {
+            mpt_shutdown(s);
+            return;
+        }
+        if (n < 0)
+            return;
+        /* Echo; the test payloads fit the send buffer. */
+        ck_assert_int_eq(mpt_send(s, buf, (size_t)n), n);
+    }
+}
+
+static void echo_closed(struct mpt_socket *s, int status, void *user)
+{
+    ((struct echo *)user)->closed++;
+    mpt_close(s);
+}
+
+static void echo_accept(struct mpt_listener *l, void *user)
+{
+    struct echo *e = user;
+    struct mpt_callbacks cb = {0};
+    struct mpt_socket *s;
+
+    cb.readable = echo_readable;
+    cb.closed = echo_closed;
+    while (mpt_accept(l, &cb, e, &s) == 0) {
+        e->accepted++;
+        echo_readable(s, e);
+    }
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd); /* nobody listens there now */
+    return ntohs(a.sin_port);
+}
+
+START_TEST(argument_errors)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_socket *s = (void *)1;
+    struct mpt_listener *l = (void *)1;
+    struct mpt_config cfg;
+    struct mpt_info info;
+    static const char *const bad_path[] = {""};
+    static const char *const bad_addr[] = {"not-an-address"};
+
+    ck_assert_int_eq(mpt_ctx_new(NULL, NULL, NULL), MPT_EINVAL);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.max_subflows = 99;
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), MPT_EINVAL);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.scheduler = "no-such-scheduler";
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), MPT_ENOTFOUND);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.scheduler = "minrtt";
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    mpt_ctx_free(ctx);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+
+    ck_assert_int_eq(mpt_connect(NULL, "127.0.0.1", 1, NULL, 0, NULL, NULL, &s), MPT_EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(mpt_connect(ctx, NULL, 1, NULL, 0, NULL, NULL, &s), MPT_EINVAL);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", 0, NULL, 0, NULL, NULL, &s), MPT_EINVAL);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", 1, NULL, 0, NULL, NULL, NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", 1, NULL, 1, NULL, NULL, &s), MPT_EINVAL);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", 1, bad_path, 1, NULL, NULL, &s), MPT_EINVAL);
+    ck_assert_int_eq(mpt_connect(ctx, "999.1.2.3", 1, NULL, 0, NULL, NULL, &s), MPT_ERESOLVE);
+
+    ck_assert_int_eq(mpt_listen(NULL, NULL, 0, 0, NULL, NULL, &l), MPT_EINVAL);
+    ck_assert_ptr_null(l);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, NULL, NULL, NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_listen(ctx, bad_addr, 1, 0, NULL, NULL, &l), MPT_ERESOLVE);
+    ck_assert_int_eq(mpt_accept(NULL, NULL, NULL, &s), MPT_EINVAL);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, NULL, NULL, &l), 0);
+    ck_assert_int_eq(mpt_accept(l, NULL, NULL, &s), MPT_EAGAIN);
+    /* The same port again: in use. */
+    struct mpt_listener *l2;
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, (uint16_t)mpt_listener_port(l), NULL, NULL, &l2),
+                     MPT_ESYS);
+
+    ck_assert_int_eq(mpt_send(NULL, "x", 1), MPT_EINVAL);
+    ck_assert_int_eq(mpt_recv(NULL, &info, 1), MPT_EINVAL);
+    ck_assert_int_eq(mpt_shutdown(NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_close(NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_abort(NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_get_info(NULL, &info), MPT_EINVAL);
+    ck_assert_int_eq(mpt_get_subflows(NULL, NULL, 0), MPT_EINVAL);
+    ck_assert_int_eq(mpt_add_path(NULL, "127.0.0.1"), MPT_EINVAL);
+    ck_assert_int_eq(mpt_remove_path(NULL, 0), MPT_EINVAL);
+    ck_assert_int_eq(mpt_set_backup(NULL, 0, 1), MPT_EINVAL);
+    ck_assert_int_eq(mpt_set_scheduler(NULL, "minrtt"), MPT_EINVAL);
+    ck_assert_int_eq(mpt_set_callbacks(NULL, NULL, NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_set_trace_file(NULL, NULL), MPT_EINVAL);
+    ck_assert_int_eq(mpt_ctx_run(NULL, 0), MPT_EINVAL);
+    ck_assert_int_eq(mpt_blocking_send_all(NULL, "x", 1, 10), MPT_EINVAL);
+    ck_assert_int_eq(mpt_blocking_recv(NULL, &info, 1, 10), MPT_EINVAL);
+    ck_assert_int_eq(mpt_blocking_close(NULL, 10), MPT_EINVAL);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", 0, NULL, 0, 10, &s), MPT_EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_str_eq(mpt_strerror(MPT_EPIPE), "sending side already shut down");
+
+    /* State errors before the handshake finishes. */
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL, 0,
+                                 NULL, NULL, &s),
+                     0);
+    ck_assert_int_eq(mpt_send(s, "x", 1), MPT_ESTATE);
+    ck_assert_int_eq(mpt_recv(s, &info, 1), MPT_ESTATE);
+    ck_assert_int_eq(mpt_shutdown(s), MPT_ESTATE);
+    ck_assert_int_eq(mpt_set_scheduler(s, "nope"), MPT_ENOTFOUND);
+    ck_assert_int_eq(mpt_set_scheduler(s, "roundrobin"), 0);
+    info.size = sizeof info;
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_CONNECTING);
+    ck_assert_int_eq(mpt_recv(s, NULL, 1), MPT_EINVAL);
+    ck_assert_int_eq(mpt_abort(s), 0);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+struct refused {
+    int connected, closed;
+};
+
+static void ref_connected(struct mpt_socket *s, int status, void *user)
+{
+    ((struct refused *)user)->connected = status;
+}
+
+static void ref_closed(struct mpt_socket *s, int status, void *user)
+{
+    ((struct refused *)user)->closed = status ? status : 1;
+}
+
+START_TEST(connect_refused)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_socket *s;
+    struct refused r = {0, 0};
+    struct mpt_callbacks cb = {0};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    cb.connected = ref_connected;
+    cb.closed = ref_closed;
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, &cb, &r, &s),
+                     0);
+    double t0 = now_s();
+    while (r.closed == 0 && now_s() - t0 < 15)
+        mpt_ctx_run(ctx, 100);
+    ck_assert_int_lt(r.connected, 0);
+    ck_assert_int_lt(r.closed, 0);
+    ck_assert_int_lt(mpt_send(s, "x", 1), 0);
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_ABORTED);
+    ck_assert_int_lt(info.error, 0);
+    ck_assert_int_eq(mpt_close(s), 0);
+    mpt_ctx_free(ctx);
+
+    /* The blocking layer reports it as an error too. */
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_lt(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, 10000,
+                                          &s),
+                     0);
+    ck_assert_ptr_null(s);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(blocking_echo_and_state_errors)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2/backup"};
+    char buf[100];
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "localhost", (uint16_t)mpt_listener_port(l),
+                                          paths, 2, 5000, &s),
+                     0);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "hello, world", 12, 5000), 12);
+    size_t got = 0;
+    while (got < 12) {
+        ssize_t n = mpt_blocking_recv(s, buf + got, sizeof buf - got, 5000);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+    }
+    ck_assert(memcmp(buf, "hello, world", 12) == 0);
+    ck_assert_int_eq(mpt_blocking_recv(s, buf, sizeof buf, 50), MPT_ETIMEDOUT);
+
+    /* Introspection while established. */
+    mpt_ctx_run(ctx, 300);
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_ESTABLISHED);
+    ck_assert_uint_ge(info.bytes_acked, 12);
+    ck_assert_uint_ge(info.bytes_received, 12);
+    struct mpt_subflow_info sfi[8];
+    int nsf = mpt_get_subflows(s, sfi, 8);
+    ck_assert_int_ge(nsf, 1);
+    ck_assert_int_eq(sfi[0].remote.ss_family, AF_INET);
+    ck_assert_int_eq(mpt_set_scheduler(s, "minrtt"), MPT_ENOTSUP);
+    ck_assert_int_eq(mpt_remove_path(s, 7), MPT_ENOTFOUND);
+    ck_assert_int_eq(mpt_set_backup(s, 7, 1), MPT_ENOTFOUND);
+    ck_assert_int_eq(mpt_add_path(s, ""), MPT_EINVAL);
+
+    ck_assert_int_eq(mpt_shutdown(s), 0);
+    ck_assert_int_eq(mpt_shutdown(s), MPT_EPIPE);
+    ck_assert_int_eq(mpt_send(s, "x", 1), MPT_EPIPE);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "x", 1, 100), MPT_EPIPE);
+    /* The echo server answers our end of stream with its own. */
+    ck_assert_int_eq(mpt_blocking_recv(s, buf, sizeof buf, 5000), 0);
+    ck_assert_int_eq(mpt_blocking_close(s, 5000), 0);
+    ck_assert_int_eq(e.accepted, 1);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* Another event loop (poll) drives libmpt through mpt_ctx_fd. */
+struct ext {
+    int connected;
+    size_t got;
+    char buf[64];
+};
+
+static void ext_connected(struct mpt_socket *s, int status, void *user)
+{
+    ((struct ext *)user)->connected = status == 0 ? 1 : -1;
+    ck_assert_int_eq(mpt_send(s, "ping over poll", 14), 14);
+}
+
+static void ext_readable(struct mpt_socket *s, void *user)
+{
+    struct ext *x = user;
+    ssize_t n;
+    while ((n = mpt_recv(s, x->buf + x->got, sizeof x->buf - x->got)) > 0)
+        x->got += (size_t)n;
+}
+
+START_TEST(external_loop_fd)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    struct ext x;
+    struct mpt_callbacks cb = {0};
+
+    memset(&x, 0, sizeof x);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    int fd = mpt_ctx_fd(ctx);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(mpt_ctx_fd(ctx), fd);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    cb.connected = ext_connected;
+    cb.readable = ext_readable;
+    /* A name: resolved on the helper thread, whose wake-up must reach poll(). */
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)mpt_listener_port(l), lo1, 1, &cb,
+                                 &x, &s),
+                     0);
+    double t0 = now_s();
+    while (x.got < 14 && now_s() - t0 < 10) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int to = mpt_ctx_timeout(ctx);
+        ck_assert_int_ge(to, -1);
+        poll(&p, 1, to < 0 || to > 2000 ? 2000 : to);
+        ck_assert_int_eq(mpt_ctx_process(ctx), 0);
+    }
+    ck_assert_int_eq(x.connected, 1);
+    ck_assert_uint_eq(x.got, 14);
+    ck_assert(now_s() - t0 < 1.5); /* no wake-up was missed */
+    ck_assert(memcmp(x.buf, "ping over poll", 14) == 0);
+    mpt_abort(s);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+static int trace_lines, trace_sf_up, trace_bad;
+
+static void trace_cb(const char *line, size_t len, void *user)
+{
+    trace_lines++;
+    if (strlen(line) != len || line[0] != '{' || line[len - 1] != '}')
+        trace_bad++;
+    if (strstr(line, "\"ev\":\"sf_up\""))
+        trace_sf_up++;
+}
+
+START_TEST(trace_callback_and_file)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    char path[] = "/tmp/mpt-trace-XXXXXX";
+    int tfd = mkstemp(path);
+
+    ck_assert_int_ge(tfd, 0);
+    close(tfd);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_set_trace_callback(ctx, trace_cb, NULL), 0);
+    ck_assert_int_eq(mpt_set_trace_file(ctx, path), 0);
+    ck_assert_int_eq(mpt_set_trace_file(ctx, "/nonexistent-dir/x"), MPT_ESYS);
+    ck_assert_int_eq(mpt_set_trace_file(ctx, path), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "abc", 3, 5000), 3);
+    char b[8];
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 3);
+    mpt_abort(s);
+    mpt_ctx_free(ctx);
+    ck_assert_int_gt(trace_lines, 5);
+    ck_assert_int_eq(trace_bad, 0);
+    ck_assert_int_ge(trace_sf_up, 2); /* both ends */
+    FILE *fp = fopen(path, "r");
+    ck_assert_ptr_nonnull(fp);
+    int lines = 0, c;
+    while ((c = fgetc(fp)) != EOF)
+        lines += c == '\n';
+    fclose(fp);
+    unlink(path);
+    ck_assert_int_ge(lines, trace_lines);
+}
+END_TEST
+
+/* Many connections at once: each client sends 16 KiB and shuts down; the
+ * server counts bytes and ends of stream. */
+#define NCONN 128
+struct many {
+    int accepted, eofs, connected, failed;
+    uint64_t bytes;
+};
+
+static void many_srv_readable(struct mpt_socket *s, void *user)
+{
+    struct many *m = user;
+    uint8_t buf[32768];
+    for (;;) {
+        ssize_t n = mpt_recv(s, buf, sizeof buf);
+        if (n > 0) {
+            m->bytes += (uint64_t)n;
+            continue;
+        }
+        if (n == 0) {
+            m->eofs++;
+            mpt_close(s);
+        }
+        return;
+    }
+}
+
+static void many_accept(struct mpt_listener *l, void *user)
+{
+    struct many *m = user;
+    struct mpt_callbacks cb = {0};
+    struct mpt_socket *s;
+
+    cb.readable = many_srv_readable;
+    while (mpt_accept(l, &cb, m, &s) == 0) {
+        m->accepted++;
+        many_srv_readable(s, m);
+    }
+}
+
+static void many_connected(struct mpt_socket *s, int status, void *user)
+{
+    struct many *m = user;
+    static uint8_t payload[16384];
+    if (status < 0) {
+        m->failed++;
+        return;
+    }
+    m->connected++;
+    ck_assert_int_eq(mpt_send(s, payload, sizeof payload), (ssize_t)sizeof payload);
+    ck_assert_int_eq(mpt_close(s), 0); /* graceful: buffered data still goes out */
+}
+
+START_TEST(many_connections)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct many m;
+    struct mpt_callbacks cb = {0};
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, many_accept, &m, &l), 0);
+    cb.connected = many_connected;
+    for (int i = 0; i < NCONN; i++) {
+        struct mpt_socket *s;
+        ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths, 2,
+                                     &cb, &m, &s),
+                         0);
+    }
+    double t0 = now_s();
+    while (m.eofs < NCONN && m.failed == 0 && now_s() - t0 < 60)
+        mpt_ctx_run(ctx, 100);
+    ck_assert_int_eq(m.failed, 0);
+    ck_assert_int_eq(m.connected, NCONN);
+    ck_assert_int_eq(m.accepted, NCONN);
+    ck_assert_int_eq(m.eofs, NCONN);
+    ck_assert_uint_eq(m.bytes, (uint64_t)NCONN * 16384);
+    /* Everything closes and frees itself. */
+    t0 = now_s();
+    mpt_ctx_run(ctx, 500);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* A raw TCP client sends a JOIN for a token nobody owns: the server must
+ * refuse it (close the socket) and keep serving the real connection. */
+START_TEST(join_wrong_token_refused)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    int port = mpt_listener_port(l);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)port, NULL, 0, 5000, &s), 0);
+
+    uint8_t msg[256];
+    struct mpt_preamble pre;
+    memset(&pre, 0, sizeof pre);
+    pre.version = MPT_PROTO_VERSION;
+    pre.kind = MPT_PRE_JOIN;
+    memcpy(pre.routing_id, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    ssize_t n1 = mpt_preamble_encode(&pre, msg, sizeof msg);
+    ck_assert_int_eq(n1, MPT_PREAMBLE_JOIN_LEN);
+    struct mpt_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_JOIN;
+    f.u.join.token = 0x0123456789abcdefull;
+    memset(f.u.join.nonce, 0x5a, sizeof f.u.join.nonce);
+    ssize_t n2 = mpt_frame_encode(&f, msg + n1, sizeof msg - (size_t)n1);
+    ck_assert_int_gt(n2, 0);
+
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(fd, 0);
+    connect(fd, (struct sockaddr *)&a, sizeof a);
+    int eof = 0, sent = 0;
+    size_t reply = 0;
+    double t0 = now_s();
+    while (!eof && now_s() - t0 < 5) {
+        mpt_ctx_run(ctx, 20);
+        if (!sent && write(fd, msg, (size_t)(n1 + n2)) == n1 + n2)
+            sent = 1;
+        uint8_t buf[512];
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r == 0 || (r < 0 && errno != EAGAIN))
+            eof = 1;
+        else if (r > 0)
+            reply += (size_t)r;
+    }
+    close(fd);
+    ck_assert(sent);
+    ck_assert(eof);
+    /* At most an ERROR frame came back, never a JOIN_ACK. */
+    ck_assert_uint_le(reply, MPT_FRAME_MAX_CONTROL);
+
+    /* The real connection still works. */
+    char b[8];
+    ck_assert_int_eq(mpt_blocking_send_all(s, "ok", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_ESTABLISHED);
+    mpt_abort(s);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* Paths while connected: add one, mark it backup, remove it. */
+struct pc {
+    int up, down;
+};
+
+static void pc_up(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    ((struct pc *)user)->up++;
+}
+
+static void pc_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    ((struct pc *)user)->down++;
+}
+
+START_TEST(path_control)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    struct pc pc = {0, 0};
+    struct mpt_callbacks cb = {0};
+    char b[8];
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), lo1,
+                                          1, 5000, &s),
+                     0);
+    cb.subflow_up = pc_up;
+    cb.subflow_down = pc_down;
+    ck_assert_int_eq(mpt_set_callbacks(s, &cb, &pc), 0);
+    ck_assert_ptr_eq(mpt_get_user(s), &pc);
+    int id = mpt_add_path(s, "127.0.0.2");
+    ck_assert_int_eq(id, 1);
+    double t0 = now_s();
+    while (pc.up < 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(pc.up, 1);
+    struct mpt_subflow_info sf[4];
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[1].path_id, 1);
+    ck_assert_int_eq(sf[1].state, MPT_SUBFLOW_ESTABLISHED);
+    ck_assert_int_eq(((struct sockaddr_in *)&sf[1].local)->sin_addr.s_addr, htonl(0x7f000002));
+    ck_assert_int_eq(mpt_set_backup(s, id, 1), 0);
+    ck_assert_int_eq(mpt_set_backup(s, 0, 0), 0);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "pc", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+
+    ck_assert_int_eq(mpt_remove_path(s, id), 0);
+    ck_assert_int_eq(mpt_remove_path(s, id), MPT_ENOTFOUND);
+    t0 = now_s();
+    while (mpt_get_subflows(s, NULL, 0) > 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(mpt_get_subflows(s, NULL, 0), 1);
+    /* Not re-created: it was removed, not lost. */
+    mpt_ctx_run(ctx, 600);
+    ck_assert_int_eq(mpt_get_subflows(s, NULL, 0), 1);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "ok", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_close(s, 5000), 0);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("io_api");
+    TCase *tc = tcase_create("loopback");
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, argument_errors);
+    tcase_add_test(tc, connect_refused);
+    tcase_add_test(tc, blocking_echo_and_state_errors);
+    tcase_add_test(tc, external_loop_fd);
+    tcase_add_test(tc, trace_callback_and_file);
+    tcase_add_test(tc, many_connections);
+    tcase_add_test(tc, join_wrong_token_refused);
+    tcase_add_test(tc, path_control);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
