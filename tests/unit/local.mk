@@ -30,6 +30,17 @@ tests_unit_test_conn_basic_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_conn_basic_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_conn_basic
+
+check_PROGRAMS += tests/unit/test_rcvbuf tests/unit/test_sendbuf
+tests_unit_test_rcvbuf_SOURCES = tests/unit/test_rcvbuf.c
+tests_unit_test_rcvbuf_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_rcvbuf_LDADD = $(UNIT_LDADD)
+tests_unit_test_sendbuf_SOURCES = tests/unit/test_sendbuf.c
+tests_unit_test_sendbuf_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sendbuf_LDADD = $(UNIT_LDADD)
+
+TESTS += tests/unit/test_rcvbuf tests/unit/test_sendbuf
+# end of engine tests (test_conn_*, test_rcvbuf, test_sendbuf)
 endif
 
 # The sans-I/O core must stay free of syscalls, clocks and libev.

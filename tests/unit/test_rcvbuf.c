@@ -1,0 +1,247 @@
+/* Reassembly: in order, out of order, duplicates, overlaps, wrap-around of
+ * the 64-bit DSN space, the memory bound and the range-count cap. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpt/error.h>
+
+#include "core/frame.h"
+#include "core/rcvbuf.h"
+
+static uint8_t src[1 << 16];
+
+static void fill(void)
+{
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 7 + (i >> 8));
+}
+
+/* insert bytes [a, b) of src, positioned at base + a */
+static int put(struct mpt_rcvbuf *rb, uint64_t base, size_t a, size_t b, size_t *dup)
+{
+    size_t dropped = 0;
+    int r = mpt_rcvbuf_insert(rb, base + a, src + a, b - a, dup, &dropped);
+    ck_assert_uint_eq(dropped, 0);
+    return r;
+}
+
+static void check_read(struct mpt_rcvbuf *rb, size_t from, size_t n)
+{
+    uint8_t out[1 << 16];
+    size_t got = mpt_rcvbuf_read(rb, out, n);
+    ck_assert_uint_eq(got, n);
+    ck_assert_int_eq(memcmp(out, src + from, n), 0);
+}
+
+START_TEST(in_order)
+{
+    struct mpt_rcvbuf rb;
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 4096, 1000);
+    ck_assert_int_eq(put(&rb, 1000, 0, 100, &dup), 0);
+    ck_assert_int_eq(put(&rb, 1000, 100, 300, &dup), 0);
+    ck_assert_uint_eq(rb.nxt, 1300);
+    ck_assert_uint_eq(mpt_rcvbuf_readable(&rb), 300);
+    ck_assert_uint_eq(mpt_rcvbuf_mem(&rb), 300);
+    check_read(&rb, 0, 300);
+    ck_assert_uint_eq(dup, 0);
+    ck_assert_uint_eq(mpt_rcvbuf_right_edge(&rb), 1300 + 4096);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+START_TEST(out_of_order_and_sack)
+{
+    struct mpt_rcvbuf rb;
+    struct mpt_sack_range r[4];
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 8192, 0);
+    ck_assert_int_eq(put(&rb, 0, 3000, 4000, &dup), 0);
+    ck_assert_int_eq(put(&rb, 0, 1000, 2000, &dup), 0);
+    ck_assert_uint_eq(rb.nxt, 0);
+    ck_assert_uint_eq(rb.nranges, 2);
+    ck_assert_uint_eq(mpt_rcvbuf_mem(&rb), 2000);
+    ck_assert_int_eq(mpt_rcvbuf_sack(&rb, r, 4), 2);
+    ck_assert_uint_eq(r[0].start, 1000);
+    ck_assert_uint_eq(r[0].end, 2000);
+    ck_assert_uint_eq(r[1].start, 3000);
+    ck_assert_uint_eq(r[1].end, 4000);
+    ck_assert_int_eq(put(&rb, 0, 2000, 3000, &dup), 0); /* joins both ranges */
+    ck_assert_uint_eq(rb.nranges, 1);
+    ck_assert_int_eq(put(&rb, 0, 0, 1000, &dup), 0);
+    ck_assert_uint_eq(rb.nranges, 0);
+    ck_assert_uint_eq(rb.nxt, 4000);
+    ck_assert_uint_eq(rb.ooo_bytes, 0);
+    check_read(&rb, 0, 4000);
+    ck_assert_uint_eq(dup, 0);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+START_TEST(duplicates_and_overlaps)
+{
+    struct mpt_rcvbuf rb;
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 1 << 16, 5);
+    ck_assert_int_eq(put(&rb, 5, 0, 500, &dup), 0);
+    ck_assert_int_eq(put(&rb, 5, 0, 500, &dup), 0); /* exact duplicate, in order */
+    ck_assert_uint_eq(dup, 500);
+    ck_assert_int_eq(put(&rb, 5, 400, 600, &dup), 0); /* overlaps the left edge */
+    ck_assert_uint_eq(dup, 600);
+    ck_assert_uint_eq(rb.nxt, 605);
+    /* out-of-order range [1000, 2000) then overlaps of every kind */
+    ck_assert_int_eq(put(&rb, 5, 1000, 2000, &dup), 0);
+    ck_assert_int_eq(put(&rb, 5, 900, 1100, &dup), 0); /* left overlap */
+    ck_assert_uint_eq(dup, 700);
+    ck_assert_int_eq(put(&rb, 5, 1900, 2100, &dup), 0); /* right overlap */
+    ck_assert_uint_eq(dup, 800);
+    ck_assert_int_eq(put(&rb, 5, 1200, 1300, &dup), 0); /* inside */
+    ck_assert_uint_eq(dup, 900);
+    ck_assert_int_eq(put(&rb, 5, 3000, 3100, &dup), 0);
+    ck_assert_int_eq(put(&rb, 5, 3200, 3300, &dup), 0);
+    ck_assert_uint_eq(rb.nranges, 3);
+    ck_assert_int_eq(put(&rb, 5, 2500, 4000, &dup), 0); /* spans two ranges */
+    ck_assert_uint_eq(dup, 1100);
+    ck_assert_uint_eq(rb.nranges, 2);
+    ck_assert_uint_eq(rb.ooo_bytes, (2100 - 900) + (4000 - 2500));
+    ck_assert_int_eq(put(&rb, 5, 500, 4100, &dup), 0); /* spans all, fills gaps */
+    ck_assert_uint_eq(rb.nranges, 0);
+    ck_assert_uint_eq(rb.nxt, 5 + 4100);
+    ck_assert_uint_eq(dup, 1100 + 100 + 1200 + 1500);
+    check_read(&rb, 0, 4100);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+START_TEST(wraparound_dsn)
+{
+    struct mpt_rcvbuf rb;
+    uint64_t base = UINT64_MAX - 1500;
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 3000, base);
+    ck_assert_int_eq(put(&rb, base, 1000, 2500, &dup), 0); /* crosses 2^64 */
+    ck_assert_int_eq(put(&rb, base, 2000, 2999, &dup), 0);
+    ck_assert_uint_eq(rb.nranges, 1);
+    ck_assert_int_eq(put(&rb, base, 0, 1000, &dup), 0);
+    ck_assert_uint_eq(rb.nxt, base + 2999);
+    ck_assert_uint_eq(dup, 500);
+    check_read(&rb, 0, 2000);
+    /* the ring wraps too */
+    ck_assert_int_eq(put(&rb, base, 2999, 4500, &dup), 0);
+    check_read(&rb, 2000, 2500);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+START_TEST(window_enforced)
+{
+    struct mpt_rcvbuf rb;
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 1000, 0);
+    ck_assert_int_eq(put(&rb, 0, 0, 1000, &dup), 0); /* exactly the window */
+    ck_assert_uint_eq(mpt_rcvbuf_mem(&rb), 1000);
+    ck_assert_int_eq(put(&rb, 0, 1000, 1001, &dup), MPT_EFLOW);
+    check_read(&rb, 0, 500);
+    ck_assert_int_eq(put(&rb, 0, 1200, 1500, &dup), 0); /* out of order, inside */
+    ck_assert_int_eq(put(&rb, 0, 1400, 1501, &dup), MPT_EFLOW);
+    ck_assert_uint_le(mpt_rcvbuf_mem(&rb), 1000);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+START_TEST(range_cap_drops_unacked)
+{
+    struct mpt_rcvbuf rb;
+    size_t dup = 0, dropped = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 1 << 16, 0);
+    rb.max_ranges = 4;
+    for (int i = 1; i <= 6; i++)
+        mpt_rcvbuf_insert(&rb, (uint64_t)i * 100, src + i * 100, 10, &dup, &dropped);
+    ck_assert_uint_eq(rb.nranges, 4);
+    ck_assert_uint_eq(dropped, 20);
+    /* extending an existing range is still possible */
+    mpt_rcvbuf_insert(&rb, 110, src + 110, 10, &dup, &dropped);
+    ck_assert_uint_eq(dropped, 20);
+    ck_assert_uint_eq(rb.ooo_bytes, 50);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+/* random segments against a reference bitmap */
+START_TEST(random_against_model)
+{
+    struct mpt_rcvbuf rb;
+    static uint8_t have[1 << 16];
+    uint64_t base = UINT64_MAX - 20000, x = 88172645463325252ull;
+    size_t dup = 0, exp_dup = 0, dropped = 0, readpos = 0;
+
+    fill();
+    memset(have, 0, sizeof have);
+    mpt_rcvbuf_init(&rb, 8192, base);
+    for (int it = 0; it < 20000 && readpos < 60000; it++) {
+        size_t a, len, nxt_off;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        nxt_off = (size_t)(rb.nxt - base);
+        a = nxt_off + (size_t)(x % 3000) - (x % 3000 > 1500 ? 1500 : 0);
+        if (a > nxt_off + 1500)
+            a -= 1500;
+        len = 1 + (size_t)((x >> 20) % 1200);
+        if (a + len > readpos + 8192 || a + len > sizeof src)
+            continue;
+        if (a < readpos)
+            continue; /* keep the model simple: bytes already read are dups */
+        for (size_t i = a; i < a + len; i++) {
+            exp_dup += have[i];
+            have[i] = 1;
+        }
+        ck_assert_int_eq(mpt_rcvbuf_insert(&rb, base + a, src + a, len, &dup, &dropped), 0);
+        ck_assert_uint_eq(dup, exp_dup);
+        ck_assert_uint_le(mpt_rcvbuf_mem(&rb), 8192);
+        if ((x >> 40) % 4 == 0 && mpt_rcvbuf_readable(&rb)) {
+            size_t n = mpt_rcvbuf_readable(&rb);
+            check_read(&rb, readpos, n);
+            readpos += n;
+        }
+    }
+    ck_assert_uint_eq(dropped, 0);
+    ck_assert_uint_gt(readpos, 1000);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("rcvbuf");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, in_order);
+    tcase_add_test(tc, out_of_order_and_sack);
+    tcase_add_test(tc, duplicates_and_overlaps);
+    tcase_add_test(tc, wraparound_dsn);
+    tcase_add_test(tc, window_enforced);
+    tcase_add_test(tc, range_cap_drops_unacked);
+    tcase_add_test(tc, random_against_model);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
