@@ -6,7 +6,10 @@
  *   mpt-copy HOST PORT [--path P]... [-f FILE | -n BYTES]  send a file or N bytes
  *
  * Both ends print bytes, seconds, Mbit/s and CPU seconds per GiB; --json
- * prints one JSON object instead (tests/bench uses it).
+ * prints one JSON object instead (tests/bench uses it). For measurements the
+ * environment variables MPT_COPY_SNDBUF, MPT_COPY_RCVBUF, MPT_COPY_LOWAT,
+ * MPT_COPY_BUDGET and MPT_COPY_SCHED override the configuration, and
+ * MPT_TRACE=file writes the trace.
  */
 #include <fcntl.h>
 #include <stdio.h>

@@ -104,6 +104,7 @@ struct mpt_sfio {
     char ifname[IF_NAMESIZE];
     int down_reported;
     int fail_error;
+    int eof_seen;                    /* peer FIN during a graceful close */
 };
 
 /* Client path manager. */

@@ -88,6 +88,29 @@ static void sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 #endif
 }
 
+/*
+ * What a writable socket takes now without committing much to this path:
+ * what its congestion window still lets it send plus what may wait unsent
+ * below TCP_NOTSENT_LOWAT, and at least the configured budget (the kernel's
+ * numbers may be stale or unknown). On a fast path (loopback) the window is
+ * large and few wake-ups move a lot; on a slow one little waits in the socket.
+ */
+#define MPT_IO_MAX_ROOM (4u << 20)
+static size_t writable_room(const struct mpt_ctx *ctx, const struct mpt_sfio *sf)
+{
+    const struct mpt_sf_info *in = &sf->info;
+    size_t lowat = ctx->cfg.notsent_lowat;
+    size_t room = 0;
+
+    if (in->cwnd_bytes > in->unacked_bytes)
+        room += in->cwnd_bytes - in->unacked_bytes;
+    if (lowat > in->notsent_bytes)
+        room += lowat - in->notsent_bytes;
+    if (room < ctx->cfg.write_budget)
+        room = ctx->cfg.write_budget;
+    return room < MPT_IO_MAX_ROOM ? room : MPT_IO_MAX_ROOM;
+}
+
 /* ---- Allocation and teardown -------------------------------------------------- */
 
 struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
@@ -245,7 +268,7 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 sf->fail_error = mpt_errno_to_mpt(errno);
                 mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
             }
-            mpt_io_set(&sf->io, EV_READ);
+            mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
             return;
         }
         mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
@@ -260,7 +283,7 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
     }
     if (sf->room_left == 0)
         want_write = 1;
-    mpt_io_set(&sf->io, EV_READ | (want_write ? EV_WRITE : 0));
+    mpt_io_set(&sf->io, (sf->eof_seen ? 0 : EV_READ) | (want_write ? EV_WRITE : 0));
 }
 
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
@@ -313,6 +336,15 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             return;
         }
         if (n == 0) {
+            /* At the end of a graceful close the peer's FIN on this subflow
+             * may arrive before its final CLOSE on another one: give the
+             * close a moment to finish before calling this a failure. */
+            if (mpt_conn_state(s->c) == MPT_CONN_CLOSING && !sf->eof_seen) {
+                sf->eof_seen = 1;
+                mpt_io_set(&sf->io, 0);
+                mpt_tmr_start(&sf->ctimer, 0.25);
+                return;
+            }
             sf->fail_error = MPT_ECLOSED;
             MPT_TRACE(s->ctx, s->id, "sf_eof", "\"sf\":%d", sf->idx);
             mpt_conn_sf_failed(s->c, sf->idx, MPT_ECLOSED, now);
@@ -364,7 +396,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
     }
     if (revents & EV_WRITE) {
         sample_info(s, sf, now);
-        sf->room_left = s->ctx->cfg.write_budget;
+        sf->room_left = writable_room(s->ctx, sf);
         mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left);
     }
     if (revents & EV_READ)
@@ -377,6 +409,15 @@ static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents)
     struct mpt_sfio *sf = w->data;
     struct mpt_socket *s = sf->s;
 
+    if (sf->eof_seen) {
+        if (!s->done && mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED) {
+            MPT_TRACE(s->ctx, s->id, "sf_eof", "\"sf\":%d", sf->idx);
+            sf->fail_error = MPT_ECLOSED;
+            mpt_conn_sf_failed(s->c, sf->idx, MPT_ECLOSED, mpt_io_now());
+        }
+        mpt_sock_pump(s, 1);
+        return;
+    }
     if (!sf->connecting)
         return;
     MPT_TRACE(s->ctx, s->id, "sf_connect_timeout", "\"sf\":%d", sf->idx);
