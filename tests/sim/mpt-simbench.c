@@ -19,8 +19,11 @@
  *   goodput      application bytes * 8 / (last byte read - first byte written)
  *   lost_bytes   bytes written but never read
  *   max_gap_ms   longest interval between successive deliveries to the reader
- *   detect_ms    failure detection: from the failure to the sending engine
- *                giving up the subflow (0 for a reset, which is reported at once)
+ *   detect_ms    failure detection: from the failure to the sending engine's
+ *                first reinjection (1 ms resolution; a reset is reported to the
+ *                engine at once, a blackhole is found by its stall detector)
+ *   sf_fail_ms   blackhole: from the failure to the sending engine declaring the
+ *                subflow failed (subflow_timeout)
  *   sim_speedup  simulated seconds / wall-clock seconds for the whole run
  *   ns_per_kib   wall-clock ns spent inside engine calls (CLOCK_MONOTONIC
  *                around every mpt_* call the simulator makes) per KiB delivered
@@ -59,8 +62,10 @@ static void two_paths(struct sim_cfg *cfg)
     cfg->path[1].delay[0] = cfg->path[1].delay[1] = 40 * SIM_MS;
 }
 
-static struct sim *run(struct sim_cfg *cfg, void (*script)(struct sim *), double *wall,
-                       double *cpu)
+/* With watch_side >= 0: stop at t = watch_from, then step 1 ms at a time
+ * until that side's engine counts a reinjection; *detect gets the time. */
+static struct sim *run_watch(struct sim_cfg *cfg, void (*script)(struct sim *), double *wall,
+                             double *cpu, int watch_side, uint64_t watch_from, uint64_t *detect)
 {
     struct sim *sim;
     double w0, c0;
@@ -73,6 +78,20 @@ static struct sim *run(struct sim_cfg *cfg, void (*script)(struct sim *), double
         script(sim);
     w0 = ts_ns(CLOCK_MONOTONIC);
     c0 = ts_ns(CLOCK_PROCESS_CPUTIME_ID);
+    if (watch_side >= 0) {
+        uint64_t base, t = watch_from;
+        *detect = UINT64_MAX;
+        if (sim_run_until(sim, watch_from - 1) == SIM_RUNNING) {
+            base = sim_result(sim)->side[watch_side].stats.reinjections;
+            while (sim_run_until(sim, t) == SIM_RUNNING && t < watch_from + 30 * SIM_S) {
+                if (sim_result(sim)->side[watch_side].stats.reinjections > base) {
+                    *detect = sim_now(sim) - watch_from;
+                    break;
+                }
+                t += SIM_MS;
+            }
+        }
+    }
     sim_run(sim);
     *wall = ts_ns(CLOCK_MONOTONIC) - w0;
     *cpu = ts_ns(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -81,6 +100,12 @@ static struct sim *run(struct sim_cfg *cfg, void (*script)(struct sim *), double
         failures++;
     }
     return sim;
+}
+
+static struct sim *run(struct sim_cfg *cfg, void (*script)(struct sim *), double *wall,
+                       double *cpu)
+{
+    return run_watch(cfg, script, wall, cpu, -1, 0, NULL);
 }
 
 static double goodput(const struct sim_dir_result *d)
@@ -136,23 +161,25 @@ static void failover(uint64_t bytes)
         struct sim *sim;
         const struct sim_result *r;
         const struct sim_dir_result *d;
-        double wall, cpu, detect = 0, bound, rtt2 = 80;
+        double wall, cpu, detect, bound, rtt2 = 80;
         int sender = runs[i].dir == SIM_C2S ? SIM_CLIENT : SIM_SERVER;
         sim_cfg_default(&cfg);
         two_paths(&cfg);
         cfg.bytes[runs[i].dir] = bytes;
-        sim = run(&cfg, runs[i].script, &wall, &cpu);
+        uint64_t det;
+        sim = run_watch(&cfg, runs[i].script, &wall, &cpu, sender, 5 * SIM_S, &det);
         r = sim_result(sim);
         d = &r->dir[runs[i].dir];
-        if (runs[i].script == stall_path0) {
-            uint64_t t = r->side[sender].t_engine_sf_fail;
-            detect = t >= 5 * SIM_S ? (double)(t - 5 * SIM_S) / 1e6 : -1;
-        }
+        detect = det == UINT64_MAX ? -1 : (double)det / 1e6;
         bound = detect + 2 * rtt2;
         csv(runs[i].name, "lost_bytes", (double)(d->written - d->delivered), "bytes");
         csv(runs[i].name, "max_gap_ms", (double)d->max_gap / 1e6, "ms");
         csv(runs[i].name, "detect_ms", detect, "ms");
         csv(runs[i].name, "goodput", goodput(d), "Mbit/s");
+        if (runs[i].script == stall_path0) {
+            uint64_t t = r->side[sender].t_engine_sf_fail;
+            csv(runs[i].name, "sf_fail_ms", t >= 5 * SIM_S ? (double)(t - 5 * SIM_S) / 1e6 : -1, "ms");
+        }
         fprintf(stderr,
                 "%s: %s, longest gap %.1f ms ending at t=%.3f s; bound detection %.1f ms + 2 RTT "
                 "%.0f ms = %.1f ms: %s; reinjected %" PRIu64 " bytes in %" PRIu64 " events\n",

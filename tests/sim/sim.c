@@ -266,6 +266,7 @@ struct sim {
     uint64_t same_t_count, same_t;
     char msg[1024];
     FILE *trace;
+    int trace_frames; /* SIM_TRACE=2: every frame an engine consumes */
     int started;
 };
 
@@ -431,10 +432,11 @@ int sim_new(const struct sim_cfg *cfg, struct sim **out)
     if (sim->cfg.mss == 0)
         sim->cfg.mss = 1448;
     sim->trace = cfg->trace;
-    if (!sim->trace) {
+    {
         const char *e = getenv("SIM_TRACE");
-        if (e && *e && strcmp(e, "0") != 0)
+        if (!sim->trace && e && *e && strcmp(e, "0") != 0)
             sim->trace = stderr;
+        sim->trace_frames = sim->trace && e && atoi(e) >= 2;
     }
     st = cfg->seed;
     sim->key[0] = sim_splitmix64(&st);
@@ -930,6 +932,43 @@ static int rx_reserve(struct end *e, size_t add)
     return 0;
 }
 
+/* SIM_TRACE=2: one line per frame in buf[0..len) (complete frames only). */
+static void trace_frames(struct sim *sim, const struct sock *k, int side, const uint8_t *buf,
+                         size_t len)
+{
+    while (len > 0) {
+        struct mpt_frame f;
+        ssize_t n = mpt_frame_decode(buf, len, MPT_FRAME_MAX_BODY, &f);
+        char extra[96] = "";
+        if (n <= 0)
+            return;
+        switch (f.type) {
+        case MPT_FT_DATA:
+            snprintf(extra, sizeof extra, " dsn ..%06" PRIx64 " len %zu", f.u.data.dsn & 0xffffff,
+                     f.u.data.len);
+            break;
+        case MPT_FT_DATA_ACK:
+            snprintf(extra, sizeof extra, " ack ..%06" PRIx64 " window %" PRIu32 " ranges %u",
+                     f.u.data_ack.ack & 0xffffff, f.u.data_ack.window, f.u.data_ack.nranges);
+            break;
+        case MPT_FT_DATA_FIN:
+            snprintf(extra, sizeof extra, " dsn ..%06" PRIx64, f.u.data_fin.dsn & 0xffffff);
+            break;
+        case MPT_FT_FASTCLOSE:
+        case MPT_FT_SUBFLOW_CLOSE:
+        case MPT_FT_ERROR:
+            snprintf(extra, sizeof extra, " reason %" PRIu32, f.u.close.reason);
+            break;
+        default:
+            break;
+        }
+        trace(sim, "sock %d: %s <- %s%s", k->id, side_name(side), mpt_frame_type_name(f.type),
+              extra);
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
 static void feed_engine(struct sim *sim, struct sock *k, int side, size_t start)
 {
     struct end *e = &k->end[side];
@@ -950,6 +989,8 @@ static void feed_engine(struct sim *sim, struct sock *k, int side, size_t start)
         }
         if (r == 0)
             break;
+        if (sim->trace_frames)
+            trace_frames(sim, k, side, e->rx + off, (size_t)r);
         off += (size_t)r;
     }
     if (e->st != END_ATTACHED) {

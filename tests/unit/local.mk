@@ -59,3 +59,40 @@ tests_unit_test_io_transfer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_transfer_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_api tests/unit/test_io_transfer
 endif
+
+# Simulation tests: the engine driven through tests/sim/ (simulated paths).
+if HAVE_CHECK
+SIM_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/sim
+SIM_TEST_LDADD = tests/sim/libmptsim.la $(UNIT_LDADD)
+
+check_PROGRAMS += tests/unit/test_sim_transfer tests/unit/test_sim_property \
+	tests/unit/test_sim_reinject tests/unit/test_sim_join tests/unit/test_sim_close \
+	tests/unit/test_sim_model
+tests_unit_test_sim_model_SOURCES = tests/unit/test_sim_model.c
+tests_unit_test_sim_model_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_model_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_model_LDADD = $(SIM_TEST_LDADD)
+tests_unit_test_sim_transfer_SOURCES = tests/unit/test_sim_transfer.c
+tests_unit_test_sim_transfer_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_transfer_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_transfer_LDADD = $(SIM_TEST_LDADD)
+tests_unit_test_sim_property_SOURCES = tests/unit/test_sim_property.c
+tests_unit_test_sim_property_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_property_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_property_LDADD = $(SIM_TEST_LDADD)
+tests_unit_test_sim_reinject_SOURCES = tests/unit/test_sim_reinject.c
+tests_unit_test_sim_reinject_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_reinject_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_reinject_LDADD = $(SIM_TEST_LDADD)
+tests_unit_test_sim_join_SOURCES = tests/unit/test_sim_join.c
+tests_unit_test_sim_join_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_join_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_join_LDADD = $(SIM_TEST_LDADD)
+tests_unit_test_sim_close_SOURCES = tests/unit/test_sim_close.c
+tests_unit_test_sim_close_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_close_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_close_LDADD = $(SIM_TEST_LDADD)
+
+TESTS += tests/unit/test_sim_model tests/unit/test_sim_transfer tests/unit/test_sim_property \
+	tests/unit/test_sim_reinject tests/unit/test_sim_join tests/unit/test_sim_close
+endif

@@ -9,24 +9,32 @@
  *
  * Reproduce one seed with a trace:
  *   SIM_PROP_SEED=<index> SIM_TRACE=1 CK_FORK=no tests/unit/test_sim_property
+ * One summary line per seed: SIM_PROP_VERBOSE=1. More seeds:
+ *   SIM_PROP_SEEDS=<count> SIM_PROP_BASE=<first seed> (default 200 from 5000);
+ * Odd seeds run under harsher conditions (buffers / 4, 1200-byte frames, up
+ * to 14 events); SIM_PROP_HARSH=1 makes every seed harsh, =0 none.
  */
 #include <check.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <mpt/error.h>
+
 #include "sim.h"
 
 #define NSEEDS 200
+
+static uint64_t seed_base = 5000;
+static int harsh_mode = -1; /* SIM_PROP_HARSH: 1 all seeds harsh, 0 none, unset: odd seeds */
 
 static uint64_t pick(struct sim_rng *r, uint64_t lo, uint64_t hi) /* [lo, hi] */
 {
     return lo + sim_rng_below(r, hi - lo + 1);
 }
 
-START_TEST(random_conditions)
+static void run_seed(uint64_t seed, int harsh, int index)
 {
-    const char *only = getenv("SIM_PROP_SEED");
     struct sim_rng rng;
     struct sim_cfg cfg;
     struct sim *sim;
@@ -35,10 +43,8 @@ START_TEST(random_conditions)
     uint64_t sum_rate[2] = { 0, 0 }, est, start;
     static const size_t bufs[] = { 256 * 1024, 1024 * 1024, 4 * 1024 * 1024 };
 
-    if (only && atoi(only) != _i)
-        return;
     sim_cfg_default(&cfg);
-    cfg.seed = 5000 + (uint64_t)_i;
+    cfg.seed = seed;
     sim_rng_seed(&rng, cfg.seed);
     cfg.npaths = (int)pick(&rng, 1, 4);
     for (int p = 0; p < cfg.npaths; p++) {
@@ -54,11 +60,19 @@ START_TEST(random_conditions)
         cfg.settings[s].rcvbuf = bufs[sim_rng_below(&rng, 3)];
         cfg.settings[s].sndbuf = bufs[sim_rng_below(&rng, 3)];
         cfg.settings[s].max_frame_payload = sim_rng_below(&rng, 2) ? 16384 : 4096;
+        if (harsh) {
+            cfg.settings[s].rcvbuf = cfg.settings[s].rcvbuf / 4;
+            cfg.settings[s].sndbuf = cfg.settings[s].sndbuf / 4;
+            if (sim_rng_below(&rng, 2))
+                cfg.settings[s].max_frame_payload = 1200;
+        }
     }
     cfg.notsent_lowat = sim_rng_below(&rng, 2) ? 64 * 1024 : 16 * 1024;
+    if (harsh && sim_rng_below(&rng, 2))
+        cfg.notsent_lowat = 4096;
     n += snprintf(what + n, sizeof what - (size_t)n,
-                  "seed %" PRIu64 ": %d paths, %" PRIu64 "/%" PRIu64 " bytes", cfg.seed,
-                  cfg.npaths, cfg.bytes[0], cfg.bytes[1]);
+                  "seed %" PRIu64 " (index %d%s): %d paths, %" PRIu64 "/%" PRIu64 " bytes",
+                  cfg.seed, index, harsh ? ", harsh" : "", cfg.npaths, cfg.bytes[0], cfg.bytes[1]);
 
     /* rough duration of the transfer without events */
     est = 500 * SIM_MS;
@@ -73,7 +87,7 @@ START_TEST(random_conditions)
     start = protected_path > 0 ? 2 * SIM_S : 10 * SIM_MS;
 
     ck_assert_int_eq(sim_new(&cfg, &sim), 0);
-    nev = (int)pick(&rng, 0, 6);
+    nev = (int)pick(&rng, 0, harsh ? 14 : 6);
     for (int i = 0; i < nev; i++) {
         int kind = (int)sim_rng_below(&rng, 6), p = (int)sim_rng_below(&rng, (uint64_t)cfg.npaths);
         uint64_t t = start + sim_rng_below(&rng, est + est / 2);
@@ -131,11 +145,46 @@ START_TEST(random_conditions)
         snprintf(what + n, sizeof what - (size_t)n, "; path %d never fails", protected_path);
 
     sim_run(sim);
+    if (getenv("SIM_PROP_VERBOSE")) {
+        const struct sim_result *r = sim_result(sim);
+        fprintf(stderr, "seed %" PRIu64 ": %s at %.3f s, client %s %s, server %s %s, reinjected %"
+                PRIu64 "+%" PRIu64 " bytes, rcv_mem_peak %zu/%zu\n", cfg.seed,
+                sim_outcome_name(r->outcome), (double)r->end_time / 1e9,
+                r->side[0].closed ? "closed" : "aborted", mpt_err_name(r->side[0].error),
+                r->side[1].closed ? "closed" : "aborted", mpt_err_name(r->side[1].error),
+                r->side[0].stats.bytes_reinjected, r->side[1].stats.bytes_reinjected,
+                r->side[0].rcv_mem_peak, r->side[1].rcv_mem_peak);
+    }
     if (protected_path >= 0)
         ck_assert_msg(sim_check_complete(sim, buf, sizeof buf), "%s\n  -> %s", what, buf);
     else
         ck_assert_msg(sim_check_exact_or_error(sim, buf, sizeof buf), "%s\n  -> %s", what, buf);
     sim_free(sim);
+}
+
+START_TEST(random_conditions)
+{
+    const char *only = getenv("SIM_PROP_SEED");
+    if (only && atoi(only) != _i)
+        return;
+    /* every other seed runs under harsh conditions unless SIM_PROP_HARSH says */
+    run_seed(seed_base + (uint64_t)_i, harsh_mode < 0 ? (_i & 1) : harsh_mode, _i);
+}
+END_TEST
+
+/* Seeds that once found engine bugs (found with SIM_PROP_HARSH=1
+ * SIM_PROP_BASE=200000 SIM_PROP_SEEDS=1000); kept as regressions. */
+static const uint64_t regression_seeds[] = {
+    200130, /* close: last DATA_ACK lost on a stalled subflow; peer aborts ENOPATH */
+    200299, /* window update lost with a failed subflow: sender blocked forever */
+    200447, /* close: one side ABORTED (ENOPATH) although everything was delivered */
+    200566, /* window update lost (server -> client) */
+    200853, /* window update lost (server -> client) */
+};
+
+START_TEST(regressions)
+{
+    run_seed(regression_seeds[_i], 1, -1);
 }
 END_TEST
 
@@ -144,10 +193,20 @@ int main(void)
     Suite *s = suite_create("sim_property");
     TCase *tc = tcase_create("seeds");
     SRunner *sr;
-    int failed;
+    int failed, nseeds = NSEEDS;
 
+    /* exploration: SIM_PROP_SEEDS=<count> SIM_PROP_BASE=<first seed> */
+    if (getenv("SIM_PROP_SEEDS"))
+        nseeds = atoi(getenv("SIM_PROP_SEEDS"));
+    if (getenv("SIM_PROP_HARSH"))
+        harsh_mode = atoi(getenv("SIM_PROP_HARSH")) != 0;
+    if (getenv("SIM_PROP_BASE"))
+        seed_base = strtoull(getenv("SIM_PROP_BASE"), NULL, 10);
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, random_conditions, 0, NSEEDS);
+    tcase_add_loop_test(tc, random_conditions, 0, nseeds);
+    if (!getenv("SIM_PROP_SEED"))
+        tcase_add_loop_test(tc, regressions, 0,
+                            (int)(sizeof regression_seeds / sizeof regression_seeds[0]));
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -155,6 +155,33 @@ START_TEST(rejoined_path_carries_data_again)
 }
 END_TEST
 
+/* The receiver's window update travels on the fast subflow, whose path then
+ * blackholes: the update is lost with the subflow. The sender, blocked by
+ * the old window, must still learn the new one (the ack re-sent elsewhere,
+ * or a probe) instead of waiting forever. */
+START_TEST(window_update_lost_with_failed_subflow)
+{
+    struct sim_cfg cfg;
+    struct sim *sim;
+    char buf[1024];
+    sim_cfg_default(&cfg);
+    cfg.seed = 15;
+    cfg.npaths = 2;
+    cfg.path[0].rate[0] = cfg.path[0].rate[1] = 20 * SIM_MBPS;
+    cfg.path[0].delay[0] = cfg.path[0].delay[1] = 30 * SIM_MS;
+    cfg.path[1].rate[0] = cfg.path[1].rate[1] = 20 * SIM_MBPS;
+    cfg.path[1].delay[0] = cfg.path[1].delay[1] = 5 * SIM_MS;
+    cfg.bytes[SIM_C2S] = 4 * SIM_MIB;
+    cfg.settings[SIM_SERVER].rcvbuf = 256 * 1024;
+    ck_assert_int_eq(sim_new(&cfg, &sim), 0);
+    sim_at_read_pause(sim, 0, SIM_SERVER, 2 * SIM_S);
+    sim_at_stall(sim, 2 * SIM_S - 5 * SIM_MS, 1); /* for good */
+    sim_run(sim);
+    ck_assert_msg(sim_check_complete(sim, buf, sizeof buf), "%s", buf);
+    sim_free(sim);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_reinject");
@@ -167,6 +194,7 @@ int main(void)
     tcase_add_test(tc, reset_of_fast_path);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
     tcase_add_test(tc, rejoined_path_carries_data_again);
+    tcase_add_test(tc, window_update_lost_with_failed_subflow);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
