@@ -192,7 +192,9 @@ struct sim_result {
     struct sim_side_result side[2];
     int accept_errors;     /* mpt_server_accept refusals */
     int extra_server_conns; /* server connections beyond the first */
-    double engine_ns;      /* time inside engine calls (cfg.measure_engine) */
+    double engine_ns;      /* time inside engine calls (cfg.measure_engine), minus the
+                              calibrated cost of the clock reads around each call */
+    uint64_t engine_calls; /* engine calls timed */
 };
 
 const struct sim_result *sim_result(const struct sim *sim);
