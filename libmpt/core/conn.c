@@ -213,6 +213,7 @@ struct sf {
     size_t room;
     struct ring q; /* struct oitem */
     size_t q_bytes;
+    unsigned ctrl_items; /* control items queued (bounds a PING flood) */
     int ack_pending;
     struct ring recs; /* struct rec */
     size_t inflight;
@@ -263,6 +264,7 @@ struct mpt_conn {
     uint64_t adv_edge;                 /* highest right edge advertised */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
+    int ack_all; /* duplicates arrived: our acks may be getting lost */
     uint64_t ack_deadline; /* MPT_TIME_NEVER: no stale-ack check armed */
 
     int close_sent, close_rcvd;
@@ -439,6 +441,50 @@ static int queue_raw(struct sf *s, const uint8_t *bytes, size_t len)
     it->hlen = (uint16_t)len;
     memcpy(it->hdr, bytes, len);
     s->q_bytes += len;
+    s->ctrl_items++;
+    return 0;
+}
+
+/* Insert an empty item ahead of queued DATA that has not started, but behind
+ * a partly written item and behind control frames (which keep their order:
+ * handshake frames must stay first). O(items ahead of it); used for control
+ * frames that should measure or serve the path, not wait for our queue. */
+static struct oitem *insert_before_data(struct sf *s)
+{
+    uint32_t pos = 0;
+
+    while (pos < s->q.n) {
+        const struct oitem *q = ring_at(&s->q, pos);
+        if (q->off == 0 && q->kind == IT_DATA)
+            break;
+        pos++;
+    }
+    /* open a slot at the front and slide the (few) leading items into it */
+    if (!ring_push_front(&s->q))
+        return NULL;
+    for (uint32_t j = 0; j < pos; j++)
+        memcpy(ring_at(&s->q, j), ring_at(&s->q, j + 1), sizeof(struct oitem));
+    return ring_at(&s->q, pos);
+}
+
+static int queue_frame_front(struct sf *s, const struct mpt_frame *f)
+{
+    uint8_t buf[MPT_FRAME_MAX_CONTROL];
+    ssize_t n = mpt_frame_encode(f, buf, sizeof buf);
+    struct oitem *it;
+
+    if (n < 0)
+        return (int)n;
+    it = insert_before_data(s);
+    if (!it)
+        return MPT_ENOMEM;
+    it->kind = IT_CTRL;
+    it->off = 0;
+    it->len = 0;
+    it->hlen = (uint16_t)n;
+    memcpy(it->hdr, buf, (size_t)n);
+    s->q_bytes += (size_t)n;
+    s->ctrl_items++;
     return 0;
 }
 
@@ -479,11 +525,12 @@ static int queue_u64(struct sf *s, uint8_t type, uint64_t v)
 
     memset(&f, 0, sizeof f);
     f.type = type;
-    if (type == MPT_FT_DATA_FIN)
+    if (type == MPT_FT_DATA_FIN) {
         f.u.data_fin.dsn = v;
-    else
-        f.u.ping.opaque = v;
-    return queue_frame(s, &f);
+        return queue_frame(s, &f);
+    }
+    f.u.ping.opaque = v;
+    return queue_frame_front(s, &f);
 }
 
 /* Drops queued output except a partly written head item (which must be
@@ -495,6 +542,8 @@ static void drop_queue(struct sf *s)
         if (s->q.n == 1 && it->off > 0)
             break;
         s->q_bytes -= zmin(s->q_bytes, item_total(it) - it->off);
+        if (it->kind == IT_CTRL && s->ctrl_items)
+            s->ctrl_items--;
         ring_pop_back(&s->q);
     }
     s->ack_pending = 0;
@@ -597,6 +646,16 @@ static void place_ack(struct mpt_conn *c)
 
     if (!c->ack_needed || !conn_open(c) || !c->rb_ready)
         return;
+    if (c->ack_all) {
+        c->ack_all = 0;
+        for (i = 0; i < c->nslots; i++)
+            if (c->sf[i].state == MPT_SF_ESTABLISHED) {
+                c->sf[i].ack_pending = 1;
+                c->ack_needed = 0;
+            }
+        if (!c->ack_needed)
+            return;
+    }
     i = best_ctrl_sf(c);
     if (i < 0)
         return;
@@ -648,13 +707,24 @@ static void reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records)
         c->fin_sf = -1;
 }
 
+static void finish_close(struct mpt_conn *c);
+
+/* A subflow went away: an ack or window update written on it may be lost,
+ * so send a fresh one elsewhere; and note when no path is left. */
 static void check_nopath(struct mpt_conn *c, uint64_t now)
 {
+    if (conn_open(c) && c->rb_ready)
+        c->ack_needed = 1;
     for (int i = 0; i < c->nslots; i++)
         if (sf_live(&c->sf[i])) {
             c->nopath_since = 0;
             return;
         }
+    if (conn_open(c) && c->fin_acked && c->rfin_consumed) {
+        /* both directions are complete: only the CLOSE exchange was lost */
+        finish_close(c);
+        return;
+    }
     if (!c->nopath_since)
         c->nopath_since = now ? now : 1;
 }
@@ -1040,33 +1110,41 @@ static void finish_close(struct mpt_conn *c)
     ev_push(c, MPT_EV_READABLE, -1, 0, 0);
 }
 
+/* CLOSE (after a final DATA_ACK) on every established subflow: one of them
+ * may be stalled, and the peer ignores duplicates. */
+static int send_close_all(struct mpt_conn *c)
+{
+    int sent = 0;
+
+    for (int i = 0; i < c->nslots; i++) {
+        struct sf *s = &c->sf[i];
+        struct oitem *it;
+        if (s->state != MPT_SF_ESTABLISHED)
+            continue;
+        it = ring_push_back(&s->q);
+        if (it) {
+            it->kind = IT_ACK;
+            it->off = 0;
+            it->len = 0;
+            encode_ack(c, it);
+            s->q_bytes += it->hlen;
+            s->ack_pending = 0;
+        }
+        if (queue_simple(s, MPT_FT_CLOSE, 0) == 0)
+            sent = 1;
+    }
+    if (sent)
+        c->ack_needed = 0;
+    return sent;
+}
+
 static void check_close(struct mpt_conn *c)
 {
-    int i;
-
     if (!conn_open(c))
         return;
-    if (!c->close_sent && c->fin_acked && c->rfin_consumed) {
-        i = best_ctrl_sf(c);
-        if (i < 0)
-            return;
-        /* the final ack of the peer's DATA_FIN goes first, on the same path */
-        if (c->sf[i].ack_pending || c->ack_needed) {
-            struct oitem *it = ring_push_back(&c->sf[i].q);
-            if (it) {
-                it->kind = IT_ACK;
-                it->off = 0;
-                it->len = 0;
-                encode_ack(c, it);
-                c->sf[i].q_bytes += it->hlen;
-                c->ack_needed = 0;
-                c->sf[i].ack_pending = 0;
-            }
-        }
-        if (queue_simple(&c->sf[i], MPT_FT_CLOSE, 0) == 0) {
-            c->close_sent = 1;
-            c->close_deadline = c->now + c->s.close_timeout;
-        }
+    if (!c->close_sent && c->fin_acked && c->rfin_consumed && send_close_all(c)) {
+        c->close_sent = 1;
+        c->close_deadline = c->now + c->s.close_timeout;
     }
     if (c->close_sent && c->close_rcvd)
         finish_close(c);
@@ -1672,6 +1750,8 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         if (r == MPT_EFLOW)
             return proto_violation(c, i, MPT_EFLOW, MPT_REASON_FLOW, f->type, now);
         c->st.dup_bytes_dropped += dup;
+        if (dup)
+            c->ack_all = 1;
         *got_data = 1;
         if (c->rb.nxt != old) {
             c->st.bytes_received += c->rb.nxt - old;
@@ -1704,7 +1784,8 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         try_consume_fin(c, now);
         return 0;
     case MPT_FT_PING:
-        queue_u64(s, MPT_FT_PONG, f->u.ping.opaque);
+        if (s->ctrl_items < 64)
+            queue_u64(s, MPT_FT_PONG, f->u.ping.opaque);
         return 0;
     case MPT_FT_PONG:
         if (s->ping_sent_at && f->u.ping.opaque == s->ping_sent_at) {
@@ -1727,7 +1808,7 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         return 0;
     case MPT_FT_CLOSE:
         c->close_rcvd = 1;
-        if (!c->close_sent && queue_simple(s, MPT_FT_CLOSE, 0) == 0)
+        if (!c->close_sent && (send_close_all(c) || queue_simple(s, MPT_FT_CLOSE, 0) == 0))
             c->close_sent = 1;
         if (c->close_sent)
             finish_close(c);
@@ -1846,17 +1927,26 @@ int mpt_conn_sf_output(struct mpt_conn *c, int i, struct mpt_iovec *iov, int n, 
         return 0;
     s = &c->sf[i];
     c->now = now;
-    if (s->ack_pending && c->rb_ready) {
-        struct oitem *h = s->q.n ? ring_at(&s->q, 0) : NULL;
-        if (!h || h->off == 0) {
-            struct oitem *it = ring_push_front(&s->q);
-            if (it) {
-                it->kind = IT_ACK;
-                it->off = 0;
-                it->len = 0;
-                it->hlen = 0;
+    if (s->ack_pending && c->rb_ready && s->state != MPT_SF_HANDSHAKE) {
+        struct oitem *it = NULL;
+        /* an ack still waiting ahead of the data is refreshed, not doubled */
+        for (uint32_t j = 0; j < s->q.n; j++) {
+            const struct oitem *q = ring_at(&s->q, j);
+            if (q->off == 0 && q->kind == IT_ACK) {
                 s->ack_pending = 0;
+                break;
             }
+            if (q->off == 0 && q->kind == IT_DATA)
+                break;
+        }
+        if (s->ack_pending)
+            it = insert_before_data(s);
+        if (it) {
+            it->kind = IT_ACK;
+            it->off = 0;
+            it->len = 0;
+            it->hlen = 0;
+            s->ack_pending = 0;
         }
     }
     for (uint32_t j = 0; j < s->q.n && k < n; j++) {
@@ -1906,6 +1996,8 @@ void mpt_conn_sf_sent(struct mpt_conn *c, int i, size_t n, uint64_t now)
             c->ack_written = it->dsn;
             c->edge_written = it->edge;
             c->st.acks_sent++;
+        } else if (it->kind == IT_CTRL && s->ctrl_items) {
+            s->ctrl_items--;
         }
         ring_pop_front(&s->q);
     }
@@ -1943,6 +2035,7 @@ void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)
     c->sf[i].q.n = 0; /* the socket is gone: nothing more to write */
     c->sf[i].q.head = 0;
     c->sf[i].q_bytes = 0;
+    c->sf[i].ctrl_items = 0;
     release_sendbuf(c);
     post(c, now);
 }
@@ -2246,6 +2339,9 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
             if (!s->ping_sent_at && now >= s->next_ping) {
                 send_ping(s, now);
                 s->next_ping = now + c->s.ping_interval;
+                /* a periodic ack too: repairs any lost ack or window update */
+                if (c->rb_ready && conn_open(c))
+                    s->ack_pending = 1;
             }
             break;
         default:

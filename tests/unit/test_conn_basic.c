@@ -28,6 +28,7 @@ struct link {
     int refused;       /* server refused: reply delivered, link dead */
     int refuse_err;
     int broken;        /* drops everything */
+    int held;          /* delivers nothing for now (a very slow path) */
     struct pipe c2s, s2c;
     /* tampering: flip byte at absolute offset in the s2c / c2s stream */
     long tamper_s2c, tamper_c2s;
@@ -252,6 +253,8 @@ static int step(struct world *w)
         any |= drain_out(w, w->cli, l->csf, l, 1);
         if (l->ssf >= 0)
             any |= drain_out(w, w->sc, l->ssf, l, 0);
+        if (l->held)
+            continue;
         /* deliver client -> server */
         if (l->c2s.len && !l->refused) {
             if (l->ssf < 0) {
@@ -631,6 +634,47 @@ START_TEST(blackhole_detected_and_reinjected)
 }
 END_TEST
 
+START_TEST(opportunistic_retransmission_penalises_slow_path)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    struct mpt_sf_info fast, slow;
+
+    world_init(&w);
+    w.ss.rcvbuf = 128 * 1024; /* small window: the slow path blocks it */
+    w.cs.stall_min = 5000 * MPT_NS_PER_MS; /* keep the stall detector out of it */
+    w.cs.subflow_timeout = 20000 * MPT_NS_PER_MS;
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    memset(&fast, 0, sizeof fast);
+    memset(&slow, 0, sizeof slow);
+    fast.srtt = 1 * MPT_NS_PER_MS;
+    slow.srtt = 100 * MPT_NS_PER_MS;
+    mpt_conn_sf_set_info(w.cli, w.l[0].csf, &fast);
+    mpt_conn_sf_set_info(w.cli, w.l[1].csf, &slow);
+    w.room = 32768;
+    w.l[1].held = 1;
+    w.c_to_send = 2u << 20;
+    for (int i = 0; i < 200; i++) {
+        step(&w);
+        w.now += 100000;
+    }
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_gt(st.penalisations, 0);
+    ck_assert_uint_gt(st.reinjections, 0);
+    ck_assert_uint_gt(st.bytes_reinjected, 0);
+    ck_assert_uint_gt(w.s_recvd, 256 * 1024); /* progress despite the stuck path */
+    w.l[1].held = 0;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 2u << 20);
+    mpt_conn_get_stats(w.sc, &st);
+    ck_assert_uint_gt(st.dup_bytes_dropped, 0);
+    ck_assert_uint_le(st.rcv_mem_peak, 128 * 1024);
+    world_free(&w);
+}
+END_TEST
+
 START_TEST(all_paths_gone_aborts)
 {
     struct world w;
@@ -793,6 +837,7 @@ int main(void)
     tcase_add_test(tc, join_limit);
     tcase_add_test(tc, subflow_failure_reinjects);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
+    tcase_add_test(tc, opportunistic_retransmission_penalises_slow_path);
     tcase_add_test(tc, all_paths_gone_aborts);
     tcase_add_test(tc, fastclose);
     tcase_add_test(tc, close_client_first);
