@@ -253,6 +253,8 @@ struct mpt_conn {
     struct mpt_sendbuf sb;
     uint64_t snd_una, snd_nxt, snd_edge;
     struct ring reinj; /* struct rng */
+    struct mpt_sack_range sack[MPT_FRAME_MAX_SACK]; /* peer's latest SACK ranges */
+    int nsack;
     int fin_pending, fin_acked, fin_sf;
     uint64_t fin_dsn;
 
@@ -549,7 +551,27 @@ static void drop_queue(struct sf *s)
     s->ack_pending = 0;
 }
 
-/* Lowest DSN a partly written DATA frame still needs from the send buffer. */
+/* A subflow that is no longer live must not pin send-buffer memory (the
+ * caller may close its socket without writing another byte): a partly written
+ * DATA frame is dropped with everything behind it (the peer sees a truncated
+ * stream on a dead subflow). Returns 1 if that happened. */
+static int drop_partial_data(struct sf *s)
+{
+    const struct oitem *it;
+
+    if (!s->q.n)
+        return 0;
+    it = ring_at(&s->q, 0);
+    if (it->kind != IT_DATA || it->off == 0 || it->len == 0)
+        return 0;
+    s->q.n = s->q.head = 0;
+    s->q_bytes = 0;
+    s->ctrl_items = 0;
+    return 1;
+}
+
+/* Lowest DSN a partly written DATA frame still needs from the send buffer
+ * (live subflows only: see drop_partial_data). */
 static uint64_t snd_pin(const struct mpt_conn *c)
 {
     uint64_t t = mpt_dsn_min(c->snd_una, c->sb.end);
@@ -557,7 +579,7 @@ static uint64_t snd_pin(const struct mpt_conn *c)
     for (int i = 0; i < c->nslots; i++) {
         const struct sf *s = &c->sf[i];
         const struct oitem *it;
-        if (!s->q.n)
+        if (!s->q.n || !sf_live(s))
             continue;
         it = ring_at(&s->q, 0);
         if (it->kind == IT_DATA && it->off > 0 && it->len > 0)
@@ -741,7 +763,7 @@ static void sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int sen
     if (!sf_live(s))
         return;
     drop_queue(s);
-    if (send_error)
+    if (!drop_partial_data(s) && send_error)
         queue_reason(s, MPT_FT_ERROR, reason, ftype);
     s->state = MPT_SF_FAILED;
     s->stalled = 0;
@@ -899,6 +921,11 @@ static void schedule(struct mpt_conn *c, uint64_t now)
             r = ring_at(&c->reinj, 0);
             if (mpt_dsn_lt(r->s, c->snd_una))
                 r->s = mpt_dsn_min(c->snd_una, r->e);
+            /* skip what the peer already holds (its SACK ranges never shrink
+             * except into the cumulative ack) */
+            for (int q = 0; q < c->nsack; q++)
+                if (mpt_dsn_le(c->sack[q].start, r->s) && mpt_dsn_lt(r->s, c->sack[q].end))
+                    r->s = mpt_dsn_min(c->sack[q].end, r->e);
             if (r->s != r->e)
                 break;
             ring_pop_front(&c->reinj);
@@ -1025,7 +1052,8 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
 
 /* ---- ack processing --------------------------------------------------------- */
 
-static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t window, uint64_t now)
+static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t window,
+                        const struct mpt_sack_range *sack, int nsack, uint64_t now)
 {
     uint64_t maxack = c->snd_nxt;
     uint64_t edge;
@@ -1035,6 +1063,13 @@ static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
         maxack = c->fin_dsn + 1; /* the DATA_FIN may have been sent */
     if (mpt_dsn_gt(ack, maxack))
         return; /* acks something never sent: ignore */
+    if (mpt_dsn_ge(ack, c->snd_una)) {
+        /* the newest view of what the peer holds out of order */
+        c->nsack = 0;
+        for (int k = 0; k < nsack; k++)
+            if (mpt_dsn_le(sack[k].end, c->snd_nxt))
+                c->sack[c->nsack++] = sack[k];
+    }
     if (mpt_dsn_gt(ack, c->snd_una)) {
         uint64_t data_end = mpt_dsn_min(ack, c->sb.end);
         if (mpt_dsn_gt(data_end, c->snd_una))
@@ -1166,6 +1201,7 @@ static void post(struct mpt_conn *c, uint64_t now)
 {
     if (!conn_open(c))
         return;
+    release_sendbuf(c); /* pins may have gone with a subflow */
     schedule(c, now);
     place_ack(c);
     check_close(c);
@@ -1669,6 +1705,7 @@ static void sf_closing_done(struct mpt_conn *c, int i, uint32_t reason)
 
     s->state = MPT_SF_CLOSED;
     s->fail_reason = reason;
+    drop_partial_data(s);
     ev_push(c, MPT_EV_SF_DOWN, i, MPT_ECLOSED, reason);
     check_nopath(c, c->now);
 }
@@ -1766,7 +1803,8 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         return 0;
     }
     case MPT_FT_DATA_ACK:
-        on_data_ack(c, i, f->u.data_ack.ack, f->u.data_ack.window, now);
+        on_data_ack(c, i, f->u.data_ack.ack, f->u.data_ack.window, f->u.data_ack.ranges,
+                    f->u.data_ack.nranges, now);
         return 0;
     case MPT_FT_DATA_FIN:
         if (c->rfin_known) {
@@ -2147,10 +2185,10 @@ ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t 
     n = mpt_sendbuf_write(&c->sb, buf, len);
     if (n < 0)
         return (ssize_t)n;
-    if (n == 0) {
-        c->want_writable = 1;
+    if ((size_t)n < len)
+        c->want_writable = 1; /* full now (short write): say when space returns */
+    if (n == 0)
         return MPT_EAGAIN;
-    }
     c->st.snd_mem = mpt_sendbuf_used(&c->sb);
     post(c, now);
     return (ssize_t)n;

@@ -40,6 +40,12 @@ tests_unit_test_sendbuf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sendbuf_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_rcvbuf tests/unit/test_sendbuf
+
+check_PROGRAMS += tests/unit/test_conn_sched
+tests_unit_test_conn_sched_SOURCES = tests/unit/test_conn_sched.c
+tests_unit_test_conn_sched_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_conn_sched_LDADD = $(UNIT_LDADD)
+TESTS += tests/unit/test_conn_sched
 # end of engine tests (test_conn_*, test_rcvbuf, test_sendbuf)
 endif
 
