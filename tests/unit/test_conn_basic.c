@@ -29,6 +29,8 @@ struct link {
     int refuse_err;
     int broken;        /* drops everything */
     int held;          /* delivers nothing for now (a very slow path) */
+    int partial;       /* the socket takes only part of each write */
+    int stuck;         /* the socket takes nothing more (blackholed, buffer full) */
     struct pipe c2s, s2c;
     /* tampering: flip byte at absolute offset in the s2c / c2s stream */
     long tamper_s2c, tamper_c2s;
@@ -156,8 +158,24 @@ static int drain_out(struct world *w, struct mpt_conn *c, int sf, struct link *l
 
     if (!c || sf < 0)
         return 0;
+    /* like an I/O layer: a socket of a dead subflow is closed, not drained */
+    if (l->stuck || (l->broken && mpt_conn_sf_state(c, sf) >= MPT_SF_FAILED))
+        return 0;
     while ((n = mpt_conn_sf_output(c, sf, iov, 16, w->now)) > 0) {
-        size_t tot = 0;
+        size_t tot = 0, want = 0;
+        if (l->partial) {
+            for (int i = 0; i < n; i++)
+                want += iov[i].len;
+            want = want / 2 + 1;
+            for (int i = 0; i < n; i++) {
+                if (iov[i].len >= want) {
+                    iov[i].len = want;
+                    n = i + 1;
+                    break;
+                }
+                want -= iov[i].len;
+            }
+        }
         for (int i = 0; i < n; i++) {
             struct pipe *p = to_server ? &l->c2s : &l->s2c;
             size_t *total = to_server ? &l->c2s_total : &l->s2c_total;
@@ -180,6 +198,8 @@ static int drain_out(struct world *w, struct mpt_conn *c, int sf, struct link *l
         }
         mpt_conn_sf_sent(c, sf, tot, w->now);
         any = 1;
+        if (l->partial)
+            break; /* the socket is full for this round */
     }
     mpt_conn_sf_set_room(c, sf, w->room);
     return any;
@@ -675,6 +695,50 @@ START_TEST(opportunistic_retransmission_penalises_slow_path)
 }
 END_TEST
 
+/* A path dies while a DATA frame is half written on it, and the caller only
+ * learns it from MPT_EV_SF_DOWN (never calls mpt_conn_sf_failed): the half
+ * frame must not pin the send buffer, the transfer completes on the other. */
+START_TEST(dead_subflow_with_partial_frame_does_not_pin)
+{
+    struct world w;
+
+    world_init(&w);
+    w.cs.sndbuf = 128 * 1024;
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.l[1].partial = 1;
+    w.room = 64 * 1024;
+    w.c_to_send = 4u << 20;
+    for (int i = 0; i < 6; i++)
+        step(&w);
+    w.l[1].broken = w.l[1].stuck = 1;
+    w.l[1].c2s.len = w.l[1].s2c.len = 0;
+    advance(&w, 4000);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_FAILED);
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 4u << 20);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(partial_writes_keep_frames_intact)
+{
+    struct world w;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.l[0].partial = w.l[1].partial = 1;
+    w.c_to_send = w.s_to_send = 1u << 20;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    ck_assert_uint_eq(w.c_recvd, 1u << 20);
+    world_free(&w);
+}
+END_TEST
+
 START_TEST(all_paths_gone_aborts)
 {
     struct world w;
@@ -838,6 +902,8 @@ int main(void)
     tcase_add_test(tc, subflow_failure_reinjects);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
     tcase_add_test(tc, opportunistic_retransmission_penalises_slow_path);
+    tcase_add_test(tc, dead_subflow_with_partial_frame_does_not_pin);
+    tcase_add_test(tc, partial_writes_keep_frames_intact);
     tcase_add_test(tc, all_paths_gone_aborts);
     tcase_add_test(tc, fastclose);
     tcase_add_test(tc, close_client_first);
