@@ -286,6 +286,7 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
         return MPT_ENOMEM;
     ctx->extfd = -1;
     ctx->wakefd = -1;
+    ctx->nlfd = -1;
     if ((rc = take_config(ctx, cfg)) < 0)
         goto fail;
     rc = MPT_ENOMEM;
@@ -338,6 +339,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
         mpt_listener_close(l);
     }
     mpt_sock_linger_flush(ctx);
+    mpt_netlink_stop(ctx);
     mpt_resolve_fini(ctx);
     while (ctx->tmrs)
         mpt_tmr_fini(ctx->tmrs);

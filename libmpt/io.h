@@ -55,6 +55,8 @@ struct mpt_ctx {
     uint8_t *rbuf;                   /* shared read buffer, MPT_IO_RBUF bytes */
     int extfd;                       /* epoll fd mirroring our ios, or -1 */
     int wakefd;                      /* eventfd in extfd: resolver results, or -1 */
+    int nlfd;                        /* rtnetlink watcher (netlink.c), or -1 */
+    struct mpt_io nlio;
     struct mpt_io *ios;
     struct mpt_tmr *tmrs;
     struct mpt_socket *socks;        /* every socket, both roles */
@@ -208,6 +210,11 @@ int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port);
 void mpt_resolve_cancel(struct mpt_socket *s);
 int mpt_resolve_init(struct mpt_ctx *ctx);
 void mpt_resolve_fini(struct mpt_ctx *ctx);
+
+/* netlink.c */
+void mpt_netlink_start(struct mpt_ctx *ctx);
+void mpt_netlink_stop(struct mpt_ctx *ctx);
+void mpt_sock_paths_changed(struct mpt_socket *s);
 
 /* util */
 int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

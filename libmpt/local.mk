@@ -11,6 +11,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/sock.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \
+	libmpt/netlink.c \
 	libmpt/blocking.c
 libmpt_libmptio_la_LIBADD = $(EV_LIBS) $(BSD_LIBS)
 

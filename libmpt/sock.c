@@ -23,6 +23,7 @@
 #include "io.h"
 
 #define IOV_MAX_BATCH 64
+#define MPT_IO_ROOM_REFILL (64u * 1024u)
 
 static void sock_timer_cb(EV_P_ ev_timer *w, int revents);
 static void sf_io_cb(EV_P_ ev_io *w, int revents);
@@ -281,7 +282,10 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             break;
         }
     }
-    if (sf->room_left == 0)
+    /* Nearly no room left: the engine cannot fit another DATA frame, so ask
+     * the socket when it takes more (else both sides could wait on a
+     * leftover of a few bytes that the scheduler treats as none). */
+    if (sf->room_left < MPT_IO_ROOM_REFILL)
         want_write = 1;
     mpt_io_set(&sf->io, (sf->eof_seen ? 0 : EV_READ) | (want_write ? EV_WRITE : 0));
 }
@@ -941,6 +945,19 @@ fail:
     mpt_sock_kick(s);
 }
 
+/* A link, address or route changed (netlink.c): retry waiting subflows now. */
+void mpt_sock_paths_changed(struct mpt_socket *s)
+{
+    if (s->server || s->done || !s->established)
+        return;
+    for (int i = 0; i < s->nslots; i++) {
+        struct mpt_slot *sl = s->slots[i];
+        if (sl->sf < 0 && !sl->dead && ev_is_active(&sl->retry.w) &&
+            ev_timer_remaining(s->ctx->loop, &sl->retry.w) > 0.05)
+            mpt_tmr_start(&sl->retry, 0.02); /* let bursts of changes settle */
+    }
+}
+
 static void slot_retry_cb(EV_P_ ev_timer *w, int revents)
 {
     struct mpt_slot *sl = w->data;
@@ -1092,6 +1109,7 @@ int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char
     s->released = 0;
     if ((rc = mpt_resolve_start(s, host, port)) < 0)
         goto fail;
+    mpt_netlink_start(ctx);
     MPT_TRACE(ctx, s->id, "connect", "\"port\":%u,\"paths\":%d", port, s->npaths);
     *out = s;
     return 0;
