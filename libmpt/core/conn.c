@@ -26,7 +26,11 @@
  *    data that has not started). An item that has not started is
  *    re-validated when emitted: bytes acknowledged meanwhile are trimmed, so
  *    acked send-buffer memory can be reused at once; only a partly written
- *    DATA frame pins send-buffer bytes (at most one per subflow).
+ *    DATA frame pins send-buffer bytes (at most one per live subflow; a
+ *    subflow that fails or closes drops its partly written DATA frame, since
+ *    the caller may close the socket without writing another byte).
+ *  - DATA_ACK, PING and PONG are inserted ahead of queued DATA that has not
+ *    started (never ahead of handshake/control frames, which keep order).
  *  - Scheduling (schedule()) runs at the end of every entry point: while a
  *    chunk is available (reinjection first, then new data within the peer's
  *    window) ask sched->pick among usable subflows, clamp to the subflow's
@@ -49,8 +53,12 @@
  * a DATA_FIN, queued on the established subflow with the least queued output
  * (our queue + the kernel's notsent bytes) and then the lowest srtt; plus one
  * when reads open the window by >= rcvbuf/4 or the window was under two
- * frames; plus a timer (ack_delay) that re-sends an ack when the last one
- * written is stale (e.g. lost with a failed subflow).
+ * frames. Lost acks (a window update written on a path that then dies would
+ * deadlock the sender) are repaired by: a fresh ack whenever a subflow goes
+ * away, an ack on every subflow when duplicates arrive (the sender is
+ * retransmitting), a periodic ack with each timer PING, and a timer
+ * (ack_delay + stall_min) when the last ack written is stale. An ack waiting
+ * in a queue is re-encoded with current values when emitted, never doubled.
  *
  * LIVENESS. A subflow with in-flight records and no progress (no bytes
  * received on it, no DATA_ACK advancing over its records) for
@@ -71,11 +79,24 @@
  * srtt_S), regrowing by the bytes acked on S.
  *
  * CLOSE. shutdown -> DATA_FIN (dsn = end of data, consumes one DSN) once all
- * data has been sent; CLOSE when our DATA_FIN is acked and the peer's is
- * consumed; the peer answers CLOSE; then CLOSED and MPT_EV_CLOSED. A local
- * abort or fatal error sends FASTCLOSE on every live subflow; a received
- * FASTCLOSE aborts with MPT_ERESET. close_timeout bounds the graceful close
- * (then FASTCLOSE + MPT_ETIMEDOUT).
+ * data has been sent (re-sent elsewhere if its subflow fails or stalls);
+ * half-close works both ways. CLOSE (with a final DATA_ACK) on every
+ * established subflow when our DATA_FIN is acked and the peer's is consumed;
+ * the peer answers CLOSE; then CLOSED and MPT_EV_CLOSED (subflows CLOSED;
+ * the caller drains their output, then closes the sockets). If both
+ * DATA_FINs are done and no subflow is left, the connection is CLOSED too
+ * (only the CLOSE exchange was lost). close_timeout bounds the wait for the
+ * peer's CLOSE (then FASTCLOSE + MPT_ETIMEDOUT). A local abort or fatal
+ * error sends FASTCLOSE on every live subflow (no events for a local
+ * abort; recv/send then return MPT_ECLOSED); a received FASTCLOSE aborts
+ * with MPT_EV_ERROR/MPT_ERESET, except on a join subflow that is not yet
+ * authenticated, where it only fails that subflow.
+ *
+ * JOINS. The server's token table is a red-black tree keyed by token; a
+ * join is refused with ERROR(UNKNOWN_TOKEN / TOO_MANY / REPLAY) before any
+ * state is created; the last 64 accepted client nonces are remembered per
+ * connection. JOIN_ACK / JOIN_CONFIRM HMACs are checked in constant time; a
+ * bad one fails the subflow with ERROR(AUTH), the connection carries on.
  *
  * Memory is bounded by settings: sndbuf, rcvbuf (+ a range count cap), the
  * per-subflow output queues (bounded by the room the caller gives plus a few
@@ -1721,7 +1742,12 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         return 0;
     }
     if (f->type == MPT_FT_FASTCLOSE) {
-        conn_abort(c, MPT_ERESET, f->u.close.reason, 0, 1, -1, 0);
+        /* a join not yet authenticated cannot kill the connection: anyone
+         * who saw the token could open one */
+        if (s->state == MPT_SF_HANDSHAKE && s->is_join)
+            sf_fail(c, i, MPT_ERESET, f->u.close.reason, 0, 0, now);
+        else
+            conn_abort(c, MPT_ERESET, f->u.close.reason, 0, 1, -1, 0);
         return 0;
     }
     if (s->state == MPT_SF_HANDSHAKE) {

@@ -572,6 +572,53 @@ START_TEST(join_replay_refused)
 }
 END_TEST
 
+/* Someone who saw the token opens a join and sends FASTCLOSE before it is
+ * authenticated: only that subflow dies. */
+START_TEST(unauthenticated_join_cannot_fastclose)
+{
+    struct world w;
+    uint8_t buf[256];
+    struct mpt_preamble p;
+    struct mpt_frame f;
+    struct mpt_accept a;
+    ssize_t n1, n2, n3;
+    uint64_t token = 0;
+
+    world_init(&w);
+    establish(&w);
+    /* the token is in every JOIN in clear: take it from a real one */
+    {
+        int li = open_link(&w, 1, 0);
+        run(&w, 5);
+        ck_assert_int_gt(mpt_frame_decode(w.l[li].first_c2s + 16, 30, MPT_FRAME_MAX_BODY, &f), 0);
+        token = f.u.join.token;
+    }
+    memset(&p, 0, sizeof p);
+    p.version = MPT_PROTO_VERSION;
+    p.kind = MPT_PRE_JOIN;
+    n1 = mpt_preamble_encode(&p, buf, sizeof buf);
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_JOIN;
+    f.u.join.token = token;
+    f.u.join.nonce[0] = 0x42;
+    n2 = mpt_frame_encode(&f, buf + n1, sizeof buf - (size_t)n1);
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_FASTCLOSE;
+    f.u.close.reason = MPT_REASON_ADMIN;
+    n3 = mpt_frame_encode(&f, buf + n1 + n2, sizeof buf - (size_t)(n1 + n2));
+    ck_assert_int_eq(mpt_server_accept(w.srv, buf, (size_t)(n1 + n2), w.now, &a), 0);
+    ck_assert_ptr_eq(a.conn, w.sc);
+    mpt_conn_sf_input(w.sc, a.sf, buf + a.consumed, (size_t)n3, w.now);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_sf_state(w.sc, a.sf), MPT_SF_FAILED);
+    w.c_to_send = w.s_to_send = 100000;
+    run(&w, 20);
+    ck_assert_uint_eq(w.s_recvd, 100000);
+    ck_assert_uint_eq(w.c_recvd, 100000);
+    world_free(&w);
+}
+END_TEST
+
 START_TEST(join_limit)
 {
     struct world w;
@@ -899,6 +946,7 @@ int main(void)
     tcase_add_test(tc, join_unknown_token);
     tcase_add_test(tc, join_replay_refused);
     tcase_add_test(tc, join_limit);
+    tcase_add_test(tc, unauthenticated_join_cannot_fastclose);
     tcase_add_test(tc, subflow_failure_reinjects);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
     tcase_add_test(tc, opportunistic_retransmission_penalises_slow_path);
