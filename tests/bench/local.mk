@@ -1,3 +1,7 @@
-# Benchmark helpers. tests/bench/run is the entry point (see doc/benchmarks.md).
-noinst_PROGRAMS += tests/bench/mpt-tcpbench
-tests_bench_mpt_tcpbench_SOURCES = tests/bench/mpt-tcpbench.c
+# Benchmark contenders. tests/bench/run is the entry point (see doc/benchmarks.md).
+noinst_PROGRAMS += tests/bench/mpt-tcpbench tests/bench/mpt-bench
+tests_bench_mpt_tcpbench_SOURCES = tests/bench/mpt-tcpbench.c tests/bench/bench-common.c \
+	tests/bench/bench-common.h
+tests_bench_mpt_bench_SOURCES = tests/bench/mpt-bench.c tests/bench/bench-common.c \
+	tests/bench/bench-common.h
+tests_bench_mpt_bench_LDADD = $(MPT_IO_LIBS)

@@ -4,13 +4,20 @@
  * processes. It measures what libmpt is compared against, so it does nothing
  * clever: large blocking read()/write() calls, the kernel's defaults.
  *
- *   mpt-tcpbench server [--mptcp] [--bind ADDR] --port P [--send N]
- *   mpt-tcpbench client [--mptcp] --host ADDR --port P [--send N | --recv]
+ *   mpt-tcpbench server [--mptcp] [--bind ADDR] --port P [--send N] [options]
+ *   mpt-tcpbench client [--mptcp] --host ADDR [--src ADDR] --port P [--send N | --recv] [options]
+ *     --expect N      receiver: N bytes are due (lost_bytes = N - verified)
+ *     --stream RATE   stream mode: timestamped BENCH_MSG-byte messages at RATE/s
+ *     --nodelay       TCP_NODELAY (libmpt sets it on its subflows)
+ *     --tcp-cc NAME   TCP_CONGESTION     --timeout SEC  give up (default 300)
  *
- * The side given --send N writes N bytes then closes; the other side reads to
- * EOF. Each side prints one line:
- *   role=client bytes=N seconds=S gbps=G cpu_s=C subflows=K
- * (subflows: from MPTCP_INFO where available, else 1).
+ * The side given --send N writes N bytes (bench-common.c's pattern) then
+ * closes; the other side reads to EOF and verifies every byte. Each side
+ * prints one line, the same keys as mpt-bench:
+ *   role=client bytes=N seconds=S gbps=G cpu_s=C subflows=K reinjected=0 completed=1
+ * and the receiver adds max_gap_ms= lost_bytes= verify= (and latencies in
+ * stream mode). subflows: the most seen in MPTCP_INFO, else 1. Exit status 0
+ * when complete and byte-exact, 3 otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,22 +43,9 @@
 #define MPTCP_INFO 1
 #endif
 
-#define BUF_SIZE (256 * 1024)
+#include "bench-common.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
+static double deadline;
 
 static void die(const char *what)
 {
@@ -73,59 +67,145 @@ static int mptcp_subflows(int fd)
     return info[0] + 1; /* subflows counts the additional ones */
 }
 
-static void transfer(int fd, const char *role, long long send_bytes, int mptcp)
+/* Bounded run time: every blocking call gets at most the rest of --timeout. */
+static void arm_timeout(int fd)
 {
-    static char buf[BUF_SIZE];
-    long long moved = 0;
-    double t0 = now_s(), c0 = cpu_s();
-    int subflows = 1;
+    double r = deadline - bench_now();
+    struct timeval tv;
+    if (r < 0.001)
+        r = 0.001;
+    tv.tv_sec = (time_t)r;
+    tv.tv_usec = (suseconds_t)((r - (double)tv.tv_sec) * 1e6);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
 
-    memset(buf, 0x5a, sizeof buf);
-    if (send_bytes > 0) {
-        while (moved < send_bytes) {
-            size_t want = (size_t)(send_bytes - moved < BUF_SIZE ? send_bytes - moved : BUF_SIZE);
-            ssize_t n = write(fd, buf, want);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                die("write");
-            }
-            moved += n;
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
         }
-        if (mptcp)
-            subflows = mptcp_subflows(fd);
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void sleep_until(double t)
+{
+    double now = bench_now();
+    if (t <= now)
+        return;
+    struct timespec ts;
+    double d = t - now;
+    ts.tv_sec = (time_t)d;
+    ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int transfer(int fd, const char *role, long long send_bytes, long long expect, double stream_rate,
+                    int mptcp)
+{
+    static unsigned char buf[BENCH_IO];
+    long long moved = 0;
+    double t0 = bench_now(), c0 = bench_cpu();
+    int subflows = 1, ok = 1, k;
+    char line[1024];
+
+    arm_timeout(fd);
+    if (send_bytes > 0) {
+        if (stream_rate > 0) {
+            unsigned char msg[BENCH_MSG];
+            long long msgs = send_bytes / BENCH_MSG;
+            for (long long seq = 0; seq < msgs; seq++) {
+                sleep_until(t0 + (double)seq / stream_rate);
+                bench_msg_fill(msg, (uint64_t)seq);
+                if (write_all(fd, msg, BENCH_MSG) < 0) {
+                    fprintf(stderr, "mpt-tcpbench: %s: write: %s\n", role, strerror(errno));
+                    ok = 0;
+                    break;
+                }
+                moved += BENCH_MSG;
+                if (mptcp && (k = mptcp_subflows(fd)) > subflows)
+                    subflows = k;
+            }
+        } else {
+            while (moved < send_bytes) {
+                size_t want = (size_t)(send_bytes - moved < BENCH_IO ? send_bytes - moved : BENCH_IO);
+                if (write_all(fd, bench_pat_at((uint64_t)moved), want) < 0) {
+                    fprintf(stderr, "mpt-tcpbench: %s: write: %s\n", role, strerror(errno));
+                    ok = 0;
+                    break;
+                }
+                moved += (long long)want;
+                if (mptcp && (k = mptcp_subflows(fd)) > subflows)
+                    subflows = k;
+            }
+        }
+        if (mptcp && (k = mptcp_subflows(fd)) > subflows)
+            subflows = k;
         shutdown(fd, SHUT_WR);
         /* Wait for the peer's close so the timing covers delivery, not just
          * the local send buffer. */
-        while (read(fd, buf, sizeof buf) > 0)
-            ;
-    } else {
         for (;;) {
             ssize_t n = read(fd, buf, sizeof buf);
+            if (n > 0)
+                continue;
+            if (n < 0 && errno == EINTR)
+                continue;
             if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                die("read");
+                fprintf(stderr, "mpt-tcpbench: %s: waiting for close: %s\n", role, strerror(errno));
+                ok = 0;
             }
-            if (n == 0)
-                break;
-            moved += n;
-            if (mptcp && subflows == 1 && moved > (1 << 20))
-                subflows = mptcp_subflows(fd);
+            break;
         }
+        double secs = bench_now() - t0;
+        printf("role=%s bytes=%lld seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%d reinjected=0 completed=%d\n",
+               role, moved, secs, secs > 0 ? (double)moved * 8 / secs / 1e9 : 0.0, bench_cpu() - c0,
+               subflows, ok);
+    } else {
+        struct bench_rx rx;
+        ssize_t n;
+        bench_rx_init(&rx, stream_rate > 0);
+        for (;;) {
+            n = read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            bench_rx_data(&rx, buf, (size_t)n);
+            if (mptcp && (subflows < 2 || (rx.bytes & 0xfffff) < (uint64_t)n) &&
+                (k = mptcp_subflows(fd)) > subflows)
+                subflows = k;
+        }
+        if (n < 0)
+            fprintf(stderr, "mpt-tcpbench: %s: read after %llu bytes: %s\n", role,
+                    (unsigned long long)rx.bytes, strerror(errno));
+        double secs = (rx.bytes > 0 ? rx.t_last : bench_now()) - t0;
+        snprintf(line, sizeof line,
+                 "role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%d reinjected=0 completed=%d",
+                 role, (unsigned long long)rx.bytes, secs,
+                 secs > 0 ? (double)rx.bytes * 8 / secs / 1e9 : 0.0, bench_cpu() - c0, subflows, n == 0);
+        ok = bench_rx_report(&rx, (uint64_t)(expect > 0 ? expect : 0), line, sizeof line) && n == 0;
+        printf("%s\n", line);
+        free(rx.lat);
     }
-    double secs = now_s() - t0;
-    printf("role=%s bytes=%lld seconds=%.6f gbps=%.4f cpu_s=%.4f subflows=%d\n", role, moved, secs,
-           secs > 0 ? (double)moved * 8 / secs / 1e9 : 0.0, cpu_s() - c0, subflows);
     fflush(stdout);
     close(fd);
+    return ok ? 0 : 3;
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = NULL, *bind_addr = NULL;
-    int port = 0, mptcp = 0, server;
-    long long send_bytes = 0;
+    const char *host = NULL, *bind_addr = NULL, *src = NULL, *cc = NULL;
+    int port = 0, mptcp = 0, server, nodelay = 0;
+    long long send_bytes = 0, expect = 0;
+    double stream_rate = 0, timeout = 300;
 
     if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
         fprintf(stderr, "usage: %s server|client [--mptcp] [--host A] [--bind A] --port P [--send N]\n",
@@ -146,6 +226,18 @@ int main(int argc, char **argv)
             send_bytes = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--recv"))
             send_bytes = 0;
+        else if (!strcmp(argv[i], "--expect") && i + 1 < argc)
+            expect = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--stream") && i + 1 < argc)
+            stream_rate = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--src") && i + 1 < argc)
+            src = argv[++i];
+        else if (!strcmp(argv[i], "--tcp-cc") && i + 1 < argc)
+            cc = argv[++i];
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            timeout = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--nodelay"))
+            nodelay = 1;
         else {
             fprintf(stderr, "mpt-tcpbench: unknown argument %s\n", argv[i]);
             return 2;
@@ -156,6 +248,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    deadline = bench_now() + timeout;
+    bench_pat_init();
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -170,6 +264,10 @@ int main(int argc, char **argv)
     if (fd < 0)
         die(mptcp ? "socket(IPPROTO_MPTCP)" : "socket");
     int one = 1;
+    if (nodelay)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (cc && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) < 0)
+        die("TCP_CONGESTION");
     if (server) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
@@ -178,16 +276,25 @@ int main(int argc, char **argv)
             die("listen");
         printf("listening\n");
         fflush(stdout);
+        arm_timeout(fd);
         int c = accept(fd, NULL, NULL);
         if (c < 0)
             die("accept");
         close(fd);
-        transfer(c, "server", send_bytes, mptcp);
+        if (nodelay)
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        rc = transfer(c, "server", send_bytes, expect, stream_rate, mptcp);
     } else {
+        if (src) {
+            struct sockaddr_in sa = {.sin_family = AF_INET};
+            if (inet_pton(AF_INET, src, &sa.sin_addr) != 1 ||
+                bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+                die("bind --src");
+        }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
             die("connect");
-        transfer(fd, "client", send_bytes, mptcp);
+        rc = transfer(fd, "client", send_bytes, expect, stream_rate, mptcp);
     }
     freeaddrinfo(ai);
-    return 0;
+    return rc;
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# loopback (issue 4): unshaped loopback inside a private namespace, 1 GiB per
+# transfer (BENCH_QUICK=1: 256 MiB; LOOPBACK_MIB overrides), both directions.
+# Contenders: one plain TCP connection, kernel MPTCP over 2 subflows
+# (endpoint 127.0.0.2 "subflow signal"), libmpt with each scheduler over the
+# paths 127.0.0.1 and 127.0.0.2. Metrics: throughput (Gbit/s, at the
+# receiver), cpu_s_per_gib (both processes' CPU), subflows actually used.
+# Target: libmpt >= 60% of plain TCP's throughput.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_setup loopback
+bench_ns_loopback
+mib=${LOOPBACK_MIB:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo 256 || echo 1024)}
+bytes=$((mib * 1024 * 1024))
+
+for bench_rep in $(seq 1 "$BENCH_REPS"); do
+    for dir in $BENCH_DIRS; do
+        for c in $(bench_contenders); do
+            bench_run "$c" "$dir" "$bytes" || continue
+            name=$c-$dir
+            bench_record "$name" throughput "$(bench_kv "$bench_rx" gbps)" Gbit/s
+            bench_record "$name" cpu_s_per_gib "$(awk -v a="$(bench_kv "$bench_rx" cpu_s)" \
+                -v b="$(bench_kv "$bench_tx" cpu_s)" -v m="$mib" 'BEGIN { printf "%.3f", (a + b) / (m / 1024) }')" s/GiB
+            sf_rx=$(bench_kv "$bench_rx" subflows); sf_tx=$(bench_kv "$bench_tx" subflows)
+            bench_record "$name" subflows "$((sf_rx > sf_tx ? sf_rx : sf_tx))" count
+            bench_record "$name" max_gap_ms "$(bench_kv "$bench_rx" max_gap_ms)" ms
+        done
+    done
+done
+bench_summarize
+# Target: libmpt >= 60% of tcp (per direction, medians).
+awk -F, '$1 == "loopback" && $3 == "throughput" { v[$2] = $4 }
+    END { for (k in v) if (k ~ /^libmpt/) { d = k; sub(/.*-/, "", d); t = v["tcp-" d]
+          if (t > 0) printf "bench: loopback: %s %.2f Gbit/s = %.0f%% of tcp-%s (target >= 60%%): %s\n",
+                            k, v[k], 100 * v[k] / t, d, (v[k] >= 0.6 * t ? "met" : "MISSED") } }' \
+    "$bench_resdir/results.csv" >&2
+[ "$bench_failures" -eq 0 ]

@@ -1,0 +1,451 @@
+/*
+ * The libmpt contender of the benchmarks (the scripts in tests/bench): moves data
+ * between two processes over one libmpt connection, measured exactly like
+ * mpt-tcpbench measures plain TCP and kernel MPTCP (bench-common.c).
+ *
+ *   mpt-bench server [--bind ADDR]... --port P [options]
+ *   mpt-bench client --host ADDR --port P [--path ADDR]... [options]
+ *     --send N        this side sends N bytes (the pattern), then closes;
+ *                     without it this side receives to end of stream
+ *     --expect N      receiver: N bytes are due (lost_bytes = N - verified)
+ *     --stream RATE   stream mode: BENCH_MSG-byte timestamped messages at
+ *                     RATE per second (N / BENCH_MSG of them)
+ *     --sched NAME    libmpt scheduler     --cc NAME   coupled congestion
+ *     --tcp-cc NAME   TCP_CONGESTION of every subflow
+ *     --timeout SEC   give up after SEC seconds (default 300)
+ *
+ *   mpt-bench scale-server --bind ADDR --port P --conns N [--timeout SEC]
+ *   mpt-bench scale-client --host ADDR --port P --path A --path B --conns N
+ *     The server holds N idle connections; once all of them have 2 subflows
+ *     it prints its resident memory per connection and the accept rate.
+ *
+ * Output: one line per side,
+ *   role=R bytes=N seconds=S gbps=G cpu_s=C subflows=K reinjected=B completed=0|1
+ * and on the receiver also max_gap_ms= lost_bytes= verify=ok|FAIL (stream
+ * mode: messages= latency_p50_ms= latency_p99_ms= latency_max_ms=).
+ * subflows is the largest number of established subflows seen. Exit status:
+ * 0 complete and byte-exact, 3 otherwise, 2 usage, 1 setup error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mpt/mpt.h>
+
+#include "bench-common.h"
+
+struct opts {
+    int server;
+    const char *host;
+    const char *bind[8];
+    size_t nbind;
+    const char *paths[8];
+    size_t npaths;
+    int port;
+    unsigned long long send, expect;
+    double stream_rate;
+    const char *sched, *cc, *tcp_cc;
+    double timeout;
+    long conns;
+};
+
+static double deadline;
+static unsigned max_subflows;
+
+static int remaining_ms(void)
+{
+    double r = deadline - bench_now();
+    return r <= 0 ? 0 : (int)(r * 1000) + 1;
+}
+
+static void note_subflows(struct mpt_socket *s, struct mpt_info *info)
+{
+    info->size = sizeof *info;
+    if (mpt_get_info(s, info) == 0 && info->subflows_established > max_subflows)
+        max_subflows = info->subflows_established;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: mpt-bench server [--bind ADDR]... --port P [--send N] [--expect N] [--stream RATE]\n"
+            "       mpt-bench client --host ADDR --port P [--path ADDR]... [same options]\n"
+            "       options: --sched NAME --cc NAME --tcp-cc NAME --timeout SEC\n"
+            "       mpt-bench scale-server --bind ADDR --port P --conns N\n"
+            "       mpt-bench scale-client --host ADDR --port P --path A --path B --conns N\n");
+    exit(2);
+}
+
+static struct mpt_ctx *make_ctx(const struct opts *o)
+{
+    struct mpt_config cfg;
+    struct mpt_ctx *ctx;
+    int rc;
+
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.scheduler = o->sched;
+    cfg.congestion = o->cc;
+    cfg.tcp_congestion = o->tcp_cc;
+    if (o->conns > 0) {
+        cfg.max_connections = (uint32_t)(o->conns + 16);
+        cfg.listen_backlog = 4096;
+    }
+    if ((rc = mpt_ctx_new(&ctx, NULL, &cfg)) < 0) {
+        fprintf(stderr, "mpt-bench: mpt_ctx_new: %s\n", mpt_strerror(rc));
+        exit(1);
+    }
+    const char *trace = getenv("MPT_BENCH_TRACE");
+    if (trace && *trace)
+        mpt_set_trace_file(ctx, trace);
+    return ctx;
+}
+
+/* ---- transfer ---------------------------------------------------------------------------- */
+
+static struct mpt_ctx *ctx;
+
+/* Runs the loop until `due` (CLOCK_MONOTONIC seconds). */
+static void run_until(double due)
+{
+    double now;
+    while ((now = bench_now()) < due) {
+        int ms = (int)((due - now) * 1000);
+        mpt_ctx_run(ctx, ms > 0 ? ms : 0);
+    }
+}
+
+static int do_send(const struct opts *o, struct mpt_socket *s, const char *role)
+{
+    unsigned char msg[BENCH_MSG];
+    struct mpt_info info;
+    unsigned long long off = 0, reinj = 0;
+    double t0 = bench_now(), c0 = bench_cpu();
+    ssize_t w = 0;
+    int rc, ok = 1;
+
+    if (o->stream_rate > 0) {
+        unsigned long long msgs = o->send / BENCH_MSG;
+        for (unsigned long long seq = 0; seq < msgs && w >= 0; seq++) {
+            run_until(t0 + (double)seq / o->stream_rate);
+            bench_msg_fill(msg, seq);
+            w = mpt_blocking_send_all(s, msg, BENCH_MSG, remaining_ms());
+            if (w > 0)
+                off += (unsigned long long)w;
+            note_subflows(s, &info);
+        }
+    } else {
+        while (off < o->send) {
+            size_t k = o->send - off < BENCH_IO ? (size_t)(o->send - off) : BENCH_IO;
+            w = mpt_blocking_send_all(s, bench_pat_at(off), k, remaining_ms());
+            if (w < 0)
+                break;
+            off += k;
+            note_subflows(s, &info);
+        }
+    }
+    if (w < 0) {
+        fprintf(stderr, "mpt-bench: %s: send: %s\n", role, mpt_strerror((int)w));
+        ok = 0;
+    }
+    note_subflows(s, &info);
+    reinj = info.bytes_reinjected;
+    /* Until the peer has everything and has closed: the timing covers delivery. */
+    rc = mpt_blocking_close(s, remaining_ms());
+    if (rc < 0) {
+        fprintf(stderr, "mpt-bench: %s: close: %s\n", role, mpt_strerror(rc));
+        ok = 0;
+    }
+    double secs = bench_now() - t0;
+    printf("role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%u reinjected=%llu completed=%d\n",
+           role, off, secs, secs > 0 ? (double)off * 8 / secs / 1e9 : 0.0, bench_cpu() - c0,
+           max_subflows, reinj, ok);
+    fflush(stdout);
+    return ok ? 0 : 3;
+}
+
+static int do_recv(const struct opts *o, struct mpt_socket *s, const char *role)
+{
+    static unsigned char buf[BENCH_IO];
+    struct bench_rx rx;
+    struct mpt_info info;
+    double t0 = bench_now(), c0 = bench_cpu();
+    ssize_t n;
+    char line[1024];
+    int ok;
+
+    bench_rx_init(&rx, o->stream_rate > 0);
+    while ((n = mpt_blocking_recv(s, buf, sizeof buf, remaining_ms())) > 0) {
+        bench_rx_data(&rx, buf, (size_t)n);
+        if (max_subflows < 2 || (rx.bytes & 0xfffff) < (uint64_t)n)
+            note_subflows(s, &info);
+    }
+    double t_end = rx.bytes > 0 ? rx.t_last : bench_now();
+    double cpu = bench_cpu() - c0;
+    note_subflows(s, &info);
+    if (n < 0)
+        fprintf(stderr, "mpt-bench: %s: recv after %llu bytes: %s\n", role,
+                (unsigned long long)rx.bytes, mpt_strerror((int)n));
+    double secs = t_end - t0;
+    snprintf(line, sizeof line, "role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%u reinjected=%llu completed=%d",
+             role, (unsigned long long)rx.bytes, secs,
+             secs > 0 ? (double)rx.bytes * 8 / secs / 1e9 : 0.0, cpu, max_subflows,
+             (unsigned long long)info.bytes_reinjected, n == 0);
+    ok = bench_rx_report(&rx, o->expect, line, sizeof line) && n == 0;
+    printf("%s\n", line);
+    fflush(stdout);
+    mpt_blocking_close(s, 5000);
+    free(rx.lat);
+    return ok ? 0 : 3;
+}
+
+/* ---- scale ------------------------------------------------------------------------------- */
+
+static long rss_kib(void)
+{
+    char line[256];
+    long v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+static void raise_nofile(long need)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur >= (rlim_t)need)
+        return;
+    rl.rlim_cur = (rlim_t)need;
+    if (rl.rlim_max < (rlim_t)need)
+        rl.rlim_max = (rlim_t)need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        fprintf(stderr, "mpt-bench: setrlimit(NOFILE, %ld): %s\n", need, strerror(errno));
+}
+
+static struct mpt_socket **socks;
+static long nsocks, nconnected, nclosed, nfailed;
+static double t_first_accept, t_last_accept;
+
+static void accept_cb(struct mpt_listener *l, void *user)
+{
+    struct mpt_socket *s;
+    (void)user;
+    while (mpt_accept(l, NULL, NULL, &s) == 0) {
+        double t = bench_now();
+        if (nsocks == 0)
+            t_first_accept = t;
+        t_last_accept = t;
+        socks[nsocks++] = s;
+    }
+}
+
+static long total_established(void)
+{
+    long total = 0;
+    for (long i = 0; i < nsocks; i++) {
+        struct mpt_info info = {.size = sizeof info};
+        if (mpt_get_info(socks[i], &info) == 0)
+            total += info.subflows_established;
+    }
+    return total;
+}
+
+static int scale_server(const struct opts *o)
+{
+    struct mpt_listener *l;
+    int rc;
+
+    raise_nofile(o->conns * 2 + 1024);
+    socks = calloc((size_t)o->conns + 16, sizeof *socks);
+    ctx = make_ctx(o);
+    if ((rc = mpt_listen(ctx, o->nbind ? o->bind : NULL, o->nbind, (uint16_t)o->port, accept_cb,
+                         NULL, &l)) < 0) {
+        fprintf(stderr, "mpt-bench: listen: %s\n", mpt_strerror(rc));
+        return 1;
+    }
+    long rss0 = rss_kib();
+    printf("listening rss_kib=%ld\n", rss0);
+    fflush(stdout);
+    long est = 0;
+    double next_check = 0;
+    while (bench_now() < deadline) {
+        mpt_ctx_run(ctx, 50);
+        if (nsocks >= o->conns && bench_now() >= next_check) {
+            est = total_established();
+            if (est >= 2 * o->conns)
+                break;
+            next_check = bench_now() + 0.2;
+        }
+    }
+    /* Let the last joins settle, then measure. */
+    run_until(bench_now() + 1.0);
+    est = total_established();
+    long rss1 = rss_kib();
+    double acc_s = t_last_accept - t_first_accept;
+    printf("role=scale-server conns=%ld subflows=%ld rss0_kib=%ld rss1_kib=%ld rss_kib_per_conn=%.2f "
+           "accept_seconds=%.3f accepts_per_s=%.1f completed=%d\n",
+           nsocks, est, rss0, rss1, nsocks ? (double)(rss1 - rss0) / (double)nsocks : 0.0, acc_s,
+           acc_s > 0 ? (double)(nsocks - 1) / acc_s : 0.0,
+           nsocks == o->conns && est >= 2 * o->conns);
+    fflush(stdout);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+    free(socks);
+    return nsocks == o->conns && est >= 2 * o->conns ? 0 : 3;
+}
+
+static void sc_connected(struct mpt_socket *s, int status, void *user)
+{
+    (void)s;
+    (void)user;
+    if (status == 0)
+        nconnected++;
+    else
+        nfailed++;
+}
+
+static void sc_closed(struct mpt_socket *s, int status, void *user)
+{
+    (void)s;
+    (void)status;
+    (void)user;
+    nclosed++;
+}
+
+static int scale_client(const struct opts *o)
+{
+    struct mpt_callbacks cb = {.connected = sc_connected, .closed = sc_closed};
+    long started = 0;
+    int rc;
+    double t0 = bench_now();
+
+    raise_nofile(o->conns * 2 + 1024);
+    socks = calloc((size_t)o->conns + 16, sizeof *socks);
+    ctx = make_ctx(o);
+    while (bench_now() < deadline && nconnected + nfailed < o->conns) {
+        /* At most 256 handshakes in flight. */
+        while (started < o->conns && started - nconnected - nfailed < 256) {
+            rc = mpt_connect(ctx, o->host, (uint16_t)o->port, o->paths, o->npaths, &cb, NULL,
+                             &socks[started]);
+            if (rc < 0) {
+                fprintf(stderr, "mpt-bench: connect #%ld: %s\n", started, mpt_strerror(rc));
+                nfailed++;
+            }
+            started++;
+        }
+        mpt_ctx_run(ctx, 10);
+    }
+    nsocks = started;
+    double t_conn = bench_now() - t0;
+    long est = 0;
+    while (bench_now() < deadline) {
+        run_until(bench_now() + 0.2);
+        est = total_established();
+        if (est >= 2 * o->conns || nclosed > 0)
+            break;
+    }
+    printf("role=scale-client conns=%ld failed=%ld subflows=%ld connect_seconds=%.3f connects_per_s=%.1f\n",
+           nconnected, nfailed, est, t_conn, t_conn > 0 ? (double)nconnected / t_conn : 0.0);
+    fflush(stdout);
+    /* Hold the connections until the server has measured and gone. */
+    while (bench_now() < deadline && nclosed < nconnected)
+        mpt_ctx_run(ctx, 100);
+    mpt_ctx_free(ctx);
+    free(socks);
+    return nconnected == o->conns ? 0 : 3;
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.timeout = 300};
+    const char *mode;
+    int rc;
+
+    if (argc < 2)
+        usage();
+    mode = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            usage();
+        i++;
+        if (!strcmp(a, "--host"))
+            o.host = v;
+        else if (!strcmp(a, "--bind") && o.nbind < 8)
+            o.bind[o.nbind++] = v;
+        else if (!strcmp(a, "--path") && o.npaths < 8)
+            o.paths[o.npaths++] = v;
+        else if (!strcmp(a, "--port"))
+            o.port = atoi(v);
+        else if (!strcmp(a, "--send"))
+            o.send = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--expect"))
+            o.expect = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--stream"))
+            o.stream_rate = atof(v);
+        else if (!strcmp(a, "--sched"))
+            o.sched = v;
+        else if (!strcmp(a, "--cc"))
+            o.cc = v;
+        else if (!strcmp(a, "--tcp-cc"))
+            o.tcp_cc = v;
+        else if (!strcmp(a, "--timeout"))
+            o.timeout = atof(v);
+        else if (!strcmp(a, "--conns"))
+            o.conns = atol(v);
+        else
+            usage();
+    }
+    if (o.port <= 0 || o.port > 65535)
+        usage();
+    deadline = bench_now() + o.timeout;
+    bench_pat_init();
+    if (!strcmp(mode, "scale-server") && o.conns > 0)
+        return scale_server(&o);
+    if (!strcmp(mode, "scale-client") && o.conns > 0 && o.host)
+        return scale_client(&o);
+    if (!strcmp(mode, "server"))
+        o.server = 1;
+    else if (strcmp(mode, "client") || !o.host)
+        usage();
+
+    ctx = make_ctx(&o);
+    struct mpt_socket *s;
+    struct mpt_listener *l = NULL;
+    const char *role = o.server ? "server" : "client";
+    if (o.server) {
+        if ((rc = mpt_listen(ctx, o.nbind ? o.bind : NULL, o.nbind, (uint16_t)o.port, NULL, NULL,
+                             &l)) < 0) {
+            fprintf(stderr, "mpt-bench: listen: %s\n", mpt_strerror(rc));
+            return 1;
+        }
+        printf("listening\n");
+        fflush(stdout);
+        if ((rc = mpt_blocking_accept(l, remaining_ms(), &s)) < 0) {
+            fprintf(stderr, "mpt-bench: accept: %s\n", mpt_strerror(rc));
+            return 3;
+        }
+        /* The listener stays open: the client's other paths join through it. */
+    } else {
+        if ((rc = mpt_blocking_connect(ctx, o.host, (uint16_t)o.port, o.paths, o.npaths, 10000, &s)) <
+            0) {
+            fprintf(stderr, "mpt-bench: connect: %s\n", mpt_strerror(rc));
+            return 3;
+        }
+    }
+    rc = o.send > 0 ? do_send(&o, s, role) : do_recv(&o, s, role);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+    return rc;
+}
