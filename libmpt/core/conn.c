@@ -285,6 +285,7 @@ struct mpt_conn {
     int rfin_known, rfin_consumed;
     uint64_t rfin_dsn;
     uint64_t adv_edge;                 /* highest right edge advertised */
+    size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
     int ack_all; /* duplicates arrived: our acks may be getting lost */
@@ -625,13 +626,21 @@ static uint64_t rcv_ack_value(const struct mpt_conn *c)
     return c->rb.nxt + (c->rfin_consumed ? 1 : 0);
 }
 
+/* The right edge we would advertise now, before the never-retreat rule. */
+static uint64_t rcv_edge_target(const struct mpt_conn *c)
+{
+    size_t w = c->rb.cap;
+
+    if (c->rcv_limit && c->rcv_limit < w)
+        w = c->rcv_limit;
+    if (w > MAX_WINDOW)
+        w = MAX_WINDOW;
+    return c->rb.read + w;
+}
+
 static uint64_t rcv_edge(const struct mpt_conn *c)
 {
-    uint64_t e = mpt_rcvbuf_right_edge(&c->rb);
-
-    if (c->rb.cap > MAX_WINDOW)
-        e = c->rb.read + MAX_WINDOW;
-    return mpt_dsn_max(e, c->adv_edge);
+    return mpt_dsn_max(rcv_edge_target(c), c->adv_edge);
 }
 
 static void encode_ack(struct mpt_conn *c, struct oitem *it)
@@ -2233,7 +2242,7 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
         return c->state == MPT_CONN_HANDSHAKE ? MPT_EAGAIN : MPT_ESTATE;
     n = mpt_rcvbuf_read(&c->rb, buf, len);
     if (n > 0) {
-        uint64_t edge = mpt_rcvbuf_right_edge(&c->rb);
+        uint64_t edge = rcv_edge_target(c);
         size_t open_by = mpt_dsn_gt(edge, c->adv_edge) ? (size_t)(edge - c->adv_edge) : 0;
         size_t wnd = mpt_dsn_gt(c->adv_edge, c->rb.nxt) ? (size_t)(c->adv_edge - c->rb.nxt) : 0;
         c->st.rcv_mem = mpt_rcvbuf_mem(&c->rb);
@@ -2248,6 +2257,14 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
     if (c->rfin_consumed)
         return 0;
     return MPT_EAGAIN;
+}
+
+int mpt_conn_set_rcv_limit(struct mpt_conn *c, size_t limit)
+{
+    if (!c)
+        return MPT_EINVAL;
+    c->rcv_limit = limit;
+    return 0;
 }
 
 int mpt_conn_shutdown(struct mpt_conn *c, uint64_t now)

@@ -261,6 +261,15 @@ ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t 
  * connection's error. */
 ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now);
 
+/*
+ * Memory pressure: advertise at most `limit` bytes beyond what the
+ * application has read (0 restores settings.rcvbuf; values above rcvbuf are
+ * capped to it). The advertised right edge never retreats, so receive memory
+ * shrinks towards `limit` as the application reads; nothing acknowledged is
+ * ever dropped. Returns 0 or MPT_EINVAL.
+ */
+int mpt_conn_set_rcv_limit(struct mpt_conn *c, size_t limit);
+
 /* No more data will be sent: a DATA_FIN follows the last byte. */
 int mpt_conn_shutdown(struct mpt_conn *c, uint64_t now);
 

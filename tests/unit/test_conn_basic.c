@@ -476,6 +476,41 @@ START_TEST(flow_control_bounds_memory)
 }
 END_TEST
 
+START_TEST(rcv_limit_shrinks_window)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    size_t before;
+
+    world_init(&w);
+    w.ss.rcvbuf = 256 * 1024;
+    establish(&w);
+    w.s_read = 0;
+    w.c_to_send = 2u << 20;
+    run(&w, 20);
+    mpt_conn_get_stats(w.sc, &st);
+    ck_assert_uint_eq(st.rcv_mem, 256 * 1024); /* the full window */
+    /* memory pressure: 32 KiB from now on */
+    ck_assert_int_eq(mpt_conn_set_rcv_limit(w.sc, 32 * 1024), 0);
+    w.s_read = 1;
+    for (int i = 0; i < 3; i++)
+        step(&w); /* read what is buffered, the window reopens by 32 KiB only */
+    w.s_read = 0;
+    before = w.s_recvd;
+    run(&w, 20);
+    mpt_conn_get_stats(w.sc, &st);
+    ck_assert_uint_ge(before, 256 * 1024);
+    ck_assert_uint_le(st.rcv_mem, 32 * 1024);
+    ck_assert_uint_gt(st.rcv_mem, 0);
+    /* pressure gone: full speed again, byte-exact */
+    ck_assert_int_eq(mpt_conn_set_rcv_limit(w.sc, 0), 0);
+    w.s_read = 1;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 2u << 20);
+    world_free(&w);
+}
+END_TEST
+
 static void bad_join(int tamper_ack)
 {
     struct world w;
@@ -941,6 +976,7 @@ int main(void)
     tcase_add_test(tc, transfer_two_subflows);
     tcase_add_test(tc, transfer_four_subflows_one_way);
     tcase_add_test(tc, flow_control_bounds_memory);
+    tcase_add_test(tc, rcv_limit_shrinks_window);
     tcase_add_test(tc, join_bad_hmac_in_join_ack);
     tcase_add_test(tc, join_bad_hmac_in_join_confirm);
     tcase_add_test(tc, join_unknown_token);
