@@ -19,7 +19,8 @@
  *    detector. A DATA_ACK pops/trims the heads of these FIFOs: O(subflows +
  *    records freed).
  *  - The reinjection queue is a FIFO of DSN ranges; it has priority over new
- *    data. Ranges are trimmed against snd_una when used.
+ *    data. Ranges are trimmed against snd_una and the peer's latest SACK
+ *    ranges (bytes it already holds) when used.
  *  - Output queue items per subflow: control frames (pre-encoded), DATA
  *    (12-byte header + reference into the sendbuf) and DATA_ACK (encoded
  *    with fresh values each time it is emitted, and moved in front of queued
@@ -47,7 +48,12 @@
  * The ring is malloc'ed (not touched) at establishment, so a large rcvbuf
  * costs resident memory only as it is used. Rule of thumb for rcvbuf: 2 x
  * sum(path bandwidths) x max RTT (the 4 MiB default covers 30 Mbit/s paths
- * with RTTs up to ~500 ms).
+ * with RTTs up to ~500 ms). Under memory pressure the caller lowers the
+ * window with mpt_conn_set_rcv_limit(): the edge stops advancing until the
+ * application has read past it, so memory shrinks without retreating the
+ * edge or dropping anything acknowledged. The out-of-order range count is
+ * capped (rcvbuf/512 + 64): a segment that would need one more range is
+ * dropped unacknowledged (the sender's stall detection resends it).
  *
  * ACKS. One DATA_ACK per input batch that carried DATA (new or duplicate) or
  * a DATA_FIN, queued on the established subflow with the least queued output
