@@ -280,10 +280,12 @@ int main(int argc, char **argv)
         int c = accept(fd, NULL, NULL);
         if (c < 0)
             die("accept");
-        close(fd);
+        /* The listener stays open until the end: kernel MPTCP's MP_JOIN
+         * SYNs for the extra subflows arrive through it. */
         if (nodelay)
             setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         rc = transfer(c, "server", send_bytes, expect, stream_rate, mptcp);
+        close(fd);
     } else {
         if (src) {
             struct sockaddr_in sa = {.sin_family = AF_INET};
