@@ -12,7 +12,9 @@
  * One summary line per seed: SIM_PROP_VERBOSE=1. More seeds:
  *   SIM_PROP_SEEDS=<count> SIM_PROP_BASE=<first seed> (default 200 from 5000);
  * Odd seeds run under harsher conditions (buffers / 4, 1200-byte frames, up
- * to 14 events); SIM_PROP_HARSH=1 makes every seed harsh, =0 none.
+ * to 14 events); SIM_PROP_HARSH=1 makes every seed harsh, =0 none, =2 runs
+ * the extreme generator (run_extreme) instead, e.g.
+ *   SIM_PROP_HARSH=2 SIM_PROP_SEEDS=5000 SIM_PROP_BASE=1 tests/unit/test_sim_property
  */
 #include <check.h>
 #include <inttypes.h>
@@ -31,6 +33,82 @@ static int harsh_mode = -1; /* SIM_PROP_HARSH: 1 all seeds harsh, 0 none, unset:
 static uint64_t pick(struct sim_rng *r, uint64_t lo, uint64_t hi) /* [lo, hi] */
 {
     return lo + sim_rng_below(r, hi - lo + 1);
+}
+
+/* Extreme conditions (SIM_PROP_HARSH=2): 1-8 paths from 100 kbit/s to
+ * 100 Mbit/s and 0-300 ms, buffers down to 4 KiB, any frame size, sockets
+ * that take as little as 14 bytes at a time (tiny DATA frames), 0-20 events.
+ * Path `protect` (if < npaths) never fails; with it being path 0 the run must
+ * complete. */
+static void run_extreme(uint64_t seed)
+{
+    static const size_t rb[] = { 4096, 16384, 20000, 65536, 1 << 20 };
+    struct sim_rng rng;
+    struct sim_cfg cfg;
+    struct sim *sim;
+    char buf[1024];
+    int protect, ok;
+    sim_cfg_default(&cfg);
+    cfg.seed = seed;
+    sim_rng_seed(&rng, seed * 7 + 1);
+    cfg.npaths = (int)pick(&rng, 1, 8);
+    for (int p = 0; p < cfg.npaths; p++) {
+        for (int d = 0; d < 2; d++) {
+            cfg.path[p].rate[d] = pick(&rng, 100, 100000) * 1000;
+            cfg.path[p].delay[d] = pick(&rng, 0, 300) * SIM_MS;
+        }
+    }
+    for (int d = 0; d < 2; d++)
+        cfg.bytes[d] = pick(&rng, 0, 400000);
+    for (int s = 0; s < 2; s++) {
+        cfg.settings[s].rcvbuf = rb[sim_rng_below(&rng, 5)];
+        cfg.settings[s].sndbuf = rb[sim_rng_below(&rng, 5)];
+        cfg.settings[s].max_frame_payload = (uint32_t)pick(&rng, 1, 20000);
+        cfg.settings[s].max_subflows = (uint32_t)pick(&rng, 1, 8);
+    }
+    cfg.read_chunk = pick(&rng, 1, 70000);
+    cfg.notsent_lowat = pick(&rng, 1, 100000);
+    if (cfg.notsent_lowat < MPT_DATA_HDR_LEN + 2)
+        cfg.notsent_lowat = MPT_DATA_HDR_LEN + 2; /* room for at least one DATA frame */
+    cfg.sndbuf = pick(&rng, 4096, 300000);
+    protect = (int)sim_rng_below(&rng, (uint64_t)cfg.npaths + 2);
+    ck_assert_int_eq(sim_new(&cfg, &sim), 0);
+    for (int i = 0, ne = (int)pick(&rng, 0, 20); i < ne; i++) {
+        int p = (int)sim_rng_below(&rng, (uint64_t)cfg.npaths), k = (int)sim_rng_below(&rng, 6);
+        uint64_t t = pick(&rng, 1, 20000) * SIM_MS;
+        if (p == protect && k < 2)
+            k = 2;
+        switch (k) {
+        case 0:
+            sim_at_stall(sim, t, p);
+            if (sim_rng_below(&rng, 2))
+                sim_at_recover(sim, t + pick(&rng, 1, 5000) * SIM_MS, p);
+            break;
+        case 1:
+            sim_at_fail(sim, t, p);
+            if (sim_rng_below(&rng, 2))
+                sim_at_recover(sim, t + pick(&rng, 1, 5000) * SIM_MS, p);
+            break;
+        case 2:
+            sim_at_rate(sim, t, p, -1, pick(&rng, 100, 100000) * 1000);
+            break;
+        case 3:
+            sim_at_delay(sim, t, p, (int)sim_rng_below(&rng, 2), pick(&rng, 0, 300) * SIM_MS);
+            break;
+        default:
+            sim_at_read_pause(sim, t, (int)sim_rng_below(&rng, 2), pick(&rng, 1, 8000) * SIM_MS);
+            break;
+        }
+    }
+    sim_run(sim);
+    ok = protect == 0 ? sim_check_complete(sim, buf, sizeof buf)
+                      : sim_check_exact_or_error(sim, buf, sizeof buf);
+    ck_assert_msg(ok, "extreme seed %" PRIu64 " (%d paths, path %d protected, lowat %zu, rcvbuf %zu/%zu, "
+                  "max_frame_payload %u/%u): %s",
+                  seed, cfg.npaths, protect, cfg.notsent_lowat, cfg.settings[0].rcvbuf,
+                  cfg.settings[1].rcvbuf, cfg.settings[0].max_frame_payload,
+                  cfg.settings[1].max_frame_payload, buf);
+    sim_free(sim);
 }
 
 static void run_seed(uint64_t seed, int harsh, int index)
@@ -168,7 +246,10 @@ START_TEST(random_conditions)
     if (only && atoi(only) != _i)
         return;
     /* every other seed runs under harsh conditions unless SIM_PROP_HARSH says */
-    run_seed(seed_base + (uint64_t)_i, harsh_mode < 0 ? (_i & 1) : harsh_mode, _i);
+    if (harsh_mode == 2)
+        run_extreme(seed_base + (uint64_t)_i);
+    else
+        run_seed(seed_base + (uint64_t)_i, harsh_mode < 0 ? (_i & 1) : harsh_mode, _i);
 }
 END_TEST
 
@@ -188,6 +269,19 @@ START_TEST(regressions)
 }
 END_TEST
 
+/* Extreme seeds that found engine bugs (SIM_PROP_HARSH=2). */
+static const uint64_t extreme_regression_seeds[] = {
+    1585,  /* tiny frames: reassembly range table full, out-of-order data dropped
+              and never sent again: permanent hole, deadlock */
+    10403, /* the same */
+};
+
+START_TEST(extreme_regressions)
+{
+    run_extreme(extreme_regression_seeds[_i]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_property");
@@ -204,9 +298,13 @@ int main(void)
         seed_base = strtoull(getenv("SIM_PROP_BASE"), NULL, 10);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, random_conditions, 0, nseeds);
-    if (!getenv("SIM_PROP_SEED"))
+    if (!getenv("SIM_PROP_SEED")) {
         tcase_add_loop_test(tc, regressions, 0,
                             (int)(sizeof regression_seeds / sizeof regression_seeds[0]));
+        tcase_add_loop_test(tc, extreme_regressions, 0,
+                            (int)(sizeof extreme_regression_seeds /
+                                  sizeof extreme_regression_seeds[0]));
+    }
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
