@@ -5,3 +5,6 @@ examples_mpt_cat_SOURCES = examples/mpt-cat.c
 examples_mpt_cat_LDADD = $(MPT_IO_LIBS)
 examples_mpt_copy_SOURCES = examples/mpt-copy.c
 examples_mpt_copy_LDADD = $(MPT_IO_LIBS)
+noinst_PROGRAMS += examples/mpt-scale
+examples_mpt_scale_SOURCES = examples/mpt-scale.c
+examples_mpt_scale_LDADD = $(MPT_IO_LIBS)

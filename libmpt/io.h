@@ -153,6 +153,7 @@ struct mpt_socket {
     int established, done, released, accepted, queued, error;
     int busy;
     int shut;
+    uint64_t trace_reinj;            /* reinjected bytes already traced */
     const struct mpt_sched_ops *sched;
     /* client */
     char *host;

@@ -347,18 +347,23 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
 
 /* ---- Public API ------------------------------------------------------------------ */
 
-static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss, socklen_t len)
+static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss, socklen_t len,
+                       int *err)
 {
     int one = 1;
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-    if (fd < 0)
+    *err = 0;
+    if (fd < 0) {
+        *err = errno;
         return MPT_ESYS;
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
         listen(fd, (int)l->ctx->cfg.listen_backlog) < 0) {
+        *err = errno;
         close(fd);
         return MPT_ESYS;
     }
@@ -397,35 +402,55 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
     }
     if ((rc = mpt_server_new(&ctx->core, &l->srv)) < 0)
         goto fail;
-    for (size_t i = 0; i < naddrs; i++) {
-        struct sockaddr_storage *ss = &l->addrs[i];
-        socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                 : sizeof(struct sockaddr_in6);
-        if (ss->ss_family == AF_INET)
-            ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)l->port);
-        else
-            ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)l->port);
-        int fd = open_listen(l, ss, len);
-        if (fd < 0) {
-            /* The wildcard pair: a host without IPv6 still listens on IPv4. */
-            if (addrs == wild && i == 0)
-                continue;
-            rc = fd;
-            goto fail;
+    struct sockaddr_storage parsed[8];
+    memcpy(parsed, l->addrs, sizeof parsed);
+    /* With port 0 the first address picks an ephemeral port that may be
+     * taken on another address: then start over with a new one. */
+    for (int attempt = 0; attempt < 32; attempt++) {
+        int retry = 0;
+        memcpy(l->addrs, parsed, sizeof parsed);
+        l->port = port;
+        l->nfds = 0;
+        for (size_t i = 0; i < naddrs; i++) {
+            struct sockaddr_storage *ss = &l->addrs[i];
+            socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                     : sizeof(struct sockaddr_in6);
+            if (ss->ss_family == AF_INET)
+                ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)l->port);
+            else
+                ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)l->port);
+            int err;
+            int fd = open_listen(l, ss, len, &err);
+            if (fd < 0) {
+                /* The wildcard pair: a host without IPv6 still listens on IPv4. */
+                if (addrs == wild && i == 0)
+                    continue;
+                if (port == 0 && l->nfds > 0 && err == EADDRINUSE) {
+                    retry = 1;
+                    break;
+                }
+                rc = fd;
+                goto fail;
+            }
+            if (l->port == 0) {
+                struct sockaddr_storage b;
+                socklen_t bl = sizeof b;
+                getsockname(fd, (struct sockaddr *)&b, &bl);
+                l->port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
+                                                       : ((struct sockaddr_in6 *)&b)->sin6_port);
+            }
+            int k = l->nfds++;
+            l->fds[k] = fd;
+            if (k != (int)i)
+                l->addrs[k] = *ss;
+            mpt_io_init(ctx, &l->ios[k], listen_io_cb, fd);
+            l->ios[k].w.data = l;
         }
-        if (l->port == 0) {
-            struct sockaddr_storage b;
-            socklen_t bl = sizeof b;
-            getsockname(fd, (struct sockaddr *)&b, &bl);
-            l->port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
-                                                   : ((struct sockaddr_in6 *)&b)->sin6_port);
-        }
-        int k = l->nfds++;
-        l->fds[k] = fd;
-        if (k != (int)i)
-            l->addrs[k] = *ss;
-        mpt_io_init(ctx, &l->ios[k], listen_io_cb, fd);
-        l->ios[k].w.data = l;
+        if (!retry)
+            break;
+        for (int k = 0; k < l->nfds; k++)
+            close(l->fds[k]);
+        l->nfds = 0;
     }
     if (l->nfds == 0) {
         rc = MPT_ESYS;

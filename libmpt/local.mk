@@ -42,3 +42,29 @@ man3_MANS += \
 	doc/man/mpt_set_trace_file.3 \
 	doc/man/mpt_blocking_connect.3 \
 	doc/man/mpt_strerror.3
+# Link pages (.so) for every other function, pointing at its family's page.
+man3_MANS += \
+	doc/man/mpt_abort.3 \
+	doc/man/mpt_accept.3 \
+	doc/man/mpt_blocking_accept.3 \
+	doc/man/mpt_blocking_close.3 \
+	doc/man/mpt_blocking_recv.3 \
+	doc/man/mpt_blocking_send_all.3 \
+	doc/man/mpt_ctx_break.3 \
+	doc/man/mpt_ctx_free.3 \
+	doc/man/mpt_ctx_loop.3 \
+	doc/man/mpt_ctx_process.3 \
+	doc/man/mpt_ctx_run.3 \
+	doc/man/mpt_ctx_timeout.3 \
+	doc/man/mpt_err_name.3 \
+	doc/man/mpt_get_subflows.3 \
+	doc/man/mpt_get_user.3 \
+	doc/man/mpt_listener_close.3 \
+	doc/man/mpt_listener_port.3 \
+	doc/man/mpt_recv.3 \
+	doc/man/mpt_remove_path.3 \
+	doc/man/mpt_set_backup.3 \
+	doc/man/mpt_set_scheduler.3 \
+	doc/man/mpt_set_trace_callback.3 \
+	doc/man/mpt_shutdown.3 \
+	doc/man/mpt_version.3

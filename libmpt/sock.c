@@ -764,9 +764,12 @@ void mpt_sock_pump(struct mpt_socket *s, int dispatch)
         }
         if (MPT_TRACING(s->ctx)) {
             struct mpt_conn_stats st;
-            static const uint64_t zero;
-            (void)zero;
             mpt_conn_get_stats(s->c, &st);
+            if (st.bytes_reinjected > s->trace_reinj)
+                MPT_TRACE(s->ctx, s->id, "reinject", "\"bytes\":%llu,\"events\":%llu",
+                          (unsigned long long)(st.bytes_reinjected - s->trace_reinj),
+                          (unsigned long long)st.reinjections);
+            s->trace_reinj = st.bytes_reinjected;
             MPT_TRACE(s->ctx, s->id, "stats",
                       "\"sent\":%llu,\"acked\":%llu,\"received\":%llu,\"reinjected\":%llu",
                       (unsigned long long)st.bytes_sent, (unsigned long long)st.bytes_acked,

@@ -600,6 +600,71 @@ START_TEST(path_control)
 }
 END_TEST
 
+/* N subflows over one path, and fullmesh over the local interfaces. */
+static int count_up;
+static void count_up_cb(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    count_up++;
+}
+
+static int established_subflows(struct mpt_socket *s)
+{
+    struct mpt_info info = {.size = sizeof info};
+    mpt_get_info(s, &info);
+    return (int)info.subflows_established;
+}
+
+START_TEST(subflows_per_path_and_fullmesh)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct echo e = {0, 0};
+    struct mpt_callbacks cb = {.subflow_up = count_up_cb};
+    char b[8];
+
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.subflows_per_path = 3;
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 3 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(established_subflows(s), 3);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "x3", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+
+    /* fullmesh, loopback included: the IPv4 loopback address is a path (::1
+     * is skipped for an IPv4 server). */
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.fullmesh = 1;
+    cfg.include_loopback = 1;
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    count_up = 0;
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL, 0, &cb,
+                                 NULL, &s),
+                     0);
+    t0 = now_s();
+    while (count_up < 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 50);
+    ck_assert_int_ge(count_up, 1);
+    struct mpt_subflow_info sf[8];
+    int n = mpt_get_subflows(s, sf, 8);
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_eq(sf[0].local.ss_family, AF_INET);
+    mpt_abort(s);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("io_api");
@@ -613,6 +678,7 @@ int main(void)
     tcase_add_test(tc, many_connections);
     tcase_add_test(tc, join_wrong_token_refused);
     tcase_add_test(tc, path_control);
+    tcase_add_test(tc, subflows_per_path_and_fullmesh);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
