@@ -282,6 +282,9 @@ struct mpt_conn {
     struct ring reinj; /* struct rng */
     struct mpt_sack_range sack[MPT_FRAME_MAX_SACK]; /* peer's latest SACK ranges */
     int nsack;
+    /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
+    uint64_t una_rtx_dsn, una_rtx_t, una_moved_at;
+    unsigned una_backoff;
     int fin_pending, fin_acked, fin_sf;
     uint64_t fin_dsn;
 
@@ -937,6 +940,68 @@ static void maybe_send_fin(struct mpt_conn *c, uint64_t now)
 static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_sf *ccs, int nccs,
                           const int *map);
 
+/*
+ * Retransmission timer for the bytes at snd_una. A path can keep delivering
+ * (so it never looks stalled) while the receiver dropped one segment (its
+ * out-of-order range table was full): the cumulative ack then stops at a
+ * hole nobody resends. When snd_una has not moved, and the newest copy of
+ * the bytes at snd_una was sent, longer than max(2 * stall_min, 4 * srtt +
+ * 4 * rttvar) of its path (doubled per retry while snd_una does not move),
+ * they are queued for reinjection. Deep socket queues do not trigger it: the
+ * cumulative ack keeps moving there. O(subflows).
+ */
+static uint64_t una_rtx_at(const struct mpt_conn *c, uint64_t *end)
+{
+    uint64_t t = 0, rto = 0, e = 0;
+    int found = 0;
+
+    if (!conn_open(c) || !mpt_dsn_lt(c->snd_una, c->snd_nxt) || c->reinj.n)
+        return MPT_TIME_NEVER;
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        const struct rec *r;
+        uint64_t x;
+        if (s->state != MPT_SF_ESTABLISHED || !s->recs.n)
+            continue;
+        r = ring_at(&s->recs, 0);
+        if (!(mpt_dsn_le(r->dsn, c->snd_una) && mpt_dsn_lt(c->snd_una, r->dsn + r->len)))
+            continue;
+        x = u64max(2 * c->s.stall_min, 4 * sf_srtt(s) + 4 * sf_rttvar(s));
+        if (!found || r->t > t) {
+            t = r->t;
+            e = r->dsn + r->len;
+        }
+        rto = u64max(rto, x);
+        found = 1;
+    }
+    if (!found)
+        return MPT_TIME_NEVER;
+    t = u64max(t, c->una_moved_at);
+    if (c->una_rtx_dsn == c->snd_una && c->una_backoff) {
+        t = u64max(t, c->una_rtx_t);
+        rto <<= (c->una_backoff < 6 ? c->una_backoff : 6);
+    }
+    if (end)
+        *end = e;
+    return t + rto;
+}
+
+static void una_rtx_check(struct mpt_conn *c, uint64_t now)
+{
+    uint64_t end = 0, at = una_rtx_at(c, &end);
+
+    if (at == MPT_TIME_NEVER || now < at)
+        return;
+    if (c->una_rtx_dsn != c->snd_una) {
+        c->una_rtx_dsn = c->snd_una;
+        c->una_backoff = 0;
+    }
+    c->una_backoff++;
+    c->una_rtx_t = now;
+    reinj_add(c, c->snd_una, end);
+    c->st.reinjections++;
+}
+
 static void schedule(struct mpt_conn *c, uint64_t now)
 {
     struct mpt_sched_sf ss[MPT_MAX_SUBFLOWS_LIMIT];
@@ -1111,6 +1176,7 @@ static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
         if (mpt_dsn_gt(data_end, c->snd_una))
             c->st.bytes_acked += data_end - c->snd_una;
         c->snd_una = ack;
+        c->una_moved_at = now;
         if (mpt_dsn_lt(c->snd_nxt, mpt_dsn_min(ack, c->sb.end)))
             c->snd_nxt = mpt_dsn_min(ack, c->sb.end);
         for (int i = 0; i < c->nslots; i++) {
@@ -2347,6 +2413,7 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
         t = tmin(t, c->nopath_since + c->s.subflow_timeout);
     if (conn_open(c) && c->ack_deadline != MPT_TIME_NEVER)
         t = tmin(t, c->ack_deadline);
+    t = tmin(t, una_rtx_at(c, NULL));
     for (int i = 0; i < c->nslots; i++) {
         const struct sf *s = &c->sf[i];
         switch (s->state) {
@@ -2437,6 +2504,7 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
         if (!conn_open(c) && c->state != MPT_CONN_HANDSHAKE)
             return;
     }
+    una_rtx_check(c, now);
     /* Stale-ack check: an ack written long ago may have died with a path. */
     if (conn_open(c) && c->rb_ready) {
         if (c->ack_deadline != MPT_TIME_NEVER && now >= c->ack_deadline) {
@@ -2475,6 +2543,8 @@ void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)
     *st = c->st;
     st->rcv_mem = c->rb_ready ? mpt_rcvbuf_mem(&c->rb) : 0;
     st->snd_mem = mpt_sendbuf_used(&c->sb);
+    st->addr_rejected = c->addr_bad;
+    st->events_dropped = c->ev_dropped;
 }
 
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *st)

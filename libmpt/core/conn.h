@@ -139,6 +139,8 @@ struct mpt_conn_stats {
     size_t rcv_mem;            /* current receive memory (in-order + out-of-order) */
     size_t rcv_mem_peak;
     size_t snd_mem;            /* current send buffer bytes */
+    uint64_t addr_rejected;    /* ADD_ADDR frames ignored for a bad HMAC */
+    uint64_t events_dropped;   /* events lost to a full event queue */
 };
 
 struct mpt_sf_stats {

@@ -963,6 +963,88 @@ START_TEST(add_addr_learned)
 }
 END_TEST
 
+START_TEST(add_addr_bad_hmac_ignored)
+{
+    struct world w;
+    uint8_t a4[4] = {10, 0, 0, 9};
+    struct mpt_conn_stats st;
+
+    world_init(&w);
+    establish(&w);
+    /* ADD_ADDR is the next frame on the server's first subflow: 4 header
+     * bytes + id, family, port (4) + address (4), then the 8-byte MAC */
+    w.l[0].tamper_s2c = (long)w.l[0].s2c_total + 4 + 4 + 4 + 2;
+    ck_assert_int_eq(mpt_conn_add_addr(w.sc, 5, 4, a4, 80, w.now), 0);
+    run(&w, 5);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_eq(st.addr_rejected, 1);
+    ck_assert_int_eq(w.c_events[MPT_EV_ADDR_LEARNED], 0);
+    ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_ESTABLISHED);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(handshake_timeout)
+{
+    struct world w;
+    struct mpt_event ev;
+    int sf, got = 0;
+
+    world_init(&w);
+    world_start(&w);
+    sf = mpt_conn_add_subflow(w.cli, 0, 0, w.now);
+    ck_assert_int_eq(sf, 0);
+    ck_assert_int_eq(mpt_conn_add_subflow(w.cli, 1, 0, w.now), MPT_ESTATE); /* no join yet */
+    ck_assert_int_eq(mpt_conn_sf_connected(w.cli, sf, w.now), 0);
+    /* the server never answers */
+    ck_assert_uint_eq(mpt_conn_next_timeout(w.cli), w.now + w.cs.handshake_timeout);
+    w.now += w.cs.handshake_timeout;
+    mpt_conn_handle_timeout(w.cli, w.now);
+    ck_assert_int_eq(mpt_conn_state(w.cli), MPT_CONN_ABORTED);
+    while (mpt_conn_next_event(w.cli, &ev))
+        if (ev.type == MPT_EV_ERROR) {
+            ck_assert_int_eq(ev.error, MPT_ETIMEDOUT);
+            got = 1;
+        }
+    ck_assert_int_eq(got, 1);
+    world_free(&w);
+}
+END_TEST
+
+START_TEST(version_mismatch_refused)
+{
+    struct world w;
+    uint8_t buf[128];
+    struct mpt_preamble p;
+    struct mpt_frame f;
+    struct mpt_accept a;
+    ssize_t n1, n2;
+
+    world_init(&w);
+    world_start(&w);
+    memset(&p, 0, sizeof p);
+    p.version = MPT_PROTO_VERSION;
+    p.kind = MPT_PRE_NEW;
+    n1 = mpt_preamble_encode(&p, buf, sizeof buf);
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_HELLO;
+    f.u.hello.version_min = 2;
+    f.u.hello.version_max = 3;
+    n2 = mpt_frame_encode(&f, buf + n1, sizeof buf - (size_t)n1);
+    ck_assert_int_gt(n2, 0);
+    ck_assert_int_eq(mpt_server_accept(w.srv, buf, (size_t)(n1 + n2), w.now, &a), MPT_EVERSION);
+    ck_assert_uint_gt(a.reply_len, 0);
+    ck_assert_ptr_null(a.conn);
+    /* and a join-kind preamble carrying HELLO is a protocol error */
+    p.kind = MPT_PRE_JOIN;
+    n1 = mpt_preamble_encode(&p, buf, sizeof buf);
+    f.u.hello.version_min = f.u.hello.version_max = 1;
+    n2 = mpt_frame_encode(&f, buf + n1, sizeof buf - (size_t)n1);
+    ck_assert_int_eq(mpt_server_accept(w.srv, buf, (size_t)(n1 + n2), w.now, &a), MPT_EPROTO);
+    world_free(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn_basic");
@@ -995,6 +1077,9 @@ int main(void)
     tcase_add_test(tc, close_simultaneous);
     tcase_add_test(tc, subflow_close_graceful);
     tcase_add_test(tc, add_addr_learned);
+    tcase_add_test(tc, add_addr_bad_hmac_ignored);
+    tcase_add_test(tc, handshake_timeout);
+    tcase_add_test(tc, version_mismatch_refused);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
