@@ -76,6 +76,11 @@
  * (opaque = send time); srtt from PONG (EWMA 1/8, rttvar 1/4) unless the
  * caller supplies a kernel srtt via mpt_conn_sf_set_info (preferred).
  * No live or connecting subflow for subflow_timeout: abort with MPT_ENOPATH.
+ * A connection-level retransmission timer covers the bytes at snd_una
+ * (una_rtx_at): if the cumulative ack has not moved for max(2*stall_min,
+ * 4*srtt+4*rttvar) since their newest copy was sent, they are reinjected,
+ * with exponential backoff (a receiver that dropped an out-of-order segment
+ * on a path that keeps delivering would otherwise leave a permanent hole).
  *
  * OPPORTUNISTIC RETRANSMISSION. When new data is blocked by the peer's window
  * (or the send buffer is full and all of it was sent) and the bytes at
