@@ -665,6 +665,36 @@ START_TEST(subflows_per_path_and_fullmesh)
 }
 END_TEST
 
+/* A path given as an interface name is bound with SO_BINDTODEVICE (needs
+ * CAP_NET_RAW: without it the connection fails, which is also checked). */
+START_TEST(path_by_interface_name)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    static const char *const lo_if[] = {"lo"};
+    char b[8];
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    int rc = mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), lo_if, 1,
+                                  5000, &s);
+    if (geteuid() != 0) {
+        mpt_ctx_free(ctx);
+        return;
+    }
+    ck_assert_int_eq(rc, 0);
+    struct mpt_subflow_info sf[2];
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 2), 1);
+    ck_assert_str_eq(sf[0].ifname, "lo");
+    ck_assert_int_eq(mpt_blocking_send_all(s, "if", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    mpt_abort(s);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("io_api");
@@ -679,6 +709,7 @@ int main(void)
     tcase_add_test(tc, join_wrong_token_refused);
     tcase_add_test(tc, path_control);
     tcase_add_test(tc, subflows_per_path_and_fullmesh);
+    tcase_add_test(tc, path_by_interface_name);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
