@@ -20,16 +20,15 @@ bench_topo_up --paths 2 --rate 20mbit,10mbit --delay 10,10
 bench_during() {
     sleep "$at_s"
     case $kind in
-    blackhole) path_blackhole 1 && bench_event fail ;;
-    linkdown) path_down 1 && bench_event fail ;;
-    reset) path_reset 1 && bench_event fail ;;
+    blackhole) bench_event fail; path_blackhole 1 ;;
+    linkdown) bench_event fail; path_down 1 ;;
+    reset) bench_event fail; path_reset 1 ;;
     esac
     sleep "$down_s"
     case $kind in
-    linkdown) path_up 1 && bench_event restore ;;
-    *) path_restore 1 && bench_event restore ;;
+    linkdown) bench_event restore; path_up 1 ;;
+    *) bench_event restore; path_restore 1 ;;
     esac
-    sleep 3600
 }
 
 rc=0

@@ -11,9 +11,8 @@ mib=${HANDOVER_MIB:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo 24 || echo 40)}
 bench_topo_up --paths 2 --rate 20mbit,10mbit --delay 10,10
 
 bench_during() {
-    sleep 3; path_blackhole 1 && bench_event fail
-    sleep 3; path_restore 1 && bench_event restore
-    sleep 3600
+    sleep 3; bench_event fail; path_blackhole 1
+    sleep 3; bench_event restore; path_restore 1
 }
 
 for bench_rep in $(seq 1 "$BENCH_REPS"); do

@@ -118,7 +118,8 @@ bench_ns_loopback_down() {
 # bench_topo_up ARGS...: tests/net topology (mpt_net_up ARGS, prefix
 # mptb<PID>, torn down on exit) plus kernel MPTCP endpoints: the client
 # has a "subflow" endpoint per extra path address, both ends accept
-# subflows. Sets the same variables as bench_ns_loopback.
+# subflows (BENCH_KERNEL_PATHS: only paths 1..N). Sets the same variables
+# as bench_ns_loopback.
 bench_topo_up() {
     local i
     # shellcheck disable=SC1091
@@ -130,7 +131,7 @@ bench_topo_up() {
     mpt_net_up --prefix "mptb$$" "$@" >&2 || bench_die "mpt_net_up $* failed"
     ip netns exec "$MPT_NS_C" ip mptcp limits set subflow 8 add_addr_accepted 8
     ip netns exec "$MPT_NS_S" ip mptcp limits set subflow 8 add_addr_accepted 8
-    for i in $(seq 2 "$MPT_PATHS"); do
+    for i in $(seq 2 "${BENCH_KERNEL_PATHS:-$MPT_PATHS}"); do
         ip netns exec "$MPT_NS_C" ip mptcp endpoint add "$(mpt_client_addr "$i")" \
             dev "${MPT_PREFIX}c$i" subflow
     done
@@ -146,28 +147,43 @@ bench_kv() {
     grep -m 1 '^role=' "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
+# bench_kill_tree PID: end a background job this script started and its
+# children (a hook's sleep), by their ids.
+bench_kill_tree() {
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill "$c" 2>/dev/null; done
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
 # bench_sampler_start FILE / bench_sampler_stop: the emulator's per-path
 # byte counters every 100 ms ("t_ms path dir tx_bytes" lines, t in Unix
 # epoch ms), whatever the contender.
 bench_sampler_start() {
     [ "${bench_sampling:-0}" = 1 ] || return 0
-    local out=$1
+    bench_sampler_out=$1
+    mkdir -p "$1.d"
     (
+        # One "stats FILE" command to the emulator per sample (bash builtins
+        # only, so the 100 ms hold under load); parsed when stopped.
         while :; do
-            t=$(date +%s%3N)
-            mpt_netem_stats "$MPT_STATE/stats.$BASHPID" 2>/dev/null |
-                awk -v t="$t" '{ for (i = 1; i < NF; i += 2) v[$i] = $(i + 1);
-                                 print t, v["path"], v["dir"], v["tx_bytes"] }'
+            t=${EPOCHREALTIME/./}
+            printf 'stats %s\n' "$bench_sampler_out.d/${t:0:13}" > "$MPT_NETEM_CTL" || break
             sleep 0.1
         done
-    ) > "$out" &
+    ) &
     bench_sampler_pid=$!
 }
 bench_sampler_stop() {
     [ -n "${bench_sampler_pid:-}" ] || return 0
-    kill "$bench_sampler_pid" 2>/dev/null
-    wait "$bench_sampler_pid" 2>/dev/null
+    bench_kill_tree "$bench_sampler_pid"
     bench_sampler_pid=
+    sleep 0.1
+    find "$bench_sampler_out.d" -type f -regextype posix-extended -regex '.*/[0-9]+' -print0 | xargs -0 -r awk '
+        FNR == 1 { t = FILENAME; sub(/.*\//, "", t) }
+        { delete v; for (i = 1; i < NF; i += 2) v[$i] = $(i + 1)
+          if (v["path"] != "") print t, v["path"], v["dir"], v["tx_bytes"] }' | sort -n -k1,1 -k2,2 > "$bench_sampler_out"
+    rm -rf "$bench_sampler_out.d"
 }
 
 # bench_record CONTENDER METRIC VALUE UNIT: one per-repetition value.
@@ -177,6 +193,7 @@ bench_record() {
 }
 
 # bench_run CONTENDER DIR BYTES [extra args for both ends]: one transfer.
+# BENCH_TCP_ARGS: extra arguments for mpt-tcpbench only (e.g. --nodelay).
 # DIR up: the client sends; down: the server sends. Hooks: if the function
 # bench_during exists it runs in the background during the transfer (with
 # the run's log prefix as $1) and is killed afterwards. Sets bench_rx (the
@@ -188,10 +205,10 @@ bench_run() {
     local prefix=$bench_resdir/logs/$bench_scenario-$cont-$dir-r${bench_rep:-1}
     local -a srv cli
     case $cont in
-    tcp) srv=("$BENCH_TCP" server --bind "$BENCH_SRV")
-         cli=("$BENCH_TCP" client --host "$BENCH_SRV" --src "$BENCH_BEST") ;;
-    kernel-mptcp) srv=("$BENCH_TCP" server --mptcp --bind "$BENCH_SRV")
-         cli=("$BENCH_TCP" client --mptcp --host "$BENCH_SRV" --src "$BENCH_BEST") ;;
+    tcp) srv=("$BENCH_TCP" server --bind "$BENCH_SRV" ${BENCH_TCP_ARGS:-})
+         cli=("$BENCH_TCP" client --host "$BENCH_SRV" --src "$BENCH_BEST" ${BENCH_TCP_ARGS:-}) ;;
+    kernel-mptcp) srv=("$BENCH_TCP" server --mptcp --bind "$BENCH_SRV" ${BENCH_TCP_ARGS:-})
+         cli=("$BENCH_TCP" client --mptcp --host "$BENCH_SRV" --src "$BENCH_BEST" ${BENCH_TCP_ARGS:-}) ;;
     libmpt-*) srv=("$BENCH_MPT" server --bind "$BENCH_SRV" --sched "${cont#libmpt-}")
          cli=("$BENCH_MPT" client --host "$BENCH_SRV" --sched "${cont#libmpt-}")
          for i in "${BENCH_SRC[@]}"; do cli+=(--path "$i"); done ;;
@@ -215,7 +232,7 @@ bench_run() {
     timeout -k 5 $((tmo + 10)) ip netns exec "$BENCH_NS_C" "${cli[@]}" > "$prefix.client" 2> "$prefix.client.err" || rc_c=$?
     rc_s=0; wait "$pid_s" || rc_s=$?
     if [ -n "$pid_h" ]; then
-        if [ "${bench_during_wait:-0}" = 1 ]; then wait "$pid_h"; else kill "$pid_h" 2>/dev/null; wait "$pid_h" 2>/dev/null; fi
+        if [ "${bench_during_wait:-0}" = 1 ]; then wait "$pid_h"; else bench_kill_tree "$pid_h"; fi
     fi
     bench_sampler_stop
     if [ $rc_c -ne 0 ] || [ $rc_s -ne 0 ] || [ "$(bench_kv "$bench_rx" verify)" != ok ]; then
@@ -337,8 +354,8 @@ bench_rates_table() {
             if (!t0) t0 = $1
             if (p in lt && $1 > lt[p]) { r[$1, p] = ($4 - lb[p]) * 8 / ($1 - lt[p]) / 1000; ts[$1] = 1 }
             lt[p] = $1; lb[p] = $4 }
-        END { n = 0; for (t in ts) tl[++n] = t + 0
-              for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (tl[j] < tl[i]) { x = tl[i]; tl[i] = tl[j]; tl[j] = x }
+        END { n = 0; for (t in ts) tl[++n] = t
+              for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (tl[j] + 0 < tl[i] + 0) { x = tl[i]; tl[i] = tl[j]; tl[j] = x }
               for (i = 1; i <= n; i++) { printf "%.2f", (tl[i] - t0) / 1000
                   for (p = 1; p <= np; p++) printf " %.3f", ((tl[i], p) in r) ? r[tl[i], p] : 0
                   printf "\n" } }' "$1.rates"

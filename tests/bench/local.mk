@@ -5,3 +5,6 @@ tests_bench_mpt_tcpbench_SOURCES = tests/bench/mpt-tcpbench.c tests/bench/bench-
 tests_bench_mpt_bench_SOURCES = tests/bench/mpt-bench.c tests/bench/bench-common.c \
 	tests/bench/bench-common.h
 tests_bench_mpt_bench_LDADD = $(MPT_IO_LIBS)
+EXTRA_DIST += tests/bench/loopback.sh tests/bench/aggregation.sh tests/bench/heterogeneous.sh \
+	tests/bench/failover.sh tests/bench/handover.sh tests/bench/fairness.sh \
+	tests/bench/streaming.sh tests/bench/scale.sh

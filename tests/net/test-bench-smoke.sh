@@ -51,9 +51,8 @@ done
 
 bench_scenario=smoke-failover
 bench_during() {
-    sleep 1; path_blackhole 1 && bench_event fail
-    sleep 2; path_restore 1 && bench_event restore
-    sleep 3600
+    sleep 1; bench_event fail; path_blackhole 1
+    sleep 2; bench_event restore; path_restore 1
 }
 for dir in up down; do
     bench_run "$c" "$dir" $((8 * 1024 * 1024))
