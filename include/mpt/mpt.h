@@ -323,10 +323,11 @@ MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
 /* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
  * the server side path_id is a subflow id. */
 MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
-/* Chooses the scheduler by name. Before the handshake of a client connection
- * (that is, from the callbacks of mpt_connect's own loop iteration) it
- * applies to the connection; afterwards MPT_ENOTSUP. MPT_ENOTFOUND for an
- * unknown name. */
+/* Chooses the scheduler by name ("minrtt", "roundrobin") for a client
+ * connection. Call it right after mpt_connect, before the loop runs again
+ * (the connection starts there); afterwards, or on a server connection, it
+ * returns MPT_ENOTSUP (the context-wide choice is mpt_config.scheduler).
+ * MPT_ENOTFOUND for an unknown name. */
 MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
 
 /* ---- Introspection ------------------------------------------------------------------- */
