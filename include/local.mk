@@ -1,4 +1,6 @@
-nobase_include_HEADERS += \
+# Public headers install under $(includedir)/mpt/.
+mptincludedir = $(includedir)/mpt
+mptinclude_HEADERS = \
 	include/mpt/export.h \
 	include/mpt/error.h \
 	include/mpt/mpt.h
