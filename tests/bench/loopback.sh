@@ -29,9 +29,15 @@ for bench_rep in $(seq 1 "$BENCH_REPS"); do
 done
 bench_summarize
 # Target: libmpt >= 60% of tcp (per direction, medians).
-awk -F, '$1 == "loopback" && $3 == "throughput" { v[$2] = $4 }
-    END { for (k in v) if (k ~ /^libmpt/) { d = k; sub(/.*-/, "", d); t = v["tcp-" d]
-          if (t > 0) printf "bench: loopback: %s %.2f Gbit/s = %.0f%% of tcp-%s (target >= 60%%): %s\n",
-                            k, v[k], 100 * v[k] / t, d, (v[k] >= 0.6 * t ? "met" : "MISSED") } }' \
-    "$bench_resdir/results.csv" >&2
+for dir in $BENCH_DIRS; do
+    t=$(bench_median "tcp-$dir" throughput)
+    for c in $(bench_contenders); do
+        case $c in libmpt-*) ;; *) continue ;; esac
+        g=$(bench_median "$c-$dir" throughput)
+        [ -n "$g" ] && [ -n "$t" ] || continue
+        bench_target "$c-$dir throughput $g Gbit/s >= 60% of tcp-$dir $t Gbit/s ($(awk -v g="$g" -v t="$t" 'BEGIN { printf "%.0f%%", 100 * g / t }'))" \
+            "$(awk -v g="$g" -v t="$t" 'BEGIN { print (g >= 0.6 * t ? "met" : "MISSED") }')"
+    done
+done
+bench_markdown
 [ "$bench_failures" -eq 0 ]
