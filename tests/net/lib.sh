@@ -170,6 +170,25 @@ _mpt_ns_add() {
         done'
 }
 
+# Fixed MAC addresses of the client links (locally administered, unique on
+# each veth; the same in every topology, which is fine: each link is its own
+# segment).  _mpt_mac c|r I: client / router end of path I.
+_mpt_mac() { printf '02:6d:70:74:%02x:%s\n' "$2" "$([ "$1" = c ] && echo 01 || echo 02)"; }
+
+# _mpt_linkup_cmds I: "ip -batch" lines (client namespace) that bring path
+# I's client interface up and restore everything taking it down removed:
+# the routes (the path's table, and the main default route for path 1) and
+# the static neighbour entry of the router.  Used by path_up and by the
+# timeline's linkup, so both leave the same state as mpt_net_up.
+# With a second argument, every line starts with it (timeline runner).
+_mpt_linkup_cmds() {
+    local i=$1 P=$MPT_PREFIX x=${2:-}
+    echo "${x}link set ${P}c$i up"
+    echo "${x}neigh replace 10.231.$i.2 lladdr $(_mpt_mac r "$i") dev ${P}c$i nud permanent"
+    echo "${x}route replace default via 10.231.$i.2 dev ${P}c$i table $((100 + i))"
+    if [ "$i" = 1 ]; then echo "${x}route replace default via 10.231.1.2 dev ${P}c1"; fi
+}
+
 _mpt_veth() {   # NS1 DEV1 NS2 DEV2
     ip -n "$1" link add name "$2" type veth peer name "$4" netns "$3" &&
     ip -n "$1" link set "$2" up && ip -n "$3" link set "$4" up
@@ -305,23 +324,32 @@ route add 10.231.0.0/16 via 10.232.0.2
     fi
 
     for i in $(seq 1 "$paths"); do
-        links+="link add name ${P}rc$i type veth peer name ${P}c$i netns $C
+        links+="link add name ${P}rc$i address $(_mpt_mac r "$i") type veth peer name ${P}c$i address $(_mpt_mac c "$i") netns $C
 tuntap add dev ${P}u$i mode tun
 tuntap add dev ${P}d$i mode tun
 "
-        # Client: the source address selects the path.
-        cb+="link set ${P}c$i up
-addr add 10.231.$i.1/24 dev ${P}c$i
-route add default via 10.231.$i.2 dev ${P}c$i table $((100 + i))
+        # Client: the source address selects the path.  The client link
+        # uses static (permanent) neighbour entries at both ends, so that
+        # taking it down and up (path_down/path_up, timeline linkdown/
+        # linkup) involves no ARP.  With ARP, the client's first request
+        # after link up races the kernel's deferred (linkwatch) re-activation
+        # of the router end's qdisc; when it loses, the router's reply is
+        # dropped and the client retries only after retrans_time (1 s),
+        # holding every packet meanwhile: RTTs of up to 1 s for a second
+        # after each link up.  And while the link is down the router would
+        # queue packets for the client in its unresolved neighbour entry and
+        # deliver them, late, after link up, instead of losing them.
+        cb+="addr add 10.231.$i.1/24 dev ${P}c$i
 rule add from 10.231.$i.1 table $((100 + i)) pref $((100 + i))
+$(_mpt_linkup_cmds "$i")
 "
-        [ "$i" = 1 ] && cb+="route add default via 10.231.1.2 dev ${P}c1"$'\n'
         # Router: everything from the client link goes into tun u<i>; what
         # the emulator writes back there goes on towards the server.  From
         # the server side, table 300 picks tun d<i> by client address; what
         # comes back out of d<i> takes the main table's connected route.
         rb+="link set ${P}rc$i up
 addr add 10.231.$i.2/24 dev ${P}rc$i
+neigh replace 10.231.$i.1 lladdr $(_mpt_mac c "$i") dev ${P}rc$i nud permanent
 link set ${P}u$i mtu 1500 txqueuelen 1000 up
 link set ${P}d$i mtu 1500 txqueuelen 1000 up
 route add default dev ${P}u$i table $((100 + i))
@@ -439,7 +467,7 @@ mpt_netem() {
     for i in $(seq 1 400); do
         if [ -e "$sync" ]; then
             # "now_ns T timeline_start_ns T0 errors N last_error MSG"
-            MPT_NETEM_SYNC=$(cat "$sync")
+            read -r MPT_NETEM_SYNC < "$sync"
             rm -f "$sync"
             set -- $MPT_NETEM_SYNC
             if [ "${6:-0}" != 0 ]; then
@@ -498,19 +526,17 @@ path_set_bottleneck() {
 
 # path_down I / path_up I: take the client's interface of path I down or up.
 # Unlike a blackhole this is visible to the client (routes vanish, sends
-# fail with ENETUNREACH).  path_up restores the path's routes.
+# fail with ENETUNREACH).  path_up restores the path's routes and its static
+# neighbour entry (see _mpt_linkup_cmds).  Packets the router forwards to
+# the client in the first few ms after link up can still be lost: the
+# kernel re-activates the router end's qdisc asynchronously (linkwatch).
 path_down() {
     _mpt_need_up || return 1
     ip -n "$MPT_NS_C" link set "${MPT_PREFIX}c$1" down
 }
 path_up() {
     _mpt_need_up || return 1
-    local i=$1
-    ip -n "$MPT_NS_C" link set "${MPT_PREFIX}c$i" up &&
-    ip -n "$MPT_NS_C" route replace default via "10.231.$i.2" dev "${MPT_PREFIX}c$i" table $((100 + i)) || return 1
-    if [ "$i" = 1 ]; then
-        ip -n "$MPT_NS_C" route replace default via 10.231.1.2 dev "${MPT_PREFIX}c1" || return 1
-    fi
+    ip -n "$MPT_NS_C" -batch - <<< "$(_mpt_linkup_cmds "$1")"
 }
 
 # mpt_timeline_start FILE: start a timeline now.  Lines are
@@ -520,47 +546,59 @@ path_up() {
 # background shell runs linkdown/linkup (precision: a few ms).
 mpt_timeline_start() {
     _mpt_need_up || return 1
-    local file line f
-    file=$(readlink -f "$1") && [ -r "$file" ] || { _mpt_die "cannot read timeline '$1'"; return 1; }
+    local file f t0ns
+    # Absolute (the emulator has another working directory); no readlink:
+    # every process spawned here delays the start on a loaded machine.
+    file=$1; [[ $file = /* ]] || file=$PWD/$file
+    [ -r "$file" ] || { _mpt_die "cannot read timeline '$1'"; return 1; }
     if [ -n "$MPT_TIMELINE_PID" ] && kill -0 "$MPT_TIMELINE_PID" 2>/dev/null; then
         kill "$MPT_TIMELINE_PID"
     fi
     MPT_TIMELINE_PID=""
     f=$(awk '!/^[ \t]*(#|$)/ && ($3 == "linkdown" || $3 == "linkup" ||
             $4 == "linkdown" || $4 == "linkup")' "$file" | sort -g -s -k1,1)
-    mpt_netem "timeline $file" || return 1
-    # Start of the timeline on CLOCK_MONOTONIC (ms), to line up other
-    # measurements (mpt-probe -o logs the same clock).
-    MPT_TIMELINE_T0_MS=$(awk '{ printf "%.3f\n", $4 / 1e6 }' <<< "$MPT_NETEM_SYNC")
-    if [ -n "$f" ]; then
-        # Events are rendered to "MICROSECONDS ip-command" lines up front;
-        # the runner then only waits (bash builtins: read -t on a FIFO
-        # nobody writes) and feeds one long-lived "ip -batch".  Spawning
-        # sleep/ip per event costs tens of ms on a loaded machine.
-        local ev="" t tgt a b p us P=$MPT_PREFIX
+    if [ -z "$f" ]; then
+        mpt_netem "timeline $file" || return 1
+    else
+        # Everything slow happens before the timeline starts: events are
+        # rendered to "MICROSECONDS ip-command" lines, and the runner is
+        # started (real-time priority, one long-lived "ip -batch") and
+        # blocks until it is told when the timeline started.  It then only
+        # waits (bash builtins: read -t on a FIFO nobody writes) and feeds
+        # ip.  Spawning processes costs tens of ms on a loaded machine, up
+        # to a second for all of the above.
+        local ev="" t tgt a b p us fr P=$MPT_PREFIX
         while read -r t tgt a b _; do
             [ "$a" = linkdown ] || [ "$a" = linkup ] || a=$b
-            us=$(awk -v t="$t" 'BEGIN { printf "%d", t * 1e6 }')
-            [ "$tgt" = all ] && tgt=$(seq 1 "$MPT_PATHS")
+            if [[ $t =~ ^([0-9]*)\.?([0-9]*)$ ]]; then
+                fr=${BASH_REMATCH[2]}000000
+                us=$(( 10#0${BASH_REMATCH[1]} * 1000000 + 10#${fr:0:6} ))
+            else
+                us=$(awk -v t="$t" 'BEGIN { printf "%d", t * 1e6 }')
+            fi
+            if [ "$tgt" = all ]; then tgt=""; for ((p = 1; p <= MPT_PATHS; p++)); do tgt+=" $p"; done; fi
             for p in $tgt; do
                 if [ "$a" = linkdown ]; then
                     ev+="$us link set ${P}c$p down"$'\n'
                 else
-                    ev+="$us link set ${P}c$p up"$'\n'
-                    ev+="$us route replace default via 10.231.$p.2 dev ${P}c$p table $((100 + p))"$'\n'
-                    [ "$p" = 1 ] && ev+="$us route replace default via 10.231.1.2 dev ${P}c1"$'\n'
+                    # The same state as path_up.
+                    ev+=$(_mpt_linkup_cmds "$p" "$us ")$'\n'
                 fi
             done
         done <<< "$f"
+        # Offset of bash's realtime clock (EPOCHREALTIME, us) from
+        # CLOCK_MONOTONIC (the emulator's), both read back to back by one
+        # process.  (Reading the monotonic clock in a child between two
+        # EPOCHREALTIME samples is not good enough: starting the child takes
+        # tens of ms on a loaded machine, and events fired that much early.)
+        local clk cmono crt off tlw
+        clk=$("$MPT_PROBE" clocks) || return 1
+        read -r cmono crt <<< "$clk"
+        off=$(( crt - ${cmono//[!0-9]/} ))
         rm -f "$MPT_STATE/tl.wait" && mkfifo "$MPT_STATE/tl.wait" || return 1
-        # Timeline start on bash's realtime clock: now, minus how long ago
-        # the emulator started it (CLOCK_MONOTONIC, microseconds).  "now" is
-        # the midpoint around reading the monotonic clock.
-        local mono rt0 rt1 start
-        rt0=${EPOCHREALTIME//[!0-9]/}
-        mono=$("$MPT_PROBE" clock) || return 1
-        rt1=${EPOCHREALTIME//[!0-9]/}
-        start=$(( (rt0 + rt1) / 2 - (${mono//[!0-9]/} - ${MPT_TIMELINE_T0_MS//[!0-9]/}) ))
+        # Opened here (read-write: never blocks), inherited by the runner:
+        # the start time is written to it once known.
+        exec {tlw}<> "$MPT_STATE/tl.wait" || return 1
         # Same real-time priority as the emulator (if chrt is there): a
         # busy machine would otherwise delay link events by tens of ms.
         local rt=()
@@ -569,17 +607,36 @@ mpt_timeline_start() {
         fi
         (
             [ ${#rt[@]} -gt 0 ] && "${rt[@]:0:2}" -p "${rt[2]}" "$BASHPID" > /dev/null 2>&1
-            exec {w}<> "$MPT_STATE/tl.wait"
+            read -r -t 60 -u "$tlw" start && [ -n "$start" ] || exit 1
             while read -r us cmd; do
                 [ -n "$us" ] || continue
                 wait=$(( start + us - ${EPOCHREALTIME//[!0-9]/} ))
                 if [ "$wait" -gt 0 ]; then
-                    read -r -t "$((wait / 1000000)).$(printf %06d $((wait % 1000000)))" -u "$w" _
+                    # printf -v, not $(printf): a command substitution
+                    # forks, which made every event ~10 ms late.
+                    printf -v frac %06d $((wait % 1000000))
+                    read -r -t "$((wait / 1000000)).$frac" -u "$tlw" _
                 fi
                 echo "$cmd"
             done <<< "$ev"
-        ) > >("${rt[@]}" ip -n "$MPT_NS_C" -batch - > /dev/null) &
+        ) > >("${rt[@]}" ip -force -n "$MPT_NS_C" -batch - > /dev/null) &
         MPT_TIMELINE_PID=$!
+        if ! mpt_netem "timeline $file"; then
+            kill "$MPT_TIMELINE_PID" 2>/dev/null
+            exec {tlw}>&-
+            MPT_TIMELINE_PID=""
+            return 1
+        fi
+    fi
+    # Start of the timeline on CLOCK_MONOTONIC (ms), to line up other
+    # measurements (mpt-probe -o logs the same clock).  Sync reply:
+    # "now_ns T timeline_start_ns T0 ...".
+    read -r _ _ _ t0ns _ <<< "$MPT_NETEM_SYNC"
+    printf -v MPT_TIMELINE_T0_MS '%d.%03d' $((t0ns / 1000000)) $((t0ns / 1000 % 1000))
+    if [ -n "$f" ]; then
+        # The runner's start, on the realtime clock (us).
+        echo "$(( t0ns / 1000 + off ))" >&"$tlw"
+        exec {tlw}>&-
     fi
     _mpt_save_state
 }

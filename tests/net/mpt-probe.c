@@ -12,6 +12,10 @@
  *       timeout (no answer within -w ms), so outages can be tested.
  *   mpt-probe clock
  *       Print CLOCK_MONOTONIC in ms (the clock of the emulator's timeline).
+ *   mpt-probe clocks
+ *       Print CLOCK_MONOTONIC in ms and CLOCK_REALTIME in microseconds,
+ *       read back to back: the offset between the two clocks, for scripts
+ *       that time events on the realtime clock (bash's EPOCHREALTIME).
  *   mpt-probe bulk -c ADDR [-p PORT] [-b SRC] [-t SEC] [-d up|down] [-T SEC]
  *       Bulk TCP transfer for SEC seconds; prints the goodput.
  *
@@ -587,7 +591,7 @@ static int run_server(void)
 
 static void usage(void)
 {
-    fputs("usage: mpt-probe server|udp|tcp|bulk|clock [-c ADDR] [-p PORT] [-b SRC] [-n COUNT]\n"
+    fputs("usage: mpt-probe server|udp|tcp|bulk|clock|clocks [-c ADDR] [-p PORT] [-b SRC] [-n COUNT]\n"
           "       [-i MS] [-w MS] [-s BYTES] [-o FILE] [-t SEC] [-d up|down] [-T SEC] [-R PRIO]\n"
           "(see the comment at the top of mpt-probe.c)\n", stderr);
     exit(2);
@@ -627,6 +631,16 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(mode, "clock")) {      /* CLOCK_MONOTONIC in ms, for scripts */
         printf("%.3f\n", now_ms());
+        return 0;
+    }
+    if (!strcmp(mode, "clocks")) {     /* monotonic ms, realtime us */
+        struct timespec m, r1, r2;
+        clock_gettime(CLOCK_REALTIME, &r1);
+        clock_gettime(CLOCK_MONOTONIC, &m);
+        clock_gettime(CLOCK_REALTIME, &r2);
+        double rt_us = ((double)r1.tv_sec + (double)r2.tv_sec) * 5e5 +
+                       ((double)r1.tv_nsec + (double)r2.tv_nsec) / 2e3;
+        printf("%.3f %.0f\n", m.tv_sec * 1e3 + m.tv_nsec / 1e6, rt_us);
         return 0;
     }
     if (!strcmp(mode, "server"))
