@@ -272,7 +272,7 @@ bench_summarize() {
                   for (a = 1; a <= c; a++) for (b = a + 1; b <= c; b++) if (x[b] < x[a]) { t = x[a]; x[a] = x[b]; x[b] = t }
                   med = c % 2 ? x[(c + 1) / 2] : (x[c / 2] + x[c / 2 + 1]) / 2
                   split(k, p, ",")
-                  printf "%s,%s,%s,%g,%s\n", sc, p[1], p[2], med, p[3] } }' "$raw" |
+                  printf "%s,%s,%s,%.10g,%s\n", sc, p[1], p[2], med, p[3] } }' "$raw" |
         tee -a "$bench_resdir/results.csv"
     bench_markdown
 }
@@ -303,7 +303,7 @@ bench_markdown() {
                       for (c = 1; c <= nc[sc]; c++) { printf "| %s |", cs[sc, c]
                           for (j = 1; j <= nm[sc]; j++) { m = ms[sc, j]; k = sc SUBSEP cs[sc, c] SUBSEP m
                               if ((sc, cs[sc, c], m) in val) { printf " %s", val[sc, cs[sc, c], m]
-                                  if ((k in lo) && lo[k] != hi[k]) printf " [%g..%g]", lo[k], hi[k]
+                                  if ((k in lo) && lo[k] != hi[k]) printf " [%.10g..%.10g]", lo[k], hi[k]
                                   printf " |" } else printf " |" }
                           printf "\n" }
                       printf "\n" } }' "$bench_resdir/raw.csv" "$bench_resdir/results.csv"

@@ -307,10 +307,15 @@ static void sc_connected(struct mpt_socket *s, int status, void *user)
 {
     (void)s;
     (void)user;
-    if (status == 0)
+    if (status == 0) {
         nconnected++;
-    else
+    } else {
+        /* The first few reasons, with the time since the start. */
+        if (nfailed < 5)
+            fprintf(stderr, "mpt-bench: scale-client: connection failed after %ld connected: %s\n",
+                    nconnected, mpt_strerror(status));
         nfailed++;
+    }
 }
 
 static void sc_closed(struct mpt_socket *s, int status, void *user)
