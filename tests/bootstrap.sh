@@ -11,7 +11,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential autoconf automake libtool pkg-config
           libev-dev libmbedtls-dev check libbsd-dev
-          clang libclang-rt-14-dev python3 iproute2 nftables ethtool gnuplot-nox)
+          clang libclang-rt-14-dev python3 python3-cffi iproute2 nftables ethtool gnuplot-nox)
 
 install_deps() {
     local missing=()
@@ -70,13 +70,13 @@ run_unit() {
 case "$mode" in
 demo)
     install_deps
-    build default
+    build default --enable-python
     exec tests/demo.sh build/default
     ;;
 test)
     install_deps
     echo "== build and unit tests (-O2 -g) =="
-    build default
+    build default --enable-python
     run_unit default || true
     echo "== unit tests again under ASan + UBSan =="
     build asan --enable-asan --enable-ubsan --disable-shared
