@@ -216,6 +216,8 @@ void mpt_resolve_fini(struct mpt_ctx *ctx);
 void mpt_netlink_start(struct mpt_ctx *ctx);
 void mpt_netlink_stop(struct mpt_ctx *ctx);
 void mpt_sock_paths_changed(struct mpt_socket *s);
+void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
+                        const struct sockaddr_storage *addrs, int naddrs);
 
 /* util */
 int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

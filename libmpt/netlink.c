@@ -3,11 +3,17 @@
  * backoff (sock.c); on Linux an rtnetlink socket also watches links,
  * addresses and routes, and any change that may bring a path back makes every
  * waiting subflow retry at once instead of at the end of its backoff.
+ * Conversely a link going down or an address going away fails at once the
+ * subflows that use it (mpt_sock_link_down), instead of leaving the engine to
+ * notice the stall: nothing tells TCP that the link is gone.
  * Elsewhere the backoff timer alone does the job.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +25,98 @@
 #include "io.h"
 
 #ifdef __linux__
+#define NL_MAX_DOWN_ADDRS 32
+
+static void link_down_all(struct mpt_ctx *ctx, const char *ifname,
+                          const struct sockaddr_storage *addrs, int naddrs)
+{
+    struct mpt_socket *s = ctx->socks;
+
+    MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d", ifname ? ifname : "",
+              naddrs);
+    while (s != NULL) {
+        struct mpt_socket *next = s->next;
+        mpt_sock_link_down(s, ifname, addrs, naddrs);
+        s = next;
+    }
+}
+
+/* A link went down: its name, then every address still on it (link-down
+ * events are rare, so getifaddrs() here is fine). */
+static void nl_link_down(struct mpt_ctx *ctx, struct nlmsghdr *h)
+{
+    struct ifinfomsg *ifi = NLMSG_DATA(h);
+    char name[IF_NAMESIZE] = "";
+    struct sockaddr_storage addrs[NL_MAX_DOWN_ADDRS];
+    int n = 0;
+    struct ifaddrs *ifa0 = NULL;
+
+    if (ifi->ifi_flags & IFF_LOOPBACK)
+        return;
+    int len = (int)IFLA_PAYLOAD(h);
+    for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == IFLA_IFNAME) {
+            size_t l = RTA_PAYLOAD(a);
+            if (l >= sizeof name)
+                l = sizeof name - 1;
+            memcpy(name, RTA_DATA(a), l);
+            name[l] = '\0';
+        }
+    }
+    if (name[0] == '\0' && if_indextoname((unsigned)ifi->ifi_index, name) == NULL)
+        return;
+    if (strcmp(name, "lo") == 0)
+        return;
+    if (getifaddrs(&ifa0) == 0) {
+        for (struct ifaddrs *i = ifa0; i != NULL && n < NL_MAX_DOWN_ADDRS; i = i->ifa_next) {
+            if (i->ifa_addr == NULL || i->ifa_name == NULL || strcmp(i->ifa_name, name) != 0)
+                continue;
+            if (i->ifa_addr->sa_family == AF_INET) {
+                memset(&addrs[n], 0, sizeof addrs[n]);
+                memcpy(&addrs[n++], i->ifa_addr, sizeof(struct sockaddr_in));
+            } else if (i->ifa_addr->sa_family == AF_INET6) {
+                memset(&addrs[n], 0, sizeof addrs[n]);
+                memcpy(&addrs[n++], i->ifa_addr, sizeof(struct sockaddr_in6));
+            }
+        }
+        freeifaddrs(ifa0);
+    }
+    link_down_all(ctx, name, addrs, n);
+}
+
+/* An address was removed. */
+static void nl_addr_gone(struct mpt_ctx *ctx, struct nlmsghdr *h)
+{
+    struct ifaddrmsg *ifa = NLMSG_DATA(h);
+    struct sockaddr_storage ss;
+    const void *local = NULL, *addr = NULL;
+    int len = (int)IFA_PAYLOAD(h);
+
+    for (struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == IFA_LOCAL)
+            local = RTA_DATA(a);
+        else if (a->rta_type == IFA_ADDRESS)
+            addr = RTA_DATA(a);
+    }
+    if (local == NULL)
+        local = addr; /* IPv6 and most IPv4: IFA_ADDRESS is the local one */
+    if (local == NULL)
+        return;
+    memset(&ss, 0, sizeof ss);
+    if (ifa->ifa_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, local, 4);
+    } else if (ifa->ifa_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        memcpy(&sin6->sin6_addr, local, 16);
+    } else {
+        return;
+    }
+    link_down_all(ctx, NULL, &ss, 1);
+}
+
 static void nl_io_cb(EV_P_ ev_io *w, int revents)
 {
     struct mpt_ctx *ctx = w->data;
@@ -35,6 +133,12 @@ static void nl_io_cb(EV_P_ ev_io *w, int revents)
                 struct ifinfomsg *ifi = NLMSG_DATA(h);
                 if ((ifi->ifi_flags & IFF_UP) && (ifi->ifi_flags & IFF_RUNNING))
                     wake = 1;
+                else
+                    nl_link_down(ctx, h);
+            } else if (h->nlmsg_type == RTM_DELLINK) {
+                nl_link_down(ctx, h);
+            } else if (h->nlmsg_type == RTM_DELADDR) {
+                nl_addr_gone(ctx, h);
             } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_NEWROUTE) {
                 wake = 1;
             }

@@ -961,6 +961,90 @@ void mpt_sock_paths_changed(struct mpt_socket *s)
     }
 }
 
+/* Same address, ignoring ports; IPv4-mapped IPv6 compares as IPv4. */
+static int addr_norm(const struct sockaddr_storage *ss, int *fam, const uint8_t **a)
+{
+    if (ss->ss_family == AF_INET) {
+        *fam = AF_INET;
+        *a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+        return 1;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            *fam = AF_INET;
+            *a = a6->s6_addr + 12;
+        } else {
+            *fam = AF_INET6;
+            *a = a6->s6_addr;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int same_addr(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
+{
+    int fx, fy;
+    const uint8_t *ax, *ay;
+
+    if (!addr_norm(x, &fx, &ax) || !addr_norm(y, &fy, &ay) || fx != fy)
+        return 0;
+    return memcmp(ax, ay, fx == AF_INET ? 4 : 16) == 0;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    int f;
+    const uint8_t *a;
+
+    if (!addr_norm(ss, &f, &a))
+        return 0;
+    if (f == AF_INET)
+        return a[0] == 127;
+    return memcmp(a, &in6addr_loopback, 16) == 0;
+}
+
+/*
+ * A link went down or an address went away (netlink.c): fail at once every
+ * live subflow bound to ifname (SO_BINDTODEVICE) or whose local address is
+ * one of addrs, instead of waiting for the engine's stall detector. Client
+ * slots then retry with their usual backoff, and a link coming back makes
+ * them retry at once (mpt_sock_paths_changed). Pumps without dispatch (the
+ * caller walks ctx->socks): events are delivered from the kicked timer.
+ */
+void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
+                        const struct sockaddr_storage *addrs, int naddrs)
+{
+    uint64_t now;
+    int n = 0;
+
+    if (s->c == NULL || s->done)
+        return;
+    now = mpt_io_now();
+    for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+        struct mpt_sfio *sf = s->sf[i];
+        int hit = 0;
+        if (sf == NULL || mpt_conn_sf_state(s->c, i) >= MPT_SF_FAILED)
+            continue;
+        if (is_loopback(&sf->local) || strcmp(sf->ifname, "lo") == 0)
+            continue;
+        if (ifname != NULL && ifname[0] != '\0' && strcmp(sf->ifname, ifname) == 0)
+            hit = 1;
+        for (int k = 0; !hit && k < naddrs; k++)
+            hit = same_addr(&sf->local, &addrs[k]);
+        if (!hit)
+            continue;
+        MPT_TRACE(s->ctx, s->id, "sf_link_down", "\"sf\":%d,\"if\":\"%s\"", i,
+                  ifname != NULL ? ifname : "");
+        sf->fail_error = MPT_ENOPATH;
+        mpt_conn_sf_failed(s->c, i, MPT_ENOPATH, now);
+        n++;
+    }
+    if (n > 0)
+        mpt_sock_pump(s, 0);
+}
+
 static void slot_retry_cb(EV_P_ ev_timer *w, int revents)
 {
     struct mpt_slot *sl = w->data;
