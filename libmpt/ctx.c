@@ -70,20 +70,23 @@ int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, 
 void mpt_config_default(struct mpt_config *cfg, size_t size)
 {
     struct mpt_config d;
+    struct mpt_core_settings core;
 
     if (cfg == NULL || size < sizeof(size_t))
         return;
+    /* The engine's limits and timers have one source of defaults. */
+    mpt_core_settings_default(&core);
     memset(&d, 0, sizeof d);
     d.size = size < sizeof d ? size : sizeof d;
-    d.max_subflows = 8;
-    d.sndbuf = 4u << 20;
-    d.rcvbuf = 4u << 20;
+    d.max_subflows = core.max_subflows;
+    d.sndbuf = core.sndbuf;
+    d.rcvbuf = core.rcvbuf;
     d.connect_timeout_ms = 5000;
-    d.handshake_timeout_ms = 5000;
-    d.close_timeout_ms = 10000;
+    d.handshake_timeout_ms = (uint32_t)(core.handshake_timeout / MPT_NS_PER_MS);
+    d.close_timeout_ms = (uint32_t)(core.close_timeout / MPT_NS_PER_MS);
     d.user_timeout_ms = 10000;
-    d.subflow_timeout_ms = 2000;
-    d.ping_interval_ms = 1000;
+    d.subflow_timeout_ms = (uint32_t)(core.subflow_timeout / MPT_NS_PER_MS);
+    d.ping_interval_ms = (uint32_t)(core.ping_interval / MPT_NS_PER_MS);
     d.notsent_lowat = 128u << 10;
     d.write_budget = 256u << 10;
     d.reconnect_min_ms = 250;
