@@ -203,7 +203,7 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
         l = sizeof sf->remote;
         getpeername(fd, (struct sockaddr *)&sf->remote, &l);
         sf->room_left = s->ctx->cfg.write_budget;
-        mpt_conn_sf_set_room(s->c, idx, sf->room_left);
+        mpt_conn_sf_set_room(s->c, idx, sf->room_left, mpt_io_now());
         mpt_io_set(&sf->io, EV_READ | EV_WRITE);
     } else {
         mpt_io_set(&sf->io, EV_WRITE);
@@ -259,7 +259,7 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                mpt_conn_sf_set_room(s->c, sf->idx, 0);
+                mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
                 sf->room_left = 0;
                 want_write = 1;
                 break;
@@ -276,7 +276,7 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
         MPT_TRACE(s->ctx, s->id, "sf_write", "\"sf\":%d,\"bytes\":%zd", sf->idx, w);
         sf->room_left -= (size_t)w < sf->room_left ? (size_t)w : sf->room_left;
         if ((size_t)w < total) {
-            mpt_conn_sf_set_room(s->c, sf->idx, 0);
+            mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
             sf->room_left = 0;
             want_write = 1;
             break;
@@ -372,7 +372,7 @@ static void sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now
     MPT_TRACE(s->ctx, s->id, "sf_tcp_connected", "\"sf\":%d", sf->idx);
     mpt_conn_sf_connected(s->c, sf->idx, now);
     sf->room_left = s->ctx->cfg.write_budget;
-    mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left);
+    mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     mpt_io_set(&sf->io, EV_READ | EV_WRITE);
 }
 
@@ -401,7 +401,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
     if (revents & EV_WRITE) {
         sample_info(s, sf, now);
         sf->room_left = writable_room(s->ctx, sf);
-        mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left);
+        mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     }
     if (revents & EV_READ)
         sf_read(s, sf, now);
@@ -929,6 +929,7 @@ static void slot_connect(struct mpt_slot *sl)
     sf->backup = p->backup;
     memcpy(sf->ifname, p->ifname, sizeof sf->ifname);
     sl->sf = idx;
+    (void)mpt_conn_sf_set_remote_id(s->c, idx, r->addr_id > 0 ? (uint8_t)r->addr_id : 0);
     MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx, sl->path,
               sl->raddr);
     if (rc == 0)

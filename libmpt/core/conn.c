@@ -239,7 +239,9 @@ struct sf {
     int is_join;
     int handshake_sf; /* client: carries HELLO */
     int sc_sent, sc_rcvd;
+    uint32_t id;      /* stable id (conn->next_sf_id) */
     uint8_t addr_id;
+    uint8_t remote_id;
     uint8_t join_flags;
     uint8_t nonce_local[MPT_NONCE_LEN], nonce_peer[MPT_NONCE_LEN];
     size_t room;
@@ -257,7 +259,7 @@ struct sf {
     uint64_t hs_deadline;
     size_t pen_cap, pen_base;
     uint64_t last_pen;
-    uint64_t bytes_sent, bytes_acked;
+    uint64_t bytes_sent, bytes_acked, bytes_received;
     uint32_t fail_reason;
     int fail_error;
 };
@@ -280,6 +282,7 @@ struct mpt_conn {
 
     struct sf sf[MPT_MAX_SUBFLOWS_LIMIT];
     int nslots; /* highest slot index ever used + 1 */
+    uint32_t next_sf_id;
 
     /* send */
     struct mpt_sendbuf sb;
@@ -810,6 +813,7 @@ static void sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int sen
     if (!drop_partial_data(s) && send_error)
         queue_reason(s, MPT_FT_ERROR, reason, ftype);
     s->state = MPT_SF_FAILED;
+    c->st.sf_failed++;
     s->stalled = 0;
     s->fail_reason = reason;
     s->fail_error = err;
@@ -1451,6 +1455,7 @@ static int alloc_slot(struct mpt_conn *c)
         s->pen_cap = SIZE_MAX;
         s->used_ever = 1;
         s->state = MPT_SF_CONNECTING;
+        s->id = ++c->next_sf_id;
     }
     if (i >= c->nslots)
         c->nslots = i + 1;
@@ -1537,6 +1542,7 @@ static void sf_up(struct mpt_conn *c, int i, uint64_t now)
     struct sf *s = &c->sf[i];
 
     s->state = MPT_SF_ESTABLISHED;
+    c->st.sf_opened++;
     s->last_rx = now;
     s->last_progress = now;
     s->next_ping = now; /* first RTT sample right away */
@@ -1892,6 +1898,7 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         uint64_t old = c->rb.nxt, end = f->u.data.dsn + f->u.data.len;
         size_t dup = 0, dropped = 0;
         int r;
+        s->bytes_received += f->u.data.len;
         if ((c->rfin_known && mpt_dsn_gt(end, c->rfin_dsn)))
             return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
         r = mpt_rcvbuf_insert(&c->rb, f->u.data.dsn, f->u.data.payload, f->u.data.len, &dup,
@@ -2155,12 +2162,23 @@ void mpt_conn_sf_sent(struct mpt_conn *c, int i, size_t n, uint64_t now)
     post(c, now);
 }
 
-void mpt_conn_sf_set_room(struct mpt_conn *c, int i, size_t room)
+void mpt_conn_sf_set_room(struct mpt_conn *c, int i, size_t room, uint64_t now)
 {
     if (!valid_sf(c, i))
         return;
+    c->now = now;
     c->sf[i].room = room;
-    post(c, c->now);
+    post(c, now);
+}
+
+int mpt_conn_sf_set_remote_id(struct mpt_conn *c, int i, uint8_t remote_id)
+{
+    if (!valid_sf(c, i))
+        return MPT_EINVAL;
+    if (c->is_server)
+        return MPT_ESTATE;
+    c->sf[i].remote_id = remote_id;
+    return 0;
 }
 
 void mpt_conn_sf_set_info(struct mpt_conn *c, int i, const struct mpt_sf_info *info)
@@ -2550,6 +2568,9 @@ void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)
     st->snd_mem = mpt_sendbuf_used(&c->sb);
     st->addr_rejected = c->addr_bad;
     st->events_dropped = c->ev_dropped;
+    st->snd_unacked = mpt_dsn_gt(c->sb.end, c->snd_una) ? c->sb.end - c->snd_una : 0;
+    if (c->fin_pending && !c->fin_acked)
+        st->snd_unacked++; /* the DATA_FIN */
 }
 
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *st)
@@ -2562,7 +2583,10 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     memset(st, 0, sizeof *st);
     st->state = s->state;
     st->backup = s->backup;
+    st->id = s->id;
     st->addr_id = s->addr_id;
+    st->remote_id = s->remote_id;
+    st->bytes_received = s->bytes_received;
     st->srtt = sf_srtt(s);
     st->bytes_sent = s->bytes_sent;
     st->bytes_acked = s->bytes_acked;

@@ -59,6 +59,9 @@ struct mpt_core_settings {
                                      PING outstanding: subflow failed; default 2 s */
     uint64_t handshake_timeout;   /* HELLO/JOIN exchange; default 5 s */
     uint64_t close_timeout;       /* graceful close; default 10 s */
+    uint64_t ack_timeout;         /* data outstanding and the cumulative DATA_ACK has not
+                                     moved this long: abort with MPT_ETIMEDOUT; default 0
+                                     = 4 x subflow_timeout */
     const struct mpt_sched_ops *sched; /* NULL: lowest-RTT */
     const struct mpt_cc_ops *cc;       /* NULL: pass-through */
     mpt_rand_fn rand;             /* required */
@@ -139,17 +142,25 @@ struct mpt_conn_stats {
     size_t rcv_mem;            /* current receive memory (in-order + out-of-order) */
     size_t rcv_mem_peak;
     size_t snd_mem;            /* current send buffer bytes */
-    uint64_t addr_rejected;    /* ADD_ADDR frames ignored for a bad HMAC */
+    uint64_t addr_rejected;    /* ADD_ADDR frames ignored for a bad HMAC or id 0 */
     uint64_t events_dropped;   /* events lost to a full event queue */
+    uint64_t snd_unacked;      /* bytes written by the application and not yet
+                                  acknowledged by the peer (0: everything arrived) */
+    uint64_t sf_opened;        /* subflows that reached ESTABLISHED, ever */
+    uint64_t sf_failed;        /* subflows that failed (not closed cleanly), ever */
 };
 
 struct mpt_sf_stats {
+    uint32_t id;              /* stable: never reused within the connection (slot
+                                 indexes are); the first subflow is 1 */
     enum mpt_sf_state state;
     int backup;
-    uint8_t addr_id;
+    uint8_t addr_id;          /* client: local address id; server: the JOIN's */
+    uint8_t remote_id;        /* client: server address id (mpt_conn_sf_set_remote_id) */
     uint64_t srtt;            /* engine's estimate (PING/PONG or sf_info), ns */
     uint64_t bytes_sent;      /* payload */
     uint64_t bytes_acked;     /* payload of segments first sent here, acked at connection level */
+    uint64_t bytes_received;  /* DATA payload received here (duplicates included) */
     uint32_t fail_reason;
     int fail_error;
 };
@@ -222,7 +233,12 @@ ssize_t mpt_conn_sf_input(struct mpt_conn *c, int sf, const uint8_t *data, size_
 
 /* Subflow sf's socket will take `room` more bytes now (beyond what
  * mpt_conn_sf_output already returned and the caller has not yet written). */
-void mpt_conn_sf_set_room(struct mpt_conn *c, int sf, size_t room);
+void mpt_conn_sf_set_room(struct mpt_conn *c, int sf, size_t room, uint64_t now);
+
+/* Client: the server address id subflow sf connects to (0, the default, is
+ * the address of the first subflow; others come from ADD_ADDR). A
+ * REMOVE_ADDR naming it closes the subflow. */
+int mpt_conn_sf_set_remote_id(struct mpt_conn *c, int sf, uint8_t remote_id);
 
 /* Latest kernel measurements for subflow sf. */
 void mpt_conn_sf_set_info(struct mpt_conn *c, int sf, const struct mpt_sf_info *info);

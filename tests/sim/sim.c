@@ -1535,7 +1535,7 @@ static int drain_output(struct sim *sim, struct ent *en, int sf, struct sock *k)
     for (;;) {
         size_t room = pipe_room(sim, pp), total = 0, written = 0, fr;
         int n;
-        ENGINE(sim, mpt_conn_sf_set_room(en->c, sf, room));
+        ENGINE(sim, mpt_conn_sf_set_room(en->c, sf, room, sim->now));
         ENGINE(sim, n = mpt_conn_sf_output(en->c, sf, iov, 16, sim->now));
         if (n <= 0)
             break;

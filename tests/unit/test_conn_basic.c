@@ -201,7 +201,7 @@ static int drain_out(struct world *w, struct mpt_conn *c, int sf, struct link *l
         if (l->partial)
             break; /* the socket is full for this round */
     }
-    mpt_conn_sf_set_room(c, sf, w->room);
+    mpt_conn_sf_set_room(c, sf, w->room, w->now);
     return any;
 }
 
