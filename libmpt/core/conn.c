@@ -51,9 +51,9 @@
  * with RTTs up to ~500 ms). Under memory pressure the caller lowers the
  * window with mpt_conn_set_rcv_limit(): the edge stops advancing until the
  * application has read past it, so memory shrinks without retreating the
- * edge or dropping anything acknowledged. The out-of-order range count is
- * capped (rcvbuf/512 + 64): a segment that would need one more range is
- * dropped unacknowledged (the sender's stall detection resends it).
+ * edge or dropping anything acknowledged. Which out-of-order bytes are held is
+ * a bitmap (rcvbuf / 8 bytes): any in-window pattern fits, nothing inside
+ * the window is ever dropped.
  *
  * ACKS. One DATA_ACK per input batch that carried DATA (new or duplicate) or
  * a DATA_FIN, queued on the established subflow with the least queued output
@@ -68,19 +68,27 @@
  *
  * LIVENESS. A subflow with in-flight records and no progress (no bytes
  * received on it, no DATA_ACK advancing over its records) for
- * max(stall_min, 3*srtt + 4*rttvar) since its oldest record was sent is
- * STALLED: the scheduler skips it, its records are queued for reinjection and
- * a PING is sent; any byte received on it clears the stall. Nothing received
- * for subflow_timeout while data or a PING is outstanding: FAILED with
- * MPT_ETIMEDOUT. PING every ping_interval on each established subflow
- * (opaque = send time); srtt from PONG (EWMA 1/8, rttvar 1/4) unless the
- * caller supplies a kernel srtt via mpt_conn_sf_set_info (preferred).
- * No live or connecting subflow for subflow_timeout: abort with MPT_ENOPATH.
+ * max(stall_min, 3*rtt + 4*rttvar), doubled per stall in a row, since its
+ * oldest record was sent is STALLED: the scheduler skips it, its records are
+ * queued for reinjection and a PING is sent; any byte received on it clears
+ * the stall. rtt is end to end (sf_e2e_rtt: the kernel's srtt, or the least
+ * recent handshake / PONG / DATA_ACK sample if larger, as behind a splitting
+ * proxy); without an end-to-end sample a subflow never stalls. Nothing
+ * received for subflow_timeout while data or a PING is outstanding: FAILED
+ * with MPT_ETIMEDOUT. PING every ping_interval on each established subflow
+ * (opaque = send time). No live or connecting subflow for subflow_timeout:
+ * abort with MPT_ENOPATH. Data outstanding and the cumulative ack still for
+ * ack_timeout while a subflow is established: abort with MPT_ETIMEDOUT.
  * A connection-level retransmission timer covers the bytes at snd_una
  * (una_rtx_at): if the cumulative ack has not moved for max(2*stall_min,
- * 4*srtt+4*rttvar) since their newest copy was sent, they are reinjected,
- * with exponential backoff (a receiver that dropped an out-of-order segment
- * on a path that keeps delivering would otherwise leave a permanent hole).
+ * 4*rtt+4*rttvar) since their newest copy was sent, they are queued again,
+ * with exponential backoff.
+ *
+ * REINJECTION BOUND. The reinjection queue is a sorted set of disjoint
+ * ranges (<= what is in flight), and a range goes only to a subflow that does
+ * not hold those bytes (sf_holds): each byte is outstanding at most once per
+ * subflow, so a peer that never acknowledges gets each byte at most once per
+ * subflow before the ack timeout ends the connection.
  *
  * OPPORTUNISTIC RETRANSMISSION. When new data is blocked by the peer's window
  * (or the send buffer is full and all of it was sent) and the bytes at
@@ -109,7 +117,7 @@
  * connection. JOIN_ACK / JOIN_CONFIRM HMACs are checked in constant time; a
  * bad one fails the subflow with ERROR(AUTH), the connection carries on.
  *
- * Memory is bounded by settings: sndbuf, rcvbuf (+ a range count cap), the
+ * Memory is bounded by settings: sndbuf, rcvbuf (+ rcvbuf / 8 bitmap), the
  * per-subflow output queues (bounded by the room the caller gives plus a few
  * control frames), the records (bounded by the bytes in flight), a 64-entry
  * join replay cache and a fixed event queue (READABLE/WRITABLE coalesced).
@@ -218,7 +226,9 @@ struct oitem {
     uint8_t hdr[MPT_FRAME_MAX_CONTROL];
 };
 
-#define REC_OPP 1u /* already reinjected opportunistically */
+#define REC_OPP 1u   /* already reinjected opportunistically */
+#define REC_COPY 2u  /* a reinjection: its ack may be the original's (no RTT sample) */
+#define REC_AMBIG 4u /* an original with a copy elsewhere (no RTT sample) */
 
 struct rec {
     uint64_t dsn;
@@ -253,6 +263,9 @@ struct sf {
     size_t inflight;
     uint64_t last_rx, last_progress;
     uint64_t srtt, rttvar;           /* from PING/PONG */
+    uint64_t e2e_min, e2e_min_t;     /* least end-to-end RTT seen lately, and when */
+    unsigned stalls;                 /* stalls since its records last made progress */
+    uint64_t hs_sent_at;             /* HELLO / JOIN / JOIN_ACK sent: handshake RTT */
     struct mpt_sf_info info;
     uint64_t ping_sent_at; /* 0: none outstanding */
     uint64_t next_ping;
@@ -293,7 +306,7 @@ struct mpt_conn {
     /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
     uint64_t una_rtx_dsn, una_rtx_t, una_moved_at;
     unsigned una_backoff;
-    int fin_pending, fin_acked, fin_sf;
+    int fin_pending, fin_acked, fin_sf, fin_sent;
     uint64_t fin_dsn;
 
     /* receive */
@@ -310,6 +323,8 @@ struct mpt_conn {
 
     int close_sent, close_rcvd;
     uint64_t hs_deadline, close_deadline, nopath_since;
+    uint64_t ack_timeout;   /* settings.ack_timeout, or its default */
+    const char *abort_text; /* FASTCLOSE text of the next local abort, static */
 
     /* events */
     struct mpt_event evq[EVQ_LEN];
@@ -372,6 +387,75 @@ static uint64_t sf_srtt(const struct sf *s)
 static uint64_t sf_rttvar(const struct sf *s)
 {
     return s->info.srtt ? s->info.rttvar : s->rttvar;
+}
+
+/*
+ * End-to-end round trip of a subflow as the connection sees it: the larger of
+ * the kernel's srtt and the least recent end-to-end sample (handshake,
+ * PING -> PONG, DATA -> DATA_ACK). Behind a TCP-splitting proxy the kernel's
+ * srtt is the short hop to the proxy while a DATA_ACK takes the whole path:
+ * stall and reinjection decisions must wait for the latter. The minimum, not
+ * an average, because samples include time queued in our own socket, which
+ * the stall detector does not need to wait for: progress on a busy path is
+ * measured between acks, and after idle the queue is empty.
+ */
+#define E2E_MIN_WINDOW (10000 * MPT_NS_PER_MS) /* a path may get longer: forget */
+
+static uint64_t sf_e2e_rtt(const struct sf *s)
+{
+    return u64max(sf_srtt(s), s->e2e_min);
+}
+
+/* An end-to-end sample exists (the kernel's srtt alone says nothing about
+ * what lies behind a proxy). */
+static int sf_e2e_known(const struct sf *s)
+{
+    return s->e2e_min != 0;
+}
+
+static void e2e_sample(struct sf *s, uint64_t rtt, uint64_t now)
+{
+    if (rtt == 0)
+        rtt = 1;
+    if (!s->e2e_min || rtt <= s->e2e_min || now - s->e2e_min_t > E2E_MIN_WINDOW) {
+        s->e2e_min = rtt;
+        s->e2e_min_t = now;
+    }
+}
+
+static void rtt_update(uint64_t *srtt, uint64_t *rttvar, uint64_t rtt)
+{
+    if (!*srtt) {
+        *srtt = rtt;
+        *rttvar = rtt / 2;
+    } else {
+        uint64_t d = rtt > *srtt ? rtt - *srtt : *srtt - rtt;
+        *rttvar = (3 * *rttvar + d) / 4;
+        *srtt = (7 * *srtt + rtt) / 8;
+    }
+}
+
+/* Does subflow s hold DSN a in flight (handed to it, not yet acked)? If so
+ * *end is the end of the record holding it; *next is the first DSN after a
+ * that starts another record (a + 2^62 if none). O(records). */
+static int sf_holds(const struct sf *s, uint64_t a, uint64_t *end, uint64_t *next)
+{
+    uint64_t nx = a + ((uint64_t)1 << 62);
+    int held = 0;
+
+    *end = a;
+    for (uint32_t i = 0; i < s->recs.n; i++) {
+        const struct rec *r = ring_at(&s->recs, i);
+        uint64_t re = r->dsn + r->len;
+        if (mpt_dsn_le(r->dsn, a) && mpt_dsn_lt(a, re)) {
+            held = 1;
+            *end = mpt_dsn_max(*end, re);
+        } else if (mpt_dsn_gt(r->dsn, a) && mpt_dsn_lt(r->dsn, nx)) {
+            nx = r->dsn;
+        }
+    }
+    *next = nx;
+    return held;
 }
 
 static int conn_open(const struct mpt_conn *c)
@@ -734,20 +818,47 @@ static void place_ack(struct mpt_conn *c)
 
 /* ---- records, reinjection --------------------------------------------------- */
 
+/*
+ * The reinjection queue is a set of disjoint, non-adjacent DSN ranges in
+ * ascending order, all within [snd_una, snd_nxt): adding a range merges it,
+ * so the bytes queued for resending never exceed what is in flight (<=
+ * sndbuf) however often a range is queued again. O(ranges).
+ */
 static void reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e)
 {
+    uint32_t i = 0, j;
     struct rng *r;
 
-    if (c->reinj.n) {
-        r = ring_at(&c->reinj, c->reinj.n - 1);
-        if (r->e == s) {
-            r->e = e;
-            return;
-        }
+    s = mpt_dsn_max(s, c->snd_una);
+    e = mpt_dsn_min(e, c->snd_nxt);
+    if (!mpt_dsn_lt(s, e))
+        return;
+    /* first range that ends at or after s */
+    while (i < c->reinj.n && mpt_dsn_lt(((struct rng *)ring_at(&c->reinj, i))->e, s))
+        i++;
+    /* ranges [i, j) touch [s, e]: merge them into one */
+    for (j = i; j < c->reinj.n; j++) {
+        r = ring_at(&c->reinj, j);
+        if (mpt_dsn_gt(r->s, e))
+            break;
+        s = mpt_dsn_min(s, r->s);
+        e = mpt_dsn_max(e, r->e);
     }
-    r = ring_push_back(&c->reinj);
-    if (!r)
-        return; /* out of memory: the data stays on the original path */
+    if (j > i) {
+        r = ring_at(&c->reinj, i);
+        r->s = s;
+        r->e = e;
+        /* close the gap left by ranges i+1 .. j-1 */
+        for (uint32_t k = i + 1, m = j; m < c->reinj.n; k++, m++)
+            memcpy(ring_at(&c->reinj, k), ring_at(&c->reinj, m), sizeof *r);
+        c->reinj.n -= j - i - 1;
+        return;
+    }
+    if (!ring_push_back(&c->reinj))
+        return; /* out of memory: the data stays on the paths that hold it */
+    for (uint32_t k = c->reinj.n - 1; k > i; k--)
+        memcpy(ring_at(&c->reinj, k), ring_at(&c->reinj, k - 1), sizeof *r);
+    r = ring_at(&c->reinj, i);
     r->s = s;
     r->e = e;
 }
@@ -762,6 +873,7 @@ static void reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records)
         uint64_t st = mpt_dsn_max(r->dsn, c->snd_una), en = r->dsn + r->len;
         if (mpt_dsn_lt(st, en)) {
             reinj_add(c, st, en);
+            r->flags |= REC_AMBIG;
             any = 1;
         }
     }
@@ -846,6 +958,10 @@ static void conn_abort(struct mpt_conn *c, int err, uint32_t reason, int fastclo
             memset(&f, 0, sizeof f);
             f.type = MPT_FT_FASTCLOSE;
             f.u.close.reason = reason;
+            if (c->abort_text) {
+                f.u.close.text = (const uint8_t *)c->abort_text;
+                f.u.close.text_len = strlen(c->abort_text);
+            }
             queue_frame(s, &f);
         }
         s->state = MPT_SF_CLOSED;
@@ -918,9 +1034,11 @@ static int enqueue_data(struct mpt_conn *c, int i, uint64_t dsn, size_t len, int
     it->len = (uint32_t)len;
     it->dsn = dsn;
     it->hlen = MPT_DATA_HDR_LEN;
+    if (!reinj && !mpt_dsn_lt(c->snd_una, c->snd_nxt) && !(c->fin_sent && !c->fin_acked))
+        c->una_moved_at = now; /* the ack timeout counts from the first byte outstanding */
     r->dsn = dsn;
     r->len = (uint32_t)len;
-    r->flags = rflags;
+    r->flags = rflags | (reinj ? REC_COPY : 0);
     r->t = now;
     s->inflight += len;
     s->q_bytes += MPT_DATA_HDR_LEN + len;
@@ -936,14 +1054,17 @@ static void maybe_send_fin(struct mpt_conn *c, uint64_t now)
 {
     int i;
 
-    (void)now;
     if (!c->fin_pending || c->fin_acked || c->fin_sf >= 0 || c->snd_nxt != c->sb.end)
         return;
     i = best_ctrl_sf(c);
     if (i < 0)
         return;
-    if (queue_u64(&c->sf[i], MPT_FT_DATA_FIN, c->fin_dsn) == 0)
+    if (queue_u64(&c->sf[i], MPT_FT_DATA_FIN, c->fin_dsn) == 0) {
+        if (!c->fin_sent && !mpt_dsn_lt(c->snd_una, c->snd_nxt))
+            c->una_moved_at = now; /* the DATA_FIN alone is outstanding */
+        c->fin_sent = 1;
         c->fin_sf = i;
+    }
 }
 
 static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_sf *ccs, int nccs,
@@ -975,7 +1096,7 @@ static uint64_t una_rtx_at(const struct mpt_conn *c, uint64_t *end)
         r = ring_at(&s->recs, 0);
         if (!(mpt_dsn_le(r->dsn, c->snd_una) && mpt_dsn_lt(c->snd_una, r->dsn + r->len)))
             continue;
-        x = u64max(2 * c->s.stall_min, 4 * sf_srtt(s) + 4 * sf_rttvar(s));
+        x = u64max(2 * c->s.stall_min, 4 * sf_e2e_rtt(s) + 4 * sf_rttvar(s));
         if (!found || r->t > t) {
             t = r->t;
             e = r->dsn + r->len;
@@ -1054,10 +1175,26 @@ static void schedule(struct mpt_conn *c, uint64_t now)
         }
         len = zmin(avail, c->s.max_frame_payload);
 
+        /* A subflow never carries the same byte twice at once: TCP delivers
+         * what it holds, or the subflow fails and its bytes are queued
+         * again. Reinjected bytes go only to subflows that do not hold them;
+         * bytes every usable subflow holds leave the queue. */
+        uint64_t skip_to = 0, clip[MPT_MAX_SUBFLOWS_LIMIT];
+        int usable = 0, held = 0;
         for (int i = 0; i < c->nslots; i++) {
             struct sf *s = &c->sf[i];
+            uint64_t hend, hnext;
             if (!sf_usable(s))
                 continue;
+            usable++;
+            clip[i] = dsn + len;
+            if (reinj) {
+                if (sf_holds(s, dsn, &hend, &hnext)) {
+                    skip_to = !held++ || mpt_dsn_lt(hend, skip_to) ? hend : skip_to;
+                    continue;
+                }
+                clip[i] = mpt_dsn_min(clip[i], hnext);
+            }
             ss[n].index = i;
             ss[n].usable = 1;
             ss[n].backup = s->backup;
@@ -1067,8 +1204,13 @@ static void schedule(struct mpt_conn *c, uint64_t now)
             ss[n].queued = s->inflight;
             n++;
         }
-        if (n == 0)
+        if (n == 0) {
+            if (reinj && usable > 0) {
+                r->s = mpt_dsn_min(r->e, skip_to); /* held everywhere usable */
+                continue;
+            }
             break;
+        }
         pick = c->sched->pick(ss, n, len, c->sched_state);
         for (int j = 0; j < n; j++)
             if (ss[j].index == pick)
@@ -1076,6 +1218,7 @@ static void schedule(struct mpt_conn *c, uint64_t now)
         if (k < 0 || ss[k].room == 0 || ss[k].cc_room == 0)
             break;
         len = zmin(len, zmin(ss[k].room, ss[k].cc_room));
+        len = zmin(len, (size_t)(clip[pick] - dsn));
         if (enqueue_data(c, pick, dsn, len, reinj, 0, now))
             break;
         if (map[pick] >= 0)
@@ -1118,23 +1261,27 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
     }
     if (!hold)
         return;
-    sr = sf_srtt(&c->sf[S]);
+    sr = sf_e2e_rtt(&c->sf[S]);
+    end = hold->dsn + hold->len;
     for (int i = 0; i < c->nslots; i++) {
         struct sf *s = &c->sf[i];
-        uint64_t fr = sf_srtt(s);
+        uint64_t fr = sf_e2e_rtt(s), hend, hnext;
         if (i == S || !sf_usable(s) || s->room <= MPT_DATA_HDR_LEN)
             continue;
         if (!c->sf[S].stalled && !(fr && sr && fr * 4 < sr))
             continue;
         if (cc_room_of(c, i, ccs, nccs, map[i]) == 0)
             continue;
-        if (F < 0 || fr < sf_srtt(&c->sf[F]))
+        if (sf_holds(s, c->snd_una, &hend, &hnext))
+            continue; /* a copy is already on its way there */
+        if (F < 0 || fr < sf_e2e_rtt(&c->sf[F])) {
             F = i;
+            end = mpt_dsn_min(hold->dsn + hold->len, hnext);
+        }
     }
     if (F < 0)
         return;
-    hold->flags |= REC_OPP;
-    end = hold->dsn + hold->len;
+    hold->flags |= REC_OPP | REC_AMBIG;
     dsn = c->snd_una;
     c->st.reinjections++;
     while (mpt_dsn_lt(dsn, end) && c->sf[F].room > MPT_DATA_HDR_LEN) {
@@ -1162,18 +1309,19 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
 
 /* ---- ack processing --------------------------------------------------------- */
 
-static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t window,
-                        const struct mpt_sack_range *sack, int nsack, uint64_t now)
+/* Returns 0, or MPT_EPROTO for an Ack of data never sent (9.3). Ack is
+ * placed by its distance from snd_una (9.1): ahead if less than 2^63, else
+ * behind (stale, however far). */
+static int on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t window,
+                       const struct mpt_sack_range *sack, int nsack, uint64_t now)
 {
-    uint64_t maxack = c->snd_nxt;
-    uint64_t edge;
+    uint64_t maxack = c->fin_sent ? c->fin_dsn + 1 : c->snd_nxt;
+    uint64_t ahead = ack - c->snd_una, edge;
 
     (void)from;
-    if (c->fin_pending && c->snd_nxt == c->sb.end)
-        maxack = c->fin_dsn + 1; /* the DATA_FIN may have been sent */
-    if (mpt_dsn_gt(ack, maxack))
-        return; /* acks something never sent: ignore */
-    if (mpt_dsn_ge(ack, c->snd_una)) {
+    if (ahead < ((uint64_t)1 << 63) && ahead > maxack - c->snd_una)
+        return MPT_EPROTO;
+    if (ahead < ((uint64_t)1 << 63)) {
         /* the newest view of what the peer holds out of order */
         c->nsack = 0;
         for (int k = 0; k < nsack; k++)
@@ -1196,6 +1344,8 @@ static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
                 uint64_t e = r->dsn + r->len;
                 if (mpt_dsn_le(e, ack)) {
                     acked += r->len;
+                    if (!(r->flags & (REC_COPY | REC_AMBIG)) && now > r->t)
+                        e2e_sample(s, now - r->t, now);
                     ring_pop_front(&s->recs);
                 } else {
                     if (mpt_dsn_lt(r->dsn, ack)) {
@@ -1211,8 +1361,10 @@ static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
                 continue;
             s->inflight -= zmin(s->inflight, acked);
             s->bytes_acked += acked;
-            if (!s->stalled)
+            if (!s->stalled) {
                 s->last_progress = now; /* a stalled path's bytes were acked via copies */
+                s->stalls = 0;
+            }
             if (s->pen_cap != SIZE_MAX) {
                 s->pen_cap += acked;
                 if (s->pen_cap >= 2 * s->pen_base)
@@ -1232,6 +1384,7 @@ static void on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
     edge = ack + window;
     if (mpt_dsn_gt(edge, c->snd_edge))
         c->snd_edge = edge;
+    return 0;
 }
 
 /* ---- close ------------------------------------------------------------------ */
@@ -1347,6 +1500,7 @@ static int conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t
     c->fin_sf = -1;
     c->ack_deadline = MPT_TIME_NEVER;
     c->hs_deadline = now + c->s.handshake_timeout;
+    c->ack_timeout = c->s.ack_timeout ? c->s.ack_timeout : 4 * c->s.subflow_timeout;
     ring_init(&c->reinj, sizeof(struct rng));
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         c->sf[i].state = MPT_SF_CLOSED;
@@ -1533,14 +1687,27 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
         return MPT_ENOMEM;
     s->state = MPT_SF_HANDSHAKE;
     s->hs_deadline = now + c->s.handshake_timeout;
+    s->hs_sent_at = now;
     s->last_rx = now;
     return 0;
+}
+
+/* The handshake's exchange is the subflow's first end-to-end RTT sample. */
+static void hs_rtt_sample(struct sf *s, uint64_t now)
+{
+    if (s->hs_sent_at && now > s->hs_sent_at)
+        e2e_sample(s, now - s->hs_sent_at, now);
 }
 
 static void sf_up(struct mpt_conn *c, int i, uint64_t now)
 {
     struct sf *s = &c->sf[i];
+    int others = 0;
 
+    for (int k = 0; k < c->nslots; k++)
+        others += k != i && c->sf[k].state == MPT_SF_ESTABLISHED;
+    if (!others)
+        c->una_moved_at = u64max(c->una_moved_at, now); /* the peer could not ack before */
     s->state = MPT_SF_ESTABLISHED;
     c->st.sf_opened++;
     s->last_rx = now;
@@ -1705,6 +1872,7 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64
     s->join_flags = f->flags;
     s->backup = (f->flags & MPT_FF_JOIN_BACKUP) ? 1 : 0;
     s->hs_deadline = now + c->s.handshake_timeout;
+    s->hs_sent_at = now;
     s->last_rx = now;
     memcpy(s->nonce_peer, f->u.join.nonce, MPT_NONCE_LEN);
     c->s.rand(c->s.rand_user, s->nonce_local, MPT_NONCE_LEN);
@@ -1768,18 +1936,6 @@ int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, u
 }
 
 /* ---- input -------------------------------------------------------------------- */
-
-static void rtt_sample(struct sf *s, uint64_t rtt)
-{
-    if (!s->srtt) {
-        s->srtt = rtt;
-        s->rttvar = rtt / 2;
-    } else {
-        uint64_t d = rtt > s->srtt ? rtt - s->srtt : s->srtt - rtt;
-        s->rttvar = (3 * s->rttvar + d) / 4;
-        s->srtt = (7 * s->srtt + rtt) / 8;
-    }
-}
 
 static int on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f)
 {
@@ -1853,6 +2009,7 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
             set_peer_key(c, f->u.hello_ack.key, f->u.hello_ack.window);
             c->state = MPT_CONN_ESTABLISHED;
             ev_push(c, MPT_EV_ESTABLISHED, -1, 0, 0);
+            hs_rtt_sample(s, now);
             sf_up(c, i, now);
             return 0;
         }
@@ -1871,6 +2028,7 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
             mpt_join_hmac(MPT_JOIN_CLIENT, c->key_local, c->key_peer, s->nonce_local,
                           s->nonce_peer, s->addr_id, s->join_flags, r.u.join_confirm.hmac);
             queue_frame(s, &r);
+            hs_rtt_sample(s, now);
             sf_up(c, i, now);
             return 0;
         }
@@ -1882,6 +2040,7 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
                 sf_fail(c, i, MPT_EAUTH, MPT_REASON_AUTH, 1, f->type, now);
                 return MPT_EAUTH;
             }
+            hs_rtt_sample(s, now);
             sf_up(c, i, now);
             return 0;
         }
@@ -1896,15 +2055,19 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
     switch (f->type) {
     case MPT_FT_DATA: {
         uint64_t old = c->rb.nxt, end = f->u.data.dsn + f->u.data.len;
-        size_t dup = 0, dropped = 0;
+        size_t dup = 0;
         int r;
         s->bytes_received += f->u.data.len;
         if ((c->rfin_known && mpt_dsn_gt(end, c->rfin_dsn)))
             return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
-        r = mpt_rcvbuf_insert(&c->rb, f->u.data.dsn, f->u.data.payload, f->u.data.len, &dup,
-                              &dropped);
+        r = mpt_rcvbuf_insert(&c->rb, f->u.data.dsn, f->u.data.payload, f->u.data.len,
+                              c->adv_edge, &dup);
         if (r == MPT_EFLOW)
             return proto_violation(c, i, MPT_EFLOW, MPT_REASON_FLOW, f->type, now);
+        if (r == MPT_EPROTO)
+            return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
+        if (r < 0)
+            return proto_violation(c, i, r, MPT_REASON_RESOURCE, f->type, now);
         c->st.dup_bytes_dropped += dup;
         if (dup)
             c->ack_all = 1;
@@ -1922,8 +2085,9 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         return 0;
     }
     case MPT_FT_DATA_ACK:
-        on_data_ack(c, i, f->u.data_ack.ack, f->u.data_ack.window, f->u.data_ack.ranges,
-                    f->u.data_ack.nranges, now);
+        if (on_data_ack(c, i, f->u.data_ack.ack, f->u.data_ack.window, f->u.data_ack.ranges,
+                        f->u.data_ack.nranges, now) < 0)
+            return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
         return 0;
     case MPT_FT_DATA_FIN:
         if (c->rfin_known) {
@@ -1946,8 +2110,11 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         return 0;
     case MPT_FT_PONG:
         if (s->ping_sent_at && f->u.ping.opaque == s->ping_sent_at) {
-            if (now >= s->ping_sent_at)
-                rtt_sample(s, now - s->ping_sent_at ? now - s->ping_sent_at : 1);
+            if (now >= s->ping_sent_at) {
+                uint64_t rtt = now - s->ping_sent_at ? now - s->ping_sent_at : 1;
+                rtt_update(&s->srtt, &s->rttvar, rtt);
+                e2e_sample(s, rtt, now);
+            }
             s->ping_sent_at = 0;
         }
         return 0;
@@ -2393,18 +2560,24 @@ int mpt_conn_abort(struct mpt_conn *c, uint32_t reason, uint64_t now)
 
 /* ---- timers ---------------------------------------------------------------- */
 
+/* No progress this long means stalled: the end-to-end RTT (never only the
+ * kernel's, see sf_e2e_rtt), doubled for every stall in a row without
+ * progress, so a path that keeps stalling is not re-declared every RTT. */
 static uint64_t stall_thresh(const struct mpt_conn *c, const struct sf *s)
 {
-    uint64_t t = 3 * sf_srtt(s) + 4 * sf_rttvar(s);
+    uint64_t t = u64max(c->s.stall_min, 3 * sf_e2e_rtt(s) + 4 * sf_rttvar(s));
 
-    return u64max(c->s.stall_min, t);
+    return t << (s->stalls < 5 ? s->stalls : 5);
 }
 
 static uint64_t sf_stall_at(const struct mpt_conn *c, const struct sf *s)
 {
     const struct rec *r;
 
-    if (s->stalled || !s->recs.n)
+    /* Without an end-to-end sample (a server's first subflow before its
+     * first PONG) nothing says how long an ack may take: the failure
+     * timeout alone applies. */
+    if (s->stalled || !s->recs.n || !sf_e2e_known(s))
         return MPT_TIME_NEVER;
     r = ring_at(&s->recs, 0);
     return u64max(r->t, u64max(s->last_rx, s->last_progress)) + stall_thresh(c, s);
@@ -2422,6 +2595,27 @@ static uint64_t tmin(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/*
+ * A peer that keeps its subflows alive but acknowledges nothing would hold
+ * our data (and memory) forever: when data is outstanding on an established
+ * subflow and the cumulative ack has not moved for ack_timeout (counted from
+ * the first byte outstanding, or from when a path came back), the connection
+ * is aborted with MPT_ETIMEDOUT. Without any established subflow the
+ * no-path rule applies instead.
+ */
+static uint64_t ack_timeout_at(const struct mpt_conn *c)
+{
+    int est = 0;
+
+    if (!conn_open(c) || !(mpt_dsn_lt(c->snd_una, c->snd_nxt) || (c->fin_sent && !c->fin_acked)))
+        return MPT_TIME_NEVER;
+    for (int i = 0; i < c->nslots && !est; i++)
+        est = c->sf[i].state == MPT_SF_ESTABLISHED;
+    if (!est)
+        return MPT_TIME_NEVER;
+    return c->una_moved_at + c->ack_timeout;
+}
+
 uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
 {
     uint64_t t = MPT_TIME_NEVER;
@@ -2437,6 +2631,7 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
     if (conn_open(c) && c->ack_deadline != MPT_TIME_NEVER)
         t = tmin(t, c->ack_deadline);
     t = tmin(t, una_rtx_at(c, NULL));
+    t = tmin(t, ack_timeout_at(c));
     for (int i = 0; i < c->nslots; i++) {
         const struct sf *s = &c->sf[i];
         switch (s->state) {
@@ -2485,6 +2680,11 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
         conn_abort(c, MPT_ENOPATH, MPT_REASON_TIMEOUT, 0, 1, -1, 0);
         return;
     }
+    if (now >= ack_timeout_at(c)) {
+        c->abort_text = "no DATA_ACK for the data outstanding within the ack timeout";
+        conn_abort(c, MPT_ETIMEDOUT, MPT_REASON_TIMEOUT, 1, 1, -1, 0);
+        return;
+    }
     for (int i = 0; i < c->nslots; i++) {
         struct sf *s = &c->sf[i];
         switch (s->state) {
@@ -2505,6 +2705,7 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
             }
             if (now >= sf_stall_at(c, s)) {
                 s->stalled = 1;
+                s->stalls++;
                 reinject_sf(c, s, 0);
                 if (!s->ping_sent_at)
                     send_ping(s, now);

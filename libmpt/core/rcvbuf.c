@@ -1,3 +1,4 @@
+/* Reassembly over a byte ring and a presence bitmap (rcvbuf.h). */
 #include "rcvbuf.h"
 
 #include <stdlib.h>
@@ -8,43 +9,130 @@
 #include "dsn.h"
 #include "frame.h"
 
-static int range_cmp(const struct mpt_rcv_range *a, const struct mpt_rcv_range *b)
-{
-    int64_t d = (int64_t)(a->start - b->start);
-
-    return d < 0 ? -1 : d > 0;
-}
-
-RB_GENERATE_INTERNAL(mpt_rcv_tree, mpt_rcv_range, node, range_cmp, __attribute__((unused)) static)
+#define WBITS 64u
 
 void mpt_rcvbuf_init(struct mpt_rcvbuf *rb, size_t cap, uint64_t dsn0)
 {
     memset(rb, 0, sizeof *rb);
     rb->cap = cap ? cap : 1;
-    rb->origin = rb->read = rb->nxt = dsn0;
-    /* Enough ranges for any sane pattern of full frames; a peer sending
-     * tiny scattered segments gets them dropped instead of eating memory. */
-    rb->max_ranges = rb->cap / 512 + 64;
-    RB_INIT(&rb->tree);
+    rb->origin = rb->read = rb->nxt = rb->ooo_end = dsn0;
 }
 
 void mpt_rcvbuf_free(struct mpt_rcvbuf *rb)
 {
-    struct mpt_rcv_range *r, *nx;
-
-    RB_FOREACH_SAFE(r, mpt_rcv_tree, &rb->tree, nx) {
-        RB_REMOVE(mpt_rcv_tree, &rb->tree, r);
-        free(r);
-    }
-    rb->nranges = 0;
-    rb->ooo_bytes = 0;
     free(rb->buf);
+    free(rb->bits);
     rb->buf = NULL;
+    rb->bits = NULL;
+    rb->ooo_bytes = 0;
+    rb->nranges = 0;
+}
+
+static size_t pos_of(const struct mpt_rcvbuf *rb, uint64_t dsn)
+{
+    return (size_t)((dsn - rb->origin) % rb->cap);
+}
+
+/* ---- bitmap over ring positions [0, cap) ----------------------------------- */
+
+/* Bits [p, p + n) of word-aligned runs: calls fn on each word with a mask. */
+static uint64_t word_mask(size_t lo, size_t hi) /* bits lo..hi-1 of a word, 0 <= lo < hi <= 64 */
+{
+    uint64_t m = hi == WBITS ? ~0ull : ((1ull << hi) - 1);
+
+    return m & ~((1ull << lo) - 1);
+}
+
+/* Physical range [p, p + n), no wrap: popcount (op 0), set (1), clear (2). */
+static size_t bits_op(uint64_t *bits, size_t p, size_t n, int op)
+{
+    size_t cnt = 0;
+
+    while (n > 0) {
+        size_t w = p / WBITS, lo = p % WBITS, hi = lo + n < WBITS ? lo + n : WBITS;
+        uint64_t m = word_mask(lo, hi);
+        if (op == 0)
+            cnt += (size_t)__builtin_popcountll(bits[w] & m);
+        else if (op == 1)
+            bits[w] |= m;
+        else
+            bits[w] &= ~m;
+        n -= hi - lo;
+        p += hi - lo;
+    }
+    return cnt;
+}
+
+/* First position in physical [p, p + n) whose bit equals val, or p + n. */
+static size_t bits_find(const uint64_t *bits, size_t p, size_t n, int val)
+{
+    size_t end = p + n;
+
+    while (p < end) {
+        size_t w = p / WBITS, lo = p % WBITS;
+        uint64_t x = val ? bits[w] : ~bits[w];
+        x &= ~((1ull << lo) - 1);
+        if (x) {
+            size_t q = w * WBITS + (size_t)__builtin_ctzll(x);
+            return q < end ? q : end;
+        }
+        p = (w + 1) * WBITS;
+    }
+    return end;
+}
+
+/* The same over the DSN range [dsn, dsn + n), n <= cap, which may wrap the ring. */
+static size_t range_op(struct mpt_rcvbuf *rb, uint64_t dsn, size_t n, int op)
+{
+    size_t p = pos_of(rb, dsn), first = rb->cap - p;
+
+    if (first >= n)
+        return bits_op(rb->bits, p, n, op);
+    return bits_op(rb->bits, p, first, op) + bits_op(rb->bits, 0, n - first, op);
+}
+
+/* Distance from dsn to the first DSN in [dsn, dsn + n) whose bit is val (n if none). */
+static size_t range_find(const struct mpt_rcvbuf *rb, uint64_t dsn, size_t n, int val)
+{
+    size_t p = pos_of(rb, dsn), first = rb->cap - p, q;
+
+    if (first >= n)
+        return bits_find(rb->bits, p, n, val) - p;
+    q = bits_find(rb->bits, p, first, val) - p;
+    if (q < first)
+        return q;
+    return first + bits_find(rb->bits, 0, n - first, val);
+}
+
+/* Runs of present bytes that intersect [a, b). */
+static size_t runs_in(const struct mpt_rcvbuf *rb, uint64_t a, uint64_t b)
+{
+    size_t runs = 0;
+
+    while (mpt_dsn_lt(a, b)) {
+        size_t n = (size_t)(b - a), k = range_find(rb, a, n, 1);
+        if (k == n)
+            break;
+        runs++;
+        a += k;
+        a += range_find(rb, a, (size_t)(b - a), 0);
+    }
+    return runs;
+}
+
+/* Runs that touch [s, e] (one ending at s or starting at e touches it):
+ * they merge with a segment [s, e) stored now. */
+static size_t runs_touching(const struct mpt_rcvbuf *rb, uint64_t s, uint64_t e)
+{
+    uint64_t a = mpt_dsn_gt(s, rb->nxt) ? s - 1 : s;
+    uint64_t b = mpt_dsn_lt(e, rb->ooo_end) ? e + 1 : rb->ooo_end;
+
+    return runs_in(rb, a, b);
 }
 
 static void copy_in(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *src, size_t len)
 {
-    size_t pos = (size_t)((dsn - rb->origin) % rb->cap), first = rb->cap - pos;
+    size_t pos = pos_of(rb, dsn), first = rb->cap - pos;
 
     if (first > len)
         first = len;
@@ -53,94 +141,89 @@ static void copy_in(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *src, siz
         memcpy(rb->buf, src + first, len - first);
 }
 
-int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
-                      size_t *dup, size_t *dropped)
+/* nxt has reached the start of held bytes (or not): absorb every run that
+ * now begins at nxt, clearing its bits. */
+static void advance(struct mpt_rcvbuf *rb)
 {
-    uint64_t s = dsn, e = dsn + len, cur, mstart, mend;
-    struct mpt_rcv_range key, *n, *nx, *keep = NULL;
-    size_t held = 0;
+    while (rb->bits && mpt_dsn_lt(rb->nxt, rb->ooo_end)) {
+        size_t span = (size_t)(rb->ooo_end - rb->nxt), k = range_find(rb, rb->nxt, span, 0);
+        if (k == 0)
+            break;
+        range_op(rb, rb->nxt, k, 2);
+        rb->ooo_bytes -= k;
+        rb->nranges--;
+        rb->nxt += k;
+    }
+    if (!mpt_dsn_lt(rb->nxt, rb->ooo_end)) {
+        rb->ooo_end = rb->nxt;
+        rb->nranges = 0;
+    }
+}
+
+int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
+                      uint64_t edge, size_t *dup)
+{
+    uint64_t ahead = dsn - rb->nxt, s = dsn, e = dsn + len;
+    size_t held;
 
     if (len == 0)
         return 0;
-    if (mpt_dsn_gt(e, mpt_rcvbuf_right_edge(rb)))
-        return MPT_EFLOW;
-    if (mpt_dsn_le(e, rb->nxt)) {
-        *dup += len;
-        return 0;
-    }
-    if (mpt_dsn_lt(s, rb->nxt)) {
-        *dup += (size_t)(rb->nxt - s);
-        data += rb->nxt - s;
-        s = rb->nxt;
-    }
-    if (!rb->buf) {
-        rb->buf = calloc(1, rb->cap);
-        if (!rb->buf)
-            return MPT_ENOMEM;
-    }
-
-    /* First range that could touch [s, e]: the predecessor of s if it
-     * reaches s, else the first range starting at or after s. */
-    key.start = s;
-    n = RB_NFIND(mpt_rcv_tree, &rb->tree, &key);
-    nx = n ? RB_PREV(mpt_rcv_tree, &rb->tree, n) : RB_MAX(mpt_rcv_tree, &rb->tree);
-    if (nx && mpt_dsn_ge(nx->end, s))
-        n = nx;
-    if (s == rb->nxt || !n || mpt_dsn_gt(n->start, e)) {
-        /* Touches no range: needs a node of its own unless it is in order. */
-        if (s != rb->nxt && rb->nranges >= rb->max_ranges) {
-            *dropped += (size_t)(e - s);
+    if (ahead >= ((uint64_t)1 << 63)) {
+        /* starts behind the cumulative point */
+        uint64_t behind = (uint64_t)0 - ahead;
+        if (behind > MPT_RCV_MAX_BEHIND)
+            return MPT_EPROTO;
+        if (behind >= len) {
+            *dup += len;
             return 0;
         }
+        *dup += (size_t)behind;
+        data += behind;
+        s = rb->nxt;
     }
+    if (mpt_dsn_gt(edge, mpt_rcvbuf_right_edge(rb)))
+        edge = mpt_rcvbuf_right_edge(rb);
+    if ((uint64_t)(e - rb->nxt) > (uint64_t)(edge - rb->nxt))
+        return MPT_EFLOW;
+    len = (size_t)(e - s);
+    if (!rb->buf && !(rb->buf = malloc(rb->cap)))
+        return MPT_ENOMEM;
 
-    mstart = s;
-    mend = e;
-    cur = s;
-    while (n && mpt_dsn_le(n->start, e)) {
-        nx = RB_NEXT(mpt_rcv_tree, &rb->tree, n);
-        if (mpt_dsn_gt(n->start, cur))
-            copy_in(rb, cur, data + (cur - s), (size_t)(n->start - cur));
-        /* overlap of [s, e) with [n->start, n->end) */
-        {
-            uint64_t os = mpt_dsn_max(s, n->start), oe = mpt_dsn_min(e, n->end);
-            if (mpt_dsn_lt(os, oe))
-                *dup += (size_t)(oe - os);
+    if (s == rb->nxt) {
+        /* in order: what it covers of held bytes is duplicate */
+        held = rb->bits && mpt_dsn_lt(s, rb->ooo_end) ? range_op(rb, s, len, 0) : 0;
+        copy_in(rb, s, data, len);
+        if (held) {
+            /* Runs inside [s, e) vanish; one crossing e survives (from e on)
+             * until advance() absorbs it. */
+            size_t crossing = mpt_dsn_lt(e, rb->ooo_end) && range_find(rb, e - 1, 2, 0) == 2;
+            rb->nranges -= runs_in(rb, s, e) - crossing;
+            range_op(rb, s, len, 2);
+            rb->ooo_bytes -= held;
+            *dup += held;
         }
-        if (mpt_dsn_lt(n->start, mstart))
-            mstart = n->start;
-        if (mpt_dsn_gt(n->end, mend))
-            mend = n->end;
-        cur = mpt_dsn_max(cur, n->end);
-        held += (size_t)(n->end - n->start);
-        RB_REMOVE(mpt_rcv_tree, &rb->tree, n);
-        rb->nranges--;
-        if (!keep)
-            keep = n;
-        else
-            free(n);
-        n = nx;
-    }
-    if (mpt_dsn_lt(cur, e))
-        copy_in(rb, cur, data + (cur - s), (size_t)(e - cur));
-    rb->ooo_bytes -= held;
-
-    if (mstart == rb->nxt) {
-        /* Contiguous with the in-order data: no range needed. */
-        rb->nxt = mend;
-        free(keep);
+        rb->nxt = e;
+        advance(rb);
         return 0;
     }
-    if (!keep) {
-        keep = calloc(1, sizeof *keep);
-        if (!keep)
-            return MPT_ENOMEM; /* the bytes were copied but are not recorded: harmless */
+
+    /* out of order: mark present, merging with the runs it touches */
+    if (!rb->bits) {
+        rb->bits = calloc((rb->cap + WBITS - 1) / WBITS, sizeof *rb->bits);
+        if (!rb->bits)
+            return MPT_ENOMEM;
     }
-    keep->start = mstart;
-    keep->end = mend;
-    RB_INSERT(mpt_rcv_tree, &rb->tree, keep);
-    rb->nranges++;
-    rb->ooo_bytes += (size_t)(mend - mstart);
+    {
+        size_t touching = mpt_dsn_lt(rb->nxt, rb->ooo_end) ? runs_touching(rb, s, e) : 0;
+        held = mpt_dsn_lt(s, rb->ooo_end) ? range_op(rb, s, len, 0) : 0;
+        copy_in(rb, s, data, len);
+        range_op(rb, s, len, 1);
+        rb->nranges = rb->nranges + 1 - touching;
+    }
+    rb->ooo_bytes += len - held;
+    *dup += held;
+    if (mpt_dsn_gt(e, rb->ooo_end))
+        rb->ooo_end = e;
     return 0;
 }
 
@@ -152,7 +235,7 @@ size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)
         len = avail;
     if (len == 0)
         return 0;
-    pos = (size_t)((rb->read - rb->origin) % rb->cap);
+    pos = pos_of(rb, rb->read);
     first = rb->cap - pos;
     if (first > len)
         first = len;
@@ -165,14 +248,19 @@ size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)
 
 int mpt_rcvbuf_sack(const struct mpt_rcvbuf *rb, struct mpt_sack_range *r, int max)
 {
-    struct mpt_rcv_range *n;
+    uint64_t a = rb->nxt;
     int k = 0;
 
-    RB_FOREACH(n, mpt_rcv_tree, (struct mpt_rcv_tree *)&rb->tree) {
-        if (k >= max)
+    if (!rb->bits)
+        return 0;
+    while (k < max && mpt_dsn_lt(a, rb->ooo_end)) {
+        size_t n = (size_t)(rb->ooo_end - a), f = range_find(rb, a, n, 1);
+        if (f == n)
             break;
-        r[k].start = n->start;
-        r[k].end = n->end;
+        a += f;
+        r[k].start = a;
+        a += range_find(rb, a, (size_t)(rb->ooo_end - a), 0);
+        r[k].end = a;
         k++;
     }
     return k;

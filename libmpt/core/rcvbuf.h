@@ -3,27 +3,23 @@
  *
  * One byte ring of `cap` bytes indexed by DSN covers [read, read + cap): the
  * bytes the application has not read yet. Because the advertised right edge
- * is read + cap, every byte the peer may legally send has a fixed slot in the
- * ring, so out-of-order data is copied straight to its final place (exactly
- * one copy per byte, duplicates are never copied twice). A red-black tree of
- * disjoint, non-adjacent ranges [start, end) above `nxt` records which
- * out-of-order bytes are present: O(log n) per segment plus O(k) for the k
- * ranges a segment merges (amortised O(log n)). Memory (in-order unread +
- * out-of-order) can never exceed cap; the number of ranges is capped too.
+ * is never beyond read + cap, every byte the peer may legally send has a
+ * fixed slot in the ring, so out-of-order data is copied straight to its
+ * final place (one copy per byte; duplicates only rewrite the same slot).
+ *
+ * Which out-of-order bytes are present is a bitmap with one bit per ring
+ * slot (cap / 8 bytes, allocated on the first out-of-order segment). Any
+ * pattern the window allows fits, down to single bytes with single-byte
+ * holes, so data inside the window is never dropped and memory is fixed:
+ * at most cap + cap / 8 bytes. In-order data never touches the bitmap.
+ * Advancing the cumulative point and reporting SACK ranges scan it a word
+ * (64 bytes of stream) at a time.
  */
 #ifndef MPT_CORE_RCVBUF_H
 #define MPT_CORE_RCVBUF_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <sys/tree.h>
-
-struct mpt_rcv_range {
-    RB_ENTRY(mpt_rcv_range) node;
-    uint64_t start, end;
-};
-RB_HEAD(mpt_rcv_tree, mpt_rcv_range);
 
 struct mpt_rcvbuf {
     uint8_t *buf;
@@ -32,24 +28,31 @@ struct mpt_rcvbuf {
     uint64_t read;    /* next DSN the application reads */
     uint64_t nxt;     /* next in-order DSN expected (cumulative ack) */
     size_t ooo_bytes; /* bytes held above nxt */
-    size_t nranges, max_ranges;
-    struct mpt_rcv_tree tree;
+    size_t nranges;   /* disjoint runs of bytes held above nxt */
+    uint64_t ooo_end; /* one past the highest byte held above nxt (nxt if none) */
+    uint64_t *bits;   /* presence bitmap, one bit per ring slot; NULL until needed */
 };
 
 struct mpt_sack_range;
+
+/* How far behind the cumulative point a DATA frame may start and still be a
+ * retransmission: no sender has more than a u32 window unacknowledged. */
+#define MPT_RCV_MAX_BEHIND ((uint64_t)1 << 32)
 
 void mpt_rcvbuf_init(struct mpt_rcvbuf *rb, size_t cap, uint64_t dsn0);
 void mpt_rcvbuf_free(struct mpt_rcvbuf *rb);
 
 /*
- * Stores segment [dsn, dsn+len). Returns 0 and adds to *dup the payload bytes
- * already held (or already delivered), or MPT_EFLOW if any byte lies at or
- * beyond read + cap (the peer ignored the window), or MPT_ENOMEM. A segment
- * that would need a new range beyond max_ranges is dropped whole (counted in
- * *dropped, not in *dup): it was never acknowledged, the sender resends it.
+ * Stores segment [dsn, dsn+len) with len <= 65535. The position of a DSN is
+ * its distance d = (dsn - nxt) mod 2^64 from the cumulative point: ahead if
+ * d < 2^63, else behind by 2^64 - d. Returns 0 and adds to *dup the payload
+ * bytes already held or already delivered; MPT_EFLOW if any byte lies at or
+ * beyond `edge` (the highest right edge advertised, which must not exceed
+ * read + cap); MPT_EPROTO if dsn is more than MPT_RCV_MAX_BEHIND behind nxt
+ * (it cannot be a retransmission); MPT_ENOMEM. Nothing is ever dropped.
  */
 int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
-                      size_t *dup, size_t *dropped);
+                      uint64_t edge, size_t *dup);
 
 static inline size_t mpt_rcvbuf_readable(const struct mpt_rcvbuf *rb)
 {
@@ -59,6 +62,7 @@ static inline size_t mpt_rcvbuf_mem(const struct mpt_rcvbuf *rb)
 {
     return (size_t)(rb->nxt - rb->read) + rb->ooo_bytes;
 }
+/* The furthest right edge the ring can honour. */
 static inline uint64_t mpt_rcvbuf_right_edge(const struct mpt_rcvbuf *rb)
 {
     return rb->read + rb->cap;

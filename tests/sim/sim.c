@@ -496,6 +496,9 @@ int sim_new(const struct sim_cfg *cfg, struct sim **out)
         sim->ent[0].sock_of_sf[i] = sim->ent[0].last_sock_of_sf[i] = -1;
     sim->nents = 1;
     sim->app[SIM_CLIENT].ent = 0;
+    for (int side = 0; side < 2; side++)
+        if (cfg->write_start[side])
+            push(sim, cfg->write_start[side], EV_WAKE, 0, 0, 0);
     *out = sim;
     return 0;
 fail:
@@ -1139,6 +1142,8 @@ static void on_tx_done(struct sim *sim, struct sock *k, int dir)
     }
     pp->tx_busy = 0;
     pp->tx_off = pp->tx_end;
+    if (sim->path[k->path].cfg.split_rtt) /* the proxy takes the bytes off our hands */
+        push(sim, sim->now + sim->path[k->path].cfg.split_rtt, EV_ACK, k->id, dir, pp->tx_off);
     t = sim->now + sim->path[k->path].cfg.delay[dir];
     if (t < pp->last_arrive_t)
         t = pp->last_arrive_t;
@@ -1163,7 +1168,8 @@ static void on_arrive(struct sim *sim, struct sock *k, int dir, uint64_t off)
         if (t < pp->last_ack_t)
             t = pp->last_ack_t;
         pp->last_ack_t = t;
-        push(sim, t, EV_ACK, k->id, dir, off);
+        if (!sim->path[k->path].cfg.split_rtt)
+            push(sim, t, EV_ACK, k->id, dir, off);
         deliver(sim, k, dir, from, off);
     }
     if (!k->dead && pp->fin && !pp->fin_delivered && pp->arr_off == pp->fin_off) {
@@ -1414,7 +1420,8 @@ static int app_pass(struct sim *sim, int side)
             break;
         }
     }
-    while (wd->written < sim->cfg.bytes[wdir] && !ap->write_err) {
+    while (wd->written < sim->cfg.bytes[wdir] && !ap->write_err &&
+           sim->now >= sim->cfg.write_start[side]) {
         uint64_t rem = sim->cfg.bytes[wdir] - wd->written;
         size_t avail;
         ssize_t r;
@@ -1524,7 +1531,8 @@ static int drain_output(struct sim *sim, struct ent *en, int sf, struct sock *k)
     if (k->dead || !k->connected || pp->fin || pp->stopped)
         return 0;
     memset(&info, 0, sizeof info);
-    info.srtt = path_rtt(sim, k->path) + (uint64_t)sim->cfg.mss * 8 * SIM_S / pa->cfg.rate[dir];
+    info.srtt = (pa->cfg.split_rtt ? pa->cfg.split_rtt : path_rtt(sim, k->path)) +
+                (uint64_t)sim->cfg.mss * 8 * SIM_S / pa->cfg.rate[dir];
     info.rttvar = info.srtt / 8;
     info.cwnd_bytes = (uint32_t)pipe_cwnd(sim, k, dir);
     info.mss = sim->cfg.mss;

@@ -78,6 +78,9 @@ struct sim_path_cfg {
     uint64_t rate[2];  /* bits/s per direction (SIM_C2S, SIM_S2C) */
     uint64_t delay[2]; /* one-way ns per direction */
     int backup;        /* the client opens the subflow on it as backup */
+    uint64_t split_rtt; /* non-zero: a TCP-splitting proxy next to each sender acks its
+                           bytes after split_rtt (the kernel srtt reported) while they
+                           still take `delay` to the receiver (satellite, some cellular) */
 };
 
 /* Tamper hook: sees every byte of socket `sock` in direction `dir` as it
@@ -96,6 +99,7 @@ struct sim_cfg {
     struct mpt_core_settings settings[2]; /* [SIM_CLIENT], [SIM_SERVER]; rand is set by the sim */
     uint64_t bytes[2];     /* application bytes to send per direction */
     int shutdown[2];       /* per side: shutdown once everything is written (default 1) */
+    uint64_t write_start[2]; /* per side: virtual time of its first write (default 0) */
     int auto_join;         /* client opens a subflow on every other path once established (1) */
     int rejoin;            /* on recover, the client re-joins a path without a live subflow (1) */
     uint64_t progress_timeout; /* no progress this long (virtual ns): deadlock; default 60 s */

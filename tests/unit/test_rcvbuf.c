@@ -1,5 +1,5 @@
 /* Reassembly: in order, out of order, duplicates, overlaps, wrap-around of
- * the 64-bit DSN space, the memory bound and the range-count cap. */
+ * the 64-bit DSN space, the memory bound, single-byte fragments and far-away DSNs. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +20,7 @@ static void fill(void)
 /* insert bytes [a, b) of src, positioned at base + a */
 static int put(struct mpt_rcvbuf *rb, uint64_t base, size_t a, size_t b, size_t *dup)
 {
-    size_t dropped = 0;
-    int r = mpt_rcvbuf_insert(rb, base + a, src + a, b - a, dup, &dropped);
-    ck_assert_uint_eq(dropped, 0);
-    return r;
+    return mpt_rcvbuf_insert(rb, base + a, src + a, b - a, mpt_rcvbuf_right_edge(rb), dup);
 }
 
 static void check_read(struct mpt_rcvbuf *rb, size_t from, size_t n)
@@ -71,6 +68,24 @@ START_TEST(out_of_order_and_sack)
     ck_assert_uint_eq(r[0].end, 2000);
     ck_assert_uint_eq(r[1].start, 3000);
     ck_assert_uint_eq(r[1].end, 4000);
+    {
+        /* in order into the middle of a held run: the run is absorbed, the
+         * next one stays */
+        struct mpt_rcvbuf r2;
+        size_t d2 = 0;
+        mpt_rcvbuf_init(&r2, 8192, 0);
+        ck_assert_int_eq(put(&r2, 0, 1000, 2000, &d2), 0);
+        ck_assert_int_eq(put(&r2, 0, 3000, 4000, &d2), 0);
+        ck_assert_int_eq(put(&r2, 0, 0, 1500, &d2), 0);
+        ck_assert_uint_eq(r2.nxt, 2000);
+        ck_assert_uint_eq(r2.nranges, 1);
+        ck_assert_uint_eq(r2.ooo_bytes, 1000);
+        ck_assert_uint_eq(d2, 500);
+        ck_assert_int_eq(put(&r2, 0, 2000, 3500, &d2), 0);
+        ck_assert_uint_eq(r2.nxt, 4000);
+        ck_assert_uint_eq(r2.nranges, 0);
+        mpt_rcvbuf_free(&r2);
+    }
     ck_assert_int_eq(put(&rb, 0, 2000, 3000, &dup), 0); /* joins both ranges */
     ck_assert_uint_eq(rb.nranges, 1);
     ck_assert_int_eq(put(&rb, 0, 0, 1000, &dup), 0);
@@ -160,22 +175,80 @@ START_TEST(window_enforced)
 }
 END_TEST
 
-START_TEST(range_cap_drops_unacked)
+/* Any pattern the window allows fits: 50,000 single bytes with single-byte
+ * holes (the worst case for bookkeeping), then the fill. Nothing is dropped
+ * and the stream comes out exact. */
+START_TEST(single_byte_fragments)
+{
+    enum { N = 50000 };
+    static uint8_t data[2 * N], out[2 * N];
+    struct mpt_rcvbuf rb;
+    struct mpt_sack_range r[4];
+    uint64_t base = UINT64_MAX - 70000; /* crosses 2^64 on the way */
+    size_t dup = 0;
+
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 131 + 7);
+    mpt_rcvbuf_init(&rb, 1 << 17, base);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(mpt_rcvbuf_insert(&rb, base + 2 * i + 1, data + 2 * i + 1, 1,
+                                           mpt_rcvbuf_right_edge(&rb), &dup), 0);
+    ck_assert_uint_eq(rb.nranges, N);
+    ck_assert_uint_eq(rb.ooo_bytes, N);
+    ck_assert_uint_eq(rb.nxt, base);
+    ck_assert_int_eq(mpt_rcvbuf_sack(&rb, r, 4), 4);
+    ck_assert_uint_eq(r[0].start, base + 1);
+    ck_assert_uint_eq(r[0].end, base + 2);
+    ck_assert_uint_eq(r[3].start, base + 7);
+    /* a duplicate of every fragment */
+    for (size_t i = 0; i < N; i++)
+        mpt_rcvbuf_insert(&rb, base + 2 * i + 1, data + 2 * i + 1, 1, mpt_rcvbuf_right_edge(&rb),
+                          &dup);
+    ck_assert_uint_eq(dup, N);
+    /* fill the holes from the top down: every fill merges two runs into one */
+    for (size_t i = N; i-- > 1;) {
+        ck_assert_int_eq(mpt_rcvbuf_insert(&rb, base + 2 * i, data + 2 * i, 1,
+                                           mpt_rcvbuf_right_edge(&rb), &dup), 0);
+        ck_assert_uint_eq(rb.nranges, i);
+    }
+    ck_assert_uint_eq(rb.nxt, base);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, base, data, 1, mpt_rcvbuf_right_edge(&rb), &dup), 0);
+    ck_assert_uint_eq(rb.nxt, base + 2 * N);
+    ck_assert_uint_eq(rb.nranges, 0);
+    ck_assert_uint_eq(rb.ooo_bytes, 0);
+    ck_assert_uint_eq(dup, N);
+    ck_assert_uint_eq(mpt_rcvbuf_read(&rb, out, sizeof out), 2 * N);
+    ck_assert_int_eq(memcmp(out, data, sizeof out), 0);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+/* The DSN position rule: ahead if (dsn - nxt) mod 2^64 < 2^63, else behind;
+ * exactly 2^63 away counts as behind, and far behind is not a retransmission. */
+START_TEST(far_away_dsns)
 {
     struct mpt_rcvbuf rb;
-    size_t dup = 0, dropped = 0;
+    size_t dup = 0;
 
     fill();
-    mpt_rcvbuf_init(&rb, 1 << 16, 0);
-    rb.max_ranges = 4;
-    for (int i = 1; i <= 6; i++)
-        mpt_rcvbuf_insert(&rb, (uint64_t)i * 100, src + i * 100, 10, &dup, &dropped);
-    ck_assert_uint_eq(rb.nranges, 4);
-    ck_assert_uint_eq(dropped, 20);
-    /* extending an existing range is still possible */
-    mpt_rcvbuf_insert(&rb, 110, src + 110, 10, &dup, &dropped);
-    ck_assert_uint_eq(dropped, 20);
-    ck_assert_uint_eq(rb.ooo_bytes, 50);
+    mpt_rcvbuf_init(&rb, 4096, 1000);
+    ck_assert_int_eq(put(&rb, 1000, 0, 100, &dup), 0);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1100 + (1ull << 63), src, 10, UINT64_MAX, &dup),
+                     MPT_EPROTO);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1100 + (1ull << 63) - 1, src, 1,
+                                       mpt_rcvbuf_right_edge(&rb), &dup),
+                     MPT_EFLOW);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1100 - MPT_RCV_MAX_BEHIND - 1, src, 10,
+                                       mpt_rcvbuf_right_edge(&rb), &dup),
+                     MPT_EPROTO);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1100 - MPT_RCV_MAX_BEHIND, src, 10,
+                                       mpt_rcvbuf_right_edge(&rb), &dup),
+                     0);
+    ck_assert_uint_eq(dup, 10);
+    /* the advertised edge, not the ring, bounds what is accepted */
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1200, src, 10, 1205, &dup), MPT_EFLOW);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1195, src, 10, 1205, &dup), 0);
+    ck_assert_uint_eq(rb.nxt, 1100);
     mpt_rcvbuf_free(&rb);
 }
 END_TEST
@@ -186,7 +259,7 @@ START_TEST(random_against_model)
     struct mpt_rcvbuf rb;
     static uint8_t have[1 << 16];
     uint64_t base = UINT64_MAX - 20000, x = 88172645463325252ull;
-    size_t dup = 0, exp_dup = 0, dropped = 0, readpos = 0;
+    size_t dup = 0, exp_dup = 0, readpos = 0;
 
     fill();
     memset(have, 0, sizeof have);
@@ -209,16 +282,34 @@ START_TEST(random_against_model)
             exp_dup += have[i];
             have[i] = 1;
         }
-        ck_assert_int_eq(mpt_rcvbuf_insert(&rb, base + a, src + a, len, &dup, &dropped), 0);
+        ck_assert_int_eq(
+            mpt_rcvbuf_insert(&rb, base + a, src + a, len, mpt_rcvbuf_right_edge(&rb), &dup), 0);
         ck_assert_uint_eq(dup, exp_dup);
         ck_assert_uint_le(mpt_rcvbuf_mem(&rb), 8192);
+        if (it % 16 == 0) {
+            /* runs above the cumulative point and the SACK ranges, from the model */
+            struct mpt_sack_range r[4];
+            size_t runs = 0, nx = (size_t)(rb.nxt - base);
+            int k = mpt_rcvbuf_sack(&rb, r, 4), j = 0;
+            for (size_t i = nx; i < readpos + 8192 && i < sizeof have; i++) {
+                if (have[i] && (i == nx || !have[i - 1])) {
+                    if (j < k)
+                        ck_assert_uint_eq(r[j].start, base + i);
+                    j++;
+                    runs++;
+                }
+                if (!have[i] && i > nx && have[i - 1] && j <= k && j > 0)
+                    ck_assert_uint_eq(r[j - 1].end, base + i);
+            }
+            ck_assert_uint_eq(rb.nranges, runs);
+            ck_assert_int_eq(k, runs < 4 ? (int)runs : 4);
+        }
         if ((x >> 40) % 4 == 0 && mpt_rcvbuf_readable(&rb)) {
             size_t n = mpt_rcvbuf_readable(&rb);
             check_read(&rb, readpos, n);
             readpos += n;
         }
     }
-    ck_assert_uint_eq(dropped, 0);
     ck_assert_uint_gt(readpos, 1000);
     mpt_rcvbuf_free(&rb);
 }
@@ -236,7 +327,8 @@ int main(void)
     tcase_add_test(tc, duplicates_and_overlaps);
     tcase_add_test(tc, wraparound_dsn);
     tcase_add_test(tc, window_enforced);
-    tcase_add_test(tc, range_cap_drops_unacked);
+    tcase_add_test(tc, single_byte_fragments);
+    tcase_add_test(tc, far_away_dsns);
     tcase_add_test(tc, random_against_model);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
