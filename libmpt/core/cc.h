@@ -20,7 +20,10 @@ struct mpt_cc_sf {
 struct mpt_cc_ops {
     const char *name;
     size_t state_size;   /* per connection, zeroed */
+    /* `bytes` sent on subflow `which` were acknowledged at connection level. */
     void (*on_ack)(void *state, const struct mpt_cc_sf *sf, int n, int which, size_t bytes);
+    /* The kernel retransmitted on subflow `which` (its tcpi_total_retrans,
+     * fed through mpt_conn_sf_set_info, grew): one call per increase. */
     void (*on_loss)(void *state, const struct mpt_cc_sf *sf, int n, int which);
     /* Cap on subflow `which`'s bytes in flight; SIZE_MAX for none. */
     size_t (*cap)(void *state, const struct mpt_cc_sf *sf, int n, int which);

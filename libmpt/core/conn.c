@@ -124,6 +124,7 @@
  */
 #include "conn.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,7 +215,7 @@ static void ring_free(struct ring *r)
 
 /* ---- structures ----------------------------------------------------------- */
 
-enum { IT_CTRL, IT_DATA, IT_ACK };
+enum { IT_CTRL, IT_DATA, IT_ACK, IT_PONG };
 
 struct oitem {
     uint8_t kind;
@@ -241,6 +242,16 @@ struct rng {
     uint64_t s, e;
 };
 
+/* An address we advertised: sent again on another subflow if the one that
+ * carried it goes away before the peer echoes it (10.2). */
+struct adv {
+    uint8_t id, family, echoed;
+    int8_t sf;
+    uint16_t port;
+    uint8_t addr[16];
+    uint8_t hmac[MPT_ADDR_HMAC_LEN];
+};
+
 struct sf {
     enum mpt_sf_state state;
     int used_ever;
@@ -249,6 +260,8 @@ struct sf {
     int is_join;
     int handshake_sf; /* client: carries HELLO */
     int sc_sent, sc_rcvd;
+    int pong_queued;     /* a PONG item not yet started is in q (it takes the newest opaque) */
+    uint64_t pong_opaque;
     uint32_t id;      /* stable id (conn->next_sf_id) */
     uint8_t addr_id;
     uint8_t remote_id;
@@ -332,7 +345,9 @@ struct mpt_conn {
     int ev_readable, ev_writable, want_writable;
     uint64_t ev_dropped;
 
-    /* join replay cache */
+    struct ring advs; /* struct adv: our ADD_ADDRs */
+
+    /* join replay cache: nonces of authenticated joins */
     uint8_t nonces[REPLAY_N][MPT_NONCE_LEN];
     unsigned nonce_pos, nonce_n;
 
@@ -672,6 +687,7 @@ static void drop_queue(struct sf *s)
         ring_pop_back(&s->q);
     }
     s->ack_pending = 0;
+    s->pong_queued = 0;
 }
 
 /* A subflow that is no longer live must not pin send-buffer memory (the
@@ -690,6 +706,7 @@ static int drop_partial_data(struct sf *s)
     s->q.n = s->q.head = 0;
     s->q_bytes = 0;
     s->ctrl_items = 0;
+    s->pong_queued = 0;
     return 1;
 }
 
@@ -912,6 +929,7 @@ static void check_nopath(struct mpt_conn *c, uint64_t now)
 
 static void conn_abort(struct mpt_conn *c, int err, uint32_t reason, int fastclose, int event,
                        int errsf, uint8_t ftype);
+static void adv_resend(struct mpt_conn *c, int gone);
 
 static void sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int send_error,
                     uint8_t ftype, uint64_t now)
@@ -937,6 +955,7 @@ static void sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int sen
         conn_abort(c, err, reason, 0, 1, -1, 0);
         return;
     }
+    adv_resend(c, i);
     check_nopath(c, now);
 }
 
@@ -1196,7 +1215,6 @@ static void schedule(struct mpt_conn *c, uint64_t now)
                 clip[i] = mpt_dsn_min(clip[i], hnext);
             }
             ss[n].index = i;
-            ss[n].usable = 1;
             ss[n].backup = s->backup;
             ss[n].srtt = sf_srtt(s);
             ss[n].room = s->room > MPT_DATA_HDR_LEN ? s->room - MPT_DATA_HDR_LEN : 0;
@@ -1211,7 +1229,7 @@ static void schedule(struct mpt_conn *c, uint64_t now)
             }
             break;
         }
-        pick = c->sched->pick(ss, n, len, c->sched_state);
+        pick = c->sched->pick(ss, n, c->sched_state);
         for (int j = 0; j < n; j++)
             if (ss[j].index == pick)
                 k = j;
@@ -1502,6 +1520,7 @@ static int conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t
     c->hs_deadline = now + c->s.handshake_timeout;
     c->ack_timeout = c->s.ack_timeout ? c->s.ack_timeout : 4 * c->s.subflow_timeout;
     ring_init(&c->reinj, sizeof(struct rng));
+    ring_init(&c->advs, sizeof(struct adv));
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         c->sf[i].state = MPT_SF_CLOSED;
         ring_init(&c->sf[i].q, sizeof(struct oitem));
@@ -1559,6 +1578,7 @@ void mpt_conn_free(struct mpt_conn *c)
         ring_free(&c->sf[i].recs);
     }
     ring_free(&c->reinj);
+    ring_free(&c->advs);
     mpt_sendbuf_free(&c->sb);
     if (c->rb_ready)
         mpt_rcvbuf_free(&c->rb);
@@ -1748,7 +1768,9 @@ void mpt_server_free(struct mpt_server *srv)
     free(srv);
 }
 
-static void refuse(struct mpt_accept *a, uint32_t reason, uint8_t ftype)
+#define VERSION_TEXT "supported 1-1" /* 7.2: the server's range */
+
+static void refuse_text(struct mpt_accept *a, uint32_t reason, uint8_t ftype, const char *text)
 {
     struct mpt_frame f;
     ssize_t n;
@@ -1757,14 +1779,30 @@ static void refuse(struct mpt_accept *a, uint32_t reason, uint8_t ftype)
     f.type = MPT_FT_ERROR;
     f.u.close.reason = reason;
     f.u.close.frame_type = ftype;
+    if (text) {
+        f.u.close.text = (const uint8_t *)text;
+        f.u.close.text_len = strlen(text);
+    }
     n = mpt_frame_encode(&f, a->reply, sizeof a->reply);
     a->reply_len = n > 0 ? (size_t)n : 0;
 }
 
+static void refuse(struct mpt_accept *a, uint32_t reason, uint8_t ftype)
+{
+    refuse_text(a, reason, ftype, reason == MPT_REASON_VERSION ? VERSION_TEXT : NULL);
+}
+
+/* 8.2: the nonces of the last REPLAY_N joins that authenticated, and of the
+ * joins still in their handshake. A join that never authenticates leaves
+ * nothing behind, so unauthenticated JOINs cannot flush a real one. */
 static int nonce_seen(struct mpt_conn *c, const uint8_t *nonce)
 {
     for (unsigned i = 0; i < c->nonce_n; i++)
         if (memcmp(c->nonces[i], nonce, MPT_NONCE_LEN) == 0)
+            return 1;
+    for (int i = 0; i < c->nslots; i++)
+        if (c->sf[i].state == MPT_SF_HANDSHAKE && c->sf[i].is_join &&
+            memcmp(c->sf[i].nonce_peer, nonce, MPT_NONCE_LEN) == 0)
             return 1;
     return 0;
 }
@@ -1864,7 +1902,6 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64
         refuse(a, MPT_REASON_TOO_MANY, MPT_FT_JOIN);
         return MPT_ETOOMANY;
     }
-    nonce_remember(c, f->u.join.nonce);
     s = &c->sf[i];
     s->is_join = 1;
     s->state = MPT_SF_HANDSHAKE;
@@ -1904,20 +1941,30 @@ int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, u
         return MPT_EINVAL;
     memset(a, 0, sizeof *a);
     a->sf = -1;
+    /* 3.2: a peer that sent no valid preamble may not speak this protocol:
+     * close without a word (reply_len stays 0). */
     np = mpt_preamble_decode(data, len, &p);
-    if (np < 0) {
-        if (np != MPT_EINCOMPLETE)
-            refuse(a, MPT_REASON_PROTOCOL, 0);
+    if (np < 0)
         return (int)np;
+    /* This engine offers no TLS: refuse at once, in clear, so that the
+     * client can tell why instead of waiting for a ServerHello. */
+    if (p.flags & MPT_PREF_TLS) {
+        refuse_text(a, MPT_REASON_PROTOCOL, 0, "TLS not offered by this server");
+        return MPT_ETLS;
     }
-    if (p.version != MPT_PROTO_VERSION) {
-        refuse(a, MPT_REASON_VERSION, 0);
+    /* A NEW preamble's Version is only a hint (the HELLO negotiates); a JOIN
+     * in a version we do not implement cannot even be parsed. */
+    if (p.kind == MPT_PRE_JOIN && p.version != MPT_PROTO_VERSION) {
+        refuse(a, MPT_REASON_VERSION, MPT_FT_JOIN);
         return MPT_EVERSION;
     }
-    nf = mpt_frame_decode(data + np, len - (size_t)np, MPT_FRAME_MAX_BODY, &f);
+    /* Before the handshake no legitimate frame has a body over 260 bytes
+     * (4.3): refuse from the header, without buffering the body. */
+    nf = mpt_frame_decode(data + np, len - (size_t)np, MPT_FRAME_MAX_CONTROL - MPT_FRAME_HDR_LEN,
+                          &f);
     if (nf < 0) {
         if (nf != MPT_EINCOMPLETE)
-            refuse(a, MPT_REASON_PROTOCOL, 0);
+            refuse(a, MPT_REASON_PROTOCOL, data[np]);
         return (int)nf;
     }
     if (p.kind == MPT_PRE_NEW && f.type == MPT_FT_HELLO)
@@ -1937,22 +1984,36 @@ int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, u
 
 /* ---- input -------------------------------------------------------------------- */
 
+static int adv_matches(const struct adv *a, const struct mpt_frame *f)
+{
+    size_t alen = a->family == 4 ? 4 : 16;
+
+    return a->id == f->u.add_addr.addr_id && a->family == f->u.add_addr.family &&
+           a->port == f->u.add_addr.port && memcmp(a->addr, f->u.add_addr.addr, alen) == 0 &&
+           mpt_ct_equal(a->hmac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN);
+}
+
 static int on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f)
 {
     uint8_t mac[MPT_ADDR_HMAC_LEN];
-    const uint8_t *sk = (f->flags & MPT_FF_ADD_ADDR_ECHO) ? c->key_local : c->key_peer;
-    const uint8_t *rk = (f->flags & MPT_FF_ADD_ADDR_ECHO) ? c->key_peer : c->key_local;
     struct mpt_event *ev;
 
-    /* an echo carries our own MAC back */
-    mpt_addr_hmac(sk, rk, f->u.add_addr.addr_id, f->u.add_addr.family, f->u.add_addr.port,
-                  f->u.add_addr.addr, mac);
-    if (!mpt_ct_equal(mac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN)) {
-        c->addr_bad++;
+    if (f->flags & MPT_FF_ADD_ADDR_ECHO) {
+        /* An echo carries the HMAC we computed: match it, all fields
+         * equal, against what we advertised; an echo of nothing is ignored. */
+        for (uint32_t k = 0; k < c->advs.n; k++) {
+            struct adv *a = ring_at(&c->advs, k);
+            if (adv_matches(a, f))
+                a->echoed = 1;
+        }
         return 0;
     }
-    if (f->flags & MPT_FF_ADD_ADDR_ECHO)
+    mpt_addr_hmac(c->key_peer, c->key_local, f->u.add_addr.addr_id, f->u.add_addr.family,
+                  f->u.add_addr.port, f->u.add_addr.addr, mac);
+    if (f->u.add_addr.addr_id == 0 || !mpt_ct_equal(mac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN)) {
+        c->addr_bad++; /* id 0 is the first subflow's and never advertised (10.1) */
         return 0;
+    }
     {
         struct mpt_frame e = *f;
         e.flags = MPT_FF_ADD_ADDR_ECHO;
@@ -1976,7 +2037,29 @@ static void sf_closing_done(struct mpt_conn *c, int i, uint32_t reason)
     s->fail_reason = reason;
     drop_partial_data(s);
     ev_push(c, MPT_EV_SF_DOWN, i, MPT_ECLOSED, reason);
+    adv_resend(c, i);
     check_nopath(c, c->now);
+}
+
+/* SUBFLOW_CLOSE(reason) on established subflow i: it sends nothing more,
+ * its bytes go elsewhere, and it is gone once the peer closes it (11.2). */
+static int sf_begin_close(struct mpt_conn *c, int i, uint32_t reason, uint64_t now)
+{
+    struct sf *s = &c->sf[i];
+
+    if (queue_reason(s, MPT_FT_SUBFLOW_CLOSE, reason, 0))
+        return MPT_ENOMEM;
+    s->sc_sent = 1;
+    s->state = MPT_SF_CLOSING;
+    s->fail_reason = reason;
+    s->hs_deadline = now + c->s.handshake_timeout;
+    reinject_sf(c, s, 1);
+    if (s->ack_pending) {
+        s->ack_pending = 0;
+        c->ack_needed = 1;
+    }
+    adv_resend(c, i);
+    return 0;
 }
 
 static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now,
@@ -2040,6 +2123,7 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
                 sf_fail(c, i, MPT_EAUTH, MPT_REASON_AUTH, 1, f->type, now);
                 return MPT_EAUTH;
             }
+            nonce_remember(c, s->nonce_peer);
             hs_rtt_sample(s, now);
             sf_up(c, i, now);
             return 0;
@@ -2094,9 +2178,15 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
             if (f->u.data_fin.dsn != c->rfin_dsn)
                 return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
         } else {
-            if (mpt_dsn_lt(f->u.data_fin.dsn, c->rb.nxt) ||
-                mpt_dsn_gt(f->u.data_fin.dsn, mpt_rcvbuf_right_edge(&c->rb)))
+            /* 9.7: placed by its distance from the cumulative point (9.1);
+             * before data already received (in order or not) is a protocol
+             * error; beyond the advertised right edge a flow violation; at
+             * the right edge it is fine (it needs no buffer space). */
+            uint64_t ahead = f->u.data_fin.dsn - c->rb.nxt;
+            if (ahead >= ((uint64_t)1 << 63) || mpt_dsn_lt(f->u.data_fin.dsn, c->rb.ooo_end))
                 return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
+            if (ahead > c->adv_edge - c->rb.nxt)
+                return proto_violation(c, i, MPT_EFLOW, MPT_REASON_FLOW, f->type, now);
             c->rfin_known = 1;
             c->rfin_dsn = f->u.data_fin.dsn;
             enter_closing(c, now);
@@ -2105,8 +2195,20 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         try_consume_fin(c, now);
         return 0;
     case MPT_FT_PING:
-        if (s->ctrl_items < 64)
-            queue_u64(s, MPT_FT_PONG, f->u.ping.opaque);
+        /* 11.4: answer promptly; PINGs that arrive before the answer could
+         * be sent are answered by one PONG with the newest opaque, so a
+         * flood costs one queued frame. */
+        s->pong_opaque = f->u.ping.opaque;
+        if (!s->pong_queued) {
+            struct oitem *it = insert_before_data(s);
+            if (it) {
+                memset(it, 0, offsetof(struct oitem, hdr));
+                it->kind = IT_PONG;
+                it->hlen = MPT_FRAME_HDR_LEN + 8;
+                s->q_bytes += it->hlen;
+                s->pong_queued = 1;
+            }
+        }
         return 0;
     case MPT_FT_PONG:
         if (s->ping_sent_at && f->u.ping.opaque == s->ping_sent_at) {
@@ -2124,15 +2226,35 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
     case MPT_FT_ADD_ADDR:
         return on_add_addr(c, i, f);
     case MPT_FT_REMOVE_ADDR:
+        /* 10.3: forget the ids and close the subflows that use them: for a
+         * server those whose JOIN named that client address (0: the first
+         * subflow's), for a client those it opened to that server address. */
         for (unsigned k = 0; k < f->u.remove_addr.n; k++) {
+            uint8_t id = f->u.remove_addr.ids[k];
             struct mpt_event *ev = ev_push(c, MPT_EV_ADDR_REMOVED, -1, 0, 0);
             if (ev)
-                ev->addr.addr_id = f->u.remove_addr.ids[k];
+                ev->addr.addr_id = id;
+            for (int j = 0; j < c->nslots; j++)
+                if (c->sf[j].state == MPT_SF_ESTABLISHED &&
+                    (c->is_server ? c->sf[j].addr_id : c->sf[j].remote_id) == id)
+                    sf_begin_close(c, j, MPT_REASON_PATH_REMOVED, now);
         }
         return 0;
     case MPT_FT_CLOSE:
+        /* 11.1: valid only once both DATA_FINs are done: our DATA_FIN sent
+         * (the CLOSE says it was acknowledged) and the peer's consumed. A
+         * CLOSE before that would turn a truncated stream into a clean end. */
+        if (c->close_rcvd)
+            return 0; /* duplicate */
+        if (!c->fin_sent || !c->rfin_consumed)
+            return proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
         c->close_rcvd = 1;
-        if (!c->close_sent && (send_close_all(c) || queue_simple(s, MPT_FT_CLOSE, 0) == 0))
+        if (!c->fin_acked) {
+            c->fin_acked = 1;
+            c->snd_una = c->fin_dsn + 1;
+            release_sendbuf(c);
+        }
+        if (!c->close_sent && queue_simple(s, MPT_FT_CLOSE, 0) == 0)
             c->close_sent = 1;
         if (c->close_sent)
             finish_close(c);
@@ -2177,15 +2299,22 @@ ssize_t mpt_conn_sf_input(struct mpt_conn *c, int i, const uint8_t *data, size_t
     }
     while (off < len) {
         struct mpt_frame f;
-        ssize_t r = mpt_frame_decode(data + off, len - off, MPT_FRAME_MAX_BODY, &f);
+        /* 4.3: before the subflow is established no frame may exceed 260 */
+        size_t max_body = s->state == MPT_SF_HANDSHAKE ? MPT_FRAME_MAX_CONTROL - MPT_FRAME_HDR_LEN
+                                                       : MPT_FRAME_MAX_BODY;
+        ssize_t r = mpt_frame_decode(data + off, len - off, max_body, &f);
         int e;
         if (r == MPT_EINCOMPLETE)
             break;
         if (r < 0) {
+            /* 13.1: an ERROR or FASTCLOSE, even an invalid one, is never
+             * answered with ERROR */
+            uint8_t t = data[off];
+            int answer = t != MPT_FT_ERROR && t != MPT_FT_FASTCLOSE;
             if (s->state == MPT_SF_HANDSHAKE || !conn_open(c))
-                sf_fail(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, 1, data[off], now);
+                sf_fail(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, answer, t, now);
             else
-                proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, data[off], now);
+                conn_abort(c, MPT_EPROTO, MPT_REASON_PROTOCOL, 1, 1, answer ? i : -1, t);
             ret = r;
             break;
         }
@@ -2214,6 +2343,14 @@ ssize_t mpt_conn_sf_input(struct mpt_conn *c, int i, const uint8_t *data, size_t
 
 static void materialize(struct mpt_conn *c, struct sf *s, struct oitem *it)
 {
+    if (it->kind == IT_PONG) {
+        struct mpt_frame f;
+        memset(&f, 0, sizeof f);
+        f.type = MPT_FT_PONG;
+        f.u.ping.opaque = s->pong_opaque;
+        mpt_frame_encode(&f, it->hdr, sizeof it->hdr);
+        return;
+    }
     if (it->kind == IT_ACK) {
         size_t old = it->hlen;
         encode_ack(c, it);
@@ -2309,6 +2446,8 @@ void mpt_conn_sf_sent(struct mpt_conn *c, int i, size_t n, uint64_t now)
     while (s->q.n) {
         struct oitem *it = ring_at(&s->q, 0);
         size_t rem = item_total(it) - it->off;
+        if (it->kind == IT_PONG && n > 0)
+            s->pong_queued = 0; /* started: its opaque is fixed now */
         if (n < rem) {
             it->off += (uint32_t)n;
             s->q_bytes -= zmin(s->q_bytes, n);
@@ -2350,9 +2489,22 @@ int mpt_conn_sf_set_remote_id(struct mpt_conn *c, int i, uint8_t remote_id)
 
 void mpt_conn_sf_set_info(struct mpt_conn *c, int i, const struct mpt_sf_info *info)
 {
+    struct sf *s;
+
     if (!valid_sf(c, i) || !info)
         return;
-    c->sf[i].info = *info;
+    s = &c->sf[i];
+    if (c->cc->on_loss && s->state == MPT_SF_ESTABLISHED &&
+        info->total_retrans > s->info.total_retrans && s->info.srtt) {
+        struct mpt_cc_sf ccs[MPT_MAX_SUBFLOWS_LIMIT];
+        int map[MPT_MAX_SUBFLOWS_LIMIT];
+        int n;
+        s->info = *info;
+        n = fill_cc(c, ccs, map);
+        c->cc->on_loss(c->cc_state, ccs, n, map[i]);
+        return;
+    }
+    s->info = *info;
 }
 
 void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)
@@ -2368,6 +2520,7 @@ void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)
         sf_fail(c, i, error ? error : MPT_ECLOSED, reason_of_err(error), 0, 0, now);
     }
     c->sf[i].q.n = 0; /* the socket is gone: nothing more to write */
+    c->sf[i].pong_queued = 0;
     c->sf[i].q.head = 0;
     c->sf[i].q_bytes = 0;
     c->sf[i].ctrl_items = 0;
@@ -2377,25 +2530,15 @@ void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)
 
 int mpt_conn_sf_close(struct mpt_conn *c, int i, uint32_t reason, uint64_t now)
 {
-    struct sf *s;
+    int rc;
 
     if (!valid_sf(c, i))
         return MPT_EINVAL;
-    s = &c->sf[i];
     c->now = now;
-    if (s->state != MPT_SF_ESTABLISHED)
+    if (c->sf[i].state != MPT_SF_ESTABLISHED)
         return MPT_ESTATE;
-    if (queue_reason(s, MPT_FT_SUBFLOW_CLOSE, reason, 0))
-        return MPT_ENOMEM;
-    s->sc_sent = 1;
-    s->state = MPT_SF_CLOSING;
-    s->fail_reason = reason;
-    s->hs_deadline = now + c->s.handshake_timeout;
-    reinject_sf(c, s, 1);
-    if (s->ack_pending) {
-        s->ack_pending = 0;
-        c->ack_needed = 1;
-    }
+    if ((rc = sf_begin_close(c, i, reason, now)) < 0)
+        return rc;
     post(c, now);
     return 0;
 }
@@ -2421,6 +2564,7 @@ int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const
                       uint16_t port, uint64_t now)
 {
     struct mpt_frame f;
+    struct adv *a;
     int i;
 
     if (!c || !addr || (family != 4 && family != 6))
@@ -2428,6 +2572,8 @@ int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const
     c->now = now;
     if (!conn_open(c))
         return MPT_ESTATE;
+    if (addr_id == 0)
+        return MPT_EINVAL; /* id 0 is the first subflow's address (10.1) */
     i = best_ctrl_sf(c);
     if (i < 0)
         return MPT_ENOPATH;
@@ -2439,7 +2585,46 @@ int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const
     memcpy(f.u.add_addr.addr, addr, family == 4 ? 4 : 16);
     mpt_addr_hmac(c->key_local, c->key_peer, addr_id, family, port, f.u.add_addr.addr,
                   f.u.add_addr.hmac);
+    a = NULL;
+    for (uint32_t k = 0; k < c->advs.n; k++) {
+        struct adv *x = ring_at(&c->advs, k);
+        if (x->id != addr_id)
+            continue;
+        if (!adv_matches(x, &f))
+            return MPT_EINVAL; /* 10.2: remove an id before reusing it */
+        a = x;
+    }
+    if (!a && !(a = ring_push_back(&c->advs)))
+        return MPT_ENOMEM;
+    memset(a, 0, sizeof *a);
+    a->id = addr_id;
+    a->family = family;
+    a->port = port;
+    memcpy(a->addr, f.u.add_addr.addr, 16);
+    memcpy(a->hmac, f.u.add_addr.hmac, MPT_ADDR_HMAC_LEN);
+    a->sf = (int8_t)i;
     return queue_frame(&c->sf[i], &f);
+}
+
+/* The subflow that carried our un-echoed advertisements went away. */
+static void adv_resend(struct mpt_conn *c, int gone)
+{
+    for (uint32_t k = 0; k < c->advs.n; k++) {
+        struct adv *a = ring_at(&c->advs, k);
+        struct mpt_frame f;
+        int i;
+        if (a->echoed || a->sf != gone || (i = best_ctrl_sf(c)) < 0)
+            continue;
+        memset(&f, 0, sizeof f);
+        f.type = MPT_FT_ADD_ADDR;
+        f.u.add_addr.addr_id = a->id;
+        f.u.add_addr.family = a->family;
+        f.u.add_addr.port = a->port;
+        memcpy(f.u.add_addr.addr, a->addr, 16);
+        memcpy(f.u.add_addr.hmac, a->hmac, MPT_ADDR_HMAC_LEN);
+        if (queue_frame(&c->sf[i], &f) == 0)
+            a->sf = (int8_t)i;
+    }
 }
 
 int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now)
@@ -2455,6 +2640,14 @@ int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now)
     i = best_ctrl_sf(c);
     if (i < 0)
         return MPT_ENOPATH;
+    for (uint32_t k = 0; k < c->advs.n; k++) {
+        struct adv *a = ring_at(&c->advs, k);
+        if (a->id == addr_id) {
+            memcpy(a, ring_at(&c->advs, c->advs.n - 1), sizeof *a);
+            ring_pop_back(&c->advs);
+            break;
+        }
+    }
     memset(&f, 0, sizeof f);
     f.type = MPT_FT_REMOVE_ADDR;
     f.u.remove_addr.n = 1;

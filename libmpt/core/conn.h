@@ -52,7 +52,9 @@ struct mpt_core_settings {
     uint32_t max_frame_payload;   /* DATA payload per frame; default 16384 */
     size_t sndbuf;                /* connection-level send buffer bytes; default 4 MiB */
     size_t rcvbuf;                /* receive memory: in-order + out-of-order; default 4 MiB */
-    uint64_t ack_delay;           /* max delay of a DATA_ACK after data arrives; default 2 ms */
+    uint64_t ack_delay;           /* DATA_ACKs go out at once, one per input batch; this is
+                                     the slack added to stall_min before an ack that may
+                                     have died with its subflow is repeated; default 2 ms */
     uint64_t ping_interval;       /* PING on an idle established subflow; default 1 s */
     uint64_t stall_min;           /* floor of the stall detector; default 250 ms */
     uint64_t subflow_timeout;     /* nothing received this long with data or a

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What a scheduler may see of one subflow. */
+/* What a scheduler may see of one usable subflow (established, not
+ * stalled, not closing). */
 struct mpt_sched_sf {
     int index;         /* subflow index */
-    int usable;        /* established, not stalled, not closing */
     int backup;
     uint64_t srtt;     /* ns; 0 = unknown */
     size_t room;       /* bytes the socket takes now */
@@ -22,9 +22,10 @@ struct mpt_sched_sf {
 
 struct mpt_sched_ops {
     const char *name;
-    /* Returns the subflow index for a chunk of up to `len` bytes of new data,
-     * or -1 to send nothing now. Called with the usable subflows only. */
-    int (*pick)(const struct mpt_sched_sf *sf, int n, size_t len, void *state);
+    /* Returns the subflow index for the next chunk of data, or -1 to send
+     * nothing now. Called with the usable subflows only (n >= 1); the engine
+     * clamps the chunk to the chosen subflow's room and cc_room. */
+    int (*pick)(const struct mpt_sched_sf *sf, int n, void *state);
     size_t state_size; /* per-connection scratch the engine allocates, zeroed */
 };
 

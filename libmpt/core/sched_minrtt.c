@@ -9,17 +9,16 @@
 
 static int has_room(const struct mpt_sched_sf *s)
 {
-    return s->usable && s->room > 0 && s->cc_room > 0;
+    return s->room > 0 && s->cc_room > 0;
 }
 
-static int pick_minrtt(const struct mpt_sched_sf *sf, int n, size_t len, void *state)
+static int pick_minrtt(const struct mpt_sched_sf *sf, int n, void *state)
 {
     int regular = 0, best = -1;
 
-    (void)len;
     (void)state;
     for (int i = 0; i < n; i++)
-        if (sf[i].usable && !sf[i].backup)
+        if (!sf[i].backup)
             regular = 1;
     for (int i = 0; i < n; i++) {
         if (!has_room(&sf[i]) || (regular && sf[i].backup))

@@ -8,17 +8,16 @@ struct rr_state {
     int last;
 };
 
-static int pick_rr(const struct mpt_sched_sf *sf, int n, size_t len, void *state)
+static int pick_rr(const struct mpt_sched_sf *sf, int n, void *state)
 {
     struct rr_state *st = state;
     int regular = 0, best = -1, first = -1;
 
-    (void)len;
     for (int i = 0; i < n; i++)
-        if (sf[i].usable && !sf[i].backup)
+        if (!sf[i].backup)
             regular = 1;
     for (int i = 0; i < n; i++) {
-        if (!sf[i].usable || sf[i].room == 0 || sf[i].cc_room == 0 || (regular && sf[i].backup))
+        if (sf[i].room == 0 || sf[i].cc_room == 0 || (regular && sf[i].backup))
             continue;
         if (first < 0)
             first = i;

@@ -31,7 +31,7 @@ static inline size_t mpt_sendbuf_space(const struct mpt_sendbuf *sb)
 {
     return sb->cap - mpt_sendbuf_used(sb);
 }
-/* Copies min(len, space) bytes; returns the count, or -1 (MPT_ENOMEM) when
+/* Copies min(len, space) bytes; returns the count, or MPT_ENOMEM (-2) when
  * the ring could not be allocated. */
 long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len);
 /* Forget every byte before upto (no-op if upto <= base). */

@@ -13,7 +13,6 @@ static struct mpt_sched_sf mk(int index, int backup, uint64_t srtt, size_t room)
 
     memset(&s, 0, sizeof s);
     s.index = index;
-    s.usable = 1;
     s.backup = backup;
     s.srtt = srtt;
     s.room = room;
@@ -25,13 +24,13 @@ START_TEST(minrtt_prefers_lowest_rtt_with_room)
 {
     struct mpt_sched_sf sf[3] = {mk(0, 0, 40, 1000), mk(3, 0, 10, 1000), mk(5, 0, 20, 1000)};
 
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, 100, NULL), 3);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, NULL), 3);
     sf[1].room = 0; /* fastest is full: the next one keeps the pipe busy */
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, 100, NULL), 5);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, NULL), 5);
     sf[2].cc_room = 0; /* congestion control says no */
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, 100, NULL), 0);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, NULL), 0);
     sf[0].room = 0;
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, 100, NULL), -1);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 3, NULL), -1);
 }
 END_TEST
 
@@ -39,9 +38,9 @@ START_TEST(minrtt_unknown_rtt_ties_to_lower_index)
 {
     struct mpt_sched_sf sf[2] = {mk(1, 0, 0, 1000), mk(2, 0, 0, 1000)};
 
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, 100, NULL), 1);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, NULL), 1);
     sf[1].srtt = 5;
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, 100, NULL), 1);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, NULL), 1);
 }
 END_TEST
 
@@ -50,9 +49,9 @@ START_TEST(minrtt_backup_only_without_regular)
     struct mpt_sched_sf sf[2] = {mk(0, 0, 50, 0), mk(1, 1, 5, 1000)};
 
     /* a regular subflow exists but is full: wait, do not spill to the backup */
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, 100, NULL), -1);
-    sf[0].usable = 0;
-    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, 100, NULL), 1);
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf, 2, NULL), -1);
+    /* the regular one is not usable (not passed): the backup carries data */
+    ck_assert_int_eq(mpt_sched_minrtt.pick(sf + 1, 1, NULL), 1);
 }
 END_TEST
 
@@ -61,11 +60,10 @@ START_TEST(roundrobin_rotates)
     struct mpt_sched_sf sf[3] = {mk(0, 0, 1, 1000), mk(1, 0, 1, 1000), mk(2, 1, 1, 1000)};
     void *st = calloc(1, mpt_sched_roundrobin.state_size);
 
-    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, 10, st), 1);
-    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, 10, st), 0);
-    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, 10, st), 1);
-    sf[0].usable = sf[1].usable = 0;
-    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, 10, st), 2);
+    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, st), 1);
+    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, st), 0);
+    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf, 3, st), 1);
+    ck_assert_int_eq(mpt_sched_roundrobin.pick(sf + 2, 1, st), 2); /* only the backup usable */
     free(st);
 }
 END_TEST
