@@ -46,6 +46,12 @@ tests_unit_test_conn_sched_SOURCES = tests/unit/test_conn_sched.c
 tests_unit_test_conn_sched_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_conn_sched_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_conn_sched
+
+check_PROGRAMS += tests/unit/test_conn_hostile
+tests_unit_test_conn_hostile_SOURCES = tests/unit/test_conn_hostile.c
+tests_unit_test_conn_hostile_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_conn_hostile_LDADD = $(UNIT_LDADD)
+TESTS += tests/unit/test_conn_hostile
 # end of engine tests (test_conn_*, test_rcvbuf, test_sendbuf)
 endif
 
