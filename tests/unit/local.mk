@@ -70,6 +70,12 @@ tests_unit_test_io_transfer_SOURCES = tests/unit/test_io_transfer.c
 tests_unit_test_io_transfer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_transfer_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_api tests/unit/test_io_transfer
+
+check_PROGRAMS += tests/unit/test_io_relay
+tests_unit_test_io_relay_SOURCES = tests/unit/test_io_relay.c
+tests_unit_test_io_relay_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_relay_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS) -lpthread
+TESTS += tests/unit/test_io_relay
 # Needs root (network namespaces); exits 77 (skipped) otherwise.
 check_PROGRAMS += tests/unit/test_io_netns
 tests_unit_test_io_netns_SOURCES = tests/unit/test_io_netns.c
