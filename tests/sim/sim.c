@@ -252,6 +252,7 @@ struct path {
 struct sim {
     struct sim_cfg cfg;
     uint64_t now, seq;
+    struct sim_hash golden; /* every byte each engine wrote and every event, with times */
     struct event *heap;
     size_t nheap, capheap;
     struct script *scripts;
@@ -468,6 +469,7 @@ int sim_new(const struct sim_cfg *cfg, struct sim **out)
         sim->cfg.settings[s].rand = rand_fn;
         sim->cfg.settings[s].rand_user = &sim->rng_ep[s];
         sim->app[s].ent = -1;
+        sim_hash_init(&sim->golden);
         sim_hash_init(&sim->app[s].hs_sent);
         sim_hash_init(&sim->app[s].hs_recv);
         sim->app[s].gen = malloc(GEN_BUF);
@@ -1466,6 +1468,13 @@ static void handle_event(struct sim *sim, int ei, const struct mpt_event *ev)
     struct ent *en = &sim->ent[ei];
     int side = en->side;
     struct sim_side_result *sr = en->main ? &sim->res.side[side] : NULL;
+    {
+        uint64_t rec[7] = {sim->now,        (uint64_t)ei,         (uint64_t)ev->type,
+                           (uint64_t)ev->sf, (uint64_t)ev->error, ev->reason,
+                           ev->addr.addr_id};
+        sim_hash_update(&sim->golden, rec, sizeof rec);
+        sim->res.trace_hash = sim_hash_final(&sim->golden);
+    }
     switch (ev->type) {
     case MPT_EV_ESTABLISHED:
         trace(sim, "%s%s: established", side_name(side), en->main ? "" : " (extra)");
@@ -1552,9 +1561,13 @@ static int drain_output(struct sim *sim, struct ent *en, int sf, struct sock *k)
             size_t w = iov[i].len < fr - written ? iov[i].len : fr - written;
             total += iov[i].len;
             ring_write(pp, iov[i].base, w);
+            sim_hash_update(&sim->golden, iov[i].base, w);
             written += w;
         }
         if (written > 0) {
+            uint64_t rec[4] = {sim->now, (uint64_t)k->id, (uint64_t)side, written};
+            sim_hash_update(&sim->golden, rec, sizeof rec);
+            sim->res.trace_hash = sim_hash_final(&sim->golden);
             ENGINE(sim, mpt_conn_sf_sent(en->c, sf, written, sim->now));
             did = 1;
         }

@@ -199,6 +199,9 @@ struct sim_result {
     double engine_ns;      /* time inside engine calls (cfg.measure_engine), minus the
                               calibrated cost of the clock reads around each call */
     uint64_t engine_calls; /* engine calls timed */
+    uint64_t trace_hash;   /* hash of every byte the engines wrote and every event they
+                              raised, with the virtual time: same engine behaviour, same
+                              hash (the golden check of tests/unit/test_sim_golden.c) */
 };
 
 const struct sim_result *sim_result(const struct sim *sim);

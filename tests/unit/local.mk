@@ -119,4 +119,12 @@ tests_unit_test_sim_close_LDADD = $(SIM_TEST_LDADD)
 
 TESTS += tests/unit/test_sim_model tests/unit/test_sim_transfer tests/unit/test_sim_property \
 	tests/unit/test_sim_reinject tests/unit/test_sim_join tests/unit/test_sim_close
+
+# The golden check: hashes of fixed simulator traces (engine behaviour unchanged).
+check_PROGRAMS += tests/unit/test_sim_golden
+tests_unit_test_sim_golden_SOURCES = tests/unit/test_sim_golden.c
+tests_unit_test_sim_golden_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_golden_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_golden_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_golden
 endif
