@@ -1,0 +1,189 @@
+/* Addresses and priorities: ADD_ADDR (our advertisements until echoed),
+ * REMOVE_ADDR, PRIO and backup marks. */
+#include "conn_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpt/error.h>
+
+#include "crypto.h"
+
+static int adv_matches(const struct adv *a, const struct mpt_frame *f)
+{
+    size_t alen = a->family == 4 ? 4 : 16;
+
+    return a->id == f->u.add_addr.addr_id && a->family == f->u.add_addr.family &&
+           a->port == f->u.add_addr.port && memcmp(a->addr, f->u.add_addr.addr, alen) == 0 &&
+           mpt_ct_equal(a->hmac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN);
+}
+
+int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f)
+{
+    uint8_t mac[MPT_ADDR_HMAC_LEN];
+    struct mpt_event *ev;
+
+    if (f->flags & MPT_FF_ADD_ADDR_ECHO) {
+        /* An echo carries the HMAC we computed: match it, all fields
+         * equal, against what we advertised; an echo of nothing is ignored. */
+        for (uint32_t k = 0; k < c->advs.n; k++) {
+            struct adv *a = mpt_ring_at(&c->advs, k);
+            if (adv_matches(a, f))
+                a->echoed = 1;
+        }
+        return 0;
+    }
+    mpt_addr_hmac(c->key_peer, c->key_local, f->u.add_addr.addr_id, f->u.add_addr.family,
+                  f->u.add_addr.port, f->u.add_addr.addr, mac);
+    if (f->u.add_addr.addr_id == 0 || !mpt_ct_equal(mac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN)) {
+        c->addr_bad++; /* id 0 is the first subflow's and never advertised (10.1) */
+        return 0;
+    }
+    {
+        struct mpt_frame e = *f;
+        e.flags = MPT_FF_ADD_ADDR_ECHO;
+        mpt_q_frame(&c->sf[i], &e);
+    }
+    ev = mpt_ev_push(c, MPT_EV_ADDR_LEARNED, -1, 0, 0);
+    if (ev) {
+        ev->addr.addr_id = f->u.add_addr.addr_id;
+        ev->addr.family = f->u.add_addr.family;
+        ev->addr.port = f->u.add_addr.port;
+        memcpy(ev->addr.addr, f->u.add_addr.addr, 16);
+    }
+    return 0;
+}
+
+int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,
+                      uint16_t port, uint64_t now)
+{
+    struct mpt_frame f;
+    struct adv *a;
+    int i;
+
+    if (!c || !addr || (family != 4 && family != 6))
+        return MPT_EINVAL;
+    c->now = now;
+    if (!conn_open(c))
+        return MPT_ESTATE;
+    if (addr_id == 0)
+        return MPT_EINVAL; /* id 0 is the first subflow's address (10.1) */
+    i = mpt_best_ctrl_sf(c);
+    if (i < 0)
+        return MPT_ENOPATH;
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_ADD_ADDR;
+    f.u.add_addr.addr_id = addr_id;
+    f.u.add_addr.family = family;
+    f.u.add_addr.port = port;
+    memcpy(f.u.add_addr.addr, addr, family == 4 ? 4 : 16);
+    mpt_addr_hmac(c->key_local, c->key_peer, addr_id, family, port, f.u.add_addr.addr,
+                  f.u.add_addr.hmac);
+    a = NULL;
+    for (uint32_t k = 0; k < c->advs.n; k++) {
+        struct adv *x = mpt_ring_at(&c->advs, k);
+        if (x->id != addr_id)
+            continue;
+        if (!adv_matches(x, &f))
+            return MPT_EINVAL; /* 10.2: remove an id before reusing it */
+        a = x;
+    }
+    if (!a && !(a = mpt_ring_push_back(&c->advs)))
+        return MPT_ENOMEM;
+    memset(a, 0, sizeof *a);
+    a->id = addr_id;
+    a->family = family;
+    a->port = port;
+    memcpy(a->addr, f.u.add_addr.addr, 16);
+    memcpy(a->hmac, f.u.add_addr.hmac, MPT_ADDR_HMAC_LEN);
+    a->sf = (int8_t)i;
+    return mpt_q_frame(&c->sf[i], &f);
+}
+
+/* The subflow that carried our un-echoed advertisements went away. */
+void mpt_addr_resend(struct mpt_conn *c, int gone)
+{
+    for (uint32_t k = 0; k < c->advs.n; k++) {
+        struct adv *a = mpt_ring_at(&c->advs, k);
+        struct mpt_frame f;
+        int i;
+        if (a->echoed || a->sf != gone || (i = mpt_best_ctrl_sf(c)) < 0)
+            continue;
+        memset(&f, 0, sizeof f);
+        f.type = MPT_FT_ADD_ADDR;
+        f.u.add_addr.addr_id = a->id;
+        f.u.add_addr.family = a->family;
+        f.u.add_addr.port = a->port;
+        memcpy(f.u.add_addr.addr, a->addr, 16);
+        memcpy(f.u.add_addr.hmac, a->hmac, MPT_ADDR_HMAC_LEN);
+        if (mpt_q_frame(&c->sf[i], &f) == 0)
+            a->sf = (int8_t)i;
+    }
+}
+
+int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now)
+{
+    struct mpt_frame f;
+    int i;
+
+    if (!c)
+        return MPT_EINVAL;
+    c->now = now;
+    if (!conn_open(c))
+        return MPT_ESTATE;
+    i = mpt_best_ctrl_sf(c);
+    if (i < 0)
+        return MPT_ENOPATH;
+    for (uint32_t k = 0; k < c->advs.n; k++) {
+        struct adv *a = mpt_ring_at(&c->advs, k);
+        if (a->id == addr_id) {
+            memcpy(a, mpt_ring_at(&c->advs, c->advs.n - 1), sizeof *a);
+            mpt_ring_pop_back(&c->advs);
+            break;
+        }
+    }
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_REMOVE_ADDR;
+    f.u.remove_addr.n = 1;
+    f.u.remove_addr.ids[0] = addr_id;
+    return mpt_q_frame(&c->sf[i], &f);
+}
+
+int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
+{
+    struct sf *s;
+
+    if (!valid_sf(c, i))
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    c->now = now;
+    if (!sf_live(s))
+        return MPT_ESTATE;
+    s->backup = backup ? 1 : 0;
+    if (s->state == MPT_SF_ESTABLISHED)
+        mpt_q_simple(s, MPT_FT_PRIO, backup ? MPT_FF_PRIO_BACKUP : 0);
+    mpt_post(c, now);
+    return 0;
+}
+
+void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f)
+{
+    c->sf[i].backup = (f->flags & MPT_FF_PRIO_BACKUP) ? 1 : 0;
+}
+
+/* 10.3: forget the ids and close the subflows that use them: for a server
+ * those whose JOIN named that client address (0: the first subflow's), for
+ * a client those it opened to that server address. */
+void mpt_addr_on_remove_addr(struct mpt_conn *c, const struct mpt_frame *f, uint64_t now)
+{
+    for (unsigned k = 0; k < f->u.remove_addr.n; k++) {
+        uint8_t id = f->u.remove_addr.ids[k];
+        struct mpt_event *ev = mpt_ev_push(c, MPT_EV_ADDR_REMOVED, -1, 0, 0);
+        if (ev)
+            ev->addr.addr_id = id;
+        for (int j = 0; j < c->nslots; j++)
+            if (c->sf[j].state == MPT_SF_ESTABLISHED &&
+                (c->is_server ? c->sf[j].addr_id : c->sf[j].remote_id) == id)
+                mpt_sf_begin_close(c, j, MPT_REASON_PATH_REMOVED, now);
+    }
+}

@@ -1,0 +1,330 @@
+/*
+ * The engine's private header: the connection and subflow structs shared by
+ * its modules, and the functions they call in one another. Nothing here is
+ * part of conn.h's contract.
+ *
+ * Module map (one concern per file):
+ *   conn.c       entry points, lifecycle, subflow slots, input dispatch
+ *   handshake.c  HELLO / JOIN exchanges, the server's token table, replay cache
+ *   outq.c       per-subflow output queues, DATA materialised from the send buffer
+ *   send.c       records, reinjection, scheduling, retransmission timer, DATA_ACK in
+ *   recv.c       DATA / DATA_FIN in, the values acks carry, mpt_conn_recv
+ *   close.c      DATA_FIN / CLOSE, abort, FASTCLOSE, reason codes
+ *   liveness.c   end-to-end RTT, stalls, failures, PING / PONG, timers
+ *   addr.c       ADD_ADDR, REMOVE_ADDR, PRIO
+ *   evq.c        the event queue
+ *   ring.c       the small ring container; bytering.h the byte ring of
+ *                sendbuf.c and rcvbuf.c
+ *
+ * Memory is bounded by settings: sndbuf, rcvbuf (+ rcvbuf / 8 bitmap), the
+ * per-subflow output queues (bounded by the room the caller gives plus a few
+ * control frames), the records (bounded by the bytes in flight), a 64-entry
+ * join replay cache and a fixed event queue (READABLE/WRITABLE coalesced).
+ */
+#ifndef MPT_CORE_CONN_INT_H
+#define MPT_CORE_CONN_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/tree.h>
+
+#include "conn.h"
+#include "dsn.h"
+#include "frame.h"
+#include "rcvbuf.h"
+#include "ring.h"
+#include "sendbuf.h"
+
+struct mpt_sched_ops;
+struct mpt_cc_ops;
+struct mpt_cc_sf;
+
+#define EVQ_LEN 256
+
+#define REPLAY_N 64
+
+#define MAX_WINDOW 0xffffffffu
+
+enum { IT_CTRL, IT_DATA, IT_ACK, IT_PONG };
+
+struct oitem {
+    uint8_t kind;
+    uint16_t hlen;   /* header / control bytes in hdr[] */
+    uint32_t off;    /* bytes of this item already written */
+    uint32_t len;    /* DATA payload */
+    uint64_t dsn;    /* DATA: first payload DSN; ACK: ack value */
+    uint64_t edge;   /* ACK: right edge advertised */
+    uint8_t hdr[MPT_FRAME_MAX_CONTROL];
+};
+
+#define REC_OPP 1u   /* already reinjected opportunistically */
+
+#define REC_COPY 2u  /* a reinjection: its ack may be the original's (no RTT sample) */
+
+#define REC_AMBIG 4u /* an original with a copy elsewhere (no RTT sample) */
+
+struct rec {
+    uint64_t dsn;
+    uint32_t len;
+    uint32_t flags;
+    uint64_t t;
+};
+
+struct rng {
+    uint64_t s, e;
+};
+
+/* An address we advertised: sent again on another subflow if the one that
+ * carried it goes away before the peer echoes it (10.2). */
+struct adv {
+    uint8_t id, family, echoed;
+    int8_t sf;
+    uint16_t port;
+    uint8_t addr[16];
+    uint8_t hmac[MPT_ADDR_HMAC_LEN];
+};
+
+struct sf {
+    enum mpt_sf_state state;
+    int used_ever;
+    int backup;
+    int stalled;
+    int is_join;
+    int handshake_sf; /* client: carries HELLO */
+    int sc_sent, sc_rcvd;
+    int pong_queued;     /* a PONG item not yet started is in q (it takes the newest opaque) */
+    uint64_t pong_opaque;
+    uint32_t id;      /* stable id (conn->next_sf_id) */
+    uint8_t addr_id;
+    uint8_t remote_id;
+    uint8_t join_flags;
+    uint8_t nonce_local[MPT_NONCE_LEN], nonce_peer[MPT_NONCE_LEN];
+    size_t room;
+    struct mpt_ring q; /* struct oitem */
+    size_t q_bytes;
+    unsigned ctrl_items; /* control items queued (bounds a PING flood) */
+    int ack_pending;
+    struct mpt_ring recs; /* struct rec */
+    size_t inflight;
+    uint64_t last_rx, last_progress;
+    uint64_t srtt, rttvar;           /* from PING/PONG */
+    uint64_t e2e_min, e2e_min_t;     /* least end-to-end RTT seen lately, and when */
+    unsigned stalls;                 /* stalls since its records last made progress */
+    uint64_t hs_sent_at;             /* HELLO / JOIN / JOIN_ACK sent: handshake RTT */
+    struct mpt_sf_info info;
+    uint64_t ping_sent_at; /* 0: none outstanding */
+    uint64_t next_ping;
+    uint64_t hs_deadline;
+    size_t pen_cap, pen_base;
+    uint64_t last_pen;
+    uint64_t bytes_sent, bytes_acked, bytes_received;
+    uint32_t fail_reason;
+    int fail_error;
+};
+
+struct mpt_conn {
+    struct mpt_core_settings s;
+    int is_server;
+    enum mpt_conn_state state;
+    int error;
+    uint64_t now;
+
+    struct mpt_server *srv;
+    RB_ENTRY(mpt_conn) tnode;
+    int in_table;
+
+    uint8_t key_local[MPT_KEY_LEN], key_peer[MPT_KEY_LEN];
+    uint64_t token_local, token_peer, idsn_local, idsn_peer;
+    uint8_t routing_id[MPT_ROUTING_ID_LEN];
+    uint16_t features;
+
+    struct sf sf[MPT_MAX_SUBFLOWS_LIMIT];
+    int nslots; /* highest slot index ever used + 1 */
+    uint32_t next_sf_id;
+
+    /* send */
+    struct mpt_sendbuf sb;
+    uint64_t snd_una, snd_nxt, snd_edge;
+    struct mpt_ring reinj; /* struct rng */
+    struct mpt_sack_range sack[MPT_FRAME_MAX_SACK]; /* peer's latest SACK ranges */
+    int nsack;
+    /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
+    uint64_t una_rtx_dsn, una_rtx_t, una_moved_at;
+    unsigned una_backoff;
+    int fin_pending, fin_acked, fin_sf, fin_sent;
+    uint64_t fin_dsn;
+
+    /* receive */
+    struct mpt_rcvbuf rb;
+    int rb_ready;
+    int rfin_known, rfin_consumed;
+    uint64_t rfin_dsn;
+    uint64_t adv_edge;                 /* highest right edge advertised */
+    size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
+    uint64_t ack_written, edge_written; /* values of the last ack written */
+    int ack_needed;
+    int ack_all; /* duplicates arrived: our acks may be getting lost */
+    uint64_t ack_deadline; /* MPT_TIME_NEVER: no stale-ack check armed */
+
+    int close_sent, close_rcvd;
+    uint64_t hs_deadline, close_deadline, nopath_since;
+    uint64_t ack_timeout;   /* settings.ack_timeout, or its default */
+    const char *abort_text; /* FASTCLOSE text of the next local abort, static */
+
+    /* events */
+    struct mpt_event evq[EVQ_LEN];
+    unsigned ev_head, ev_n;
+    int ev_readable, ev_writable, want_writable;
+    uint64_t ev_dropped;
+
+    struct mpt_ring advs; /* struct adv: our ADD_ADDRs */
+
+    /* join replay cache: nonces of authenticated joins */
+    uint8_t nonces[REPLAY_N][MPT_NONCE_LEN];
+    unsigned nonce_pos, nonce_n;
+
+    const struct mpt_sched_ops *sched;
+    const struct mpt_cc_ops *cc;
+    void *sched_state, *cc_state;
+
+    struct mpt_conn_stats st;
+    uint64_t addr_bad;
+};
+
+RB_HEAD(tok_tree, mpt_conn);
+
+struct mpt_server {
+    struct mpt_core_settings s;
+    struct tok_tree tokens;
+};
+
+static inline uint64_t u64max(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static inline size_t zmin(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline int sf_live(const struct sf *s)
+{
+    return s->state == MPT_SF_CONNECTING || s->state == MPT_SF_HANDSHAKE ||
+           s->state == MPT_SF_ESTABLISHED || s->state == MPT_SF_CLOSING;
+}
+
+static inline int sf_usable(const struct sf *s)
+{
+    return s->state == MPT_SF_ESTABLISHED && !s->stalled;
+}
+
+static inline uint64_t sf_srtt(const struct sf *s)
+{
+    return s->info.srtt ? s->info.srtt : s->srtt;
+}
+
+static inline uint64_t sf_rttvar(const struct sf *s)
+{
+    return s->info.srtt ? s->info.rttvar : s->rttvar;
+}
+
+static inline int conn_open(const struct mpt_conn *c)
+{
+    return c->state == MPT_CONN_ESTABLISHED || c->state == MPT_CONN_CLOSING;
+}
+
+static inline int valid_sf(const struct mpt_conn *c, int i)
+{
+    return c && i >= 0 && i < c->nslots;
+}
+
+static inline uint64_t tmin(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* ---- entry points, lifecycle, subflow slots and state (conn.c) ------------- */
+void mpt_post(struct mpt_conn *c, uint64_t now);
+int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t now,
+                      struct mpt_conn **out);
+int mpt_live_count(const struct mpt_conn *c);
+int mpt_alloc_slot(struct mpt_conn *c);
+void mpt_sf_up(struct mpt_conn *c, int i, uint64_t now);
+void mpt_check_nopath(struct mpt_conn *c, uint64_t now);
+void mpt_sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int send_error,
+                    uint8_t ftype, uint64_t now);
+void mpt_sf_closing_done(struct mpt_conn *c, int i, uint32_t reason);
+int mpt_sf_begin_close(struct mpt_conn *c, int i, uint32_t reason, uint64_t now);
+
+/* ---- the event queue (evq.c) ----------------------------------------------- */
+struct mpt_event *mpt_ev_push(struct mpt_conn *c, enum mpt_event_type type, int sf, int err,
+                                 uint32_t reason);
+
+/* ---- per-subflow output queues (outq.c) ------------------------------------ */
+int mpt_q_raw(struct sf *s, const uint8_t *bytes, size_t len);
+struct oitem *mpt_q_insert_before_data(struct sf *s);
+int mpt_q_frame(struct sf *s, const struct mpt_frame *f);
+int mpt_q_simple(struct sf *s, uint8_t type, uint8_t flags);
+int mpt_q_reason(struct sf *s, uint8_t type, uint32_t reason, uint8_t ftype);
+int mpt_q_u64(struct sf *s, uint8_t type, uint64_t v);
+void mpt_q_drop(struct sf *s);
+int mpt_q_drop_partial_data(struct sf *s);
+void mpt_q_encode_ack(struct mpt_conn *c, struct oitem *it);
+int mpt_best_ctrl_sf(const struct mpt_conn *c);
+void mpt_place_ack(struct mpt_conn *c);
+
+/* ---- the send side (send.c) ------------------------------------------------ */
+void mpt_snd_release(struct mpt_conn *c);
+void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e);
+void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records);
+int mpt_snd_fill_cc(const struct mpt_conn *c, struct mpt_cc_sf *ccs, int *map);
+uint64_t mpt_snd_una_rtx_at(const struct mpt_conn *c, uint64_t *end);
+void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now);
+void mpt_snd_schedule(struct mpt_conn *c, uint64_t now);
+int mpt_snd_on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t window,
+                       const struct mpt_sack_range *sack, int nsack, uint64_t now);
+
+/* ---- the receive side (recv.c) --------------------------------------------- */
+uint64_t mpt_rcv_ack_value(const struct mpt_conn *c);
+uint64_t mpt_rcv_edge_target(const struct mpt_conn *c);
+uint64_t mpt_rcv_edge(const struct mpt_conn *c);
+int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now,
+                    int *got_data);
+int mpt_rcv_on_data_fin(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now,
+                        int *got_data);
+
+/* ---- close, abort and reason codes (close.c) ------------------------------- */
+int mpt_err_of_reason(uint32_t reason);
+uint32_t mpt_reason_of_err(int err);
+void mpt_abort_conn(struct mpt_conn *c, int err, uint32_t reason, int fastclose, int event,
+                       int errsf, uint8_t ftype);
+int mpt_proto_violation(struct mpt_conn *c, int i, int err, uint32_t reason, uint8_t ftype,
+                           uint64_t now);
+void mpt_enter_closing(struct mpt_conn *c, uint64_t now);
+void mpt_finish_close(struct mpt_conn *c);
+void mpt_check_close(struct mpt_conn *c);
+int mpt_close_on_error(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now);
+int mpt_close_on_fastclose(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now);
+int mpt_close_on_close(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now);
+void mpt_close_on_subflow_close(struct mpt_conn *c, int i, const struct mpt_frame *f);
+
+/* ---- handshake and joins (handshake.c) ------------------------------------- */
+void mpt_hs_set_local_key(struct mpt_conn *c);
+int mpt_hs_on_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now);
+void mpt_hs_unlink(struct mpt_conn *c);
+
+/* ---- timers and liveness (liveness.c) -------------------------------------- */
+uint64_t mpt_sf_e2e_rtt(const struct sf *s);
+void mpt_e2e_sample(struct sf *s, uint64_t rtt, uint64_t now);
+void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f);
+void mpt_live_on_pong(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now);
+
+/* ---- addresses and priorities (addr.c) ------------------------------------- */
+int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f);
+void mpt_addr_resend(struct mpt_conn *c, int gone);
+void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f);
+void mpt_addr_on_remove_addr(struct mpt_conn *c, const struct mpt_frame *f, uint64_t now);
+
+#endif

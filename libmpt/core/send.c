@@ -1,0 +1,593 @@
+/* The send side: records, reinjection, scheduling, retransmission timer,
+ * DATA_ACK processing and mpt_conn_send.
+ *
+ * SEND SIDE.
+ *  - sendbuf (sendbuf.c): a byte ring indexed by DSN holding [base, end) where
+ *    base = min(snd_una, DSN of any partly written DATA frame). Application
+ *    bytes are copied once into it; DATA payloads are sent zero-copy from it.
+ *  - snd_una (highest DATA_ACK), snd_nxt (next new byte), snd_edge (highest
+ *    right edge ack+window ever seen; new data never goes beyond it).
+ *  - Each subflow keeps a FIFO of "records" (dsn, len, time) for the bytes
+ *    handed to it and not yet covered by DATA_ACK: its in-flight bytes, what
+ *    gets reinjected if it fails/stalls, and the age used by the stall
+ *    detector. A DATA_ACK pops/trims the heads of these FIFOs: O(subflows +
+ *    records freed).
+ *  - The reinjection queue has priority over new data. Ranges are trimmed
+ *    against snd_una and the peer's latest SACK ranges (bytes it already
+ *    holds) when used. (Output items: outq.c.)
+ *  - Scheduling (mpt_snd_schedule()) runs at the end of every entry point: while a
+ *    chunk is available (reinjection first, then new data within the peer's
+ *    window) ask sched->pick among usable subflows, clamp to the subflow's
+ *    room, the cc cap (cc->cap, and the penalty cap) and max_frame_payload,
+ *    and enqueue a DATA item. O(subflows) per frame, no per-byte work.
+ *
+ * REINJECTION BOUND. The reinjection queue is a sorted set of disjoint
+ * ranges (<= what is in flight), and a range goes only to a subflow that does
+ * not hold those bytes (sf_holds): each byte is outstanding at most once per
+ * subflow, so a peer that never acknowledges gets each byte at most once per
+ * subflow before the ack timeout ends the connection.
+ *
+ * OPPORTUNISTIC RETRANSMISSION. When new data is blocked by the peer's window
+ * (or the send buffer is full and all of it was sent) and the bytes at
+ * snd_una were sent on subflow S while a usable subflow F with room has
+ * srtt_F < srtt_S / 4 (or S is stalled), those bytes are sent again on F
+ * (once per record) and S's in-flight cap is halved (at most once per
+ * srtt_S), regrowing by the bytes acked on S.
+ */
+#include "conn_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpt/error.h>
+
+#include "cc.h"
+#include "sched.h"
+
+/* Lowest DSN a partly written DATA frame still needs from the send buffer
+ * (live subflows only: see drop_partial_data). */
+static uint64_t snd_pin(const struct mpt_conn *c)
+{
+    uint64_t t = mpt_dsn_min(c->snd_una, c->sb.end);
+
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        const struct oitem *it;
+        if (!s->q.n || !sf_live(s))
+            continue;
+        it = mpt_ring_at(&s->q, 0);
+        if (it->kind == IT_DATA && it->off > 0 && it->len > 0)
+            t = mpt_dsn_min(t, it->dsn);
+    }
+    return t;
+}
+
+void mpt_snd_release(struct mpt_conn *c)
+{
+    mpt_sendbuf_release(&c->sb, snd_pin(c));
+    if (c->want_writable && mpt_sendbuf_space(&c->sb) > 0 && conn_open(c) && !c->fin_pending) {
+        c->want_writable = 0;
+        mpt_ev_push(c, MPT_EV_WRITABLE, -1, 0, 0);
+    }
+}
+
+/* Does subflow s hold DSN a in flight (handed to it, not yet acked)? If so
+ * *end is the end of the record holding it; *next is the first DSN after a
+ * that starts another record (a + 2^62 if none). O(records). */
+static int sf_holds(const struct sf *s, uint64_t a, uint64_t *end, uint64_t *next)
+{
+    uint64_t nx = a + ((uint64_t)1 << 62);
+    int held = 0;
+
+    *end = a;
+    for (uint32_t i = 0; i < s->recs.n; i++) {
+        const struct rec *r = mpt_ring_at(&s->recs, i);
+        uint64_t re = r->dsn + r->len;
+        if (mpt_dsn_le(r->dsn, a) && mpt_dsn_lt(a, re)) {
+            held = 1;
+            *end = mpt_dsn_max(*end, re);
+        } else if (mpt_dsn_gt(r->dsn, a) && mpt_dsn_lt(r->dsn, nx)) {
+            nx = r->dsn;
+        }
+    }
+    *next = nx;
+    return held;
+}
+
+/*
+ * The reinjection queue is a set of disjoint, non-adjacent DSN ranges in
+ * ascending order, all within [snd_una, snd_nxt): adding a range merges it,
+ * so the bytes queued for resending never exceed what is in flight (<=
+ * sndbuf) however often a range is queued again. O(ranges).
+ */
+void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e)
+{
+    uint32_t i = 0, j;
+    struct rng *r;
+
+    s = mpt_dsn_max(s, c->snd_una);
+    e = mpt_dsn_min(e, c->snd_nxt);
+    if (!mpt_dsn_lt(s, e))
+        return;
+    /* first range that ends at or after s */
+    while (i < c->reinj.n && mpt_dsn_lt(((struct rng *)mpt_ring_at(&c->reinj, i))->e, s))
+        i++;
+    /* ranges [i, j) touch [s, e]: merge them into one */
+    for (j = i; j < c->reinj.n; j++) {
+        r = mpt_ring_at(&c->reinj, j);
+        if (mpt_dsn_gt(r->s, e))
+            break;
+        s = mpt_dsn_min(s, r->s);
+        e = mpt_dsn_max(e, r->e);
+    }
+    if (j > i) {
+        r = mpt_ring_at(&c->reinj, i);
+        r->s = s;
+        r->e = e;
+        /* close the gap left by ranges i+1 .. j-1 */
+        for (uint32_t k = i + 1, m = j; m < c->reinj.n; k++, m++)
+            memcpy(mpt_ring_at(&c->reinj, k), mpt_ring_at(&c->reinj, m), sizeof *r);
+        c->reinj.n -= j - i - 1;
+        return;
+    }
+    if (!mpt_ring_push_back(&c->reinj))
+        return; /* out of memory: the data stays on the paths that hold it */
+    for (uint32_t k = c->reinj.n - 1; k > i; k--)
+        memcpy(mpt_ring_at(&c->reinj, k), mpt_ring_at(&c->reinj, k - 1), sizeof *r);
+    r = mpt_ring_at(&c->reinj, i);
+    r->s = s;
+    r->e = e;
+}
+
+/* Queue every unacknowledged byte handed to subflow s for sending elsewhere. */
+void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records)
+{
+    int any = 0;
+
+    for (uint32_t i = 0; i < s->recs.n; i++) {
+        struct rec *r = mpt_ring_at(&s->recs, i);
+        uint64_t st = mpt_dsn_max(r->dsn, c->snd_una), en = r->dsn + r->len;
+        if (mpt_dsn_lt(st, en)) {
+            mpt_snd_reinj_add(c, st, en);
+            r->flags |= REC_AMBIG;
+            any = 1;
+        }
+    }
+    if (any)
+        c->st.reinjections++;
+    if (drop_records) {
+        s->recs.n = 0;
+        s->recs.head = 0;
+        s->inflight = 0;
+    }
+    if (c->fin_sf >= 0 && &c->sf[c->fin_sf] == s && !c->fin_acked)
+        c->fin_sf = -1;
+}
+
+static size_t cc_room_of(const struct mpt_conn *c, int i, const struct mpt_cc_sf *ccs, int nccs,
+                         int which)
+{
+    const struct sf *s = &c->sf[i];
+    size_t cap = s->pen_cap;
+
+    if (c->cc->cap) {
+        size_t k = c->cc->cap(c->cc_state, ccs, nccs, which);
+        cap = zmin(cap, k);
+    }
+    return cap > s->inflight ? cap - s->inflight : 0;
+}
+
+int mpt_snd_fill_cc(const struct mpt_conn *c, struct mpt_cc_sf *ccs, int *map)
+{
+    int n = 0;
+
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        map[i] = -1;
+        if (s->state != MPT_SF_ESTABLISHED)
+            continue;
+        ccs[n].index = i;
+        ccs[n].srtt = sf_srtt(s);
+        ccs[n].cwnd_bytes = s->info.cwnd_bytes;
+        ccs[n].inflight = s->inflight;
+        map[i] = n++;
+    }
+    return n;
+}
+
+static int enqueue_data(struct mpt_conn *c, int i, uint64_t dsn, size_t len, int reinj,
+                        uint32_t rflags, uint64_t now)
+{
+    struct sf *s = &c->sf[i];
+    struct oitem *it;
+    struct rec *r;
+
+    it = mpt_ring_push_back(&s->q);
+    if (!it)
+        return MPT_ENOMEM;
+    r = mpt_ring_push_back(&s->recs);
+    if (!r) {
+        mpt_ring_pop_back(&s->q);
+        return MPT_ENOMEM;
+    }
+    it->kind = IT_DATA;
+    it->off = 0;
+    it->len = (uint32_t)len;
+    it->dsn = dsn;
+    it->hlen = MPT_DATA_HDR_LEN;
+    if (!reinj && !mpt_dsn_lt(c->snd_una, c->snd_nxt) && !(c->fin_sent && !c->fin_acked))
+        c->una_moved_at = now; /* the ack timeout counts from the first byte outstanding */
+    r->dsn = dsn;
+    r->len = (uint32_t)len;
+    r->flags = rflags | (reinj ? REC_COPY : 0);
+    r->t = now;
+    s->inflight += len;
+    s->q_bytes += MPT_DATA_HDR_LEN + len;
+    s->room -= zmin(s->room, MPT_DATA_HDR_LEN + len);
+    s->bytes_sent += len;
+    c->st.bytes_sent += len;
+    if (reinj)
+        c->st.bytes_reinjected += len;
+    return 0;
+}
+
+static void maybe_send_fin(struct mpt_conn *c, uint64_t now)
+{
+    int i;
+
+    if (!c->fin_pending || c->fin_acked || c->fin_sf >= 0 || c->snd_nxt != c->sb.end)
+        return;
+    i = mpt_best_ctrl_sf(c);
+    if (i < 0)
+        return;
+    if (mpt_q_u64(&c->sf[i], MPT_FT_DATA_FIN, c->fin_dsn) == 0) {
+        if (!c->fin_sent && !mpt_dsn_lt(c->snd_una, c->snd_nxt))
+            c->una_moved_at = now; /* the DATA_FIN alone is outstanding */
+        c->fin_sent = 1;
+        c->fin_sf = i;
+    }
+}
+
+static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_sf *ccs, int nccs,
+                          const int *map);
+
+/*
+ * Retransmission timer for the bytes at snd_una. A path can keep delivering
+ * (so it never looks stalled) while the receiver dropped one segment (its
+ * out-of-order range table was full): the cumulative ack then stops at a
+ * hole nobody resends. When snd_una has not moved, and the newest copy of
+ * the bytes at snd_una was sent, longer than max(2 * stall_min, 4 * srtt +
+ * 4 * rttvar) of its path (doubled per retry while snd_una does not move),
+ * they are queued for reinjection. Deep socket queues do not trigger it: the
+ * cumulative ack keeps moving there. O(subflows).
+ */
+uint64_t mpt_snd_una_rtx_at(const struct mpt_conn *c, uint64_t *end)
+{
+    uint64_t t = 0, rto = 0, e = 0;
+    int found = 0;
+
+    if (!conn_open(c) || !mpt_dsn_lt(c->snd_una, c->snd_nxt) || c->reinj.n)
+        return MPT_TIME_NEVER;
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        const struct rec *r;
+        uint64_t x;
+        if (s->state != MPT_SF_ESTABLISHED || !s->recs.n)
+            continue;
+        r = mpt_ring_at(&s->recs, 0);
+        if (!(mpt_dsn_le(r->dsn, c->snd_una) && mpt_dsn_lt(c->snd_una, r->dsn + r->len)))
+            continue;
+        x = u64max(2 * c->s.stall_min, 4 * mpt_sf_e2e_rtt(s) + 4 * sf_rttvar(s));
+        if (!found || r->t > t) {
+            t = r->t;
+            e = r->dsn + r->len;
+        }
+        rto = u64max(rto, x);
+        found = 1;
+    }
+    if (!found)
+        return MPT_TIME_NEVER;
+    t = u64max(t, c->una_moved_at);
+    if (c->una_rtx_dsn == c->snd_una && c->una_backoff) {
+        t = u64max(t, c->una_rtx_t);
+        rto <<= (c->una_backoff < 6 ? c->una_backoff : 6);
+    }
+    if (end)
+        *end = e;
+    return t + rto;
+}
+
+void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now)
+{
+    uint64_t end = 0, at = mpt_snd_una_rtx_at(c, &end);
+
+    if (at == MPT_TIME_NEVER || now < at)
+        return;
+    if (c->una_rtx_dsn != c->snd_una) {
+        c->una_rtx_dsn = c->snd_una;
+        c->una_backoff = 0;
+    }
+    c->una_backoff++;
+    c->una_rtx_t = now;
+    mpt_snd_reinj_add(c, c->snd_una, end);
+    c->st.reinjections++;
+}
+
+void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
+{
+    struct mpt_sched_sf ss[MPT_MAX_SUBFLOWS_LIMIT];
+    struct mpt_cc_sf ccs[MPT_MAX_SUBFLOWS_LIMIT];
+    int map[MPT_MAX_SUBFLOWS_LIMIT];
+    int nccs;
+
+    if (!conn_open(c))
+        return;
+    nccs = mpt_snd_fill_cc(c, ccs, map);
+    for (;;) {
+        uint64_t dsn;
+        size_t avail, len;
+        int reinj = 0, n = 0, pick, k = -1;
+        struct rng *r = NULL;
+
+        while (c->reinj.n) {
+            r = mpt_ring_at(&c->reinj, 0);
+            if (mpt_dsn_lt(r->s, c->snd_una))
+                r->s = mpt_dsn_min(c->snd_una, r->e);
+            /* skip what the peer already holds (its SACK ranges never shrink
+             * except into the cumulative ack) */
+            for (int q = 0; q < c->nsack; q++)
+                if (mpt_dsn_le(c->sack[q].start, r->s) && mpt_dsn_lt(r->s, c->sack[q].end))
+                    r->s = mpt_dsn_min(c->sack[q].end, r->e);
+            if (r->s != r->e)
+                break;
+            mpt_ring_pop_front(&c->reinj);
+            r = NULL;
+        }
+        if (r) {
+            dsn = r->s;
+            avail = (size_t)(r->e - r->s);
+            reinj = 1;
+        } else {
+            uint64_t lim = mpt_dsn_min(c->sb.end, c->snd_edge);
+            if (!mpt_dsn_lt(c->snd_nxt, lim))
+                break;
+            dsn = c->snd_nxt;
+            avail = (size_t)(lim - c->snd_nxt);
+        }
+        len = zmin(avail, c->s.max_frame_payload);
+
+        /* A subflow never carries the same byte twice at once: TCP delivers
+         * what it holds, or the subflow fails and its bytes are queued
+         * again. Reinjected bytes go only to subflows that do not hold them;
+         * bytes every usable subflow holds leave the queue. */
+        uint64_t skip_to = 0, clip[MPT_MAX_SUBFLOWS_LIMIT];
+        int usable = 0, held = 0;
+        for (int i = 0; i < c->nslots; i++) {
+            struct sf *s = &c->sf[i];
+            uint64_t hend, hnext;
+            if (!sf_usable(s))
+                continue;
+            usable++;
+            clip[i] = dsn + len;
+            if (reinj) {
+                if (sf_holds(s, dsn, &hend, &hnext)) {
+                    skip_to = !held++ || mpt_dsn_lt(hend, skip_to) ? hend : skip_to;
+                    continue;
+                }
+                clip[i] = mpt_dsn_min(clip[i], hnext);
+            }
+            ss[n].index = i;
+            ss[n].backup = s->backup;
+            ss[n].srtt = sf_srtt(s);
+            ss[n].room = s->room > MPT_DATA_HDR_LEN ? s->room - MPT_DATA_HDR_LEN : 0;
+            ss[n].cc_room = cc_room_of(c, i, ccs, nccs, map[i]);
+            ss[n].queued = s->inflight;
+            n++;
+        }
+        if (n == 0) {
+            if (reinj && usable > 0) {
+                r->s = mpt_dsn_min(r->e, skip_to); /* held everywhere usable */
+                continue;
+            }
+            break;
+        }
+        pick = c->sched->pick(ss, n, c->sched_state);
+        for (int j = 0; j < n; j++)
+            if (ss[j].index == pick)
+                k = j;
+        if (k < 0 || ss[k].room == 0 || ss[k].cc_room == 0)
+            break;
+        len = zmin(len, zmin(ss[k].room, ss[k].cc_room));
+        len = zmin(len, (size_t)(clip[pick] - dsn));
+        if (enqueue_data(c, pick, dsn, len, reinj, 0, now))
+            break;
+        if (map[pick] >= 0)
+            ccs[map[pick]].inflight = c->sf[pick].inflight;
+        if (reinj)
+            r->s += len;
+        else
+            c->snd_nxt += len;
+    }
+    opportunistic(c, now, ccs, nccs, map);
+    maybe_send_fin(c, now);
+}
+
+/* Opportunistic retransmission of the segment blocking the window. */
+static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_sf *ccs, int nccs,
+                          const int *map)
+{
+    int blocked, S = -1, F = -1;
+    struct rec *hold = NULL;
+    uint64_t sr, end, dsn;
+
+    if (c->reinj.n || !mpt_dsn_lt(c->snd_una, c->snd_nxt))
+        return;
+    blocked = (c->snd_nxt == c->snd_edge && mpt_dsn_lt(c->snd_nxt, c->sb.end)) ||
+              (mpt_sendbuf_space(&c->sb) == 0 && c->snd_nxt == c->sb.end);
+    if (!blocked)
+        return;
+    for (int i = 0; i < c->nslots && !hold; i++) {
+        struct sf *s = &c->sf[i];
+        struct rec *r;
+        if (s->state != MPT_SF_ESTABLISHED || !s->recs.n)
+            continue;
+        r = mpt_ring_at(&s->recs, 0);
+        if (mpt_dsn_le(r->dsn, c->snd_una) && mpt_dsn_lt(c->snd_una, r->dsn + r->len)) {
+            if (r->flags & REC_OPP)
+                return; /* done already */
+            hold = r;
+            S = i;
+        }
+    }
+    if (!hold)
+        return;
+    sr = mpt_sf_e2e_rtt(&c->sf[S]);
+    end = hold->dsn + hold->len;
+    for (int i = 0; i < c->nslots; i++) {
+        struct sf *s = &c->sf[i];
+        uint64_t fr = mpt_sf_e2e_rtt(s), hend, hnext;
+        if (i == S || !sf_usable(s) || s->room <= MPT_DATA_HDR_LEN)
+            continue;
+        if (!c->sf[S].stalled && !(fr && sr && fr * 4 < sr))
+            continue;
+        if (cc_room_of(c, i, ccs, nccs, map[i]) == 0)
+            continue;
+        if (sf_holds(s, c->snd_una, &hend, &hnext))
+            continue; /* a copy is already on its way there */
+        if (F < 0 || fr < mpt_sf_e2e_rtt(&c->sf[F])) {
+            F = i;
+            end = mpt_dsn_min(hold->dsn + hold->len, hnext);
+        }
+    }
+    if (F < 0)
+        return;
+    hold->flags |= REC_OPP | REC_AMBIG;
+    dsn = c->snd_una;
+    c->st.reinjections++;
+    while (mpt_dsn_lt(dsn, end) && c->sf[F].room > MPT_DATA_HDR_LEN) {
+        size_t len = zmin((size_t)(end - dsn),
+                          zmin(c->s.max_frame_payload, c->sf[F].room - MPT_DATA_HDR_LEN));
+        if (enqueue_data(c, F, dsn, len, 1, REC_OPP, now))
+            break;
+        dsn += len;
+    }
+    if (mpt_dsn_lt(dsn, end))
+        mpt_snd_reinj_add(c, dsn, end);
+    /* penalise the slow subflow: halve its in-flight cap once per its RTT */
+    {
+        struct sf *s = &c->sf[S];
+        if (!s->last_pen || now - s->last_pen >= sr) {
+            size_t half = s->inflight / 2;
+            size_t floor = 2 * (size_t)c->s.max_frame_payload;
+            s->pen_cap = half > floor ? half : floor;
+            s->pen_base = s->pen_cap;
+            s->last_pen = now ? now : 1;
+            c->st.penalisations++;
+        }
+    }
+}
+
+/* Returns 0, or MPT_EPROTO for an Ack of data never sent (9.3). Ack is
+ * placed by its distance from snd_una (9.1): ahead if less than 2^63, else
+ * behind (stale, however far). */
+int mpt_snd_on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t window,
+                       const struct mpt_sack_range *sack, int nsack, uint64_t now)
+{
+    uint64_t maxack = c->fin_sent ? c->fin_dsn + 1 : c->snd_nxt;
+    uint64_t ahead = ack - c->snd_una, edge;
+
+    (void)from;
+    if (ahead < ((uint64_t)1 << 63) && ahead > maxack - c->snd_una)
+        return MPT_EPROTO;
+    if (ahead < ((uint64_t)1 << 63)) {
+        /* the newest view of what the peer holds out of order */
+        c->nsack = 0;
+        for (int k = 0; k < nsack; k++)
+            if (mpt_dsn_le(sack[k].end, c->snd_nxt))
+                c->sack[c->nsack++] = sack[k];
+    }
+    if (mpt_dsn_gt(ack, c->snd_una)) {
+        uint64_t data_end = mpt_dsn_min(ack, c->sb.end);
+        if (mpt_dsn_gt(data_end, c->snd_una))
+            c->st.bytes_acked += data_end - c->snd_una;
+        c->snd_una = ack;
+        c->una_moved_at = now;
+        if (mpt_dsn_lt(c->snd_nxt, mpt_dsn_min(ack, c->sb.end)))
+            c->snd_nxt = mpt_dsn_min(ack, c->sb.end);
+        for (int i = 0; i < c->nslots; i++) {
+            struct sf *s = &c->sf[i];
+            size_t acked = 0;
+            while (s->recs.n) {
+                struct rec *r = mpt_ring_at(&s->recs, 0);
+                uint64_t e = r->dsn + r->len;
+                if (mpt_dsn_le(e, ack)) {
+                    acked += r->len;
+                    if (!(r->flags & (REC_COPY | REC_AMBIG)) && now > r->t)
+                        mpt_e2e_sample(s, now - r->t, now);
+                    mpt_ring_pop_front(&s->recs);
+                } else {
+                    if (mpt_dsn_lt(r->dsn, ack)) {
+                        uint32_t cut = (uint32_t)(ack - r->dsn);
+                        acked += cut;
+                        r->dsn = ack;
+                        r->len -= cut;
+                    }
+                    break;
+                }
+            }
+            if (!acked)
+                continue;
+            s->inflight -= zmin(s->inflight, acked);
+            s->bytes_acked += acked;
+            if (!s->stalled) {
+                s->last_progress = now; /* a stalled path's bytes were acked via copies */
+                s->stalls = 0;
+            }
+            if (s->pen_cap != SIZE_MAX) {
+                s->pen_cap += acked;
+                if (s->pen_cap >= 2 * s->pen_base)
+                    s->pen_cap = SIZE_MAX;
+            }
+            if (c->cc->on_ack && s->state == MPT_SF_ESTABLISHED) {
+                struct mpt_cc_sf ccs[MPT_MAX_SUBFLOWS_LIMIT];
+                int map[MPT_MAX_SUBFLOWS_LIMIT];
+                int n = mpt_snd_fill_cc(c, ccs, map);
+                c->cc->on_ack(c->cc_state, ccs, n, map[i], acked);
+            }
+        }
+        if (c->fin_pending && mpt_dsn_ge(ack, c->fin_dsn + 1))
+            c->fin_acked = 1;
+        mpt_snd_release(c);
+    }
+    edge = ack + window;
+    if (mpt_dsn_gt(edge, c->snd_edge))
+        c->snd_edge = edge;
+    return 0;
+}
+
+ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t now)
+{
+    long n;
+
+    if (!c || (!buf && len))
+        return MPT_EINVAL;
+    c->now = now;
+    if (c->state == MPT_CONN_ABORTED)
+        return c->error;
+    if (c->state == MPT_CONN_HANDSHAKE)
+        return MPT_ESTATE;
+    if (c->fin_pending || c->state == MPT_CONN_CLOSED)
+        return MPT_EPIPE;
+    if (len == 0)
+        return 0;
+    n = mpt_sendbuf_write(&c->sb, buf, len);
+    if (n < 0)
+        return (ssize_t)n;
+    if ((size_t)n < len)
+        c->want_writable = 1; /* full now (short write): say when space returns */
+    if (n == 0)
+        return MPT_EAGAIN;
+    c->st.snd_mem = mpt_sendbuf_used(&c->sb);
+    mpt_post(c, now);
+    return (ssize_t)n;
+}
