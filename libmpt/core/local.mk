@@ -12,7 +12,7 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/conn.c libmpt/core/conn.h libmpt/core/conn_int.h libmpt/core/dsn.h \
 	libmpt/core/handshake.c libmpt/core/outq.c libmpt/core/send.c libmpt/core/recv.c \
 	libmpt/core/close.c libmpt/core/liveness.c libmpt/core/addr.c libmpt/core/evq.c \
-	libmpt/core/ring.c libmpt/core/ring.h \
+	libmpt/core/ring.c libmpt/core/ring.h libmpt/core/bytering.h \
 	libmpt/core/sendbuf.c libmpt/core/sendbuf.h \
 	libmpt/core/rcvbuf.c libmpt/core/rcvbuf.h \
 	libmpt/core/settings.c \

@@ -6,6 +6,7 @@
 
 #include <mpt/error.h>
 
+#include "bytering.h"
 #include "dsn.h"
 #include "frame.h"
 
@@ -30,7 +31,7 @@ void mpt_rcvbuf_free(struct mpt_rcvbuf *rb)
 
 static size_t pos_of(const struct mpt_rcvbuf *rb, uint64_t dsn)
 {
-    return (size_t)((dsn - rb->origin) % rb->cap);
+    return mpt_bytering_pos(rb->cap, rb->origin, dsn);
 }
 
 /* ---- bitmap over ring positions [0, cap) ----------------------------------- */
@@ -132,13 +133,7 @@ static size_t runs_touching(const struct mpt_rcvbuf *rb, uint64_t s, uint64_t e)
 
 static void copy_in(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *src, size_t len)
 {
-    size_t pos = pos_of(rb, dsn), first = rb->cap - pos;
-
-    if (first > len)
-        first = len;
-    memcpy(rb->buf + pos, src, first);
-    if (len > first)
-        memcpy(rb->buf, src + first, len - first);
+    mpt_bytering_put(rb->buf, rb->cap, pos_of(rb, dsn), src, len);
 }
 
 /* nxt has reached the start of held bytes (or not): absorb every run that
@@ -229,19 +224,13 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
 
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)
 {
-    size_t avail = mpt_rcvbuf_readable(rb), pos, first;
+    size_t avail = mpt_rcvbuf_readable(rb);
 
     if (len > avail)
         len = avail;
     if (len == 0)
         return 0;
-    pos = pos_of(rb, rb->read);
-    first = rb->cap - pos;
-    if (first > len)
-        first = len;
-    memcpy(out, rb->buf + pos, first);
-    if (len > first)
-        memcpy((uint8_t *)out + first, rb->buf, len - first);
+    mpt_bytering_get(rb->buf, rb->cap, pos_of(rb, rb->read), out, len);
     rb->read += len;
     return len;
 }

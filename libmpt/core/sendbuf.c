@@ -5,7 +5,7 @@
 
 #include <mpt/error.h>
 
-#include "conn.h"
+#include "bytering.h"
 #include "dsn.h"
 
 void mpt_sendbuf_init(struct mpt_sendbuf *sb, size_t cap, uint64_t dsn0)
@@ -23,12 +23,12 @@ void mpt_sendbuf_free(struct mpt_sendbuf *sb)
 
 static size_t pos_of(const struct mpt_sendbuf *sb, uint64_t dsn)
 {
-    return (size_t)((dsn - sb->origin) % sb->cap);
+    return mpt_bytering_pos(sb->cap, sb->origin, dsn);
 }
 
 long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len)
 {
-    size_t space = mpt_sendbuf_space(sb), pos, first;
+    size_t space = mpt_sendbuf_space(sb), pos;
 
     if (len > space)
         len = space;
@@ -40,12 +40,7 @@ long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len)
             return MPT_ENOMEM;
     }
     pos = pos_of(sb, sb->end);
-    first = sb->cap - pos;
-    if (first > len)
-        first = len;
-    memcpy(sb->buf + pos, data, first);
-    if (len > first)
-        memcpy(sb->buf, (const uint8_t *)data + first, len - first);
+    mpt_bytering_put(sb->buf, sb->cap, pos, data, len);
     sb->end += len;
     return (long)len;
 }
@@ -61,16 +56,5 @@ void mpt_sendbuf_release(struct mpt_sendbuf *sb, uint64_t upto)
 int mpt_sendbuf_peek(const struct mpt_sendbuf *sb, uint64_t dsn, size_t len,
                      struct mpt_iovec *iov)
 {
-    size_t pos = pos_of(sb, dsn), first = sb->cap - pos;
-
-    if (first >= len) {
-        iov[0].base = sb->buf + pos;
-        iov[0].len = len;
-        return 1;
-    }
-    iov[0].base = sb->buf + pos;
-    iov[0].len = first;
-    iov[1].base = sb->buf;
-    iov[1].len = len - first;
-    return 2;
+    return mpt_bytering_iov(sb->buf, sb->cap, pos_of(sb, dsn), len, iov);
 }
