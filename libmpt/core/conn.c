@@ -17,6 +17,7 @@
 
 #include "cc.h"
 #include "sched.h"
+#include "wire.h"
 
 void mpt_post(struct mpt_conn *c, uint64_t now)
 {
@@ -92,6 +93,7 @@ void mpt_conn_free(struct mpt_conn *c)
     mpt_hs_unlink(c);
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         mpt_ring_free(&c->sf[i].q);
+        free(c->sf[i].pend);
         mpt_ring_free(&c->sf[i].recs);
     }
     mpt_ring_free(&c->reinj);
@@ -138,6 +140,7 @@ int mpt_alloc_slot(struct mpt_conn *c)
     {
         struct sf *s = &c->sf[i];
         struct mpt_ring q = s->q, recs = s->recs;
+        free(s->pend);
         memset(s, 0, sizeof *s);
         s->q = q;
         s->recs = recs;
@@ -329,25 +332,24 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
     }
 }
 
-ssize_t mpt_conn_sf_input(struct mpt_conn *c, int i, const uint8_t *data, size_t len, uint64_t now)
+static int sf_alive(const struct sf *s)
 {
-    struct sf *s;
-    size_t off = 0;
-    int got_data = 0;
-    ssize_t ret = 0;
+    return s->state == MPT_SF_HANDSHAKE || s->state == MPT_SF_ESTABLISHED ||
+           s->state == MPT_SF_CLOSING;
+}
 
-    if (!valid_sf(c, i) || (!data && len))
-        return MPT_EINVAL;
-    s = &c->sf[i];
-    c->now = now;
-    if (c->state == MPT_CONN_ABORTED || !(s->state == MPT_SF_HANDSHAKE ||
-                                          s->state == MPT_SF_ESTABLISHED ||
-                                          s->state == MPT_SF_CLOSING))
-        return (ssize_t)len; /* nothing more is expected: discard */
-    if (len) {
-        s->last_rx = now;
-        s->stalled = 0;
-    }
+/*
+ * Decodes and handles the complete frames at the start of data. Returns the
+ * bytes used (a partial frame at the end is left), or a negative error once
+ * the subflow broke the protocol; *stop is set when nothing more is to be
+ * read from this subflow.
+ */
+static ssize_t input_frames(struct mpt_conn *c, int i, const uint8_t *data, size_t len,
+                            uint64_t now, int *got_data, int *stop)
+{
+    struct sf *s = &c->sf[i];
+    size_t off = 0;
+
     while (off < len) {
         struct mpt_frame f;
         /* 4.3: before the subflow is established no frame may exceed 260 */
@@ -366,28 +368,100 @@ ssize_t mpt_conn_sf_input(struct mpt_conn *c, int i, const uint8_t *data, size_t
                 mpt_sf_fail(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, answer, t, now);
             else
                 mpt_abort_conn(c, MPT_EPROTO, MPT_REASON_PROTOCOL, 1, 1, answer ? i : -1, t);
+            *stop = 1;
+            return r;
+        }
+        off += (size_t)r;
+        e = handle_frame(c, i, &f, now, got_data);
+        if (e < 0) {
+            *stop = 1;
+            return e;
+        }
+        if (c->state == MPT_CONN_ABORTED || c->state == MPT_CONN_CLOSED || !sf_alive(s)) {
+            *stop = 1;
+            return (ssize_t)len;
+        }
+    }
+    return (ssize_t)off;
+}
+
+/* Keeps the partial frame at the end of the input until the rest arrives
+ * (at most one frame: 4 + 65535 bytes per subflow, allocated only while a
+ * frame is incomplete). */
+static int pend_keep(struct sf *s, const uint8_t *data, size_t len)
+{
+    if (!s->pend && !(s->pend = malloc(MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)))
+        return MPT_ENOMEM;
+    memcpy(s->pend + s->pend_len, data, len);
+    s->pend_len += len;
+    return 0;
+}
+
+static void pend_clear(struct sf *s)
+{
+    free(s->pend);
+    s->pend = NULL;
+    s->pend_len = 0;
+}
+
+ssize_t mpt_conn_sf_input(struct mpt_conn *c, int i, const uint8_t *data, size_t len, uint64_t now)
+{
+    struct sf *s;
+    int got_data = 0, stop = 0;
+    ssize_t ret = 0, r;
+    size_t total = len;
+
+    if (!valid_sf(c, i) || (!data && len))
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    c->now = now;
+    if (c->state == MPT_CONN_ABORTED || !sf_alive(s)) {
+        pend_clear(s);
+        return (ssize_t)len; /* nothing more is expected: discard */
+    }
+    if (len) {
+        s->last_rx = now;
+        s->stalled = 0;
+    }
+    /* first complete the frame left over from the last input */
+    while (s->pend_len && len && !stop) {
+        size_t have = s->pend_len, need;
+        need = have < MPT_FRAME_HDR_LEN ? MPT_FRAME_HDR_LEN - have
+                                        : MPT_FRAME_HDR_LEN + mpt_get16(s->pend + 2) - have;
+        if (need > len)
+            need = len;
+        if ((r = pend_keep(s, data, need)) < 0) {
+            mpt_sf_fail(c, i, MPT_ENOMEM, MPT_REASON_RESOURCE, 1, 0, now);
             ret = r;
             break;
         }
-        off += (size_t)r;
-        e = handle_frame(c, i, &f, now, &got_data);
-        if (e < 0) {
-            ret = e;
+        data += need;
+        len -= need;
+        r = input_frames(c, i, s->pend, s->pend_len, now, &got_data, &stop);
+        if (r < 0) {
+            ret = r;
             break;
         }
-        if (c->state == MPT_CONN_ABORTED || c->state == MPT_CONN_CLOSED ||
-            !(s->state == MPT_SF_HANDSHAKE || s->state == MPT_SF_ESTABLISHED ||
-              s->state == MPT_SF_CLOSING)) {
-            off = len;
-            break;
+        if ((size_t)r == s->pend_len || stop)
+            pend_clear(s);
+    }
+    if (ret == 0 && !stop && len) {
+        r = input_frames(c, i, data, len, now, &got_data, &stop);
+        if (r < 0)
+            ret = r;
+        else if (!stop && (size_t)r < len && (r = pend_keep(s, data + r, len - (size_t)r)) < 0) {
+            mpt_sf_fail(c, i, MPT_ENOMEM, MPT_REASON_RESOURCE, 1, 0, now);
+            ret = r;
         }
     }
+    if (ret < 0 || stop)
+        pend_clear(s);
     if (got_data && conn_open(c))
         c->ack_needed = 1;
     if (c->rb_ready)
         c->st.rcv_mem = mpt_rcvbuf_mem(&c->rb);
     mpt_post(c, now);
-    return ret < 0 ? ret : (ssize_t)off;
+    return ret < 0 ? ret : (ssize_t)total;
 }
 
 void mpt_conn_sf_set_room(struct mpt_conn *c, int i, size_t room, uint64_t now)
@@ -441,7 +515,8 @@ void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)
     } else {
         mpt_sf_fail(c, i, error ? error : MPT_ECLOSED, mpt_reason_of_err(error), 0, 0, now);
     }
-    c->sf[i].q.n = 0; /* the socket is gone: nothing more to write */
+    c->sf[i].q.n = 0; /* the socket is gone: nothing more to write, or read */
+    pend_clear(&c->sf[i]);
     c->sf[i].pong_queued = 0;
     c->sf[i].q.head = 0;
     c->sf[i].q_bytes = 0;

@@ -222,13 +222,14 @@ enum mpt_conn_state mpt_conn_state(const struct mpt_conn *c);
 int mpt_conn_sf_connected(struct mpt_conn *c, int sf, uint64_t now);
 
 /*
- * Bytes read from subflow sf. Returns how many bytes were consumed (complete
- * frames only; the caller keeps the rest and passes it again with more), or a
- * negative error if the subflow broke the protocol (the engine has then
- * marked it failed and queued ERROR/FASTCLOSE as needed). Because the peer
- * never exceeds the advertised window, the engine can always consume every
- * complete frame: the caller never needs to stop reading.
- * The caller's buffer should hold at least MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY bytes.
+ * Bytes read from subflow sf, in any chunks. Returns len: the engine takes
+ * every byte, handling the complete frames and keeping an incomplete one
+ * itself until the rest arrives (at most one frame per subflow), so the
+ * caller never keeps leftovers. Or a negative error if the subflow broke the
+ * protocol (the engine has then marked it failed and queued ERROR/FASTCLOSE
+ * as needed). Because the peer never exceeds the advertised window, the
+ * engine can always consume every frame: the caller never needs to stop
+ * reading.
  */
 ssize_t mpt_conn_sf_input(struct mpt_conn *c, int sf, const uint8_t *data, size_t len,
                           uint64_t now);

@@ -93,6 +93,8 @@ struct sf {
     int is_join;
     int handshake_sf; /* client: carries HELLO */
     int sc_sent, sc_rcvd;
+    uint8_t *pend;       /* the incomplete frame read last (mpt_conn_sf_input), or NULL */
+    size_t pend_len;
     int pong_queued;     /* a PONG item not yet started is in q (it takes the newest opaque) */
     uint64_t pong_opaque;
     uint32_t id;      /* stable id (conn->next_sf_id) */

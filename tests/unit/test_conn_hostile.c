@@ -1153,6 +1153,44 @@ START_TEST(cc_on_loss_called)
 }
 END_TEST
 
+/* The engine keeps an incomplete frame itself (conn.h): frames fed one byte
+ * at a time are handled exactly as whole ones, and every call takes all. */
+START_TEST(frames_one_byte_at_a_time)
+{
+    struct w w;
+    uint8_t b[3 * (12 + 1000) + 12], out[4000];
+    size_t o = 0;
+    ssize_t n;
+
+    w_init(&w);
+    handshake(&w, 1, 1, 1);
+    for (int k = 0; k < 3; k++) {
+        o = hdr(b, o, MPT_FT_DATA, 0, 8 + 1000);
+        o = put64(b, o, w.idsn_c + 1000u * (unsigned)k);
+        for (int j = 0; j < 1000; j++)
+            b[o++] = (uint8_t)(k * 7 + j);
+    }
+    o = hdr(b, o, MPT_FT_DATA_FIN, 0, 8);
+    o = put64(b, o, w.idsn_c + 3000);
+    for (size_t k = 0; k < o; k++)
+        ck_assert_int_eq(mpt_conn_sf_input(w.c, w.s[0].sf, b + k, 1, w.now), 1);
+    n = mpt_conn_recv(w.c, out, sizeof out, w.now);
+    ck_assert_int_eq(n, 3000);
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 1000; j++)
+            ck_assert_uint_eq(out[1000 * k + j], (uint8_t)(k * 7 + j));
+    ck_assert_int_eq(mpt_conn_recv(w.c, out, sizeof out, w.now), 0);
+    /* a frame too big for a subflow in its handshake is refused from its
+     * header, even when the header arrives in pieces */
+    ck_assert_int_eq(join(&w, 1, 0x61, 0, 1), 0);
+    o = hdr(b, 0, 0x90, 0, 1000);
+    ck_assert_int_eq(mpt_conn_sf_input(w.c, w.s[1].sf, b, 3, w.now), 3);
+    ck_assert_int_eq(mpt_conn_sf_input(w.c, w.s[1].sf, b + 3, 1, w.now), MPT_EFRAME_TOOBIG);
+    ck_assert_int_eq(mpt_conn_sf_state(w.c, w.s[1].sf), MPT_SF_FAILED);
+    w_free(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn_hostile");
@@ -1186,6 +1224,7 @@ int main(void)
     tcase_add_test(tc, data_fin_and_the_right_edge);
     tcase_add_test(tc, ping_flood_answered_with_newest);
     tcase_add_test(tc, cc_on_loss_called);
+    tcase_add_test(tc, frames_one_byte_at_a_time);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
