@@ -106,6 +106,17 @@ void mpt_conn_free(struct mpt_conn *c)
     free(c);
 }
 
+void mpt_conn_set_user(struct mpt_conn *c, void *user)
+{
+    if (c)
+        c->user = user;
+}
+
+void *mpt_conn_get_user(const struct mpt_conn *c)
+{
+    return c ? c->user : NULL;
+}
+
 enum mpt_conn_state mpt_conn_state(const struct mpt_conn *c)
 {
     return c->state;

@@ -61,6 +61,8 @@ struct mpt_core_settings {
                                      PING outstanding: subflow failed; default 2 s */
     uint64_t handshake_timeout;   /* HELLO/JOIN exchange; default 5 s */
     uint64_t close_timeout;       /* graceful close; default 10 s */
+    int accept_tls;               /* server: the caller runs TLS on subflows whose preamble
+                                     asks for it; 0 (default): such preambles are refused */
     uint64_t ack_timeout;         /* data outstanding and the cumulative DATA_ACK has not
                                      moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout */
@@ -211,15 +213,42 @@ struct mpt_accept {
 int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, uint64_t now,
                       struct mpt_accept *a);
 
+/*
+ * The same in two steps, for a caller that runs TLS between the preamble
+ * (always in clear) and the first frame. mpt_server_preamble: returns the
+ * preamble's length (8 or 16) with *p filled, MPT_EINCOMPLETE, or an error
+ * (write a->reply, which may be empty: close silently). A preamble with the
+ * TLS flag is refused (MPT_ETLS) unless settings.accept_tls is set.
+ * mpt_server_first_frame: the bytes after the preamble (after TLS, if any);
+ * returns as mpt_server_accept, with a->consumed counting only them.
+ */
+int mpt_server_preamble(struct mpt_server *srv, const uint8_t *data, size_t len,
+                        struct mpt_preamble *p, struct mpt_accept *a);
+int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
+                           const uint8_t *data, size_t len, uint64_t now, struct mpt_accept *a);
+
 /* ---- Both sides ------------------------------------------------------------ */
 
 /* Frees the connection and everything it holds (unlinks it from its server). */
 void mpt_conn_free(struct mpt_conn *c);
 
+/* A pointer of the caller's, kept with the connection (NULL at first). */
+void mpt_conn_set_user(struct mpt_conn *c, void *user);
+void *mpt_conn_get_user(const struct mpt_conn *c);
+
 enum mpt_conn_state mpt_conn_state(const struct mpt_conn *c);
 
 /* The TCP connection of subflow sf is up (client side). */
 int mpt_conn_sf_connected(struct mpt_conn *c, int sf, uint64_t now);
+
+/*
+ * Client: takes the subflow's preamble out of its output (after
+ * mpt_conn_sf_connected, before anything was written), for a caller that
+ * writes it in clear and runs TLS for the frames that follow. Returns its
+ * length (8 or 16), MPT_ESTATE (none pending, or writing began),
+ * MPT_ENOBUFS (cap < 16) or MPT_EINVAL.
+ */
+ssize_t mpt_conn_sf_take_preamble(struct mpt_conn *c, int sf, uint8_t *out, size_t cap);
 
 /*
  * Bytes read from subflow sf, in any chunks. Returns len: the engine takes

@@ -95,6 +95,7 @@ struct sf {
     int sc_sent, sc_rcvd;
     uint8_t *pend;       /* the incomplete frame read last (mpt_conn_sf_input), or NULL */
     size_t pend_len;
+    uint8_t preamble_len; /* client: the preamble heading q (until written or taken) */
     int pong_queued;     /* a PONG item not yet started is in q (it takes the newest opaque) */
     uint64_t pong_opaque;
     uint32_t id;      /* stable id (conn->next_sf_id) */
@@ -133,6 +134,7 @@ struct mpt_conn {
     uint64_t now;
 
     struct mpt_server *srv;
+    void *user;         /* the caller's pointer (mpt_conn_set_user) */
     RB_ENTRY(mpt_conn) tnode;
     int in_table;
 

@@ -84,6 +84,7 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
     n = mpt_preamble_encode(&p, pre, sizeof pre);
     if (n < 0)
         return (int)n;
+    s->preamble_len = (uint8_t)n; /* the first item: see mpt_conn_sf_take_preamble */
     if (mpt_q_raw(s, pre, (size_t)n) || mpt_q_frame(s, &f))
         return MPT_ENOMEM;
     s->state = MPT_SF_HANDSHAKE;
@@ -290,56 +291,81 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64
     return 0;
 }
 
-int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, uint64_t now,
-                      struct mpt_accept *a)
+int mpt_server_preamble(struct mpt_server *srv, const uint8_t *data, size_t len,
+                        struct mpt_preamble *p, struct mpt_accept *a)
 {
-    struct mpt_preamble p;
-    struct mpt_frame f;
-    ssize_t np, nf;
-    int rc;
+    ssize_t np;
 
-    if (!srv || !a || (!data && len))
+    if (!srv || !a || !p || (!data && len))
         return MPT_EINVAL;
     memset(a, 0, sizeof *a);
     a->sf = -1;
     /* 3.2: a peer that sent no valid preamble may not speak this protocol:
      * close without a word (reply_len stays 0). */
-    np = mpt_preamble_decode(data, len, &p);
+    np = mpt_preamble_decode(data, len, p);
     if (np < 0)
         return (int)np;
-    /* This engine offers no TLS: refuse at once, in clear, so that the
-     * client can tell why instead of waiting for a ServerHello. */
-    if (p.flags & MPT_PREF_TLS) {
+    /* Without TLS on offer, refuse at once, in clear, so that the client
+     * can tell why instead of waiting for a ServerHello. */
+    if ((p->flags & MPT_PREF_TLS) && !srv->s.accept_tls) {
         refuse_text(a, MPT_REASON_PROTOCOL, 0, "TLS not offered by this server");
         return MPT_ETLS;
     }
     /* A NEW preamble's Version is only a hint (the HELLO negotiates); a JOIN
      * in a version we do not implement cannot even be parsed. */
-    if (p.kind == MPT_PRE_JOIN && p.version != MPT_PROTO_VERSION) {
+    if (p->kind == MPT_PRE_JOIN && p->version != MPT_PROTO_VERSION) {
         refuse(a, MPT_REASON_VERSION, MPT_FT_JOIN);
         return MPT_EVERSION;
     }
+    a->consumed = (size_t)np;
+    return (int)np;
+}
+
+int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
+                           const uint8_t *data, size_t len, uint64_t now, struct mpt_accept *a)
+{
+    struct mpt_frame f;
+    ssize_t nf;
+    int rc;
+
+    if (!srv || !a || !p || (!data && len))
+        return MPT_EINVAL;
+    memset(a, 0, sizeof *a);
+    a->sf = -1;
     /* Before the handshake no legitimate frame has a body over 260 bytes
      * (4.3): refuse from the header, without buffering the body. */
-    nf = mpt_frame_decode(data + np, len - (size_t)np, MPT_FRAME_MAX_CONTROL - MPT_FRAME_HDR_LEN,
-                          &f);
+    nf = mpt_frame_decode(data, len, MPT_FRAME_MAX_CONTROL - MPT_FRAME_HDR_LEN, &f);
     if (nf < 0) {
         if (nf != MPT_EINCOMPLETE)
-            refuse(a, MPT_REASON_PROTOCOL, data[np]);
+            refuse(a, MPT_REASON_PROTOCOL, data[0]);
         return (int)nf;
     }
-    if (p.kind == MPT_PRE_NEW && f.type == MPT_FT_HELLO)
+    if (p->kind == MPT_PRE_NEW && f.type == MPT_FT_HELLO)
         rc = accept_new(srv, &f, now, a);
-    else if (p.kind == MPT_PRE_JOIN && f.type == MPT_FT_JOIN)
+    else if (p->kind == MPT_PRE_JOIN && f.type == MPT_FT_JOIN)
         rc = accept_join(srv, &f, now, a);
     else {
         refuse(a, MPT_REASON_PROTOCOL, f.type);
         return MPT_EPROTO;
     }
     if (rc == 0) {
-        a->consumed = (size_t)(np + nf);
+        a->consumed = (size_t)nf;
         mpt_post(a->conn, now);
     }
+    return rc;
+}
+
+int mpt_server_accept(struct mpt_server *srv, const uint8_t *data, size_t len, uint64_t now,
+                      struct mpt_accept *a)
+{
+    struct mpt_preamble p;
+    int np = mpt_server_preamble(srv, data, len, &p, a), rc;
+
+    if (np < 0)
+        return np;
+    rc = mpt_server_first_frame(srv, &p, data + np, len - (size_t)np, now, a);
+    if (rc == 0)
+        a->consumed += (size_t)np;
     return rc;
 }
 
@@ -406,4 +432,29 @@ void mpt_hs_unlink(struct mpt_conn *c)
     if (c->srv && c->in_table)
         RB_REMOVE(tok_tree, &c->srv->tokens, c);
     c->in_table = 0;
+}
+
+ssize_t mpt_conn_sf_take_preamble(struct mpt_conn *c, int i, uint8_t *out, size_t cap)
+{
+    struct sf *s;
+    struct oitem *it;
+    size_t n;
+
+    if (!c || i < 0 || i >= c->nslots || !out)
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    if (!s->preamble_len || !s->q.n)
+        return MPT_ESTATE;
+    it = mpt_ring_at(&s->q, 0);
+    if (it->off != 0 || it->hlen != s->preamble_len)
+        return MPT_ESTATE; /* already (partly) written */
+    if (cap < it->hlen)
+        return MPT_ENOBUFS;
+    n = it->hlen;
+    memcpy(out, it->hdr, n);
+    s->q_bytes -= n;
+    s->ctrl_items--;
+    s->preamble_len = 0;
+    mpt_ring_pop_front(&s->q);
+    return (ssize_t)n;
 }

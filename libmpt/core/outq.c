@@ -345,6 +345,8 @@ void mpt_conn_sf_sent(struct mpt_conn *c, int i, size_t n, uint64_t now)
         return;
     s = &c->sf[i];
     c->now = now;
+    if (n > 0)
+        s->preamble_len = 0; /* written: it can no longer be taken */
     while (s->q.n) {
         struct oitem *it = mpt_ring_at(&s->q, 0);
         size_t rem = item_total(it) - it->off;

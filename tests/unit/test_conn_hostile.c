@@ -1,5 +1,6 @@
 /*
- * The engine against a peer written from doc/protocol.md: a raw client that
+ * The engine against a peer written from doc/protocol.md (and the engine's
+ * seams for the I/O layer: preamble apart, partial frames): a raw client that
  * builds every preamble and frame byte itself (the codec is used only to
  * read what the engine sends), behaving normally or hostilely. Each test
  * names the issue-8 item and the spec section it checks.
@@ -1191,6 +1192,65 @@ START_TEST(frames_one_byte_at_a_time)
 }
 END_TEST
 
+/* The preamble apart from the first frame, for TLS between them (issue 9). */
+START_TEST(preamble_and_first_frame_apart)
+{
+    struct w w;
+    struct mpt_preamble p;
+    struct mpt_accept a;
+    uint8_t b[64], pre[16];
+    size_t o;
+    int x = 5;
+
+    w_init(&w);
+    o = preamble(b, 0, 1, 0, MPT_PREF_TLS, NULL);
+    ck_assert_int_eq(mpt_server_preamble(w.srv, b, 4, &p, &a), MPT_EINCOMPLETE);
+    ck_assert_int_eq(mpt_server_preamble(w.srv, b, o, &p, &a), MPT_ETLS);
+    w.set.accept_tls = 1;
+    mpt_server_free(w.srv);
+    ck_assert_int_eq(mpt_server_new(&w.set, &w.srv), 0);
+    ck_assert_int_eq(mpt_server_preamble(w.srv, b, o, &p, &a), 8);
+    ck_assert_uint_eq(p.flags, MPT_PREF_TLS);
+    o = hdr(b, 0, MPT_FT_HELLO, 0, 40);
+    o = put8(b, o, 1);
+    o = put8(b, o, 1);
+    o = put16(b, o, 0);
+    o = putn(b, o, w.key_c, MPT_KEY_LEN);
+    o = put32(b, o, 1000);
+    ck_assert_int_eq(mpt_server_first_frame(w.srv, &p, b, o - 1, w.now, &a), MPT_EINCOMPLETE);
+    ck_assert_int_eq(mpt_server_first_frame(w.srv, &p, b, o, w.now, &a), 0);
+    ck_assert_uint_eq(a.consumed, o);
+    ck_assert(a.is_new);
+    /* the caller's pointer travels with the connection */
+    ck_assert_ptr_null(mpt_conn_get_user(a.conn));
+    mpt_conn_set_user(a.conn, &x);
+    ck_assert_ptr_eq(mpt_conn_get_user(a.conn), &x);
+    mpt_conn_free(a.conn);
+
+    /* client: the preamble can be taken out before anything is written */
+    {
+        struct mpt_conn *c;
+        struct mpt_iovec iov[4];
+        int sf, n;
+        ck_assert_int_eq(mpt_conn_client_new(&w.set, w.now, &c), 0);
+        sf = mpt_conn_add_subflow(c, 0, 0, w.now);
+        ck_assert_int_ge(sf, 0);
+        ck_assert_int_eq(mpt_conn_sf_take_preamble(c, sf, pre, sizeof pre), MPT_ESTATE);
+        ck_assert_int_eq(mpt_conn_sf_connected(c, sf, w.now), 0);
+        ck_assert_int_eq(mpt_conn_sf_take_preamble(c, sf, pre, 4), MPT_ENOBUFS);
+        ck_assert_int_eq(mpt_conn_sf_take_preamble(c, sf, pre, sizeof pre), 8);
+        ck_assert_int_eq(memcmp(pre, "MPTL", 4), 0);
+        ck_assert_int_eq(mpt_conn_sf_take_preamble(c, sf, pre, sizeof pre), MPT_ESTATE);
+        mpt_conn_sf_set_room(c, sf, 4096, w.now);
+        n = mpt_conn_sf_output(c, sf, iov, 4, w.now);
+        ck_assert_int_ge(n, 1);
+        ck_assert_uint_eq(((const uint8_t *)iov[0].base)[0], MPT_FT_HELLO);
+        mpt_conn_free(c);
+    }
+    w_free(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn_hostile");
@@ -1225,6 +1285,7 @@ int main(void)
     tcase_add_test(tc, ping_flood_answered_with_newest);
     tcase_add_test(tc, cc_on_loss_called);
     tcase_add_test(tc, frames_one_byte_at_a_time);
+    tcase_add_test(tc, preamble_and_first_frame_apart);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
