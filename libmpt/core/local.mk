@@ -13,6 +13,7 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/handshake.c libmpt/core/outq.c libmpt/core/send.c libmpt/core/recv.c \
 	libmpt/core/close.c libmpt/core/liveness.c libmpt/core/addr.c libmpt/core/evq.c \
 	libmpt/core/ring.c libmpt/core/ring.h libmpt/core/bytering.h \
+	libmpt/core/pm.c libmpt/core/pm.h \
 	libmpt/core/sendbuf.c libmpt/core/sendbuf.h \
 	libmpt/core/rcvbuf.c libmpt/core/rcvbuf.h \
 	libmpt/core/settings.c \

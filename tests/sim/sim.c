@@ -253,6 +253,8 @@ struct sim {
     struct sim_cfg cfg;
     uint64_t now, seq;
     struct sim_hash golden; /* every byte each engine wrote and every event, with times */
+    struct mpt_pm *pm;      /* cfg.use_pm */
+    uint64_t pm_wake;       /* EV_WAKE pushed for the path manager at this time */
     struct event *heap;
     size_t nheap, capheap;
     struct script *scripts;
@@ -419,6 +421,7 @@ void sim_cfg_default(struct sim_cfg *cfg)
     cfg->shutdown[0] = cfg->shutdown[1] = 1;
     cfg->auto_join = 1;
     cfg->rejoin = 1;
+    mpt_pm_settings_default(&cfg->pm);
     cfg->progress_timeout = 60 * SIM_S;
     cfg->time_limit = 7200 * SIM_S;
     cfg->read_chunk = 64 * 1024;
@@ -501,6 +504,14 @@ int sim_new(const struct sim_cfg *cfg, struct sim **out)
     for (int side = 0; side < 2; side++)
         if (cfg->write_start[side])
             push(sim, cfg->write_start[side], EV_WAKE, 0, 0, 0);
+    if (cfg->use_pm) {
+        if (mpt_pm_new(&cfg->pm, &sim->pm) < 0)
+            goto fail;
+        for (int p = 0; p < cfg->npaths; p++)
+            mpt_pm_add_path(sim->pm, 0, cfg->path[p].backup, 0);
+        mpt_pm_add_addr(sim->pm, 0, 0, 0, NULL);
+        sim->pm_wake = MPT_TIME_NEVER;
+    }
     *out = sim;
     return 0;
 fail:
@@ -530,6 +541,7 @@ void sim_free(struct sim *sim)
     }
     if (sim->srv)
         mpt_server_free(sim->srv);
+    mpt_pm_free(sim->pm);
     for (int i = 0; i < sim->nsocks; i++) {
         sock_free_bufs(sim->socks[i]);
         free(sim->socks[i]->raw_rx);
@@ -709,6 +721,8 @@ static struct sock *sock_new(struct sim *sim, int path)
     if (!k)
         return NULL;
     k->id = sim->nsocks;
+    k->info.pm_slot = -1;
+    k->info.t_open = sim->now;
     k->path = path;
     for (int i = 0; i < 2; i++) {
         k->p[i].cap = cap;
@@ -1305,7 +1319,9 @@ static void path_recover(struct sim *sim, int p)
             }
         }
     }
-    if (sim->cfg.rejoin && sim->app[SIM_CLIENT].established &&
+    if (sim->pm)
+        mpt_pm_links_changed(sim->pm, sim->now); /* what rtnetlink tells the I/O layer */
+    else if (sim->cfg.rejoin && sim->app[SIM_CLIENT].established &&
         mpt_conn_state(sim->ent[0].c) == MPT_CONN_ESTABLISHED) {
         int live = 0;
         for (int i = 0; i < sim->nsocks; i++) {
@@ -1483,7 +1499,9 @@ static void handle_event(struct sim *sim, int ei, const struct mpt_event *ev)
             break;
         sr->established = 1;
         sim->app[side].established = 1;
-        if (side == SIM_CLIENT && sim->cfg.auto_join) {
+        if (side == SIM_CLIENT && en->main && sim->pm)
+            mpt_pm_established(sim->pm, sim->now);
+        if (side == SIM_CLIENT && sim->cfg.auto_join && !sim->pm) {
             for (int p = 1; p < sim->cfg.npaths; p++) {
                 if (!sim->path[p].failed)
                     sim_open_subflow(sim, p, sim->path[p].cfg.backup);
@@ -1495,8 +1513,12 @@ static void handle_event(struct sim *sim, int ei, const struct mpt_event *ev)
         progress(sim);
         if (sr)
             sr->sf_up++;
-        if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT && en->last_sock_of_sf[ev->sf] >= 0)
-            sim->socks[en->last_sock_of_sf[ev->sf]]->info.up[side] = 1;
+        if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT && en->last_sock_of_sf[ev->sf] >= 0) {
+            struct sock *k = sim->socks[en->last_sock_of_sf[ev->sf]];
+            k->info.up[side] = 1;
+            if (side == SIM_CLIENT && sim->pm && k->info.pm_slot >= 0)
+                mpt_pm_up(sim->pm, k->info.pm_slot);
+        }
         break;
     case MPT_EV_SF_DOWN:
         trace(sim, "%s: sf %d down: %s reason %u", side_name(side), ev->sf,
@@ -1507,7 +1529,23 @@ static void handle_event(struct sim *sim, int ei, const struct mpt_event *ev)
             struct sock *k = sim->socks[en->last_sock_of_sf[ev->sf]];
             if (!k->info.down_error[side])
                 k->info.down_error[side] = ev->error ? ev->error : 1;
+            if (side == SIM_CLIENT && sim->pm && k->info.pm_slot >= 0) {
+                mpt_pm_down(sim->pm, k->info.pm_slot, sim->now);
+                k->info.pm_slot = -1;
+            }
         }
+        break;
+    case MPT_EV_ADDR_LEARNED:
+        if (side == SIM_CLIENT && sim->pm) {
+            int is_new = 0;
+            int a = mpt_pm_add_addr(sim->pm, 0, ev->addr.addr_id, sim->now, &is_new);
+            trace(sim, "client: learned address id %u -> pm address %d%s", ev->addr.addr_id, a,
+                  is_new ? " (new)" : "");
+        }
+        break;
+    case MPT_EV_ADDR_REMOVED:
+        if (side == SIM_CLIENT && sim->pm)
+            mpt_pm_remove_addr(sim->pm, ev->addr.addr_id);
         break;
     case MPT_EV_CLOSED:
         trace(sim, "%s: connection closed", side_name(side));
@@ -1670,11 +1708,14 @@ static void ent_pass(struct sim *sim, int ei)
     }
 }
 
+static void pm_pass(struct sim *sim);
+
 static void pass_all(struct sim *sim)
 {
     /* connections influence each other only through scheduled events */
     for (int i = 0; i < sim->nents; i++)
         ent_pass(sim, i);
+    pm_pass(sim);
 }
 
 /* A side is done when its engine is CLOSED or ABORTED and - after a graceful
@@ -1737,8 +1778,43 @@ static void dispatch(struct sim *sim, const struct event *e)
         on_script(sim, &sim->scripts[e->a]);
         break;
     case EV_WAKE:
+        if (sim->now >= sim->pm_wake)
+            sim->pm_wake = MPT_TIME_NEVER;
         break;
     }
+}
+
+/* Carries out the path manager's decisions (what the I/O layer's path code
+ * does over real sockets). */
+static void pm_pass(struct sim *sim)
+{
+    struct mpt_pm_action a;
+    uint64_t t;
+
+    if (!sim->pm || !sim->ent[0].c)
+        return;
+    while (mpt_pm_next(sim->pm, sim->now, &a)) {
+        int id = sim_open_subflow(sim, a.path, a.backup);
+        trace(sim, "pm: slot %d (path %d, address %d) -> %s", a.slot, a.path, a.addr,
+              id >= 0 ? "opened" : mpt_err_name(id));
+        if (id < 0) {
+            mpt_pm_down(sim->pm, a.slot, sim->now);
+        } else {
+            sim->socks[id]->info.pm_slot = a.slot;
+            mpt_conn_sf_set_remote_id(sim->ent[0].c, sim->socks[id]->info.client_sf,
+                                      (uint8_t)a.addr_id);
+        }
+    }
+    t = mpt_pm_next_timeout(sim->pm);
+    if (t != MPT_TIME_NEVER && t != sim->pm_wake) {
+        push(sim, t > sim->now ? t : sim->now, EV_WAKE, 0, 0, 0);
+        sim->pm_wake = t;
+    }
+}
+
+struct mpt_pm *sim_pm(struct sim *sim)
+{
+    return sim->pm;
 }
 
 enum sim_outcome sim_run_until(struct sim *sim, uint64_t until)
@@ -1757,7 +1833,10 @@ enum sim_outcome sim_run_until(struct sim *sim, uint64_t until)
                   (double)sim->path[p].cfg.rate[0] / 1e6, (double)sim->path[p].cfg.rate[1] / 1e6,
                   (double)sim->path[p].cfg.delay[0] / 1e6, (double)sim->path[p].cfg.delay[1] / 1e6,
                   sim->path[p].cfg.backup ? " backup" : "");
-        sim_open_subflow(sim, 0, sim->path[0].cfg.backup);
+        if (sim->pm)
+            pm_pass(sim);
+        else
+            sim_open_subflow(sim, 0, sim->path[0].cfg.backup);
         pass_all(sim);
     }
     while (sim->res.outcome == SIM_RUNNING) {

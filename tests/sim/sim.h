@@ -31,6 +31,7 @@
 #include <stdio.h>
 
 #include "core/conn.h"
+#include "core/pm.h"
 
 #define SIM_MAX_PATHS 8
 #define SIM_C2S 0 /* direction: client to server */
@@ -102,6 +103,9 @@ struct sim_cfg {
     uint64_t write_start[2]; /* per side: virtual time of its first write (default 0) */
     int auto_join;         /* client opens a subflow on every other path once established (1) */
     int rejoin;            /* on recover, the client re-joins a path without a live subflow (1) */
+    int use_pm;            /* the client's subflows come from the path manager (core/pm.h),
+                              as in the I/O layer: auto_join and rejoin are then unused */
+    struct mpt_pm_settings pm; /* its settings (defaults by sim_cfg_default) */
     uint64_t progress_timeout; /* no progress this long (virtual ns): deadlock; default 60 s */
     uint64_t time_limit;   /* hard virtual-time bound; default 2 h */
     int measure_engine;    /* time engine calls with CLOCK_MONOTONIC (benchmarks) */
@@ -158,6 +162,8 @@ int sim_open_subflow(struct sim *sim, int path, int backup);
  * attached to the client engine and writes `data` on it once connected; the
  * server treats it like any other connection. Returns the socket id. */
 int sim_open_raw(struct sim *sim, int path, const uint8_t *data, size_t len);
+/* The client's path manager (cfg.use_pm), NULL otherwise. */
+struct mpt_pm *sim_pm(struct sim *sim);
 /* Writes more bytes on a raw socket. */
 void sim_raw_write(struct sim *sim, int sock, const uint8_t *data, size_t len);
 
@@ -216,6 +222,8 @@ struct sim_sock_info {
     int down[2];                /* detached from the engine (failed / closed), per side */
     int down_error[2];          /* error of the MPT_EV_SF_DOWN event for it, per side */
     int reset;                  /* killed by a path failure or an RST */
+    int pm_slot;                /* client path-manager slot it was opened for, or -1 */
+    uint64_t t_open;            /* virtual time the connection was opened */
     int eof[2];                 /* EOF delivered to side */
     uint64_t bytes[2];          /* bytes carried per direction */
     const uint8_t *raw_rx;      /* raw socket: bytes received from the server */

@@ -47,6 +47,12 @@ tests_unit_test_conn_sched_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_conn_sched_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_conn_sched
 
+check_PROGRAMS += tests/unit/test_pm
+tests_unit_test_pm_SOURCES = tests/unit/test_pm.c
+tests_unit_test_pm_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_pm_LDADD = $(UNIT_LDADD)
+TESTS += tests/unit/test_pm
+
 check_PROGRAMS += tests/unit/test_conn_hostile
 tests_unit_test_conn_hostile_SOURCES = tests/unit/test_conn_hostile.c
 tests_unit_test_conn_hostile_CFLAGS = $(UNIT_CFLAGS)
@@ -127,4 +133,11 @@ tests_unit_test_sim_golden_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
 tests_unit_test_sim_golden_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_golden_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_golden
+
+check_PROGRAMS += tests/unit/test_sim_pm
+tests_unit_test_sim_pm_SOURCES = tests/unit/test_sim_pm.c
+tests_unit_test_sim_pm_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_pm_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_pm_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_pm
 endif
