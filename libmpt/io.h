@@ -73,6 +73,7 @@ struct mpt_ctx {
     ev_async resolve_async;
     pthread_mutex_t resolve_mu;
     struct mpt_resolve_req *resolve_reqs; /* all outstanding */
+    unsigned resolve_waiting;        /* lookups a socket still waits for (loop thread only) */
 };
 
 uint64_t mpt_io_now(void);

@@ -240,7 +240,9 @@ MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
  * carries the handshake; the others join once it is done, and every path
  * also joins every address the server advertises. Failed subflows are
  * re-established with exponential backoff while the connection lives.
- * Name resolution never blocks the loop. The strings are copied.
+ * Name resolution never blocks the loop, and a pending lookup keeps it
+ * running (ev_run / mpt_ctx_run(ctx, -1) do not return before the result is
+ * delivered). The strings are copied.
  * Returns 0 and *out (owned by the application until mpt_close/mpt_abort);
  * the result arrives in the `connected` callback. Errors: MPT_EINVAL (NULL
  * ctx/host/out, port 0, empty or unparsable path), MPT_ENOBUFS (too many

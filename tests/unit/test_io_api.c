@@ -7,8 +7,11 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <ev.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +74,47 @@ static void echo_accept(struct mpt_listener *l, void *user)
         e->accepted++;
         echo_readable(s, e);
     }
+}
+
+/* An echo server on a thread of its own, with its own context and loop: a
+ * client tested on another loop then has nothing of the server's keeping
+ * its loop alive. */
+struct srv_thread {
+    pthread_t th;
+    atomic_int port, stop;
+};
+
+static void *srv_main(void *arg)
+{
+    struct srv_thread *t = arg;
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct echo e = {0, 0};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    atomic_store(&t->port, mpt_listener_port(l));
+    while (!atomic_load(&t->stop))
+        mpt_ctx_run(ctx, 20);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+    return NULL;
+}
+
+static int srv_thread_start(struct srv_thread *t)
+{
+    atomic_init(&t->port, 0);
+    atomic_init(&t->stop, 0);
+    ck_assert_int_eq(pthread_create(&t->th, NULL, srv_main, t), 0);
+    while (atomic_load(&t->port) == 0)
+        usleep(1000);
+    return atomic_load(&t->port);
+}
+
+static void srv_thread_stop(struct srv_thread *t)
+{
+    atomic_store(&t->stop, 1);
+    pthread_join(t->th, NULL);
 }
 
 static int free_port(void)
@@ -327,6 +371,116 @@ START_TEST(external_loop_fd)
     ck_assert(memcmp(x.buf, "ping over poll", 14) == 0);
     mpt_abort(s);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* A client that sends "hi", shuts down, reads the echo and its end of
+ * stream, and releases itself when the connection is closed. */
+struct hi {
+    int connected, closed, status;
+    size_t got;
+    char buf[16];
+};
+
+static void hi_connected(struct mpt_socket *s, int status, void *user)
+{
+    struct hi *h = user;
+    h->connected = status == 0 ? 1 : status;
+    if (status == 0) {
+        ck_assert_int_eq(mpt_send(s, "hi", 2), 2);
+        ck_assert_int_eq(mpt_shutdown(s), 0);
+    }
+}
+
+static void hi_readable(struct mpt_socket *s, void *user)
+{
+    struct hi *h = user;
+    ssize_t n;
+    while ((n = mpt_recv(s, h->buf + h->got, sizeof h->buf - h->got)) > 0)
+        h->got += (size_t)n;
+}
+
+static void hi_closed(struct mpt_socket *s, int status, void *user)
+{
+    struct hi *h = user;
+    h->closed = 1;
+    h->status = status;
+    mpt_close(s);
+}
+
+static const struct mpt_callbacks hi_cb = {
+    .connected = hi_connected,
+    .readable = hi_readable,
+    .closed = hi_closed,
+};
+
+static void check_hi(const struct hi *h)
+{
+    ck_assert_int_eq(h->connected, 1);
+    ck_assert_int_eq(h->closed, 1);
+    ck_assert_int_eq(h->status, 0);
+    ck_assert_uint_eq(h->got, 2);
+    ck_assert(memcmp(h->buf, "hi", 2) == 0);
+}
+
+/* A host name on the application's own libev loop: ev_run() must not
+ * return while the lookup is pending (it once returned at once, with no
+ * callback ever called), and must return once everything is over. */
+START_TEST(resolve_keeps_app_loop_alive)
+{
+    struct srv_thread st;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mpt_ctx *ctx;
+    struct mpt_socket *s;
+    struct hi h;
+
+    memset(&h, 0, sizeof h);
+    int port = srv_thread_start(&st);
+    ck_assert_ptr_nonnull(loop);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, loop, NULL), 0);
+    double t0 = now_s();
+    ev_run(loop, 0); /* an idle context keeps nothing alive */
+    ck_assert(now_s() - t0 < 0.5);
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)port, lo1, 1, &hi_cb, &h, &s), 0);
+    t0 = now_s();
+    ev_run(loop, 0);
+    check_hi(&h);
+    ck_assert(now_s() - t0 < 10);
+    t0 = now_s();
+    ev_run(loop, 0); /* and the resolver, idle again, neither */
+    ck_assert(now_s() - t0 < 0.5);
+    mpt_ctx_free(ctx);
+    ev_loop_destroy(loop);
+    srv_thread_stop(&st);
+}
+END_TEST
+
+/* The same with the context's own loop and mpt_ctx_run(ctx, -1). */
+START_TEST(resolve_keeps_ctx_run_alive)
+{
+    struct srv_thread st;
+    struct mpt_ctx *ctx;
+    struct mpt_socket *s;
+    struct hi h;
+
+    memset(&h, 0, sizeof h);
+    int port = srv_thread_start(&st);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)port, lo1, 1, &hi_cb, &h, &s), 0);
+    double t0 = now_s();
+    ck_assert_int_eq(mpt_ctx_run(ctx, -1), 0);
+    check_hi(&h);
+    ck_assert(now_s() - t0 < 10);
+    /* A lookup abandoned by its socket holds nothing either. */
+    memset(&h, 0, sizeof h);
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)port, lo1, 1, &hi_cb, &h, &s), 0);
+    ck_assert_int_eq(mpt_abort(s), 0);
+    t0 = now_s();
+    ck_assert_int_eq(mpt_ctx_run(ctx, -1), 0);
+    ck_assert(now_s() - t0 < 0.5);
+    ck_assert_int_eq(h.connected, 0);
+    mpt_ctx_free(ctx);
+    srv_thread_stop(&st);
 }
 END_TEST
 
@@ -704,6 +858,8 @@ int main(void)
     tcase_add_test(tc, connect_refused);
     tcase_add_test(tc, blocking_echo_and_state_errors);
     tcase_add_test(tc, external_loop_fd);
+    tcase_add_test(tc, resolve_keeps_app_loop_alive);
+    tcase_add_test(tc, resolve_keeps_ctx_run_alive);
     tcase_add_test(tc, trace_callback_and_file);
     tcase_add_test(tc, many_connections);
     tcase_add_test(tc, join_wrong_token_refused);
