@@ -39,6 +39,54 @@ void mpt_tmr_start(struct mpt_tmr *t, double after);
 void mpt_tmr_stop(struct mpt_tmr *t);
 void mpt_tmr_fini(struct mpt_tmr *t);
 
+/* ---- ABI ------------------------------------------------------------------------- */
+
+/*
+ * struct mpt_subflow_info as libmpt 0.1.0 laid it out: binaries built then
+ * call the mpt_get_subflows symbol with arrays of these (doc/abi.md). The
+ * current struct must begin with exactly this layout.
+ */
+struct mpt_subflow_info_0_1 {
+    int id;
+    int path_id;
+    enum mpt_subflow_state state;
+    struct sockaddr_storage local;
+    struct sockaddr_storage remote;
+    char ifname[16];
+    int backup;
+    uint64_t rtt_us;
+    uint64_t rttvar_us;
+    uint32_t cwnd_bytes;
+    uint32_t total_retrans;
+    uint64_t bytes_sent;
+    uint64_t bytes_acked;
+    int fail_error;
+    uint32_t fail_reason;
+};
+#define MPT_SUBFLOW_INFO_SIZE_0_1 sizeof(struct mpt_subflow_info_0_1)
+#define MPT_SAME_FIELD_(f)                                                                   \
+    _Static_assert(offsetof(struct mpt_subflow_info, f) ==                                   \
+                       offsetof(struct mpt_subflow_info_0_1, f),                             \
+                   "struct mpt_subflow_info: 0.1.0 field " #f " moved")
+MPT_SAME_FIELD_(id);
+MPT_SAME_FIELD_(path_id);
+MPT_SAME_FIELD_(state);
+MPT_SAME_FIELD_(local);
+MPT_SAME_FIELD_(remote);
+MPT_SAME_FIELD_(ifname);
+MPT_SAME_FIELD_(backup);
+MPT_SAME_FIELD_(rtt_us);
+MPT_SAME_FIELD_(rttvar_us);
+MPT_SAME_FIELD_(cwnd_bytes);
+MPT_SAME_FIELD_(total_retrans);
+MPT_SAME_FIELD_(bytes_sent);
+MPT_SAME_FIELD_(bytes_acked);
+MPT_SAME_FIELD_(fail_error);
+MPT_SAME_FIELD_(fail_reason);
+#undef MPT_SAME_FIELD_
+_Static_assert(sizeof(struct mpt_subflow_info) >= MPT_SUBFLOW_INFO_SIZE_0_1,
+               "struct mpt_subflow_info only grows");
+
 /* ---- Context ---------------------------------------------------------------- */
 
 #define MPT_IO_RBUF (256u * 1024u + MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)

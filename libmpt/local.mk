@@ -58,6 +58,7 @@ man3_MANS += \
 	doc/man/mpt_ctx_timeout.3 \
 	doc/man/mpt_err_name.3 \
 	doc/man/mpt_get_subflows.3 \
+	doc/man/mpt_get_subflows_sized.3 \
 	doc/man/mpt_get_user.3 \
 	doc/man/mpt_listener_close.3 \
 	doc/man/mpt_listener_port.3 \

@@ -1469,22 +1469,49 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
     if (s->done)
         o.state = s->error ? MPT_STATE_ABORTED : MPT_STATE_CLOSED;
     o.error = s->error;
+    if (info->size > sizeof o) /* a newer program: its fields are unknown here */
+        memset((uint8_t *)info + sizeof o, 0, info->size - sizeof o);
     memcpy(info, &o, o.size);
     return 0;
 }
 
-int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n)
+/* Entry i of a caller's array whose elements are elem_size bytes apart:
+ * the fields both sides know, zeros for fields only the caller knows. */
+static void put_sf_info(void *base, size_t i, size_t elem_size, const struct mpt_subflow_info *o)
 {
+    uint8_t *dst = (uint8_t *)base + i * elem_size;
+
+    if (elem_size <= sizeof *o) {
+        memcpy(dst, o, elem_size);
+    } else {
+        memcpy(dst, o, sizeof *o);
+        memset(dst + sizeof *o, 0, elem_size - sizeof *o);
+    }
+}
+
+int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n,
+                           size_t elem_size)
+{
+    struct mpt_subflow_info o;
     int count = 0;
 
-    if (s == NULL || (out == NULL && n > 0))
+    if (s == NULL || (out == NULL && n > 0) || elem_size < MPT_SUBFLOW_INFO_SIZE_0_1)
         return MPT_EINVAL;
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         if (s->sf[i] == NULL)
             continue;
-        if ((size_t)count < n)
-            fill_sf_info(s, i, &out[count]);
+        if ((size_t)count < n) {
+            fill_sf_info(s, i, &o);
+            put_sf_info(out, (size_t)count, elem_size, &o);
+        }
         count++;
     }
     return count;
+}
+
+/* The 0.1.0 entry point, for binaries built before mpt_get_subflows became
+ * a macro: their array elements have the 0.1.0 layout. */
+int(mpt_get_subflows)(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n)
+{
+    return mpt_get_subflows_sized(s, out, n, MPT_SUBFLOW_INFO_SIZE_0_1);
 }

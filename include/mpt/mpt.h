@@ -164,7 +164,10 @@ enum mpt_subflow_state {
     MPT_SUBFLOW_CLOSED,
 };
 
-/* One subflow as seen by mpt_get_subflows() and the subflow callbacks. */
+/* One subflow as seen by mpt_get_subflows() and the subflow callbacks. It
+ * grows at its end in later versions: arrays of it are passed with their
+ * element size (mpt_get_subflows is a macro that does that), and callbacks
+ * may read only the fields their program knows. */
 struct mpt_subflow_info {
     int id;                          /* subflow id within the connection */
     int path_id;                     /* local path (mpt_add_path) or -1 (server side) */
@@ -334,11 +337,23 @@ MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
 
 /* ---- Introspection ------------------------------------------------------------------- */
 
-/* Fills info (set info->size = sizeof *info first). MPT_EINVAL. */
+/* Fills info (set info->size = sizeof *info first): the fields both sides
+ * know, zeros for fields beyond them; info->size becomes the bytes filled.
+ * MPT_EINVAL. */
 MPT_EXPORT int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
 /* Fills up to n entries of sf (caller's array) with the subflows that exist,
- * and returns how many exist (may exceed n). sf may be NULL when n == 0. */
+ * and returns how many exist (may exceed n). sf may be NULL when n == 0.
+ * The array's elements are elem_size bytes apart: the caller's
+ * sizeof(struct mpt_subflow_info), which the mpt_get_subflows() macro
+ * passes; fields the library does not know are zeroed. elem_size below the
+ * 0.1.0 layout is MPT_EINVAL. */
+MPT_EXPORT int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n,
+                                      size_t elem_size);
+/* The 0.1.0 entry point (entries of the 0.1.0 layout), kept for binaries
+ * built against it; programs compiled now call mpt_get_subflows_sized. */
 MPT_EXPORT int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n);
+#define mpt_get_subflows(s, sf, n)                                                           \
+    mpt_get_subflows_sized((s), (sf), (n), sizeof(struct mpt_subflow_info))
 
 /* ---- Blocking layer -------------------------------------------------------------------- */
 

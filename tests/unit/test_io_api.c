@@ -687,6 +687,89 @@ START_TEST(join_wrong_token_refused)
 }
 END_TEST
 
+static int established_subflows(struct mpt_socket *s);
+
+/* struct mpt_subflow_info as a program built against libmpt 0.1.0 has it. */
+struct sf_info_0_1 {
+    int id;
+    int path_id;
+    enum mpt_subflow_state state;
+    struct sockaddr_storage local, remote;
+    char ifname[16];
+    int backup;
+    uint64_t rtt_us, rttvar_us;
+    uint32_t cwnd_bytes, total_retrans;
+    uint64_t bytes_sent, bytes_acked;
+    int fail_error;
+    uint32_t fail_reason;
+};
+
+/* Arrays of struct mpt_subflow_info and struct mpt_info from programs that
+ * know an older or a newer layout than the library (doc/abi.md). */
+START_TEST(struct_sizes_old_and_new)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+    const size_t big = sizeof(struct mpt_subflow_info) + 24;
+    uint8_t buf[4 * (sizeof(struct mpt_subflow_info) + 24)];
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths,
+                                          2, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    struct mpt_subflow_info cur[2];
+    ck_assert_int_eq(mpt_get_subflows(s, cur, 2), 2);
+
+    /* A newer program: larger elements, its extra bytes zeroed. */
+    memset(buf, 0xa5, sizeof buf);
+    ck_assert_int_eq(mpt_get_subflows_sized(s, (struct mpt_subflow_info *)buf, 2, big), 2);
+    for (int i = 0; i < 2; i++) {
+        const uint8_t *el = buf + (size_t)i * big;
+        ck_assert(memcmp(el, &cur[i], offsetof(struct mpt_subflow_info, rtt_us)) == 0);
+        for (size_t k = sizeof(struct mpt_subflow_info); k < big; k++)
+            ck_assert_uint_eq(el[k], 0);
+    }
+    ck_assert_uint_eq(buf[2 * big], 0xa5); /* nothing beyond n elements */
+
+    /* A 0.1.0 program: through the old symbol (not the macro), 0.1.0 stride. */
+    struct sf_info_0_1 old[3];
+    memset(old, 0xa5, sizeof old);
+    ck_assert_int_eq((mpt_get_subflows)(s, (struct mpt_subflow_info *)old, 2), 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(old[i].id, cur[i].id);
+        ck_assert_int_eq(old[i].path_id, cur[i].path_id);
+        ck_assert_int_eq(old[i].state, MPT_SUBFLOW_ESTABLISHED);
+        ck_assert_int_eq(old[i].local.ss_family, AF_INET);
+    }
+    const uint8_t *tail = (const uint8_t *)&old[2];
+    for (size_t k = 0; k < sizeof old[2]; k++)
+        ck_assert_uint_eq(tail[k], 0xa5);
+    ck_assert_int_eq(mpt_get_subflows_sized(s, cur, 2, sizeof(struct sf_info_0_1) - 1),
+                     MPT_EINVAL);
+
+    /* struct mpt_info from a newer program: the unknown tail is zeroed. */
+    uint8_t ib[sizeof(struct mpt_info) + 32];
+    memset(ib, 0xa5, sizeof ib);
+    struct mpt_info *info = (struct mpt_info *)ib;
+    info->size = sizeof ib;
+    ck_assert_int_eq(mpt_get_info(s, info), 0);
+    ck_assert_uint_eq(info->size, sizeof(struct mpt_info));
+    ck_assert_int_eq(info->state, MPT_STATE_ESTABLISHED);
+    for (size_t k = sizeof(struct mpt_info); k < sizeof ib; k++)
+        ck_assert_uint_eq(ib[k], 0);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 /* Paths while connected: add one, mark it backup, remove it. */
 struct pc {
     int up, down;
@@ -864,6 +947,7 @@ int main(void)
     tcase_add_test(tc, many_connections);
     tcase_add_test(tc, join_wrong_token_refused);
     tcase_add_test(tc, path_control);
+    tcase_add_test(tc, struct_sizes_old_and_new);
     tcase_add_test(tc, subflows_per_path_and_fullmesh);
     tcase_add_test(tc, path_by_interface_name);
     suite_add_tcase(su, tc);

@@ -52,7 +52,9 @@ ffi = FFI()
 # Copied from include/mpt/error.h and include/mpt/mpt.h. Only what the
 # bindings use; struct mpt_callbacks is never passed (always NULL), so the
 # functions taking it declare an opaque pointer. struct sockaddr_storage is
-# glibc's Linux layout (128 bytes, 8-byte aligned).
+# glibc's Linux layout (128 bytes, 8-byte aligned). The structs may lag the
+# header (doc/abi.md): mpt_info carries its size and mpt_subflow_info arrays
+# are passed with their element size (mpt_get_subflows is a C macro).
 ffi.cdef("""
 enum mpt_error {
     MPT_OK = 0,
@@ -173,7 +175,8 @@ int mpt_shutdown(struct mpt_socket *s);
 int mpt_abort(struct mpt_socket *s);
 
 int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
-int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n);
+int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n,
+                           size_t elem_size);
 
 int mpt_blocking_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
                          const char *const *paths, size_t npaths, int timeout_ms,
@@ -557,7 +560,9 @@ class Connection(_Handle):
         sf = ffi.new("struct mpt_subflow_info[]", _MAX_SUBFLOWS)
         self._ctx._enter()
         try:
-            n = _check(lib.mpt_get_subflows(self._get(), sf, _MAX_SUBFLOWS), "mpt_get_subflows")
+            n = _check(lib.mpt_get_subflows_sized(self._get(), sf, _MAX_SUBFLOWS,
+                                                  ffi.sizeof("struct mpt_subflow_info")),
+                       "mpt_get_subflows")
         finally:
             self._ctx._leave()
         result = []
