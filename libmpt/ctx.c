@@ -27,6 +27,10 @@ uint64_t mpt_io_now(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The one place that turns a system errno into an MPT_E* code: every
+ * syscall failure site uses it, so the same cause has the same code
+ * everywhere. Never MPT_EAGAIN or MPT_EINVAL, which mean something else to
+ * the application (would block; bad argument to libmpt). */
 int mpt_errno_to_mpt(int e)
 {
     switch (e) {
@@ -35,10 +39,40 @@ int mpt_errno_to_mpt(int e)
         return MPT_ENOMEM;
     case ETIMEDOUT:
         return MPT_ETIMEDOUT;
+    case ECONNREFUSED:
+        return MPT_ECONNREFUSED;
     case ECONNRESET:
-        return MPT_ERESET;
+    case ECONNABORTED:
+        return MPT_ECONNRESET;
     case EPIPE:
         return MPT_ECLOSED;
+    case EADDRINUSE:
+        return MPT_EADDRINUSE;
+    case EADDRNOTAVAIL:
+        return MPT_EADDRNOTAVAIL;
+    case ENODEV:
+    case ENXIO:
+        return MPT_ENODEV;
+    case ENETUNREACH:
+    case ENETDOWN:
+        return MPT_ENETUNREACH;
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+        return MPT_EHOSTUNREACH;
+    case EACCES:
+    case EPERM:
+        return MPT_EPERM;
+    case EMFILE:
+    case ENFILE:
+        return MPT_EMFILE;
+    case EAFNOSUPPORT:
+    case EPROTONOSUPPORT:
+        return MPT_EAFNOSUPPORT;
+    case ENOTSUP:
+#if EOPNOTSUPP != ENOTSUP
+    case EOPNOTSUPP:
+#endif
+        return MPT_ENOTSUP;
     default:
         return MPT_ESYS;
     }
@@ -301,9 +335,11 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
         unsigned flags = EVFLAG_AUTO;
         if (ev_supported_backends() & EVBACKEND_EPOLL)
             flags = EVBACKEND_EPOLL;
-        rc = MPT_ESYS;
-        if ((ctx->loop = ev_loop_new(flags)) == NULL)
+        errno = 0;
+        if ((ctx->loop = ev_loop_new(flags)) == NULL) {
+            rc = errno ? mpt_errno_to_mpt(errno) : MPT_ESYS;
             goto fail;
+        }
         ctx->own_loop = 1;
     }
     if ((rc = mpt_resolve_init(ctx)) < 0) {
@@ -409,7 +445,7 @@ int mpt_ctx_fd(struct mpt_ctx *ctx)
     if (ctx->extfd < 0) {
         if ((ctx->extfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
             ctx->extfd = -1;
-            return MPT_ESYS;
+            return mpt_errno_to_mpt(errno);
         }
         for (struct mpt_io *io = ctx->ios; io; io = io->next)
             ext_ctl(ctx, EPOLL_CTL_ADD, io);
@@ -473,7 +509,7 @@ int mpt_set_trace_file(struct mpt_ctx *ctx, const char *path)
     if (ctx == NULL)
         return MPT_EINVAL;
     if (path != NULL && (fp = fopen(path, "ae")) == NULL)
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(errno);
     if (fp != NULL)
         setvbuf(fp, NULL, _IOLBF, 0); /* whole lines, even if the process dies */
     if (ctx->trace_fp)

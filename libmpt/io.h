@@ -154,7 +154,8 @@ struct mpt_sfio {
     struct sockaddr_storage local, remote;
     char ifname[IF_NAMESIZE];
     int down_reported;
-    int fail_error;
+    int fail_error;                  /* MPT_E* cause seen by the I/O layer, or 0 */
+    int sys_errno;                   /* the errno behind fail_error, or 0 */
     int eof_seen;                    /* peer FIN during a graceful close */
 };
 
@@ -200,6 +201,8 @@ struct mpt_socket {
     struct mpt_tmr timer;            /* engine deadline, or 0 for a kick */
     struct mpt_sfio *sf[MPT_MAX_SUBFLOWS_LIMIT];
     int established, done, released, accepted, queued, error;
+    int sys_errno;                   /* errno behind `error`, or 0 (mpt_info) */
+    int last_fail_error, last_sys_errno; /* the latest subflow syscall failure */
     int busy;
     int shut;
     uint64_t trace_reinj;            /* reinjected bytes already traced */
@@ -245,7 +248,7 @@ void mpt_sock_linger_flush(struct mpt_ctx *ctx);
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
                        size_t len, uint64_t now);
-int mpt_sock_setopts(struct mpt_ctx *ctx, int fd);
+int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */
 void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa, socklen_t len);
 /* Test-only accessor (not exported in the installed header). */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);

@@ -347,6 +347,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
 
 /* ---- Public API ------------------------------------------------------------------ */
 
+/* A listening socket on ss, or the MPT_E* code of why not (*err: errno). */
 static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss, socklen_t len,
                        int *err)
 {
@@ -356,7 +357,7 @@ static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss
     *err = 0;
     if (fd < 0) {
         *err = errno;
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(*err);
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ss->ss_family == AF_INET6)
@@ -365,7 +366,7 @@ static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss
         listen(fd, (int)l->ctx->cfg.listen_backlog) < 0) {
         *err = errno;
         close(fd);
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(*err);
     }
     return fd;
 }
@@ -406,6 +407,7 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
     memcpy(parsed, l->addrs, sizeof parsed);
     /* With port 0 the first address picks an ephemeral port that may be
      * taken on another address: then start over with a new one. */
+    rc = MPT_ESYS;
     for (int attempt = 0; attempt < 32; attempt++) {
         int retry = 0;
         memcpy(l->addrs, parsed, sizeof parsed);
@@ -422,6 +424,9 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
             int err;
             int fd = open_listen(l, ss, len, &err);
             if (fd < 0) {
+                MPT_TRACE(ctx, 0, "listen_failed", "\"addr\":\"%s\",\"port\":%d,\"errno\":%d",
+                          addrs[i], l->port, err);
+                rc = fd;
                 /* The wildcard pair: a host without IPv6 still listens on IPv4. */
                 if (addrs == wild && i == 0)
                     continue;
@@ -429,7 +434,6 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
                     retry = 1;
                     break;
                 }
-                rc = fd;
                 goto fail;
             }
             if (l->port == 0) {
@@ -452,10 +456,8 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
             close(l->fds[k]);
         l->nfds = 0;
     }
-    if (l->nfds == 0) {
-        rc = MPT_ESYS;
-        goto fail;
-    }
+    if (l->nfds == 0)
+        goto fail; /* rc: why the last address failed */
     for (int k = 0; k < l->nfds; k++)
         mpt_io_set(&l->ios[k], EV_READ);
     l->next = ctx->listeners;

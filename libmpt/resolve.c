@@ -139,8 +139,10 @@ static void resolve_async_cb(EV_P_ ev_async *w, int revents)
 
 int mpt_resolve_init(struct mpt_ctx *ctx)
 {
-    if (pthread_mutex_init(&ctx->resolve_mu, NULL) != 0)
-        return MPT_ESYS;
+    int rc = pthread_mutex_init(&ctx->resolve_mu, NULL);
+
+    if (rc != 0)
+        return mpt_errno_to_mpt(rc);
     ev_async_init(&ctx->resolve_async, resolve_async_cb);
     ctx->resolve_async.data = ctx;
     ev_async_start(ctx->loop, &ctx->resolve_async);
@@ -209,7 +211,7 @@ int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port)
             pthread_mutex_unlock(&ctx->resolve_mu);
             free(r->host);
             free(r);
-            return MPT_ESYS;
+            return mpt_errno_to_mpt(rc); /* EAGAIN: MPT_ESYS, not "try again" */
         }
         r->next = ctx->resolve_reqs;
         ctx->resolve_reqs = r;

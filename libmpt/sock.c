@@ -37,6 +37,7 @@ static int sock_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *s
 
 /* ---- Socket options ---------------------------------------------------------- */
 
+/* Returns 0, or the errno of the option that could not be set. */
 int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
 {
     int one = 1;
@@ -44,7 +45,7 @@ int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
     unsigned uto = ctx->cfg.user_timeout_ms;
 
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        return MPT_ESYS;
+        return errno;
 #ifdef TCP_NOTSENT_LOWAT
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
 #endif
@@ -231,6 +232,18 @@ int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
     return s->sf[idx]->fd;
 }
 
+/* A system call on subflow sf failed with errno e: record the cause (its
+ * MPT_E* code and the errno), trace it, and fail the subflow. */
+static void sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                        uint64_t now)
+{
+    sf->sys_errno = s->last_sys_errno = e;
+    sf->fail_error = s->last_fail_error = mpt_errno_to_mpt(e);
+    MPT_TRACE(s->ctx, s->id, what, "\"sf\":%d,\"errno\":%d,\"error\":\"%s\"", sf->idx, e,
+              mpt_err_name(sf->fail_error));
+    mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+}
+
 /* Writes what the engine has for sf, within what the socket takes. */
 static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
@@ -264,11 +277,8 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 want_write = 1;
                 break;
             }
-            MPT_TRACE(s->ctx, s->id, "sf_write_error", "\"sf\":%d,\"errno\":%d", sf->idx, errno);
-            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED) {
-                sf->fail_error = mpt_errno_to_mpt(errno);
-                mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
-            }
+            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+                sf_fail_sys(s, sf, "sf_write_error", errno, now);
             mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
             return;
         }
@@ -334,9 +344,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            sf->fail_error = mpt_errno_to_mpt(errno);
-            MPT_TRACE(s->ctx, s->id, "sf_read_error", "\"sf\":%d,\"errno\":%d", sf->idx, errno);
-            mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+            sf_fail_sys(s, sf, "sf_read_error", errno, now);
             return;
         }
         if (n == 0) {
@@ -388,10 +396,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
         if (getsockopt(sf->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
             err = errno;
         if (err != 0) {
-            MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"errno\":%d", sf->idx,
-                      err);
-            sf->fail_error = err == ETIMEDOUT ? MPT_ETIMEDOUT : MPT_ESYS;
-            mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+            sf_fail_sys(s, sf, "sf_connect_failed", err, now);
         } else {
             sf_connected(s, sf, now);
         }
@@ -465,6 +470,8 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
             o->path_id = s->slots[sf->slot]->path;
         if (o->fail_error == 0)
             o->fail_error = sf->fail_error;
+        if (o->fail_error == sf->fail_error)
+            o->sys_errno = sf->sys_errno;
     }
 }
 
@@ -686,6 +693,8 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     case MPT_EV_ERROR: {
         int err = ev->error ? ev->error : MPT_ECLOSED;
         int was_est = s->established;
+        if (err == s->last_fail_error)
+            s->sys_errno = s->last_sys_errno; /* e.g. the handshake path's refusal */
         sock_finish(s, err);
         if (!was_est && !s->server)
             CALL(s, connected, err, s->user);
@@ -882,14 +891,57 @@ static void slot_fail_now(struct mpt_slot *sl, int err)
     mpt_tmr_start(&sl->retry, (double)ms / 1000.);
 }
 
+/*
+ * The socket of one (path, server address) subflow: created, configured,
+ * bound to the path and connecting. Returns 0 (*fd set, *in_progress when
+ * connect() has not finished yet) or the errno of the step that failed,
+ * which *what names for the trace.
+ */
+static int subflow_socket(struct mpt_ctx *ctx, const struct mpt_path *p,
+                          const struct mpt_raddr *r, int *fd, int *in_progress,
+                          const char **what)
+{
+    int e;
+
+    *in_progress = 0;
+    *what = "socket";
+    if ((*fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return errno;
+    *what = "setsockopt";
+    if ((e = mpt_sock_setopts(ctx, *fd)) != 0)
+        return e;
+    if (p->ifname[0] != '\0') {
+        *what = "bindtodevice";
+#ifdef SO_BINDTODEVICE
+        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
+                       (socklen_t)strlen(p->ifname)) < 0)
+            return errno;
+#else
+        return ENOTSUP;
+#endif
+    }
+    *what = "bind";
+    if (p->src.ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+        return errno;
+    *what = "connect";
+    if (connect(*fd, (const struct sockaddr *)&r->sa, r->len) < 0) {
+        if (errno != EINPROGRESS)
+            return errno;
+        *in_progress = 1;
+    }
+    return 0;
+}
+
 /* Opens the TCP connection of a slot and reserves its engine subflow. */
 static void slot_connect(struct mpt_slot *sl)
 {
     struct mpt_socket *s = sl->s;
     struct mpt_path *p = &s->paths[sl->path];
     struct mpt_raddr *r = &s->raddrs[sl->raddr];
+    struct mpt_sfio *sf;
     uint64_t now = mpt_io_now();
-    int fd, idx, rc;
+    const char *what;
+    int fd, idx, in_progress, e;
 
     if (s->done || p->removed || r->removed)
         return;
@@ -900,27 +952,11 @@ static void slot_connect(struct mpt_slot *sl)
             slot_fail_now(sl, idx);
         return;
     }
-    fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if ((e = subflow_socket(s->ctx, p, r, &fd, &in_progress, &what)) != 0)
         goto fail;
-    if (mpt_sock_setopts(s->ctx, fd) < 0)
-        goto fail;
-    if (p->ifname[0] != '\0') {
-#ifdef SO_BINDTODEVICE
-        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
-                       (socklen_t)strlen(p->ifname)) < 0)
-            goto fail;
-#else
-        goto fail;
-#endif
-    }
-    if (p->src.ss_family != AF_UNSPEC && bind(fd, (struct sockaddr *)&p->src, p->srclen) < 0)
-        goto fail;
-    rc = connect(fd, (struct sockaddr *)&r->sa, r->len);
-    if (rc < 0 && errno != EINPROGRESS)
-        goto fail;
-    struct mpt_sfio *sf = mpt_sock_attach(s, idx, fd, 1);
-    if (sf == NULL)
+    what = "attach";
+    e = ENOMEM;
+    if ((sf = mpt_sock_attach(s, idx, fd, 1)) == NULL)
         goto fail;
     for (int i = 0; i < s->nslots; i++)
         if (s->slots[i] == sl)
@@ -932,20 +968,24 @@ static void slot_connect(struct mpt_slot *sl)
     (void)mpt_conn_sf_set_remote_id(s->c, idx, r->addr_id > 0 ? (uint8_t)r->addr_id : 0);
     MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx, sl->path,
               sl->raddr);
-    if (rc == 0)
+    if (!in_progress)
         sf_connected(s, sf, now);
     else
         mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
     mpt_sock_kick(s);
     return;
 fail:
-    MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"errno\":%d", idx, errno);
-    if (fd >= 0 && s->sf[idx] == NULL)
+    MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
+              "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d,\"error\":\"%s\"", idx,
+              sl->path, what, e, mpt_err_name(mpt_errno_to_mpt(e)));
+    if (fd >= 0)
         close(fd);
-    mpt_conn_sf_failed(s->c, idx, MPT_ESYS, now);
+    s->last_sys_errno = e;
+    s->last_fail_error = mpt_errno_to_mpt(e);
+    mpt_conn_sf_failed(s->c, idx, mpt_errno_to_mpt(e), now);
     /* The SF_DOWN event schedules the retry if it reaches us; make sure. */
     if (s->sf[idx] == NULL)
-        slot_fail_now(sl, MPT_ESYS);
+        slot_fail_now(sl, mpt_errno_to_mpt(e));
     mpt_sock_kick(s);
 }
 
@@ -1090,7 +1130,7 @@ static int fullmesh_paths(struct mpt_socket *s)
     struct ifaddrs *ifa, *i;
 
     if (getifaddrs(&ifa) < 0)
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(errno);
     for (i = ifa; i && s->npaths < MPT_IO_MAX_PATHS; i = i->ifa_next) {
         if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP))
             continue;
@@ -1469,6 +1509,7 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
     if (s->done)
         o.state = s->error ? MPT_STATE_ABORTED : MPT_STATE_CLOSED;
     o.error = s->error;
+    o.sys_errno = s->error ? s->sys_errno : 0;
     if (info->size > sizeof o) /* a newer program: its fields are unknown here */
         memset((uint8_t *)info + sizeof o, 0, info->size - sizeof o);
     memcpy(info, &o, o.size);

@@ -123,11 +123,51 @@ class TestErrors(unittest.TestCase):
             with self.assertRaises(mpt.Error) as cm:
                 ctx.connect("127.0.0.1", port, paths=PATHS, timeout=5.0)
         e = cm.exception
-        self.assertLess(e.code, 0)
-        self.assertTrue(e.name.startswith("MPT_E"), e.name)
-        self.assertNotEqual(e.name, "MPT_ETIMEDOUT")  # refused, not a timeout
+        self.assertEqual(e.name, "MPT_ECONNREFUSED")  # the cause, not MPT_ESYS
+        self.assertEqual(e.code, mpt.lib.MPT_ECONNREFUSED)
         self.assertEqual(e.strerror, mpt.ffi.string(mpt.lib.mpt_strerror(e.code)).decode())
         self.assertIn(e.strerror, str(e))
+
+    def test_info_has_the_errno(self):
+        def handler(ctx, conn):
+            conn.close(timeout=5.0)
+
+        server = Server(handler)
+        port = server.start_and_wait()
+        with mpt.Context() as ctx:
+            conn = ctx.connect("127.0.0.1", port, timeout=5.0)
+            info = conn.info()
+            self.assertEqual(info["error"], 0)
+            self.assertEqual(info["sys_errno"], 0)
+            for sf in conn.subflows():
+                self.assertEqual(sf["sys_errno"], 0)
+            conn.close(timeout=5.0)
+        server.finish()
+
+    def test_listen_port_in_use(self):
+        with mpt.Context() as ctx:
+            listener = ctx.listen(["127.0.0.1"], 0)
+            with self.assertRaises(mpt.Error) as cm:
+                ctx.listen(["127.0.0.1"], listener.port)
+            self.assertEqual(cm.exception.name, "MPT_EADDRINUSE")
+            self.assertEqual(cm.exception.strerror, "address already in use")
+            listener.close()
+
+    def test_error_codes_match_the_library(self):
+        # The hand copy of the enum in mpt/__init__.py against the library's names.
+        for name in dir(mpt.lib):
+            if name.startswith("MPT_E"):
+                code = getattr(mpt.lib, name)
+                self.assertEqual(mpt.ffi.string(mpt.lib.mpt_err_name(code)).decode(), name)
+        # ... and every code the library knows is declared here.
+        code = -1
+        while True:
+            name = mpt.ffi.string(mpt.lib.mpt_err_name(code)).decode()
+            if name == "MPT_E(unknown)":
+                break
+            self.assertEqual(getattr(mpt.lib, name, None), code, name)
+            code -= 1
+        self.assertLess(code, -39)
 
     def test_connect_port_zero_is_einval(self):
         with mpt.Context() as ctx:

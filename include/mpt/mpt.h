@@ -184,6 +184,9 @@ struct mpt_subflow_info {
     uint64_t bytes_acked;            /* of that, acknowledged at connection level */
     int fail_error;                  /* MPT_E* why it failed, or 0 */
     uint32_t fail_reason;            /* wire reason code, or 0 */
+    /* Added after 0.1.0 (doc/abi.md): */
+    int sys_errno;                   /* the errno behind fail_error (connect, bind,
+                                        SO_BINDTODEVICE, read, write...), or 0 */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -200,6 +203,9 @@ struct mpt_info {
     size_t rcv_buffered;         /* receive memory in use */
     uint32_t subflows;           /* subflows that exist (any state but closed) */
     uint32_t subflows_established;
+    /* Added after 0.1.0 (doc/abi.md): */
+    int sys_errno;               /* the errno behind `error` when a system call's
+                                    failure ended the connection, else 0 */
 };
 
 /*

@@ -24,6 +24,9 @@
 
 #include "core/frame.h"
 
+/* Internal (libmpt/io.h): the errno -> MPT_E* map every syscall site uses. */
+int mpt_errno_to_mpt(int e);
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -171,7 +174,11 @@ START_TEST(argument_errors)
     /* The same port again: in use. */
     struct mpt_listener *l2;
     ck_assert_int_eq(mpt_listen(ctx, lo1, 1, (uint16_t)mpt_listener_port(l), NULL, NULL, &l2),
-                     MPT_ESYS);
+                     MPT_EADDRINUSE);
+    ck_assert_ptr_null(l2);
+    /* An address that is not on this host (TEST-NET-1). */
+    static const char *const not_local[] = {"192.0.2.1"};
+    ck_assert_int_eq(mpt_listen(ctx, not_local, 1, 0, NULL, NULL, &l2), MPT_EADDRNOTAVAIL);
 
     ck_assert_int_eq(mpt_send(NULL, "x", 1), MPT_EINVAL);
     ck_assert_int_eq(mpt_recv(NULL, &info, 1), MPT_EINVAL);
@@ -215,7 +222,17 @@ END_TEST
 
 struct refused {
     int connected, closed;
+    int down, down_error, down_errno, down_path;
 };
+
+static void ref_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct refused *r = user;
+    r->down++;
+    r->down_error = sf->fail_error;
+    r->down_errno = sf->sys_errno;
+    r->down_path = sf->path_id;
+}
 
 static void ref_connected(struct mpt_socket *s, int status, void *user)
 {
@@ -231,34 +248,64 @@ START_TEST(connect_refused)
 {
     struct mpt_ctx *ctx;
     struct mpt_socket *s;
-    struct refused r = {0, 0};
+    struct refused r = {0, 0, 0, 0, 0, -2};
     struct mpt_callbacks cb = {0};
 
     ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
     cb.connected = ref_connected;
     cb.closed = ref_closed;
+    cb.subflow_down = ref_down;
     ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, &cb, &r, &s),
                      0);
     double t0 = now_s();
     while (r.closed == 0 && now_s() - t0 < 15)
         mpt_ctx_run(ctx, 100);
-    ck_assert_int_lt(r.connected, 0);
-    ck_assert_int_lt(r.closed, 0);
-    ck_assert_int_lt(mpt_send(s, "x", 1), 0);
+    /* The cause, not "system call failed". */
+    ck_assert_int_eq(r.connected, MPT_ECONNREFUSED);
+    ck_assert_int_eq(r.closed, MPT_ECONNREFUSED);
+    ck_assert_int_eq(mpt_send(s, "x", 1), MPT_ECONNREFUSED);
     struct mpt_info info = {.size = sizeof info};
     ck_assert_int_eq(mpt_get_info(s, &info), 0);
     ck_assert_int_eq(info.state, MPT_STATE_ABORTED);
-    ck_assert_int_lt(info.error, 0);
+    ck_assert_int_eq(info.error, MPT_ECONNREFUSED);
+    ck_assert_int_eq(info.sys_errno, ECONNREFUSED);
+    /* The path that failed says so too. */
+    ck_assert_int_eq(r.down, 1);
+    ck_assert_int_eq(r.down_error, MPT_ECONNREFUSED);
+    ck_assert_int_eq(r.down_errno, ECONNREFUSED);
+    ck_assert_int_eq(r.down_path, 0);
     ck_assert_int_eq(mpt_close(s), 0);
     mpt_ctx_free(ctx);
 
     /* The blocking layer reports it as an error too. */
     ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
-    ck_assert_int_lt(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, 10000,
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, 10000,
                                           &s),
-                     0);
+                     MPT_ECONNREFUSED);
     ck_assert_ptr_null(s);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(errno_map)
+{
+    static const struct {
+        int e, mpt;
+    } map[] = {
+        {ECONNREFUSED, MPT_ECONNREFUSED}, {EADDRINUSE, MPT_EADDRINUSE},
+        {EADDRNOTAVAIL, MPT_EADDRNOTAVAIL}, {ENODEV, MPT_ENODEV},
+        {ENETUNREACH, MPT_ENETUNREACH}, {ENETDOWN, MPT_ENETUNREACH},
+        {EHOSTUNREACH, MPT_EHOSTUNREACH}, {EACCES, MPT_EPERM}, {EPERM, MPT_EPERM},
+        {EMFILE, MPT_EMFILE}, {ENFILE, MPT_EMFILE}, {ECONNRESET, MPT_ECONNRESET},
+        {EAFNOSUPPORT, MPT_EAFNOSUPPORT}, {ETIMEDOUT, MPT_ETIMEDOUT}, {ENOMEM, MPT_ENOMEM},
+        {ENOTSUP, MPT_ENOTSUP}, {EPIPE, MPT_ECLOSED},
+        /* Never the codes that mean something else to the application. */
+        {EAGAIN, MPT_ESYS}, {EINVAL, MPT_ESYS}, {ENOENT, MPT_ESYS},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        ck_assert_msg(mpt_errno_to_mpt(map[i].e) == map[i].mpt, "errno %d: %s, expected %s",
+                      map[i].e, mpt_err_name(mpt_errno_to_mpt(map[i].e)),
+                      mpt_err_name(map[i].mpt));
 }
 END_TEST
 
@@ -939,6 +986,7 @@ int main(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, argument_errors);
     tcase_add_test(tc, connect_refused);
+    tcase_add_test(tc, errno_map);
     tcase_add_test(tc, blocking_echo_and_state_errors);
     tcase_add_test(tc, external_loop_fd);
     tcase_add_test(tc, resolve_keeps_app_loop_alive);

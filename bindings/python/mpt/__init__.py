@@ -65,7 +65,10 @@ enum mpt_error {
     MPT_ETOOMANY = -15, MPT_ESTATE = -16, MPT_ECLOSED = -17, MPT_ERESET = -18,
     MPT_ETIMEDOUT = -19, MPT_ENOPATH = -20, MPT_EPROTO = -21, MPT_EFLOW = -22,
     MPT_ENOBUFS = -23, MPT_ENOTFOUND = -24, MPT_ESYS = -25, MPT_ERESOLVE = -26,
-    MPT_ENOTSUP = -27, MPT_EPIPE = -28, MPT_ETLS = -29
+    MPT_ENOTSUP = -27, MPT_EPIPE = -28, MPT_ETLS = -29, MPT_ECONNREFUSED = -30,
+    MPT_EADDRINUSE = -31, MPT_EADDRNOTAVAIL = -32, MPT_ENODEV = -33,
+    MPT_ENETUNREACH = -34, MPT_EHOSTUNREACH = -35, MPT_EPERM = -36, MPT_EMFILE = -37,
+    MPT_ECONNRESET = -38, MPT_EAFNOSUPPORT = -39
 };
 const char *mpt_strerror(int err);
 const char *mpt_err_name(int err);
@@ -147,6 +150,7 @@ struct mpt_subflow_info {
     uint64_t bytes_acked;
     int fail_error;
     uint32_t fail_reason;
+    int sys_errno;
 };
 
 struct mpt_info {
@@ -162,6 +166,7 @@ struct mpt_info {
     size_t rcv_buffered;
     uint32_t subflows;
     uint32_t subflows_established;
+    int sys_errno;
 };
 
 typedef void (*mpt_accept_cb)(struct mpt_listener *l, void *user);
@@ -553,6 +558,7 @@ class Connection(_Handle):
             "rcv_buffered": info.rcv_buffered,
             "subflows": info.subflows,
             "subflows_established": info.subflows_established,
+            "sys_errno": int(info.sys_errno),
         }
 
     def subflows(self):
@@ -584,5 +590,6 @@ class Connection(_Handle):
                 "bytes_acked": s.bytes_acked,
                 "fail_error": s.fail_error,
                 "fail_reason": s.fail_reason,
+                "sys_errno": s.sys_errno,
             })
         return result
