@@ -178,9 +178,11 @@ struct mpt_slot {                    /* one (path, remote address, k) subflow */
     int path, raddr;
     int sf;                          /* engine index while a subflow exists, else -1 */
     int dead;
-    unsigned fails;
+    unsigned fails;                  /* consecutive failures since one was up */
     struct mpt_tmr retry;
     struct mpt_socket *s;
+    int has_last;                    /* `last` holds the subflow that went down last */
+    struct mpt_subflow_info last;    /* as it went down (mpt_get_subflows records) */
 };
 
 #define MPT_IO_MAX_PATHS 16
@@ -269,7 +271,7 @@ void mpt_netlink_start(struct mpt_ctx *ctx);
 void mpt_netlink_stop(struct mpt_ctx *ctx);
 void mpt_sock_paths_changed(struct mpt_socket *s);
 void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
-                        const struct sockaddr_storage *addrs, int naddrs);
+                        const struct sockaddr_storage *addrs, int naddrs, int err);
 
 /* util */
 int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

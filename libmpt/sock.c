@@ -198,7 +198,10 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
     mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb);
     sf->ctimer.w.data = sf;
     s->sf[idx] = sf;
-    if (!connecting) {
+    if (fd < 0) {
+        /* A subflow whose socket could not be made: it only exists to be
+         * reported down like any other (slot_connect). */
+    } else if (!connecting) {
         socklen_t l = sizeof sf->local;
         getsockname(fd, (struct sockaddr *)&sf->local, &l);
         l = sizeof sf->remote;
@@ -445,6 +448,7 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
     memset(o, 0, sizeof *o);
     o->id = idx;
     o->path_id = -1;
+    o->retry_ms = -1;
     if (s->c != NULL && mpt_conn_sf_get_stats(s->c, idx, &st) == 0) {
         o->state = (enum mpt_subflow_state)st.state;
         o->backup = st.backup;
@@ -466,8 +470,10 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->rttvar_us = sf->info.rttvar / 1000u;
         o->cwnd_bytes = sf->info.cwnd_bytes;
         o->total_retrans = sf->info.total_retrans;
-        if (sf->slot >= 0 && sf->slot < s->nslots)
+        if (sf->slot >= 0 && sf->slot < s->nslots) {
             o->path_id = s->slots[sf->slot]->path;
+            o->failures = s->slots[sf->slot]->fails;
+        }
         if (o->fail_error == 0)
             o->fail_error = sf->fail_error;
         if (o->fail_error == sf->fail_error)
@@ -583,26 +589,54 @@ static void drain_released(struct mpt_socket *s, uint64_t now)
         ;
 }
 
-static void slot_down(struct mpt_socket *s, int idx)
+/* The slot's next attempt, after reconnect_min_ms doubling per consecutive
+ * failure up to reconnect_max_ms. Traced with the cause: retries are never
+ * silent. */
+static void slot_schedule_retry(struct mpt_socket *s, struct mpt_slot *sl, int si, int err,
+                                int sys_errno)
 {
-    struct mpt_sfio *sf = s->sf[idx];
-    int si = sf ? sf->slot : -1;
-
-    if (si < 0 || si >= s->nslots)
-        return;
-    struct mpt_slot *sl = s->slots[si];
-    sl->sf = -1;
-    if (s->done || s->shut || sl->dead || s->paths[sl->path].removed ||
-        s->raddrs[sl->raddr].removed)
-        return;
     unsigned shift = sl->fails < 16 ? sl->fails : 16;
     uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+
     if (ms > s->ctx->cfg.reconnect_max_ms)
         ms = s->ctx->cfg.reconnect_max_ms;
     sl->fails++;
-    MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled", "\"slot\":%d,\"ms\":%llu", si,
-              (unsigned long long)ms);
+    MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled",
+              "\"slot\":%d,\"path\":%d,\"fails\":%u,\"error\":\"%s\",\"errno\":%d,\"ms\":%llu", si,
+              sl->path, sl->fails, mpt_err_name(err), sys_errno, (unsigned long long)ms);
     mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+}
+
+/* Subflow idx of a client slot went down (si: as reported): keep it as the
+ * slot's record of its last failure and schedule the retry. */
+static void slot_down(struct mpt_socket *s, int idx, const struct mpt_subflow_info *si)
+{
+    struct mpt_sfio *sf = s->sf[idx];
+    int k = sf ? sf->slot : -1;
+
+    if (k < 0 || k >= s->nslots)
+        return;
+    struct mpt_slot *sl = s->slots[k];
+    sl->sf = -1;
+    sl->last = *si;
+    sl->last.state = si->fail_error != 0 ? MPT_SUBFLOW_FAILED : MPT_SUBFLOW_CLOSED;
+    sl->has_last = 1;
+    if (s->done || s->shut || sl->dead || s->paths[sl->path].removed ||
+        s->raddrs[sl->raddr].removed)
+        return;
+    slot_schedule_retry(s, sl, k, si->fail_error, si->sys_errno);
+}
+
+/* What a subflow that went down looks like to subflow_down and the slot
+ * record: the engine's view completed by the event's cause. */
+static void down_info(struct mpt_socket *s, int idx, int error, uint32_t reason,
+                      struct mpt_subflow_info *si)
+{
+    fill_sf_info(s, idx, si);
+    if (si->fail_error == 0)
+        si->fail_error = error;
+    if (si->fail_reason == 0)
+        si->fail_reason = reason;
 }
 
 static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint64_t now)
@@ -640,22 +674,29 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
             CALL(s, subflow_up, &si, s->user);
         }
         break;
-    case MPT_EV_SF_DOWN:
-        if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
-            fill_sf_info(s, ev->sf, &si);
-            if (si.fail_error == 0)
-                si.fail_error = ev->error;
-            if (si.fail_reason == 0)
-                si.fail_reason = ev->reason;
-            MPT_TRACE(s->ctx, s->id, "sf_down", "\"sf\":%d,\"error\":\"%s\",\"reason\":%u",
-                      ev->sf, mpt_err_name(si.fail_error), (unsigned)si.fail_reason);
-            if (s->sf[ev->sf]) {
-                s->sf[ev->sf]->down_reported = 1;
-                slot_down(s, ev->sf);
-            }
-            CALL(s, subflow_down, &si, s->user);
+    case MPT_EV_SF_DOWN: {
+        struct mpt_sfio *sf;
+        if (ev->sf < 0 || ev->sf >= MPT_MAX_SUBFLOWS_LIMIT)
+            break;
+        sf = s->sf[ev->sf];
+        /* The engine reuses a failed subflow's index at once: an event for
+         * a subflow already reported, or for a slot index that now holds a
+         * live subflow, is not news. */
+        if ((sf != NULL && sf->down_reported) ||
+            (s->c != NULL && mpt_conn_sf_state(s->c, ev->sf) < MPT_SF_FAILED))
+            break;
+        down_info(s, ev->sf, ev->error, ev->reason, &si);
+        MPT_TRACE(s->ctx, s->id, "sf_down",
+                  "\"sf\":%d,\"id\":%d,\"path\":%d,\"error\":\"%s\",\"errno\":%d,\"reason\":%u",
+                  ev->sf, si.id, si.path_id, mpt_err_name(si.fail_error), si.sys_errno,
+                  (unsigned)si.fail_reason);
+        if (sf != NULL) {
+            sf->down_reported = 1;
+            slot_down(s, ev->sf, &si);
         }
+        CALL(s, subflow_down, &si, s->user);
         break;
+    }
     case MPT_EV_ADDR_LEARNED: {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -766,8 +807,11 @@ void mpt_sock_pump(struct mpt_socket *s, int dispatch)
                 continue;
             if (!sf->down_reported && !dispatch)
                 continue; /* report first */
-            if (!sf->down_reported)
-                slot_down(s, i);
+            if (!sf->down_reported) {
+                struct mpt_subflow_info si;
+                down_info(s, i, sf->fail_error, 0, &si);
+                slot_down(s, i, &si);
+            }
             MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", i);
             sf_close(s, sf);
         }
@@ -878,17 +922,43 @@ static int sock_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *s
     return r;
 }
 
+/* A slot could not even get a subflow (engine limit, no memory): record
+ * the cause and retry later like any failure. */
 static void slot_fail_now(struct mpt_slot *sl, int err)
 {
     struct mpt_socket *s = sl->s;
-    unsigned shift = sl->fails < 16 ? sl->fails : 16;
-    uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+    int k = 0;
 
-    (void)err;
-    if (ms > s->ctx->cfg.reconnect_max_ms)
-        ms = s->ctx->cfg.reconnect_max_ms;
-    sl->fails++;
-    mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+    while (k < s->nslots && s->slots[k] != sl)
+        k++;
+    memset(&sl->last, 0, sizeof sl->last);
+    sl->last.path_id = sl->path;
+    sl->last.state = MPT_SUBFLOW_FAILED;
+    sl->last.remote = s->raddrs[sl->raddr].sa;
+    sl->last.fail_error = err;
+    sl->has_last = 1;
+    slot_schedule_retry(s, sl, k, err, 0);
+}
+
+/* A subflow the I/O layer still holds although the engine has already
+ * reused its index for a new one: record it for its slot, then let go (no
+ * callback: this can run inside an API call). */
+static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
+{
+    struct mpt_subflow_info si;
+
+    if (!sf->down_reported) {
+        memset(&si, 0, sizeof si);
+        si.path_id = sf->slot >= 0 && sf->slot < s->nslots ? s->slots[sf->slot]->path : -1;
+        si.remote = sf->remote;
+        si.local = sf->local;
+        si.fail_error = sf->fail_error ? sf->fail_error : MPT_ECLOSED;
+        si.sys_errno = sf->sys_errno;
+        sf->down_reported = 1;
+        slot_down(s, sf->idx, &si);
+    }
+    MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", sf->idx);
+    sf_close(s, sf);
 }
 
 /*
@@ -932,7 +1002,12 @@ static int subflow_socket(struct mpt_ctx *ctx, const struct mpt_path *p,
     return 0;
 }
 
-/* Opens the TCP connection of a slot and reserves its engine subflow. */
+/*
+ * Opens the TCP connection of a slot and reserves its engine subflow. A
+ * socket that cannot be made (no such interface any more, address gone, no
+ * route) still becomes a subflow that fails at once, so that it is reported
+ * and retried like one that fails later.
+ */
 static void slot_connect(struct mpt_slot *sl)
 {
     struct mpt_socket *s = sl->s;
@@ -952,40 +1027,45 @@ static void slot_connect(struct mpt_slot *sl)
             slot_fail_now(sl, idx);
         return;
     }
-    if ((e = subflow_socket(s->ctx, p, r, &fd, &in_progress, &what)) != 0)
-        goto fail;
-    what = "attach";
-    e = ENOMEM;
-    if ((sf = mpt_sock_attach(s, idx, fd, 1)) == NULL)
-        goto fail;
+    if (s->sf[idx] != NULL)
+        sf_retire(s, s->sf[idx]);
+    e = subflow_socket(s->ctx, p, r, &fd, &in_progress, &what);
+    if (e != 0 && fd >= 0) {
+        close(fd);
+        fd = -1;
+    }
+    if ((sf = mpt_sock_attach(s, idx, fd, 1)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"path\":%d,\"error\":\"%s\"",
+                  idx, sl->path, mpt_err_name(MPT_ENOMEM));
+        mpt_conn_sf_failed(s->c, idx, MPT_ENOMEM, now);
+        slot_fail_now(sl, MPT_ENOMEM);
+        mpt_sock_kick(s);
+        return;
+    }
     for (int i = 0; i < s->nslots; i++)
         if (s->slots[i] == sl)
             sf->slot = i;
     sf->remote = r->sa;
     sf->backup = p->backup;
+    if (p->src.ss_family != AF_UNSPEC)
+        memcpy(&sf->local, &p->src, p->srclen);
     memcpy(sf->ifname, p->ifname, sizeof sf->ifname);
     sl->sf = idx;
     (void)mpt_conn_sf_set_remote_id(s->c, idx, r->addr_id > 0 ? (uint8_t)r->addr_id : 0);
-    MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx, sl->path,
-              sl->raddr);
-    if (!in_progress)
-        sf_connected(s, sf, now);
-    else
-        mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
-    mpt_sock_kick(s);
-    return;
-fail:
-    MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
-              "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d,\"error\":\"%s\"", idx,
-              sl->path, what, e, mpt_err_name(mpt_errno_to_mpt(e)));
-    if (fd >= 0)
-        close(fd);
-    s->last_sys_errno = e;
-    s->last_fail_error = mpt_errno_to_mpt(e);
-    mpt_conn_sf_failed(s->c, idx, mpt_errno_to_mpt(e), now);
-    /* The SF_DOWN event schedules the retry if it reaches us; make sure. */
-    if (s->sf[idx] == NULL)
-        slot_fail_now(sl, mpt_errno_to_mpt(e));
+    if (e != 0) {
+        MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
+                  "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d", idx, sl->path, what, e);
+        sf_fail_sys(s, sf, "sf_error", e, now);
+    } else {
+        MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx,
+                  sl->path, sl->raddr);
+        if (!in_progress)
+            sf_connected(s, sf, now);
+        else
+            mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
+    }
     mpt_sock_kick(s);
 }
 
@@ -1053,9 +1133,11 @@ static int is_loopback(const struct sockaddr_storage *ss)
  * slots then retry with their usual backoff, and a link coming back makes
  * them retry at once (mpt_sock_paths_changed). Pumps without dispatch (the
  * caller walks ctx->socks): events are delivered from the kicked timer.
+ * err is the cause the subflows report: MPT_ENODEV (interface deleted),
+ * MPT_ENETUNREACH (link down), MPT_EADDRNOTAVAIL (address removed).
  */
 void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
-                        const struct sockaddr_storage *addrs, int naddrs)
+                        const struct sockaddr_storage *addrs, int naddrs, int err)
 {
     uint64_t now;
     int n = 0;
@@ -1076,10 +1158,11 @@ void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
             hit = same_addr(&sf->local, &addrs[k]);
         if (!hit)
             continue;
-        MPT_TRACE(s->ctx, s->id, "sf_link_down", "\"sf\":%d,\"if\":\"%s\"", i,
-                  ifname != NULL ? ifname : "");
-        sf->fail_error = MPT_ENOPATH;
-        mpt_conn_sf_failed(s->c, i, MPT_ENOPATH, now);
+        MPT_TRACE(s->ctx, s->id, "sf_link_down", "\"sf\":%d,\"if\":\"%s\",\"error\":\"%s\"", i,
+                  ifname != NULL ? ifname : "", mpt_err_name(err));
+        sf->fail_error = err;
+        sf->sys_errno = 0; /* a netlink event, not a failed system call */
+        mpt_conn_sf_failed(s->c, i, err, now);
         n++;
     }
     if (n > 0)
@@ -1123,6 +1206,34 @@ static int parse_path(const char *str, struct mpt_path *p)
     p->src.ss_family = AF_UNSPEC;
     p->used = 1;
     return 0;
+}
+
+/*
+ * A path that can never work is an error up front rather than a subflow
+ * retried forever: an interface that does not exist (MPT_ENODEV), a source
+ * address that is not one of this host's (MPT_EADDRNOTAVAIL, found by a
+ * test bind, which is exactly what the subflow will do). An interface that
+ * exists but is down, or comes and goes, is fine: it may come back.
+ */
+static int check_path(const struct mpt_path *p)
+{
+    int fd, e = 0, one = 1;
+
+    if (p->ifname[0] != '\0')
+        return if_nametoindex(p->ifname) == 0 ? mpt_errno_to_mpt(errno) : 0;
+    if (p->src.ss_family == AF_UNSPEC)
+        return 0;
+    if ((fd = socket(p->src.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return mpt_errno_to_mpt(errno);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* Checks the address without taking an ephemeral port. */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    (void)one;
+    if (bind(fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+        e = errno;
+    close(fd);
+    return e ? mpt_errno_to_mpt(e) : 0;
 }
 
 static int fullmesh_paths(struct mpt_socket *s)
@@ -1217,8 +1328,12 @@ int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char
     if (s->paths == NULL || s->raddrs == NULL || s->host == NULL)
         goto fail;
     for (size_t i = 0; i < npaths; i++) {
-        if ((rc = parse_path(paths[i], &s->paths[i])) < 0)
+        if ((rc = parse_path(paths[i], &s->paths[i])) < 0 ||
+            (rc = check_path(&s->paths[i])) < 0) {
+            MPT_TRACE(ctx, s->id, "path_refused", "\"path\":%zu,\"error\":\"%s\"", i,
+                      mpt_err_name(rc));
             goto fail;
+        }
     }
     s->npaths = (int)npaths;
     if (npaths == 0 && ctx->cfg.fullmesh) {
@@ -1384,7 +1499,7 @@ int mpt_add_path(struct mpt_socket *s, const char *path)
         return MPT_EINVAL;
     if (s->server || s->done)
         return MPT_ESTATE;
-    if ((rc = parse_path(path, &p)) < 0)
+    if ((rc = parse_path(path, &p)) < 0 || (rc = check_path(&p)) < 0)
         return rc;
     if (s->npaths >= MPT_IO_MAX_PATHS)
         return MPT_ETOOMANY;
@@ -1530,6 +1645,24 @@ static void put_sf_info(void *base, size_t i, size_t elem_size, const struct mpt
     }
 }
 
+/* A client slot with no subflow now, whose last one went down: its record
+ * (the subflow as it failed, with when the slot retries). 0 if none. */
+static int slot_record(const struct mpt_socket *s, const struct mpt_slot *sl,
+                       struct mpt_subflow_info *o)
+{
+    if (sl->sf >= 0 || !sl->has_last || sl->dead || s->paths[sl->path].removed ||
+        s->raddrs[sl->raddr].removed)
+        return 0;
+    *o = sl->last;
+    o->failures = sl->fails;
+    o->retry_ms = -1;
+    if (ev_is_active(&sl->retry.w)) {
+        double left = ev_timer_remaining(s->ctx->loop, (ev_timer *)&sl->retry.w) * 1000.;
+        o->retry_ms = left <= 0. ? 0 : left >= (double)INT32_MAX ? INT32_MAX : (int)left + 1;
+    }
+    return 1;
+}
+
 int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n,
                            size_t elem_size)
 {
@@ -1545,6 +1678,13 @@ int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *out, s
             fill_sf_info(s, i, &o);
             put_sf_info(out, (size_t)count, elem_size, &o);
         }
+        count++;
+    }
+    for (int k = 0; k < s->nslots; k++) {
+        if (!slot_record(s, s->slots[k], &o))
+            continue;
+        if ((size_t)count < n)
+            put_sf_info(out, (size_t)count, elem_size, &o);
         count++;
     }
     return count;

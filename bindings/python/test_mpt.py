@@ -144,6 +144,17 @@ class TestErrors(unittest.TestCase):
             conn.close(timeout=5.0)
         server.finish()
 
+    def test_bad_paths_are_refused(self):
+        with mpt.Context() as ctx:
+            listener = ctx.listen(["127.0.0.1"], 0)
+            with self.assertRaises(mpt.Error) as cm:
+                ctx.connect("127.0.0.1", listener.port, paths=["eht0"], timeout=2.0)
+            self.assertEqual(cm.exception.name, "MPT_ENODEV")
+            with self.assertRaises(mpt.Error) as cm:
+                ctx.connect("127.0.0.1", listener.port, paths=["192.0.2.7"], timeout=2.0)
+            self.assertEqual(cm.exception.name, "MPT_EADDRNOTAVAIL")
+            listener.close()
+
     def test_listen_port_in_use(self):
         with mpt.Context() as ctx:
             listener = ctx.listen(["127.0.0.1"], 0)
@@ -265,6 +276,8 @@ class TestTransfer(unittest.TestCase):
         for sf in subflows:
             self.assertEqual(sf["state"], "established")
             self.assertEqual(sf["remote"], ("127.0.0.1", port))
+            self.assertEqual(sf["failures"], 0)
+            self.assertEqual(sf["retry_ms"], -1)
             self.assertGreater(sf["bytes_sent"], 0, "path %s carried no data" % (sf["local"],))
         self.assertEqual(sorted(sf["path_id"] for sf in subflows), [0, 1])
         self.assertEqual(len(srv_subflows), 2)

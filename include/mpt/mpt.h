@@ -187,6 +187,10 @@ struct mpt_subflow_info {
     /* Added after 0.1.0 (doc/abi.md): */
     int sys_errno;                   /* the errno behind fail_error (connect, bind,
                                         SO_BINDTODEVICE, read, write...), or 0 */
+    uint32_t failures;               /* client: consecutive failed attempts of this
+                                        (path, server address) slot; 0 once one is up */
+    int retry_ms;                    /* client, record of a failed slot: ms until the next
+                                        attempt; -1 if none is scheduled (or a live subflow) */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -244,18 +248,24 @@ MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
  * Starts a connection to host (a name or a numeric IPv4/IPv6 address) and
  * port. paths lists the local paths, each an interface name ("eth1", bound
  * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"); a
- * path ending in "/backup" is a backup path. With npaths == 0 the context's
+ * path ending in "/backup" is a backup path. An interface that does not exist
+ * is MPT_ENODEV and a source address that is not local MPT_EADDRNOTAVAIL, at
+ * once. With npaths == 0 the context's
  * configuration decides (one unbound path, or fullmesh). The first path
  * carries the handshake; the others join once it is done, and every path
  * also joins every address the server advertises. Failed subflows are
- * re-established with exponential backoff while the connection lives.
+ * reported (subflow_down, with the cause), traced, and re-established with
+ * exponential backoff while the connection lives; mpt_get_subflows() shows
+ * each waiting slot's last error and when it retries.
  * Name resolution never blocks the loop, and a pending lookup keeps it
  * running (ev_run / mpt_ctx_run(ctx, -1) do not return before the result is
  * delivered). The strings are copied.
  * Returns 0 and *out (owned by the application until mpt_close/mpt_abort);
  * the result arrives in the `connected` callback. Errors: MPT_EINVAL (NULL
- * ctx/host/out, port 0, empty or unparsable path), MPT_ENOBUFS (too many
- * connections), MPT_ENOMEM, MPT_ERESOLVE (numeric host invalid), MPT_ESYS.
+ * ctx/host/out, port 0, empty or unparsable path), MPT_ENODEV (no such
+ * interface), MPT_EADDRNOTAVAIL (source address not local), MPT_ENOBUFS (too
+ * many connections), MPT_ENOMEM, MPT_ERESOLVE (numeric host invalid),
+ * MPT_EMFILE, MPT_ESYS.
  */
 MPT_EXPORT int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
                            const char *const *paths, size_t npaths,
@@ -326,7 +336,8 @@ MPT_EXPORT int mpt_abort(struct mpt_socket *s);
 /*
  * Client: adds a local path while connected (same syntax as mpt_connect's
  * paths); subflows to every known server address follow. Returns the path id
- * (>= 0) or MPT_EINVAL, MPT_ETOOMANY, MPT_ESTATE (server side or closed).
+ * (>= 0) or MPT_EINVAL, MPT_ENODEV, MPT_EADDRNOTAVAIL (as mpt_connect),
+ * MPT_ETOOMANY, MPT_ESTATE (server side or closed).
  */
 MPT_EXPORT int mpt_add_path(struct mpt_socket *s, const char *path);
 /* Closes the path's subflows and stops re-creating them. MPT_ENOTFOUND. */
@@ -348,7 +359,11 @@ MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
  * MPT_EINVAL. */
 MPT_EXPORT int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
 /* Fills up to n entries of sf (caller's array) with the subflows that exist,
- * and returns how many exist (may exceed n). sf may be NULL when n == 0.
+ * then (client) one record per (path, server address) slot whose last
+ * subflow failed and that has none now: state MPT_SUBFLOW_FAILED (or
+ * _CLOSED if it ended without an error), the failed subflow's id and
+ * counters, fail_error / sys_errno, failures and retry_ms. Returns how many
+ * entries there are (may exceed n). sf may be NULL when n == 0.
  * The array's elements are elem_size bytes apart: the caller's
  * sizeof(struct mpt_subflow_info), which the mpt_get_subflows() macro
  * passes; fields the library does not know are zeroed. elem_size below the

@@ -24,8 +24,10 @@
 
 #include "core/frame.h"
 
-/* Internal (libmpt/io.h): the errno -> MPT_E* map every syscall site uses. */
+/* Internal (libmpt/io.h): the errno -> MPT_E* map every syscall site uses,
+ * and the kernel socket of subflow index sf. */
 int mpt_errno_to_mpt(int e);
+int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
 static double now_s(void)
 {
@@ -884,6 +886,169 @@ START_TEST(path_control)
 }
 END_TEST
 
+/* A path that can never work is refused by mpt_connect and mpt_add_path
+ * instead of being retried forever in silence. */
+START_TEST(bad_paths_refused_up_front)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s = (void *)1;
+    struct echo e = {0, 0};
+    static const char *const no_if[] = {"eht0"};
+    static const char *const no_if_backup[] = {"127.0.0.1", "eht0/backup"};
+    static const char *const not_local[] = {"192.0.2.7"};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    uint16_t port = (uint16_t)mpt_listener_port(l);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", port, no_if, 1, NULL, NULL, &s), MPT_ENODEV);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", port, no_if_backup, 2, NULL, NULL, &s),
+                     MPT_ENODEV);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", port, not_local, 1, NULL, NULL, &s),
+                     MPT_EADDRNOTAVAIL);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", port, no_if, 1, 5000, &s),
+                     MPT_ENODEV);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", port, lo1, 1, 5000, &s), 0);
+    ck_assert_int_eq(mpt_add_path(s, "eht0"), MPT_ENODEV);
+    ck_assert_int_eq(mpt_add_path(s, "192.0.2.7/backup"), MPT_EADDRNOTAVAIL);
+    ck_assert_int_eq(mpt_add_path(s, "127.0.0.2"), 1); /* the refused ones took no id */
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* A path that fails at run time is reported (subflow_down with the cause)
+ * and stays visible in mpt_get_subflows with its last error and when it
+ * retries; the slot's next subflow gets a new id. */
+struct rt {
+    int up, down;
+    struct mpt_subflow_info last_down, last_up;
+};
+
+static void rt_up(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct rt *r = user;
+    r->up++;
+    r->last_up = *sf;
+}
+
+static void rt_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct rt *r = user;
+    r->down++;
+    r->last_down = *sf;
+}
+
+/* Resets (RST) the server's TCP connection whose peer is 127.0.0.2: a TCP
+ * socket connected to AF_UNSPEC disconnects and resets its peer. */
+static int reset_subflow_from(struct mpt_socket *srv, uint32_t peer_addr)
+{
+    for (int i = 0; i < 32; i++) {
+        struct sockaddr_in a;
+        socklen_t len = sizeof a;
+        int fd = mpt_io_test_subflow_fd(srv, i);
+        if (fd < 0 || getpeername(fd, (struct sockaddr *)&a, &len) < 0 ||
+            a.sin_addr.s_addr != htonl(peer_addr))
+            continue;
+        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+        return connect(fd, &unspec, sizeof unspec);
+    }
+    return -1;
+}
+
+struct acc1 {
+    struct mpt_socket *s;
+};
+
+static void acc1_accept(struct mpt_listener *l, void *user)
+{
+    struct acc1 *a = user;
+    struct mpt_callbacks cb = {.readable = echo_readable};
+    struct mpt_socket *s;
+    while (mpt_accept(l, &cb, NULL, &s) == 0) {
+        a->s = s;
+        echo_readable(s, NULL);
+    }
+}
+
+START_TEST(runtime_path_failure_recorded)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct acc1 acc = {NULL};
+    struct rt r;
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+    struct mpt_callbacks cb = {.subflow_up = rt_up, .subflow_down = rt_down};
+    char b[8];
+
+    memset(&r, 0, sizeof r);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.reconnect_min_ms = 1500; /* long enough to look at the record */
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, acc1_accept, &acc, &l), 0);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths, 2, &cb,
+                                 &r, &s),
+                     0);
+    double t0 = now_s();
+    while (r.up < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(r.up, 2);
+    ck_assert_ptr_nonnull(acc.s);
+    struct mpt_subflow_info sf[4];
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    int old_id = sf[0].path_id == 1 ? sf[0].id : sf[1].id;
+
+    ck_assert_int_eq(reset_subflow_from(acc.s, 0x7f000002), 0);
+    t0 = now_s();
+    while (r.down < 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(r.down, 1);
+    ck_assert_int_eq(r.last_down.path_id, 1);
+    ck_assert_int_eq(r.last_down.id, old_id);
+    ck_assert_int_eq(r.last_down.fail_error, MPT_ECONNRESET);
+    ck_assert_int_eq(r.last_down.sys_errno, ECONNRESET);
+
+    /* Path 0 still up, path 1 a record: failed, why, and when it retries. */
+    mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[0].path_id, 0);
+    ck_assert_int_eq(sf[0].state, MPT_SUBFLOW_ESTABLISHED);
+    ck_assert_int_eq(sf[0].retry_ms, -1);
+    ck_assert_int_eq(sf[1].path_id, 1);
+    ck_assert_int_eq(sf[1].id, old_id);
+    ck_assert_int_eq(sf[1].state, MPT_SUBFLOW_FAILED);
+    ck_assert_int_eq(sf[1].fail_error, MPT_ECONNRESET);
+    ck_assert_int_eq(sf[1].sys_errno, ECONNRESET);
+    ck_assert_uint_eq(sf[1].failures, 1);
+    ck_assert_int_gt(sf[1].retry_ms, 0);
+    ck_assert_int_le(sf[1].retry_ms, 1500);
+    ck_assert_int_eq(((struct sockaddr_in *)&sf[1].remote)->sin_addr.s_addr, htonl(0x7f000001));
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.subflows, 1); /* records are not subflows */
+
+    /* The retry brings the path back, as a new subflow. */
+    t0 = now_s();
+    while (r.up < 3 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(r.up, 3);
+    ck_assert_int_eq(r.last_up.path_id, 1);
+    ck_assert_int_ne(r.last_up.id, old_id);
+    ck_assert_uint_eq(r.last_up.failures, 0);
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[1].state, MPT_SUBFLOW_ESTABLISHED);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "rt", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 /* N subflows over one path, and fullmesh over the local interfaces. */
 static int count_up;
 static void count_up_cb(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
@@ -998,6 +1163,8 @@ int main(void)
     tcase_add_test(tc, struct_sizes_old_and_new);
     tcase_add_test(tc, subflows_per_path_and_fullmesh);
     tcase_add_test(tc, path_by_interface_name);
+    tcase_add_test(tc, bad_paths_refused_up_front);
+    tcase_add_test(tc, runtime_path_failure_recorded);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

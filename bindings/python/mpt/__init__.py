@@ -151,6 +151,8 @@ struct mpt_subflow_info {
     int fail_error;
     uint32_t fail_reason;
     int sys_errno;
+    uint32_t failures;
+    int retry_ms;
 };
 
 struct mpt_info {
@@ -562,7 +564,10 @@ class Connection(_Handle):
         }
 
     def subflows(self):
-        """The subflows that exist (mpt_get_subflows), each as a dict."""
+        """The subflows that exist (mpt_get_subflows), each as a dict, then
+        (client) a record per path slot waiting to retry after a failure:
+        state "failed", its cause (fail_error, sys_errno), "failures" and
+        "retry_ms" (ms to the next attempt)."""
         sf = ffi.new("struct mpt_subflow_info[]", _MAX_SUBFLOWS)
         self._ctx._enter()
         try:
@@ -591,5 +596,7 @@ class Connection(_Handle):
                 "fail_error": s.fail_error,
                 "fail_reason": s.fail_reason,
                 "sys_errno": s.sys_errno,
+                "failures": s.failures,
+                "retry_ms": s.retry_ms,
             })
         return result
