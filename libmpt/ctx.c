@@ -201,6 +201,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->subflow_timeout = (uint64_t)c->subflow_timeout_ms * MPT_NS_PER_MS;
     s->handshake_timeout = (uint64_t)c->handshake_timeout_ms * MPT_NS_PER_MS;
     s->close_timeout = (uint64_t)c->close_timeout_ms * MPT_NS_PER_MS;
+    s->ack_timeout = (uint64_t)c->ack_timeout_ms * MPT_NS_PER_MS; /* 0: the engine's 4 x */
     s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
     s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
     s->rand = rand_fill;

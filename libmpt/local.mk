@@ -68,4 +68,6 @@ man3_MANS += \
 	doc/man/mpt_set_scheduler.3 \
 	doc/man/mpt_set_trace_callback.3 \
 	doc/man/mpt_shutdown.3 \
+	doc/man/mpt_state_name.3 \
+	doc/man/mpt_subflow_state_name.3 \
 	doc/man/mpt_version.3

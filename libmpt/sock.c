@@ -446,11 +446,12 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
     struct mpt_sfio *sf = s->sf[idx];
 
     memset(o, 0, sizeof *o);
-    o->id = idx;
     o->path_id = -1;
     o->retry_ms = -1;
     if (s->c != NULL && mpt_conn_sf_get_stats(s->c, idx, &st) == 0) {
+        o->id = (int)st.id;
         o->state = (enum mpt_subflow_state)st.state;
+        o->bytes_received = st.bytes_received;
         o->backup = st.backup;
         o->bytes_sent = st.bytes_sent;
         o->bytes_acked = st.bytes_acked;
@@ -670,7 +671,8 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
             if (sf && sf->slot >= 0 && sf->slot < s->nslots)
                 s->slots[sf->slot]->fails = 0;
             fill_sf_info(s, ev->sf, &si);
-            MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"path\":%d", ev->sf, si.path_id);
+            MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"id\":%d,\"path\":%d", ev->sf, si.id,
+                      si.path_id);
             CALL(s, subflow_up, &si, s->user);
         }
         break;
@@ -1541,6 +1543,17 @@ int mpt_remove_path(struct mpt_socket *s, int path_id)
     return 0;
 }
 
+/* The engine index of the subflow whose stable id is id, or -1. */
+static int sf_index_of_id(const struct mpt_socket *s, int id)
+{
+    struct mpt_sf_stats st;
+
+    for (int i = 0; id > 0 && i < MPT_MAX_SUBFLOWS_LIMIT; i++)
+        if (s->sf[i] != NULL && mpt_conn_sf_get_stats(s->c, i, &st) == 0 && (int)st.id == id)
+            return i;
+    return -1;
+}
+
 int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
 {
     uint64_t now = mpt_io_now();
@@ -1552,9 +1565,10 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
         return MPT_ESTATE;
     backup = backup ? 1 : 0;
     if (s->server) {
-        if (path_id < 0 || path_id >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[path_id] == NULL)
+        int idx = sf_index_of_id(s, path_id);
+        if (idx < 0)
             return MPT_ENOTFOUND;
-        rc = mpt_conn_sf_set_backup(s->c, path_id, backup, now);
+        rc = mpt_conn_sf_set_backup(s->c, idx, backup, now);
     } else {
         if (path_id < 0 || path_id >= s->npaths || s->paths[path_id].removed)
             return MPT_ENOTFOUND;
@@ -1588,6 +1602,31 @@ int mpt_set_scheduler(struct mpt_socket *s, const char *name)
 
 /* ---- Introspection -------------------------------------------------------------------- */
 
+const char *mpt_state_name(enum mpt_state state)
+{
+    switch (state) {
+    case MPT_STATE_CONNECTING: return "connecting";
+    case MPT_STATE_ESTABLISHED: return "established";
+    case MPT_STATE_CLOSING: return "closing";
+    case MPT_STATE_CLOSED: return "closed";
+    case MPT_STATE_ABORTED: return "aborted";
+    }
+    return "unknown";
+}
+
+const char *mpt_subflow_state_name(enum mpt_subflow_state state)
+{
+    switch (state) {
+    case MPT_SUBFLOW_CONNECTING: return "connecting";
+    case MPT_SUBFLOW_HANDSHAKE: return "handshake";
+    case MPT_SUBFLOW_ESTABLISHED: return "established";
+    case MPT_SUBFLOW_CLOSING: return "closing";
+    case MPT_SUBFLOW_FAILED: return "failed";
+    case MPT_SUBFLOW_CLOSED: return "closed";
+    }
+    return "unknown";
+}
+
 int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
 {
     struct mpt_info o;
@@ -1606,6 +1645,9 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.reinjections = st.reinjections;
         o.snd_buffered = st.snd_mem;
         o.rcv_buffered = st.rcv_mem;
+        o.unacked_bytes = st.snd_unacked;
+        o.subflows_opened = st.sf_opened;
+        o.subflows_failed = st.sf_failed;
         o.state = (enum mpt_state)mpt_conn_state(s->c);
         if (o.state == MPT_STATE_CONNECTING)
             o.state = MPT_STATE_CONNECTING;

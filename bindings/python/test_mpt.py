@@ -84,6 +84,17 @@ class TestBasics(unittest.TestCase):
         self.assertEqual(e.strerror, "operation timed out")
         self.assertIn("operation timed out", str(e))
 
+    def test_state_names(self):
+        self.assertEqual(mpt.STATE_NAMES[mpt.lib.MPT_STATE_ESTABLISHED], "established")
+        self.assertEqual(mpt.STATE_NAMES[mpt.lib.MPT_STATE_ABORTED], "aborted")
+        self.assertEqual(mpt.SUBFLOW_STATE_NAMES[mpt.lib.MPT_SUBFLOW_FAILED], "failed")
+        self.assertEqual(len(set(mpt.STATE_NAMES.values())), 5)
+        self.assertEqual(len(set(mpt.SUBFLOW_STATE_NAMES.values())), 6)
+
+    def test_ack_timeout_config(self):
+        with mpt.Context({"ack_timeout_ms": 30000}) as ctx:
+            self.assertFalse(ctx.closed)
+
     def test_bad_config_field(self):
         with self.assertRaises(ValueError):
             mpt.Context({"no_such_field": 1})
@@ -252,6 +263,10 @@ class TestTransfer(unittest.TestCase):
             conn.sendall(up, timeout=20.0)
             conn.shutdown()
             back = recv_all(conn)
+            # Everything we sent (and our end of stream) gets acknowledged.
+            deadline = time.monotonic() + 5.0
+            while conn.info()["unacked_bytes"] > 0 and time.monotonic() < deadline:
+                ctx.run(0.02)
             info = conn.info()
             subflows = conn.subflows()
             conn.close(timeout=20.0)
@@ -264,6 +279,9 @@ class TestTransfer(unittest.TestCase):
         self.assertEqual(hashlib.sha256(back).digest(), hashlib.sha256(down).digest())
 
         # Totals.
+        self.assertEqual(info["unacked_bytes"], 0)  # everything sent was acknowledged
+        self.assertEqual(info["subflows_opened"], 2)
+        self.assertEqual(info["subflows_failed"], 0)
         self.assertEqual(info["subflows"], 2)
         self.assertEqual(info["subflows_established"], 2)
         self.assertEqual(info["bytes_received"], len(down))
@@ -282,6 +300,10 @@ class TestTransfer(unittest.TestCase):
         self.assertEqual(sorted(sf["path_id"] for sf in subflows), [0, 1])
         self.assertEqual(len(srv_subflows), 2)
         self.assertEqual(sorted(sf["remote"][0] for sf in srv_subflows), PATHS)
+        self.assertEqual(sorted(sf["id"] for sf in srv_subflows), [1, 2])  # stable ids
+        self.assertGreaterEqual(sum(sf["bytes_received"] for sf in srv_subflows), len(up))
+        for sf in srv_subflows:
+            self.assertGreater(sf["bytes_received"], 0)
         for sf in srv_subflows:
             self.assertEqual(sf["local"], ("127.0.0.1", port))
             self.assertEqual(sf["path_id"], -1)

@@ -86,6 +86,10 @@ struct mpt_config {
                                      interface that is up (default 0: one unbound path) */
     int include_loopback;         /* fullmesh also uses loopback interfaces; default 0 */
     int advertise_addresses;      /* server: ADD_ADDR its other listening addresses; default 1 */
+    /* Added after 0.1.0 (doc/abi.md): */
+    uint32_t ack_timeout_ms;      /* data outstanding and the peer's cumulative DATA_ACK has
+                                     not moved this long: abort with MPT_ETIMEDOUT; default 0
+                                     = 4 x subflow_timeout_ms */
 };
 
 /* Fills cfg with safe defaults. size is sizeof(struct mpt_config) as the
@@ -156,20 +160,28 @@ enum mpt_state {
 };
 
 enum mpt_subflow_state {
-    MPT_SUBFLOW_CONNECTING = 0,
-    MPT_SUBFLOW_HANDSHAKE,
-    MPT_SUBFLOW_ESTABLISHED,
-    MPT_SUBFLOW_CLOSING,
-    MPT_SUBFLOW_FAILED,
-    MPT_SUBFLOW_CLOSED,
+    MPT_SUBFLOW_CONNECTING = 0, /* TCP connect in progress */
+    MPT_SUBFLOW_HANDSHAKE,      /* HELLO / JOIN exchange */
+    MPT_SUBFLOW_ESTABLISHED,    /* carries data */
+    MPT_SUBFLOW_CLOSING,        /* SUBFLOW_CLOSE sent or received */
+    MPT_SUBFLOW_FAILED,         /* failed (fail_error says why) */
+    MPT_SUBFLOW_CLOSED,         /* ended cleanly */
 };
+
+/* "connecting", "established", "closing", "closed", "aborted"; "unknown"
+ * for any other value. Static strings owned by the library. */
+MPT_EXPORT const char *mpt_state_name(enum mpt_state state);
+/* "connecting", "handshake", "established", "closing", "failed", "closed";
+ * "unknown" for any other value. Static. */
+MPT_EXPORT const char *mpt_subflow_state_name(enum mpt_subflow_state state);
 
 /* One subflow as seen by mpt_get_subflows() and the subflow callbacks. It
  * grows at its end in later versions: arrays of it are passed with their
  * element size (mpt_get_subflows is a macro that does that), and callbacks
  * may read only the fields their program knows. */
 struct mpt_subflow_info {
-    int id;                          /* subflow id within the connection */
+    int id;                          /* subflow id, stable: never reused within the
+                                        connection (the first subflow is 1) */
     int path_id;                     /* local path (mpt_add_path) or -1 (server side) */
     enum mpt_subflow_state state;
     struct sockaddr_storage local;   /* family AF_UNSPEC if unknown */
@@ -191,6 +203,7 @@ struct mpt_subflow_info {
                                         (path, server address) slot; 0 once one is up */
     int retry_ms;                    /* client, record of a failed slot: ms until the next
                                         attempt; -1 if none is scheduled (or a live subflow) */
+    uint64_t bytes_received;         /* DATA payload received on it (duplicates included) */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -210,6 +223,11 @@ struct mpt_info {
     /* Added after 0.1.0 (doc/abi.md): */
     int sys_errno;               /* the errno behind `error` when a system call's
                                     failure ended the connection, else 0 */
+    uint64_t unacked_bytes;      /* written by the application, not yet acknowledged by the
+                                    peer (+1 for an unacknowledged end of stream): 0 means
+                                    everything sent has arrived */
+    uint64_t subflows_opened;    /* subflows that were ever established ... */
+    uint64_t subflows_failed;    /* ... and that failed (not closed cleanly), ever */
 };
 
 /*
@@ -343,7 +361,7 @@ MPT_EXPORT int mpt_add_path(struct mpt_socket *s, const char *path);
 /* Closes the path's subflows and stops re-creating them. MPT_ENOTFOUND. */
 MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
 /* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
- * the server side path_id is a subflow id. */
+ * the server side path_id is a subflow's id (struct mpt_subflow_info.id). */
 MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
 /* Chooses the scheduler by name ("minrtt", "roundrobin") for a client
  * connection. Call it right after mpt_connect, before the loop runs again

@@ -64,6 +64,11 @@ tests_unit_test_io_transfer_SOURCES = tests/unit/test_io_transfer.c
 tests_unit_test_io_transfer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_transfer_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_api tests/unit/test_io_transfer
+check_PROGRAMS += tests/unit/test_io_config
+tests_unit_test_io_config_SOURCES = tests/unit/test_io_config.c
+tests_unit_test_io_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_config_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_config
 # Needs root (network namespaces); exits 77 (skipped) otherwise.
 check_PROGRAMS += tests/unit/test_io_netns
 tests_unit_test_io_netns_SOURCES = tests/unit/test_io_netns.c

@@ -1030,6 +1030,8 @@ START_TEST(runtime_path_failure_recorded)
     struct mpt_info info = {.size = sizeof info};
     ck_assert_int_eq(mpt_get_info(s, &info), 0);
     ck_assert_uint_eq(info.subflows, 1); /* records are not subflows */
+    ck_assert_uint_eq(info.subflows_opened, 2);
+    ck_assert_uint_eq(info.subflows_failed, 1); /* counted although it is gone */
 
     /* The retry brings the path back, as a new subflow. */
     t0 = now_s();
@@ -1041,11 +1043,113 @@ START_TEST(runtime_path_failure_recorded)
     ck_assert_uint_eq(r.last_up.failures, 0);
     ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
     ck_assert_int_eq(sf[1].state, MPT_SUBFLOW_ESTABLISHED);
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.subflows_opened, 3);
+    ck_assert_uint_eq(info.subflows_failed, 1);
     ck_assert_int_eq(mpt_blocking_send_all(s, "rt", 2, 5000), 2);
     ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
     mpt_abort(s);
     mpt_listener_close(l);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* Introspection a receiver and a sender need: stable subflow ids (the
+ * first is 1; mpt_set_backup takes them on the server), bytes received per
+ * subflow, and unacked_bytes falling to 0 once everything sent has been
+ * acknowledged, without closing. */
+START_TEST(ids_received_bytes_and_unacked)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct acc1 acc = {NULL};
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+    static uint8_t payload[1 << 20];
+    struct mpt_subflow_info sf[4];
+    struct mpt_info info = {.size = sizeof info};
+
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.scheduler = "roundrobin"; /* both paths carry data */
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, acc1_accept, &acc, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths,
+                                          2, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[0].id + sf[1].id, 3); /* ids 1 and 2 */
+    ck_assert_int_ne(sf[0].id, sf[1].id);
+
+    /* Nothing acknowledged right after the copy into the send buffer. */
+    ck_assert_int_eq(mpt_send(s, payload, sizeof payload), (ssize_t)sizeof payload);
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.unacked_bytes, sizeof payload);
+    ck_assert_uint_eq(info.subflows_opened, 2);
+    ck_assert_uint_eq(info.subflows_failed, 0);
+    t0 = now_s();
+    while (info.unacked_bytes > 0 && now_s() - t0 < 10) {
+        mpt_ctx_run(ctx, 20);
+        ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    }
+    ck_assert_uint_eq(info.unacked_bytes, 0); /* all of it arrived, connection still open */
+    ck_assert_uint_ge(info.bytes_acked, sizeof payload);
+    ck_assert_int_eq(info.state, MPT_STATE_ESTABLISHED);
+
+    /* The receiver sees the split. */
+    ck_assert_ptr_nonnull(acc.s);
+    struct mpt_subflow_info rs[4];
+    ck_assert_int_eq(mpt_get_subflows(acc.s, rs, 4), 2);
+    ck_assert_uint_gt(rs[0].bytes_received, 0);
+    ck_assert_uint_gt(rs[1].bytes_received, 0);
+    ck_assert_uint_ge(rs[0].bytes_received + rs[1].bytes_received, sizeof payload);
+    ck_assert_int_eq(rs[0].id + rs[1].id, 3);
+
+    /* Server side, mpt_set_backup names a subflow by its id. */
+    ck_assert_int_eq(mpt_set_backup(acc.s, 0, 1), MPT_ENOTFOUND);
+    ck_assert_int_eq(mpt_set_backup(acc.s, 3, 1), MPT_ENOTFOUND);
+    int bid = rs[1].id;
+    ck_assert_int_eq(mpt_set_backup(acc.s, bid, 1), 0);
+    int cpath = -1; /* the client's view of that subflow: same local address */
+    t0 = now_s();
+    while (now_s() - t0 < 5) {
+        mpt_ctx_run(ctx, 20);
+        ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+        for (int i = 0; i < 2; i++)
+            if (memcmp(&sf[i].local, &rs[1].remote, sizeof(struct sockaddr_in)) == 0 &&
+                sf[i].backup)
+                cpath = sf[i].path_id;
+        if (cpath >= 0)
+            break;
+    }
+    ck_assert_int_ge(cpath, 0);
+
+    /* A DATA_FIN counts until it is acknowledged. */
+    ck_assert_int_eq(mpt_shutdown(s), 0);
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.unacked_bytes, 1);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(state_names)
+{
+    static const char *const conn[] = {"connecting", "established", "closing", "closed",
+                                       "aborted"};
+    static const char *const sub[] = {"connecting", "handshake", "established",
+                                      "closing",    "failed",    "closed"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_str_eq(mpt_state_name((enum mpt_state)i), conn[i]);
+    for (int i = 0; i < 6; i++)
+        ck_assert_str_eq(mpt_subflow_state_name((enum mpt_subflow_state)i), sub[i]);
+    ck_assert_str_eq(mpt_state_name((enum mpt_state)99), "unknown");
+    ck_assert_str_eq(mpt_subflow_state_name((enum mpt_subflow_state)-1), "unknown");
+    ck_assert_ptr_eq(mpt_state_name(MPT_STATE_CLOSED), mpt_state_name(MPT_STATE_CLOSED));
 }
 END_TEST
 
@@ -1165,6 +1269,8 @@ int main(void)
     tcase_add_test(tc, path_by_interface_name);
     tcase_add_test(tc, bad_paths_refused_up_front);
     tcase_add_test(tc, runtime_path_failure_recorded);
+    tcase_add_test(tc, ids_received_bytes_and_unacked);
+    tcase_add_test(tc, state_names);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

@@ -104,6 +104,7 @@ struct mpt_config {
     int fullmesh;
     int include_loopback;
     int advertise_addresses;
+    uint32_t ack_timeout_ms;
 };
 void mpt_config_default(struct mpt_config *cfg, size_t size);
 
@@ -127,6 +128,8 @@ enum mpt_subflow_state {
     MPT_SUBFLOW_FAILED,
     MPT_SUBFLOW_CLOSED
 };
+const char *mpt_state_name(enum mpt_state state);
+const char *mpt_subflow_state_name(enum mpt_subflow_state state);
 
 struct sockaddr_storage {
     unsigned short ss_family;
@@ -153,6 +156,7 @@ struct mpt_subflow_info {
     int sys_errno;
     uint32_t failures;
     int retry_ms;
+    uint64_t bytes_received;
 };
 
 struct mpt_info {
@@ -169,6 +173,9 @@ struct mpt_info {
     uint32_t subflows;
     uint32_t subflows_established;
     int sys_errno;
+    uint64_t unacked_bytes;
+    uint64_t subflows_opened;
+    uint64_t subflows_failed;
 };
 
 typedef void (*mpt_accept_cb)(struct mpt_listener *l, void *user);
@@ -211,21 +218,11 @@ def _load():
 
 lib = _load()
 
-STATE_NAMES = {
-    lib.MPT_STATE_CONNECTING: "connecting",
-    lib.MPT_STATE_ESTABLISHED: "established",
-    lib.MPT_STATE_CLOSING: "closing",
-    lib.MPT_STATE_CLOSED: "closed",
-    lib.MPT_STATE_ABORTED: "aborted",
-}
-SUBFLOW_STATE_NAMES = {
-    lib.MPT_SUBFLOW_CONNECTING: "connecting",
-    lib.MPT_SUBFLOW_HANDSHAKE: "handshake",
-    lib.MPT_SUBFLOW_ESTABLISHED: "established",
-    lib.MPT_SUBFLOW_CLOSING: "closing",
-    lib.MPT_SUBFLOW_FAILED: "failed",
-    lib.MPT_SUBFLOW_CLOSED: "closed",
-}
+# The library names its states (mpt_state_name, mpt_subflow_state_name).
+STATE_NAMES = {v: ffi.string(lib.mpt_state_name(v)).decode()
+               for v in range(lib.MPT_STATE_CONNECTING, lib.MPT_STATE_ABORTED + 1)}
+SUBFLOW_STATE_NAMES = {v: ffi.string(lib.mpt_subflow_state_name(v)).decode()
+                       for v in range(lib.MPT_SUBFLOW_CONNECTING, lib.MPT_SUBFLOW_CLOSED + 1)}
 
 _MAX_SUBFLOWS = 32  # mpt_config.max_subflows is at most 32
 
@@ -561,6 +558,9 @@ class Connection(_Handle):
             "subflows": info.subflows,
             "subflows_established": info.subflows_established,
             "sys_errno": int(info.sys_errno),
+            "unacked_bytes": info.unacked_bytes,
+            "subflows_opened": info.subflows_opened,
+            "subflows_failed": info.subflows_failed,
         }
 
     def subflows(self):
@@ -593,6 +593,7 @@ class Connection(_Handle):
                 "total_retrans": s.total_retrans,
                 "bytes_sent": s.bytes_sent,
                 "bytes_acked": s.bytes_acked,
+                "bytes_received": s.bytes_received,
                 "fail_error": s.fail_error,
                 "fail_reason": s.fail_reason,
                 "sys_errno": s.sys_errno,
