@@ -415,7 +415,12 @@ MPT_EXPORT ssize_t mpt_blocking_recv(struct mpt_socket *s, void *buf, size_t len
                                      int timeout_ms);
 /* Shuts down, waits until the connection is closed (peer's end of stream
  * included; data still arriving is discarded), then releases the handle as
- * mpt_close() does, even on timeout. Returns 0, MPT_ETIMEDOUT or the error. */
+ * mpt_close() does. If timeout_ms passes first, the connection is aborted
+ * instead, as mpt_abort() does (FASTCLOSE to the peer, unsent and
+ * unacknowledged data dropped): a bounded close does not go on in the
+ * background. The handle is released in every case. Returns 0,
+ * MPT_ETIMEDOUT (then aborted), MPT_EINVAL, MPT_ESTATE, or the error that
+ * ended the connection. */
 MPT_EXPORT int mpt_blocking_close(struct mpt_socket *s, int timeout_ms);
 
 #ifdef __cplusplus

@@ -364,6 +364,60 @@ START_TEST(blocking_echo_and_state_errors)
 }
 END_TEST
 
+/* mpt_blocking_close against a peer that never ends its side: on timeout
+ * it aborts (the peer sees FASTCLOSE), as documented, instead of leaving a
+ * close running in the background. */
+struct quiet {
+    struct mpt_socket *s;
+    int closed, status;
+};
+
+static void quiet_closed(struct mpt_socket *s, int status, void *user)
+{
+    struct quiet *q = user;
+    q->closed = 1;
+    q->status = status;
+}
+
+static void quiet_accept(struct mpt_listener *l, void *user)
+{
+    struct quiet *q = user;
+    struct mpt_callbacks cb = {.closed = quiet_closed};
+    struct mpt_socket *s;
+    while (mpt_accept(l, &cb, q, &s) == 0)
+        q->s = s; /* never reads, never shuts down */
+}
+
+START_TEST(blocking_close_aborts_on_timeout)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct quiet q = {NULL, 0, 0};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, quiet_accept, &q, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "unread", 6, 5000), 6);
+    double t0 = now_s();
+    ck_assert_int_eq(mpt_blocking_close(s, 300), MPT_ETIMEDOUT);
+    ck_assert(now_s() - t0 >= 0.29);
+    t0 = now_s();
+    while (!q.closed && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(q.closed, 1);
+    ck_assert_int_eq(q.status, MPT_ERESET); /* aborted, not left closing */
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(q.s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_ABORTED);
+    mpt_abort(q.s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 /* Another event loop (poll) drives libmpt through mpt_ctx_fd. */
 struct ext {
     int connected;
@@ -1258,6 +1312,7 @@ int main(void)
     tcase_add_test(tc, errno_map);
     tcase_add_test(tc, blocking_echo_and_state_errors);
     tcase_add_test(tc, external_loop_fd);
+    tcase_add_test(tc, blocking_close_aborts_on_timeout);
     tcase_add_test(tc, resolve_keeps_app_loop_alive);
     tcase_add_test(tc, resolve_keeps_ctx_run_alive);
     tcase_add_test(tc, trace_callback_and_file);

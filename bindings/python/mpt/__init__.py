@@ -514,7 +514,9 @@ class Connection(_Handle):
     def close(self, timeout=10.0):
         """Graceful close (mpt_blocking_close): shuts down, waits for the
         peer's end of stream (discarding data still arriving), releases the
-        handle. The handle is released even if this raises Error."""
+        handle. If the timeout passes first the connection is aborted
+        (FASTCLOSE) and Error(MPT_ETIMEDOUT) raised; the handle is released
+        even if this raises Error."""
         if self._ptr == ffi.NULL:
             return
         tmo = _timeout_ms(timeout)
