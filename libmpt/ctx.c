@@ -108,10 +108,12 @@ void mpt_config_default(struct mpt_config *cfg, size_t size)
 
     if (cfg == NULL || size < sizeof(size_t))
         return;
-    /* The engine's limits and timers have one source of defaults. */
+    /* The engine's limits and timers have one source of defaults (its
+     * settings); the I/O layer's own defaults are the literals here, and
+     * nowhere else. */
     mpt_core_settings_default(&core);
     memset(&d, 0, sizeof d);
-    d.size = size < sizeof d ? size : sizeof d;
+    d.size = size;
     d.max_subflows = core.max_subflows;
     d.sndbuf = core.sndbuf;
     d.rcvbuf = core.rcvbuf;
@@ -129,7 +131,30 @@ void mpt_config_default(struct mpt_config *cfg, size_t size)
     d.listen_backlog = 1024;
     d.max_connections = 65536;
     d.advertise_addresses = 1;
-    memcpy(cfg, &d, d.size);
+    memcpy(cfg, &d, size < sizeof d ? size : sizeof d);
+    if (size > sizeof d) /* a newer program's fields, unknown here: 0 */
+        memset((uint8_t *)cfg + sizeof d, 0, size - sizeof d);
+}
+
+/*
+ * Is in->size a struct mpt_config this library can take? The 0.1.0 layout
+ * or the current one, or a newer, larger one whose bytes beyond what this
+ * library knows are all zero (the convention of Linux's
+ * copy_struct_from_user): a setting it cannot honour is refused, not
+ * dropped. Anything else cannot have come from mpt_config_default().
+ */
+static int config_size_ok(const struct mpt_config *in)
+{
+    const uint8_t *p = (const uint8_t *)in;
+
+    if (in->size == MPT_CONFIG_SIZE_0_1)
+        return 1;
+    if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
+        return 0;
+    for (size_t i = sizeof *in; i < in->size; i++)
+        if (p[i] != 0)
+            return 0;
+    return in->reserved0 == 0;
 }
 
 static void rand_fill(void *user, uint8_t *buf, size_t len)
@@ -145,30 +170,34 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
 
     mpt_config_default(&d, sizeof d);
     if (in != NULL) {
-        if (in->size < sizeof(size_t) || in->size > sizeof *in + 4096)
+        if (!config_size_ok(in))
             return MPT_EINVAL;
         memcpy(&d, in, in->size < sizeof d ? in->size : sizeof d);
+        d.reserved0 = 0; /* a 0.1.0 program's padding: never read */
     }
     *c = d;
     c->size = sizeof *c;
-#define DEF_(f, v) \
-    if (c->f == 0) c->f = (v)
-    DEF_(max_subflows, 8);
-    DEF_(sndbuf, 4u << 20);
-    DEF_(rcvbuf, 4u << 20);
-    DEF_(connect_timeout_ms, 5000);
-    DEF_(handshake_timeout_ms, 5000);
-    DEF_(close_timeout_ms, 10000);
-    DEF_(user_timeout_ms, 10000);
-    DEF_(subflow_timeout_ms, 2000);
-    DEF_(ping_interval_ms, 1000);
-    DEF_(notsent_lowat, 128u << 10);
-    DEF_(write_budget, 256u << 10);
-    DEF_(reconnect_min_ms, 250);
-    DEF_(reconnect_max_ms, 30000);
-    DEF_(subflows_per_path, 1);
-    DEF_(listen_backlog, 1024);
-    DEF_(max_connections, 65536);
+    /* 0 means the default: the values mpt_config_default() just put in d
+     * before the program's struct was copied over them. */
+    mpt_config_default(&d, sizeof d);
+#define DEF_(f) \
+    if (c->f == 0) c->f = d.f
+    DEF_(max_subflows);
+    DEF_(sndbuf);
+    DEF_(rcvbuf);
+    DEF_(connect_timeout_ms);
+    DEF_(handshake_timeout_ms);
+    DEF_(close_timeout_ms);
+    DEF_(user_timeout_ms);
+    DEF_(subflow_timeout_ms);
+    DEF_(ping_interval_ms);
+    DEF_(notsent_lowat);
+    DEF_(write_budget);
+    DEF_(reconnect_min_ms);
+    DEF_(reconnect_max_ms);
+    DEF_(subflows_per_path);
+    DEF_(listen_backlog);
+    DEF_(max_connections);
 #undef DEF_
     if (c->max_subflows > MPT_MAX_SUBFLOWS_LIMIT || c->subflows_per_path > 8)
         return MPT_EINVAL;

@@ -87,6 +87,42 @@ MPT_SAME_FIELD_(fail_reason);
 _Static_assert(sizeof(struct mpt_subflow_info) >= MPT_SUBFLOW_INFO_SIZE_0_1,
                "struct mpt_subflow_info only grows");
 
+/*
+ * struct mpt_config as libmpt 0.1.0 laid it out (its sizeof, padding
+ * included, is the smallest size mpt_ctx_new accepts). Every field added
+ * later starts at or beyond the sizeof of the layout before it.
+ */
+struct mpt_config_0_1 {
+    size_t size;
+    uint32_t max_subflows;
+    size_t sndbuf;
+    size_t rcvbuf;
+    uint32_t connect_timeout_ms, handshake_timeout_ms, close_timeout_ms, user_timeout_ms;
+    uint32_t subflow_timeout_ms, ping_interval_ms, notsent_lowat, write_budget;
+    uint32_t reconnect_min_ms, reconnect_max_ms, subflows_per_path, listen_backlog;
+    uint32_t max_connections;
+    const char *scheduler, *congestion, *tcp_congestion;
+    int fullmesh, include_loopback, advertise_addresses;
+};
+#define MPT_CONFIG_SIZE_0_1 sizeof(struct mpt_config_0_1)
+#define MPT_SAME_FIELD_(f)                                                                   \
+    _Static_assert(offsetof(struct mpt_config, f) == offsetof(struct mpt_config_0_1, f),     \
+                   "struct mpt_config: 0.1.0 field " #f " moved")
+MPT_SAME_FIELD_(max_subflows);
+MPT_SAME_FIELD_(sndbuf);
+MPT_SAME_FIELD_(rcvbuf);
+MPT_SAME_FIELD_(connect_timeout_ms);
+MPT_SAME_FIELD_(max_connections);
+MPT_SAME_FIELD_(scheduler);
+MPT_SAME_FIELD_(tcp_congestion);
+MPT_SAME_FIELD_(fullmesh);
+MPT_SAME_FIELD_(advertise_addresses);
+#undef MPT_SAME_FIELD_
+_Static_assert(offsetof(struct mpt_config, ack_timeout_ms) >= MPT_CONFIG_SIZE_0_1,
+               "struct mpt_config: fields added after 0.1.0 start beyond its padding");
+/* A struct from a newer program may be at most this much larger. */
+#define MPT_CONFIG_MAX_TAIL 4096u
+
 /* ---- Context ---------------------------------------------------------------- */
 
 #define MPT_IO_RBUF (256u * 1024u + MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)

@@ -94,6 +94,11 @@ class TestBasics(unittest.TestCase):
     def test_ack_timeout_config(self):
         with mpt.Context({"ack_timeout_ms": 30000}) as ctx:
             self.assertFalse(ctx.closed)
+        # The bindings' struct is the library's current layout, not 0.1.0's.
+        self.assertGreater(mpt.ffi.offsetof("struct mpt_config", "ack_timeout_ms"),
+                           mpt.ffi.offsetof("struct mpt_config", "advertise_addresses") + 4)
+        with self.assertRaises(ValueError):
+            mpt.Context({"reserved0": 1})
 
     def test_bad_config_field(self):
         with self.assertRaises(ValueError):

@@ -58,8 +58,11 @@ struct mpt_listener; /* a server endpoint: one port on one or more addresses */
  * Context configuration. Always fill it with mpt_config_default() first (or
  * the MPT_CONFIG_DEFAULT macro), then change fields: the struct grows at its
  * end in later versions and `size` tells the library how much of it the
- * program knows. Times are in milliseconds; 0 means "the default" for every
- * numeric field.
+ * program knows. mpt_ctx_new() refuses (MPT_EINVAL) a size smaller than the
+ * 0.1.0 struct, a size between two layouts the library knows, and a larger
+ * struct (from a newer libmpt) whose bytes beyond what this library knows
+ * are not all zero: a setting it cannot honour is an error, not ignored.
+ * Times are in milliseconds; 0 means "the default" for every numeric field.
  */
 struct mpt_config {
     size_t size;                  /* set by mpt_config_default() */
@@ -86,14 +89,18 @@ struct mpt_config {
                                      interface that is up (default 0: one unbound path) */
     int include_loopback;         /* fullmesh also uses loopback interfaces; default 0 */
     int advertise_addresses;      /* server: ADD_ADDR its other listening addresses; default 1 */
-    /* Added after 0.1.0 (doc/abi.md): */
+    /* Added after 0.1.0 (doc/abi.md). New fields start beyond the previous
+     * layout's sizeof, its tail padding included, which a size could not tell
+     * from a field: */
+    uint32_t reserved0;           /* the 0.1.0 struct's tail padding: keep it 0 */
     uint32_t ack_timeout_ms;      /* data outstanding and the peer's cumulative DATA_ACK has
                                      not moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout_ms */
 };
 
-/* Fills cfg with safe defaults. size is sizeof(struct mpt_config) as the
- * caller compiled it; bytes beyond it are not touched. */
+/* Fills cfg with safe defaults and sets cfg->size = size, which is
+ * sizeof(struct mpt_config) as the caller compiled it: fields this library
+ * does not know (up to size) are zeroed, bytes beyond size not touched. */
 MPT_EXPORT void mpt_config_default(struct mpt_config *cfg, size_t size);
 #define MPT_CONFIG_DEFAULT(cfg) mpt_config_default((cfg), sizeof *(cfg))
 

@@ -104,6 +104,7 @@ struct mpt_config {
     int fullmesh;
     int include_loopback;
     int advertise_addresses;
+    uint32_t reserved0;
     uint32_t ack_timeout_ms;
 };
 void mpt_config_default(struct mpt_config *cfg, size_t size);
@@ -305,7 +306,7 @@ class Context:
             cfg = ffi.new("struct mpt_config *")
             lib.mpt_config_default(cfg, ffi.sizeof("struct mpt_config"))
             for key, value in dict(config).items():
-                if key == "size" or not hasattr(cfg, key):
+                if key in ("size", "reserved0") or not hasattr(cfg, key):
                     raise ValueError("unknown mpt_config field %r" % key)
                 if key in ("scheduler", "congestion", "tcp_congestion"):
                     if value is None:
