@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -299,46 +300,6 @@ void mpt_io_set(struct mpt_io *io, int events)
     }
 }
 
-void mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int))
-{
-    memset(t, 0, sizeof *t);
-    t->ctx = ctx;
-    ev_timer_init(&t->w, cb, 0., 0.);
-    t->next = ctx->tmrs;
-    if (ctx->tmrs)
-        ctx->tmrs->prev = t;
-    ctx->tmrs = t;
-}
-
-void mpt_tmr_start(struct mpt_tmr *t, double after)
-{
-    ev_timer_stop(t->ctx->loop, &t->w);
-    ev_timer_set(&t->w, after < 0 ? 0. : after, 0.);
-    ev_timer_start(t->ctx->loop, &t->w);
-}
-
-void mpt_tmr_stop(struct mpt_tmr *t)
-{
-    ev_timer_stop(t->ctx->loop, &t->w);
-}
-
-void mpt_tmr_fini(struct mpt_tmr *t)
-{
-    struct mpt_ctx *ctx = t->ctx;
-
-    if (ctx == NULL)
-        return;
-    ev_timer_stop(ctx->loop, &t->w);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        ctx->tmrs = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    t->ctx = NULL;
-}
-
 /* ---- Context ------------------------------------------------------------------- */
 
 int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cfg)
@@ -412,6 +373,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     mpt_resolve_fini(ctx);
     while (ctx->tmrs)
         mpt_tmr_fini(ctx->tmrs);
+    free(ctx->theap);
     if (ctx->trace_fp)
         fclose(ctx->trace_fp);
     if (ctx->extfd >= 0)
@@ -501,23 +463,19 @@ int mpt_ctx_fd(struct mpt_ctx *ctx)
 
 int mpt_ctx_timeout(struct mpt_ctx *ctx)
 {
-    double best = -1;
-
     if (ctx == NULL)
         return MPT_EINVAL;
-    ev_now_update(ctx->loop);
-    for (struct mpt_tmr *t = ctx->tmrs; t; t = t->next) {
-        if (!ev_is_active(&t->w))
-            continue;
-        double r = ev_timer_remaining(ctx->loop, &t->w);
-        if (best < 0 || r < best)
-            best = r;
-    }
     if (ev_pending_count(ctx->loop) > 0 || ev_async_pending(&ctx->resolve_async))
         return 0;
-    if (best < 0)
+    if (ctx->theap_n == 0)
         return -1;
-    return (int)(best * 1000.) + 1;
+    ev_now_update(ctx->loop);
+    double left = mpt_tmr_next(ctx); /* O(1): the heap's top */
+    if (left <= 0.)
+        return 0;
+    if (left >= INT_MAX / 1000.)
+        return INT_MAX;
+    return (int)(left * 1000.) + 1; /* round up: never wake before it is due */
 }
 
 int mpt_ctx_process(struct mpt_ctx *ctx)

@@ -26,18 +26,26 @@ struct mpt_io {
     struct mpt_io *prev, *next;      /* ctx->ios while events != 0 */
 };
 
+/* A one-shot timer of the context (timer.c): a libev timer that the context
+ * also keeps in its expiry-ordered heap, for mpt_ctx_timeout(). */
 struct mpt_tmr {
-    ev_timer w;
+    ev_timer w;                      /* first: the libev callback casts back */
     struct mpt_ctx *ctx;
+    void (*cb)(EV_P_ ev_timer *, int);
+    uint32_t hidx;                   /* index in ctx->theap while started */
     struct mpt_tmr *prev, *next;     /* ctx->tmrs while initialised */
 };
 
 void mpt_io_init(struct mpt_ctx *ctx, struct mpt_io *io, void (*cb)(EV_P_ ev_io *, int), int fd);
 void mpt_io_set(struct mpt_io *io, int events);
-void mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int));
+/* 0 or MPT_ENOMEM (the heap keeps room for every initialised timer, so
+ * mpt_tmr_start never allocates). */
+int mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int));
 void mpt_tmr_start(struct mpt_tmr *t, double after);
 void mpt_tmr_stop(struct mpt_tmr *t);
 void mpt_tmr_fini(struct mpt_tmr *t);
+/* Seconds until the context's earliest timer (may be <= 0), -1 if none. */
+double mpt_tmr_next(struct mpt_ctx *ctx);
 
 /* ---- ABI ------------------------------------------------------------------------- */
 
@@ -142,7 +150,9 @@ struct mpt_ctx {
     int nlfd;                        /* rtnetlink watcher (netlink.c), or -1 */
     struct mpt_io nlio;
     struct mpt_io *ios;
-    struct mpt_tmr *tmrs;
+    struct mpt_tmr *tmrs;            /* every initialised timer */
+    struct mpt_tmr **theap;          /* the started ones, a min-heap by expiry */
+    uint32_t theap_n, theap_cap, ntmrs;
     struct mpt_socket *socks;        /* every socket, both roles */
     struct mpt_listener *listeners;
     unsigned nconns;

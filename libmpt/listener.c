@@ -323,18 +323,19 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         if (fd < 0)
             return; /* EAGAIN, or EMFILE etc.: try again on the next wakeup */
         struct mpt_pending *p = malloc(sizeof *p);
-        if (p == NULL || ctx->nconns >= ctx->cfg.max_connections) {
+        if (p != NULL)
+            memset(p, 0, offsetof(struct mpt_pending, buf));
+        if (p == NULL || ctx->nconns >= ctx->cfg.max_connections ||
+            mpt_tmr_init(ctx, &p->tmr, pending_tmr_cb) < 0) {
             free(p);
             close(fd);
             continue;
         }
-        memset(p, 0, offsetof(struct mpt_pending, buf));
         p->l = l;
         p->fd = fd;
         (void)mpt_sock_setopts(ctx, fd);
         mpt_io_init(ctx, &p->io, pending_io_cb, fd);
         p->io.w.data = p;
-        mpt_tmr_init(ctx, &p->tmr, pending_tmr_cb);
         p->tmr.w.data = p;
         p->next = l->pending;
         if (l->pending)

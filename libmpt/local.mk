@@ -8,6 +8,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/io.h \
 	libmpt/version.c \
 	libmpt/ctx.c \
+	libmpt/timer.c \
 	libmpt/sock.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \

@@ -123,10 +123,13 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
         return NULL;
     if ((s = calloc(1, sizeof *s)) == NULL)
         return NULL;
+    if (mpt_tmr_init(ctx, &s->timer, sock_timer_cb) < 0) {
+        free(s);
+        return NULL;
+    }
     s->ctx = ctx;
     s->server = server;
     s->id = ++ctx->next_conn_id;
-    mpt_tmr_init(ctx, &s->timer, sock_timer_cb);
     s->timer.w.data = s;
     s->next = ctx->socks;
     if (ctx->socks)
@@ -188,6 +191,10 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
         return NULL;
     if ((sf = calloc(1, sizeof *sf)) == NULL)
         return NULL;
+    if (mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb) < 0) {
+        free(sf);
+        return NULL;
+    }
     sf->s = s;
     sf->idx = idx;
     sf->fd = fd;
@@ -195,7 +202,6 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
     sf->connecting = connecting;
     mpt_io_init(s->ctx, &sf->io, sf_io_cb, fd);
     sf->io.w.data = sf;
-    mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb);
     sf->ctimer.w.data = sf;
     s->sf[idx] = sf;
     if (fd < 0) {
@@ -519,13 +525,13 @@ static void linger_close(struct mpt_ctx *ctx, int fd)
     struct linger_fd *lf = malloc(sizeof *lf);
 
     shutdown(fd, SHUT_WR);
-    if (lf == NULL) {
+    if (lf == NULL || mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb) < 0) {
+        free(lf);
         close(fd);
         return;
     }
     mpt_io_init(ctx, &lf->io, linger_io_cb, fd);
     lf->io.w.data = lf;
-    mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb);
     lf->tmr.w.data = lf;
     mpt_io_set(&lf->io, EV_READ);
     mpt_tmr_start(&lf->tmr, 2.0);
@@ -874,11 +880,14 @@ static int sock_add_slot(struct mpt_socket *s, int path, int raddr)
         return MPT_ETOOMANY;
     if ((sl = calloc(1, sizeof *sl)) == NULL)
         return MPT_ENOMEM;
+    if (mpt_tmr_init(s->ctx, &sl->retry, slot_retry_cb) < 0) {
+        free(sl);
+        return MPT_ENOMEM;
+    }
     sl->path = path;
     sl->raddr = raddr;
     sl->sf = -1;
     sl->s = s;
-    mpt_tmr_init(s->ctx, &sl->retry, slot_retry_cb);
     sl->retry.w.data = sl;
     s->slots[s->nslots] = sl;
     return s->nslots++;

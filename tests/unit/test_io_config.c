@@ -1,11 +1,13 @@
 /*
- * The context's configuration (struct mpt_config -> the engine's settings).
- * These tests look inside the context (libmpt/io.h), so they link the I/O
- * layer statically like the other test_io_* programs.
+ * The context itself: its configuration (struct mpt_config -> the engine's
+ * settings) and its timers (the heap behind mpt_ctx_timeout). These tests
+ * look inside the context (libmpt/io.h), so they link the I/O layer
+ * statically like the other test_io_* programs.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "io.h"
 
@@ -125,6 +127,93 @@ START_TEST(config_sizes)
 }
 END_TEST
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* What mpt_ctx_timeout must return, the slow way: every started timer. */
+static int brute_timeout(struct mpt_ctx *ctx)
+{
+    double best = -1;
+    ev_now_update(ctx->loop);
+    for (struct mpt_tmr *t = ctx->tmrs; t; t = t->next)
+        if (ev_is_active(&t->w)) {
+            double r = ev_timer_remaining(ctx->loop, &t->w);
+            if (best < 0 || r < best)
+                best = r;
+        }
+    return best < 0 ? -1 : best <= 0 ? 0 : (int)(best * 1000.) + 1;
+}
+
+static int fired;
+static void count_fired(EV_P_ ev_timer *w, int revents)
+{
+    fired++;
+}
+
+/* mpt_ctx_timeout with many timers: always the earliest one, through
+ * starts, restarts, stops and timers firing, and cheap enough to ask after
+ * every call (it walked every timer of every connection). */
+#define NTMR 50000
+START_TEST(timeout_is_the_earliest_timer_and_cheap)
+{
+    struct mpt_ctx *ctx;
+    static struct mpt_tmr t[NTMR];
+    uint64_t x = 88172645463325252ull;
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_ctx_timeout(ctx), -1);
+    for (int i = 0; i < NTMR; i++) {
+        ck_assert_int_eq(mpt_tmr_init(ctx, &t[i], count_fired), 0);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        mpt_tmr_start(&t[i], 100. + (double)(x % 100000) / 100.); /* 100 .. 1100 s */
+    }
+    ck_assert_int_eq(mpt_ctx_timeout(ctx), brute_timeout(ctx));
+    /* Restart and stop a random half, check after each step of a sample. */
+    for (int i = 0; i < NTMR; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int k = (int)(x % NTMR);
+        if (x & 1)
+            mpt_tmr_stop(&t[k]);
+        else
+            mpt_tmr_start(&t[k], 50. + (double)(x % 7919));
+        if (i % 997 == 0)
+            ck_assert_int_eq(mpt_ctx_timeout(ctx), brute_timeout(ctx));
+    }
+    ck_assert_int_eq(mpt_ctx_timeout(ctx), brute_timeout(ctx));
+
+    /* Many calls cost next to nothing (the old walk: NTMR timers each). */
+    double t0 = now_s();
+    long sum = 0;
+    for (int i = 0; i < NTMR; i++)
+        sum += mpt_ctx_timeout(ctx);
+    ck_assert_int_gt(sum, 0);
+    double dt = now_s() - t0;
+    ck_assert_msg(dt < 1.0, "%d calls of mpt_ctx_timeout with %d timers took %.2f s", NTMR, NTMR,
+                  dt);
+
+    /* Timers that fire leave the heap: three short ones, then the rest. */
+    fired = 0;
+    mpt_tmr_start(&t[1], 0.01);
+    mpt_tmr_start(&t[2], 0.02);
+    mpt_tmr_start(&t[3], 0.03);
+    ck_assert_int_le(mpt_ctx_timeout(ctx), 11);
+    while (fired < 3)
+        ev_run(ctx->loop, EVRUN_ONCE);
+    ck_assert_int_eq(fired, 3);
+    ck_assert_int_eq(mpt_ctx_timeout(ctx), brute_timeout(ctx));
+    ck_assert_int_gt(mpt_ctx_timeout(ctx), 40000);
+    for (int i = 0; i < NTMR; i++)
+        mpt_tmr_fini(&t[i]);
+    ck_assert_uint_eq(ctx->theap_n, 0);
+    ck_assert_int_eq(mpt_ctx_timeout(ctx), -1);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("io_config");
@@ -132,6 +221,8 @@ int main(void)
     tcase_add_test(tc, ack_timeout_maps_to_the_engine);
     tcase_add_test(tc, one_source_of_defaults);
     tcase_add_test(tc, config_sizes);
+    tcase_add_test(tc, timeout_is_the_earliest_timer_and_cheap);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
