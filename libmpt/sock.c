@@ -446,6 +446,23 @@ static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents)
 
 /* ---- Events to callbacks ----------------------------------------------------- */
 
+/* The public states are the engine's, value for value: the casts below
+ * (and in mpt_get_info) rely on it. */
+#define MPT_SAME_STATE_(pub, eng)                                                            \
+    _Static_assert((int)(pub) == (int)(eng), #pub " must equal " #eng)
+MPT_SAME_STATE_(MPT_SUBFLOW_CONNECTING, MPT_SF_CONNECTING);
+MPT_SAME_STATE_(MPT_SUBFLOW_HANDSHAKE, MPT_SF_HANDSHAKE);
+MPT_SAME_STATE_(MPT_SUBFLOW_ESTABLISHED, MPT_SF_ESTABLISHED);
+MPT_SAME_STATE_(MPT_SUBFLOW_CLOSING, MPT_SF_CLOSING);
+MPT_SAME_STATE_(MPT_SUBFLOW_FAILED, MPT_SF_FAILED);
+MPT_SAME_STATE_(MPT_SUBFLOW_CLOSED, MPT_SF_CLOSED);
+MPT_SAME_STATE_(MPT_STATE_CONNECTING, MPT_CONN_HANDSHAKE);
+MPT_SAME_STATE_(MPT_STATE_ESTABLISHED, MPT_CONN_ESTABLISHED);
+MPT_SAME_STATE_(MPT_STATE_CLOSING, MPT_CONN_CLOSING);
+MPT_SAME_STATE_(MPT_STATE_CLOSED, MPT_CONN_CLOSED);
+MPT_SAME_STATE_(MPT_STATE_ABORTED, MPT_CONN_ABORTED);
+#undef MPT_SAME_STATE_
+
 static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info *o)
 {
     struct mpt_sf_stats st;
@@ -1658,8 +1675,6 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.subflows_opened = st.sf_opened;
         o.subflows_failed = st.sf_failed;
         o.state = (enum mpt_state)mpt_conn_state(s->c);
-        if (o.state == MPT_STATE_CONNECTING)
-            o.state = MPT_STATE_CONNECTING;
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)
                 continue;
