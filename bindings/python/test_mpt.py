@@ -155,6 +155,13 @@ class TestErrors(unittest.TestCase):
             info = conn.info()
             self.assertEqual(info["error"], 0)
             self.assertEqual(info["sys_errno"], 0)
+            # The hand copy of struct mpt_info is the library's: asked with a
+            # larger size, the library says how much it filled.
+            buf = mpt.ffi.new("char[]", 4096)
+            big = mpt.ffi.cast("struct mpt_info *", buf)
+            big.size = 4096
+            self.assertEqual(mpt.lib.mpt_get_info(conn._ptr, big), 0)
+            self.assertEqual(big.size, mpt.ffi.sizeof("struct mpt_info"))
             for sf in conn.subflows():
                 self.assertEqual(sf["sys_errno"], 0)
             conn.close(timeout=5.0)

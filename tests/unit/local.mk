@@ -53,6 +53,11 @@ endif
 dist_check_SCRIPTS += tests/check-layering.sh
 TESTS += tests/check-layering.sh
 
+# Every exported function has an installed man page and is listed in
+# libmpt(3); doc/abi.md states the current -version-info.
+dist_check_SCRIPTS += tests/check-docs.sh
+TESTS += tests/check-docs.sh
+
 # I/O layer integration tests on loopback (link the I/O layer statically:
 # they use its test-only hooks).
 if HAVE_CHECK
