@@ -8,3 +8,7 @@ examples_mpt_copy_LDADD = $(MPT_IO_LIBS)
 noinst_PROGRAMS += examples/mpt-scale
 examples_mpt_scale_SOURCES = examples/mpt-scale.c
 examples_mpt_scale_LDADD = $(MPT_IO_LIBS)
+
+# The tools' behaviour on loopback: delivery and honest exit statuses.
+dist_check_SCRIPTS += tests/test-examples.sh
+TESTS += tests/test-examples.sh

@@ -8,6 +8,11 @@
  * input shuts down the sending side; the program exits when both directions
  * are finished. The context runs on the application's own libev loop, which
  * also watches standard input.
+ *
+ * Exit status: 0 only after a graceful close (both directions complete);
+ * 1 for any failure (never connected, a send or receive error, a stream that
+ * ended in error, a loop that ran dry first), with a message naming the
+ * peer and the cause; 2 for a usage error.
  */
 #include <errno.h>
 #include <ev.h>
@@ -25,11 +30,33 @@ static ev_io stdin_w;
 static char inbuf[65536];
 static size_t inlen;
 static int in_eof, out_eof, verbose;
-static int exit_code;
+static int exit_code = 1; /* until the connection has closed gracefully */
+static int reported;       /* a failure message was printed */
+static char peer[300];    /* "host:port" or ":port" (listening) */
+
+/* "peer: what: MPT_E...: text (errno N: text)" */
+static void fail_msg(const char *what, int err)
+{
+    struct mpt_info info = {.size = sizeof info};
+    int e = 0;
+
+    reported = 1;
+    if (sock != NULL && mpt_get_info(sock, &info) == 0 && info.error == err)
+        e = info.sys_errno;
+    if (e != 0)
+        fprintf(stderr, "mpt-cat: %s: %s: %s: %s (errno %d: %s)\n", peer, what, mpt_err_name(err),
+                mpt_strerror(err), e, strerror(e));
+    else
+        fprintf(stderr, "mpt-cat: %s: %s: %s: %s\n", peer, what, mpt_err_name(err),
+                mpt_strerror(err));
+}
 
 static void finish(int code)
 {
-    exit_code = code;
+    static int failed;
+
+    failed |= code != 0; /* a failure is never undone by a later close */
+    exit_code = failed ? 1 : 0;
     ev_break(mpt_ctx_loop(ctx), EVBREAK_ALL);
 }
 
@@ -42,7 +69,7 @@ static void flush_input(void)
             return;
         }
         if (n < 0) {
-            fprintf(stderr, "mpt-cat: send: %s\n", mpt_strerror((int)n));
+            fail_msg("send", (int)n);
             finish(1);
             return;
         }
@@ -78,7 +105,7 @@ static void on_readable(struct mpt_socket *s, void *user)
         if (n == MPT_EAGAIN)
             return;
         if (n < 0) {
-            fprintf(stderr, "mpt-cat: recv: %s\n", mpt_strerror((int)n));
+            fail_msg("recv", (int)n);
             finish(1);
             return;
         }
@@ -87,6 +114,8 @@ static void on_readable(struct mpt_socket *s, void *user)
             return;
         }
         if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
+            fprintf(stderr, "mpt-cat: %s: standard output: %s\n", peer, strerror(errno));
+            reported = 1;
             finish(1);
             return;
         }
@@ -102,7 +131,7 @@ static void on_writable(struct mpt_socket *s, void *user)
 static void on_connected(struct mpt_socket *s, int status, void *user)
 {
     if (status < 0) {
-        fprintf(stderr, "mpt-cat: connect: %s\n", mpt_strerror(status));
+        fail_msg("connect", status);
         return; /* `closed` follows */
     }
     if (verbose)
@@ -112,8 +141,10 @@ static void on_connected(struct mpt_socket *s, int status, void *user)
 
 static void on_closed(struct mpt_socket *s, int status, void *user)
 {
-    if (verbose || status < 0)
-        fprintf(stderr, "mpt-cat: connection closed: %s\n", mpt_strerror(status));
+    if (status < 0 && !reported)
+        fail_msg("connection failed", status);
+    else if (verbose)
+        fprintf(stderr, "mpt-cat: %s: connection closed\n", peer);
     finish(status < 0 ? 1 : 0);
 }
 
@@ -189,22 +220,34 @@ int main(int argc, char **argv)
     ev_io_init(&stdin_w, stdin_cb, STDIN_FILENO, EV_READ);
 
     if (listen_port >= 0) {
+        snprintf(peer, sizeof peer, "%s:%d", nladdrs ? laddrs[0] : "", listen_port);
         rc = mpt_listen(ctx, nladdrs ? laddrs : NULL, nladdrs, (uint16_t)listen_port, on_accept,
                         NULL, &l);
         if (rc < 0) {
-            fprintf(stderr, "mpt-cat: listen: %s\n", mpt_strerror(rc));
+            fail_msg("listen", rc);
+            mpt_ctx_free(ctx);
             return 1;
         }
+        snprintf(peer, sizeof peer, "%s:%d", nladdrs ? laddrs[0] : "", mpt_listener_port(l));
         if (verbose)
             fprintf(stderr, "mpt-cat: listening on port %d\n", mpt_listener_port(l));
     } else {
+        snprintf(peer, sizeof peer, "%s:%s", pos[0], pos[1]);
         rc = mpt_connect(ctx, pos[0], (uint16_t)atoi(pos[1]), paths, npaths, &cbs, NULL, &sock);
         if (rc < 0) {
-            fprintf(stderr, "mpt-cat: connect: %s\n", mpt_strerror(rc));
+            char what[400] = "connect";
+            for (size_t i = 0; i < npaths; i++)
+                snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s",
+                         i == 0 ? " over paths " : ",", paths[i]);
+            fail_msg(what, rc);
+            mpt_ctx_free(ctx);
             return 1;
         }
     }
     ev_run(loop, 0);
+    if (exit_code != 0 && !reported)
+        fprintf(stderr, "mpt-cat: %s: the connection did not finish (the event loop ran dry)\n",
+                peer);
     if (sock)
         mpt_close(sock);
     mpt_listener_close(l);

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -27,6 +28,10 @@ uint64_t mpt_io_now(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The one place that turns a system errno into an MPT_E* code: every
+ * syscall failure site uses it, so the same cause has the same code
+ * everywhere. Never MPT_EAGAIN or MPT_EINVAL, which mean something else to
+ * the application (would block; bad argument to libmpt). */
 int mpt_errno_to_mpt(int e)
 {
     switch (e) {
@@ -35,10 +40,40 @@ int mpt_errno_to_mpt(int e)
         return MPT_ENOMEM;
     case ETIMEDOUT:
         return MPT_ETIMEDOUT;
+    case ECONNREFUSED:
+        return MPT_ECONNREFUSED;
     case ECONNRESET:
-        return MPT_ERESET;
+    case ECONNABORTED:
+        return MPT_ECONNRESET;
     case EPIPE:
         return MPT_ECLOSED;
+    case EADDRINUSE:
+        return MPT_EADDRINUSE;
+    case EADDRNOTAVAIL:
+        return MPT_EADDRNOTAVAIL;
+    case ENODEV:
+    case ENXIO:
+        return MPT_ENODEV;
+    case ENETUNREACH:
+    case ENETDOWN:
+        return MPT_ENETUNREACH;
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+        return MPT_EHOSTUNREACH;
+    case EACCES:
+    case EPERM:
+        return MPT_EPERM;
+    case EMFILE:
+    case ENFILE:
+        return MPT_EMFILE;
+    case EAFNOSUPPORT:
+    case EPROTONOSUPPORT:
+        return MPT_EAFNOSUPPORT;
+    case ENOTSUP:
+#if EOPNOTSUPP != ENOTSUP
+    case EOPNOTSUPP:
+#endif
+        return MPT_ENOTSUP;
     default:
         return MPT_ESYS;
     }
@@ -74,10 +109,12 @@ void mpt_config_default(struct mpt_config *cfg, size_t size)
 
     if (cfg == NULL || size < sizeof(size_t))
         return;
-    /* The engine's limits and timers have one source of defaults. */
+    /* The engine's limits and timers have one source of defaults (its
+     * settings); the I/O layer's own defaults are the literals here, and
+     * nowhere else. */
     mpt_core_settings_default(&core);
     memset(&d, 0, sizeof d);
-    d.size = size < sizeof d ? size : sizeof d;
+    d.size = size;
     d.max_subflows = core.max_subflows;
     d.sndbuf = core.sndbuf;
     d.rcvbuf = core.rcvbuf;
@@ -95,7 +132,30 @@ void mpt_config_default(struct mpt_config *cfg, size_t size)
     d.listen_backlog = 1024;
     d.max_connections = 65536;
     d.advertise_addresses = 1;
-    memcpy(cfg, &d, d.size);
+    memcpy(cfg, &d, size < sizeof d ? size : sizeof d);
+    if (size > sizeof d) /* a newer program's fields, unknown here: 0 */
+        memset((uint8_t *)cfg + sizeof d, 0, size - sizeof d);
+}
+
+/*
+ * Is in->size a struct mpt_config this library can take? The 0.1.0 layout
+ * or the current one, or a newer, larger one whose bytes beyond what this
+ * library knows are all zero (the convention of Linux's
+ * copy_struct_from_user): a setting it cannot honour is refused, not
+ * dropped. Anything else cannot have come from mpt_config_default().
+ */
+static int config_size_ok(const struct mpt_config *in)
+{
+    const uint8_t *p = (const uint8_t *)in;
+
+    if (in->size == MPT_CONFIG_SIZE_0_1)
+        return 1;
+    if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
+        return 0;
+    for (size_t i = sizeof *in; i < in->size; i++)
+        if (p[i] != 0)
+            return 0;
+    return in->reserved0 == 0;
 }
 
 static void rand_fill(void *user, uint8_t *buf, size_t len)
@@ -111,30 +171,34 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
 
     mpt_config_default(&d, sizeof d);
     if (in != NULL) {
-        if (in->size < sizeof(size_t) || in->size > sizeof *in + 4096)
+        if (!config_size_ok(in))
             return MPT_EINVAL;
         memcpy(&d, in, in->size < sizeof d ? in->size : sizeof d);
+        d.reserved0 = 0; /* a 0.1.0 program's padding: never read */
     }
     *c = d;
     c->size = sizeof *c;
-#define DEF_(f, v) \
-    if (c->f == 0) c->f = (v)
-    DEF_(max_subflows, 8);
-    DEF_(sndbuf, 4u << 20);
-    DEF_(rcvbuf, 4u << 20);
-    DEF_(connect_timeout_ms, 5000);
-    DEF_(handshake_timeout_ms, 5000);
-    DEF_(close_timeout_ms, 10000);
-    DEF_(user_timeout_ms, 10000);
-    DEF_(subflow_timeout_ms, 2000);
-    DEF_(ping_interval_ms, 1000);
-    DEF_(notsent_lowat, 128u << 10);
-    DEF_(write_budget, 256u << 10);
-    DEF_(reconnect_min_ms, 250);
-    DEF_(reconnect_max_ms, 30000);
-    DEF_(subflows_per_path, 1);
-    DEF_(listen_backlog, 1024);
-    DEF_(max_connections, 65536);
+    /* 0 means the default: the values mpt_config_default() just put in d
+     * before the program's struct was copied over them. */
+    mpt_config_default(&d, sizeof d);
+#define DEF_(f) \
+    if (c->f == 0) c->f = d.f
+    DEF_(max_subflows);
+    DEF_(sndbuf);
+    DEF_(rcvbuf);
+    DEF_(connect_timeout_ms);
+    DEF_(handshake_timeout_ms);
+    DEF_(close_timeout_ms);
+    DEF_(user_timeout_ms);
+    DEF_(subflow_timeout_ms);
+    DEF_(ping_interval_ms);
+    DEF_(notsent_lowat);
+    DEF_(write_budget);
+    DEF_(reconnect_min_ms);
+    DEF_(reconnect_max_ms);
+    DEF_(subflows_per_path);
+    DEF_(listen_backlog);
+    DEF_(max_connections);
 #undef DEF_
     if (c->max_subflows > MPT_MAX_SUBFLOWS_LIMIT || c->subflows_per_path > 8)
         return MPT_EINVAL;
@@ -167,6 +231,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->subflow_timeout = (uint64_t)c->subflow_timeout_ms * MPT_NS_PER_MS;
     s->handshake_timeout = (uint64_t)c->handshake_timeout_ms * MPT_NS_PER_MS;
     s->close_timeout = (uint64_t)c->close_timeout_ms * MPT_NS_PER_MS;
+    s->ack_timeout = (uint64_t)c->ack_timeout_ms * MPT_NS_PER_MS; /* 0: the engine's 4 x */
     s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
     s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
     s->rand = rand_fill;
@@ -235,46 +300,6 @@ void mpt_io_set(struct mpt_io *io, int events)
     }
 }
 
-void mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int))
-{
-    memset(t, 0, sizeof *t);
-    t->ctx = ctx;
-    ev_timer_init(&t->w, cb, 0., 0.);
-    t->next = ctx->tmrs;
-    if (ctx->tmrs)
-        ctx->tmrs->prev = t;
-    ctx->tmrs = t;
-}
-
-void mpt_tmr_start(struct mpt_tmr *t, double after)
-{
-    ev_timer_stop(t->ctx->loop, &t->w);
-    ev_timer_set(&t->w, after < 0 ? 0. : after, 0.);
-    ev_timer_start(t->ctx->loop, &t->w);
-}
-
-void mpt_tmr_stop(struct mpt_tmr *t)
-{
-    ev_timer_stop(t->ctx->loop, &t->w);
-}
-
-void mpt_tmr_fini(struct mpt_tmr *t)
-{
-    struct mpt_ctx *ctx = t->ctx;
-
-    if (ctx == NULL)
-        return;
-    ev_timer_stop(ctx->loop, &t->w);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        ctx->tmrs = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    t->ctx = NULL;
-}
-
 /* ---- Context ------------------------------------------------------------------- */
 
 int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cfg)
@@ -301,9 +326,11 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
         unsigned flags = EVFLAG_AUTO;
         if (ev_supported_backends() & EVBACKEND_EPOLL)
             flags = EVBACKEND_EPOLL;
-        rc = MPT_ESYS;
-        if ((ctx->loop = ev_loop_new(flags)) == NULL)
+        errno = 0;
+        if ((ctx->loop = ev_loop_new(flags)) == NULL) {
+            rc = errno ? mpt_errno_to_mpt(errno) : MPT_ESYS;
             goto fail;
+        }
         ctx->own_loop = 1;
     }
     if ((rc = mpt_resolve_init(ctx)) < 0) {
@@ -346,6 +373,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     mpt_resolve_fini(ctx);
     while (ctx->tmrs)
         mpt_tmr_fini(ctx->tmrs);
+    free(ctx->theap);
     if (ctx->trace_fp)
         fclose(ctx->trace_fp);
     if (ctx->extfd >= 0)
@@ -409,7 +437,7 @@ int mpt_ctx_fd(struct mpt_ctx *ctx)
     if (ctx->extfd < 0) {
         if ((ctx->extfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
             ctx->extfd = -1;
-            return MPT_ESYS;
+            return mpt_errno_to_mpt(errno);
         }
         for (struct mpt_io *io = ctx->ios; io; io = io->next)
             ext_ctl(ctx, EPOLL_CTL_ADD, io);
@@ -435,23 +463,19 @@ int mpt_ctx_fd(struct mpt_ctx *ctx)
 
 int mpt_ctx_timeout(struct mpt_ctx *ctx)
 {
-    double best = -1;
-
     if (ctx == NULL)
         return MPT_EINVAL;
-    ev_now_update(ctx->loop);
-    for (struct mpt_tmr *t = ctx->tmrs; t; t = t->next) {
-        if (!ev_is_active(&t->w))
-            continue;
-        double r = ev_timer_remaining(ctx->loop, &t->w);
-        if (best < 0 || r < best)
-            best = r;
-    }
     if (ev_pending_count(ctx->loop) > 0 || ev_async_pending(&ctx->resolve_async))
         return 0;
-    if (best < 0)
+    if (ctx->theap_n == 0)
         return -1;
-    return (int)(best * 1000.) + 1;
+    ev_now_update(ctx->loop);
+    double left = mpt_tmr_next(ctx); /* O(1): the heap's top */
+    if (left <= 0.)
+        return 0;
+    if (left >= INT_MAX / 1000.)
+        return INT_MAX;
+    return (int)(left * 1000.) + 1; /* round up: never wake before it is due */
 }
 
 int mpt_ctx_process(struct mpt_ctx *ctx)
@@ -473,7 +497,7 @@ int mpt_set_trace_file(struct mpt_ctx *ctx, const char *path)
     if (ctx == NULL)
         return MPT_EINVAL;
     if (path != NULL && (fp = fopen(path, "ae")) == NULL)
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(errno);
     if (fp != NULL)
         setvbuf(fp, NULL, _IOLBF, 0); /* whole lines, even if the process dies */
     if (ctx->trace_fp)

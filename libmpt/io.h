@@ -26,18 +26,110 @@ struct mpt_io {
     struct mpt_io *prev, *next;      /* ctx->ios while events != 0 */
 };
 
+/* A one-shot timer of the context (timer.c): a libev timer that the context
+ * also keeps in its expiry-ordered heap, for mpt_ctx_timeout(). */
 struct mpt_tmr {
-    ev_timer w;
+    ev_timer w;                      /* first: the libev callback casts back */
     struct mpt_ctx *ctx;
+    void (*cb)(EV_P_ ev_timer *, int);
+    uint32_t hidx;                   /* index in ctx->theap while started */
     struct mpt_tmr *prev, *next;     /* ctx->tmrs while initialised */
 };
 
 void mpt_io_init(struct mpt_ctx *ctx, struct mpt_io *io, void (*cb)(EV_P_ ev_io *, int), int fd);
 void mpt_io_set(struct mpt_io *io, int events);
-void mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int));
+/* 0 or MPT_ENOMEM (the heap keeps room for every initialised timer, so
+ * mpt_tmr_start never allocates). */
+int mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int));
 void mpt_tmr_start(struct mpt_tmr *t, double after);
 void mpt_tmr_stop(struct mpt_tmr *t);
 void mpt_tmr_fini(struct mpt_tmr *t);
+/* Seconds until the context's earliest timer (may be <= 0), -1 if none. */
+double mpt_tmr_next(struct mpt_ctx *ctx);
+
+/* ---- ABI ------------------------------------------------------------------------- */
+
+/*
+ * struct mpt_subflow_info as libmpt 0.1.0 laid it out: binaries built then
+ * call the mpt_get_subflows symbol with arrays of these (doc/abi.md). The
+ * current struct must begin with exactly this layout.
+ */
+struct mpt_subflow_info_0_1 {
+    int id;
+    int path_id;
+    enum mpt_subflow_state state;
+    struct sockaddr_storage local;
+    struct sockaddr_storage remote;
+    char ifname[16];
+    int backup;
+    uint64_t rtt_us;
+    uint64_t rttvar_us;
+    uint32_t cwnd_bytes;
+    uint32_t total_retrans;
+    uint64_t bytes_sent;
+    uint64_t bytes_acked;
+    int fail_error;
+    uint32_t fail_reason;
+};
+#define MPT_SUBFLOW_INFO_SIZE_0_1 sizeof(struct mpt_subflow_info_0_1)
+#define MPT_SAME_FIELD_(f)                                                                   \
+    _Static_assert(offsetof(struct mpt_subflow_info, f) ==                                   \
+                       offsetof(struct mpt_subflow_info_0_1, f),                             \
+                   "struct mpt_subflow_info: 0.1.0 field " #f " moved")
+MPT_SAME_FIELD_(id);
+MPT_SAME_FIELD_(path_id);
+MPT_SAME_FIELD_(state);
+MPT_SAME_FIELD_(local);
+MPT_SAME_FIELD_(remote);
+MPT_SAME_FIELD_(ifname);
+MPT_SAME_FIELD_(backup);
+MPT_SAME_FIELD_(rtt_us);
+MPT_SAME_FIELD_(rttvar_us);
+MPT_SAME_FIELD_(cwnd_bytes);
+MPT_SAME_FIELD_(total_retrans);
+MPT_SAME_FIELD_(bytes_sent);
+MPT_SAME_FIELD_(bytes_acked);
+MPT_SAME_FIELD_(fail_error);
+MPT_SAME_FIELD_(fail_reason);
+#undef MPT_SAME_FIELD_
+_Static_assert(sizeof(struct mpt_subflow_info) >= MPT_SUBFLOW_INFO_SIZE_0_1,
+               "struct mpt_subflow_info only grows");
+
+/*
+ * struct mpt_config as libmpt 0.1.0 laid it out (its sizeof, padding
+ * included, is the smallest size mpt_ctx_new accepts). Every field added
+ * later starts at or beyond the sizeof of the layout before it.
+ */
+struct mpt_config_0_1 {
+    size_t size;
+    uint32_t max_subflows;
+    size_t sndbuf;
+    size_t rcvbuf;
+    uint32_t connect_timeout_ms, handshake_timeout_ms, close_timeout_ms, user_timeout_ms;
+    uint32_t subflow_timeout_ms, ping_interval_ms, notsent_lowat, write_budget;
+    uint32_t reconnect_min_ms, reconnect_max_ms, subflows_per_path, listen_backlog;
+    uint32_t max_connections;
+    const char *scheduler, *congestion, *tcp_congestion;
+    int fullmesh, include_loopback, advertise_addresses;
+};
+#define MPT_CONFIG_SIZE_0_1 sizeof(struct mpt_config_0_1)
+#define MPT_SAME_FIELD_(f)                                                                   \
+    _Static_assert(offsetof(struct mpt_config, f) == offsetof(struct mpt_config_0_1, f),     \
+                   "struct mpt_config: 0.1.0 field " #f " moved")
+MPT_SAME_FIELD_(max_subflows);
+MPT_SAME_FIELD_(sndbuf);
+MPT_SAME_FIELD_(rcvbuf);
+MPT_SAME_FIELD_(connect_timeout_ms);
+MPT_SAME_FIELD_(max_connections);
+MPT_SAME_FIELD_(scheduler);
+MPT_SAME_FIELD_(tcp_congestion);
+MPT_SAME_FIELD_(fullmesh);
+MPT_SAME_FIELD_(advertise_addresses);
+#undef MPT_SAME_FIELD_
+_Static_assert(offsetof(struct mpt_config, ack_timeout_ms) >= MPT_CONFIG_SIZE_0_1,
+               "struct mpt_config: fields added after 0.1.0 start beyond its padding");
+/* A struct from a newer program may be at most this much larger. */
+#define MPT_CONFIG_MAX_TAIL 4096u
 
 /* ---- Context ---------------------------------------------------------------- */
 
@@ -58,7 +150,9 @@ struct mpt_ctx {
     int nlfd;                        /* rtnetlink watcher (netlink.c), or -1 */
     struct mpt_io nlio;
     struct mpt_io *ios;
-    struct mpt_tmr *tmrs;
+    struct mpt_tmr *tmrs;            /* every initialised timer */
+    struct mpt_tmr **theap;          /* the started ones, a min-heap by expiry */
+    uint32_t theap_n, theap_cap, ntmrs;
     struct mpt_socket *socks;        /* every socket, both roles */
     struct mpt_listener *listeners;
     unsigned nconns;
@@ -73,6 +167,7 @@ struct mpt_ctx {
     ev_async resolve_async;
     pthread_mutex_t resolve_mu;
     struct mpt_resolve_req *resolve_reqs; /* all outstanding */
+    unsigned resolve_waiting;        /* lookups a socket still waits for (loop thread only) */
 };
 
 uint64_t mpt_io_now(void);
@@ -105,7 +200,8 @@ struct mpt_sfio {
     struct sockaddr_storage local, remote;
     char ifname[IF_NAMESIZE];
     int down_reported;
-    int fail_error;
+    int fail_error;                  /* MPT_E* cause seen by the I/O layer, or 0 */
+    int sys_errno;                   /* the errno behind fail_error, or 0 */
     int eof_seen;                    /* peer FIN during a graceful close */
 };
 
@@ -128,9 +224,11 @@ struct mpt_slot {                    /* one (path, remote address, k) subflow */
     int path, raddr;
     int sf;                          /* engine index while a subflow exists, else -1 */
     int dead;
-    unsigned fails;
+    unsigned fails;                  /* consecutive failures since one was up */
     struct mpt_tmr retry;
     struct mpt_socket *s;
+    int has_last;                    /* `last` holds the subflow that went down last */
+    struct mpt_subflow_info last;    /* as it went down (mpt_get_subflows records) */
 };
 
 #define MPT_IO_MAX_PATHS 16
@@ -151,6 +249,8 @@ struct mpt_socket {
     struct mpt_tmr timer;            /* engine deadline, or 0 for a kick */
     struct mpt_sfio *sf[MPT_MAX_SUBFLOWS_LIMIT];
     int established, done, released, accepted, queued, error;
+    int sys_errno;                   /* errno behind `error`, or 0 (mpt_info) */
+    int last_fail_error, last_sys_errno; /* the latest subflow syscall failure */
     int busy;
     int shut;
     uint64_t trace_reinj;            /* reinjected bytes already traced */
@@ -196,7 +296,7 @@ void mpt_sock_linger_flush(struct mpt_ctx *ctx);
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
                        size_t len, uint64_t now);
-int mpt_sock_setopts(struct mpt_ctx *ctx, int fd);
+int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */
 void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa, socklen_t len);
 /* Test-only accessor (not exported in the installed header). */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
@@ -217,7 +317,7 @@ void mpt_netlink_start(struct mpt_ctx *ctx);
 void mpt_netlink_stop(struct mpt_ctx *ctx);
 void mpt_sock_paths_changed(struct mpt_socket *s);
 void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
-                        const struct sockaddr_storage *addrs, int naddrs);
+                        const struct sockaddr_storage *addrs, int naddrs, int err);
 
 /* util */
 int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

@@ -323,18 +323,19 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         if (fd < 0)
             return; /* EAGAIN, or EMFILE etc.: try again on the next wakeup */
         struct mpt_pending *p = malloc(sizeof *p);
-        if (p == NULL || ctx->nconns >= ctx->cfg.max_connections) {
+        if (p != NULL)
+            memset(p, 0, offsetof(struct mpt_pending, buf));
+        if (p == NULL || ctx->nconns >= ctx->cfg.max_connections ||
+            mpt_tmr_init(ctx, &p->tmr, pending_tmr_cb) < 0) {
             free(p);
             close(fd);
             continue;
         }
-        memset(p, 0, offsetof(struct mpt_pending, buf));
         p->l = l;
         p->fd = fd;
         (void)mpt_sock_setopts(ctx, fd);
         mpt_io_init(ctx, &p->io, pending_io_cb, fd);
         p->io.w.data = p;
-        mpt_tmr_init(ctx, &p->tmr, pending_tmr_cb);
         p->tmr.w.data = p;
         p->next = l->pending;
         if (l->pending)
@@ -347,6 +348,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
 
 /* ---- Public API ------------------------------------------------------------------ */
 
+/* A listening socket on ss, or the MPT_E* code of why not (*err: errno). */
 static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss, socklen_t len,
                        int *err)
 {
@@ -356,7 +358,7 @@ static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss
     *err = 0;
     if (fd < 0) {
         *err = errno;
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(*err);
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ss->ss_family == AF_INET6)
@@ -365,7 +367,7 @@ static int open_listen(struct mpt_listener *l, const struct sockaddr_storage *ss
         listen(fd, (int)l->ctx->cfg.listen_backlog) < 0) {
         *err = errno;
         close(fd);
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(*err);
     }
     return fd;
 }
@@ -406,6 +408,7 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
     memcpy(parsed, l->addrs, sizeof parsed);
     /* With port 0 the first address picks an ephemeral port that may be
      * taken on another address: then start over with a new one. */
+    rc = MPT_ESYS;
     for (int attempt = 0; attempt < 32; attempt++) {
         int retry = 0;
         memcpy(l->addrs, parsed, sizeof parsed);
@@ -422,6 +425,9 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
             int err;
             int fd = open_listen(l, ss, len, &err);
             if (fd < 0) {
+                MPT_TRACE(ctx, 0, "listen_failed", "\"addr\":\"%s\",\"port\":%d,\"errno\":%d",
+                          addrs[i], l->port, err);
+                rc = fd;
                 /* The wildcard pair: a host without IPv6 still listens on IPv4. */
                 if (addrs == wild && i == 0)
                     continue;
@@ -429,7 +435,6 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
                     retry = 1;
                     break;
                 }
-                rc = fd;
                 goto fail;
             }
             if (l->port == 0) {
@@ -452,10 +457,8 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
             close(l->fds[k]);
         l->nfds = 0;
     }
-    if (l->nfds == 0) {
-        rc = MPT_ESYS;
-        goto fail;
-    }
+    if (l->nfds == 0)
+        goto fail; /* rc: why the last address failed */
     for (int k = 0; k < l->nfds; k++)
         mpt_io_set(&l->ios[k], EV_READ);
     l->next = ctx->listeners;

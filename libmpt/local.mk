@@ -8,6 +8,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/io.h \
 	libmpt/version.c \
 	libmpt/ctx.c \
+	libmpt/timer.c \
 	libmpt/sock.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \
@@ -58,6 +59,7 @@ man3_MANS += \
 	doc/man/mpt_ctx_timeout.3 \
 	doc/man/mpt_err_name.3 \
 	doc/man/mpt_get_subflows.3 \
+	doc/man/mpt_get_subflows_sized.3 \
 	doc/man/mpt_get_user.3 \
 	doc/man/mpt_listener_close.3 \
 	doc/man/mpt_listener_port.3 \
@@ -67,4 +69,6 @@ man3_MANS += \
 	doc/man/mpt_set_scheduler.3 \
 	doc/man/mpt_set_trace_callback.3 \
 	doc/man/mpt_shutdown.3 \
+	doc/man/mpt_state_name.3 \
+	doc/man/mpt_subflow_state_name.3 \
 	doc/man/mpt_version.3

@@ -28,22 +28,23 @@
 #define NL_MAX_DOWN_ADDRS 32
 
 static void link_down_all(struct mpt_ctx *ctx, const char *ifname,
-                          const struct sockaddr_storage *addrs, int naddrs)
+                          const struct sockaddr_storage *addrs, int naddrs, int err)
 {
     struct mpt_socket *s = ctx->socks;
 
-    MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d", ifname ? ifname : "",
-              naddrs);
+    MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d,\"error\":\"%s\"",
+              ifname ? ifname : "", naddrs, mpt_err_name(err));
     while (s != NULL) {
         struct mpt_socket *next = s->next;
-        mpt_sock_link_down(s, ifname, addrs, naddrs);
+        mpt_sock_link_down(s, ifname, addrs, naddrs, err);
         s = next;
     }
 }
 
-/* A link went down: its name, then every address still on it (link-down
- * events are rare, so getifaddrs() here is fine). */
-static void nl_link_down(struct mpt_ctx *ctx, struct nlmsghdr *h)
+/* A link went down (err MPT_ENETUNREACH) or was deleted (MPT_ENODEV): its
+ * name, then every address still on it (link-down events are rare, so
+ * getifaddrs() here is fine). */
+static void nl_link_down(struct mpt_ctx *ctx, struct nlmsghdr *h, int err)
 {
     struct ifinfomsg *ifi = NLMSG_DATA(h);
     char name[IF_NAMESIZE] = "";
@@ -81,7 +82,7 @@ static void nl_link_down(struct mpt_ctx *ctx, struct nlmsghdr *h)
         }
         freeifaddrs(ifa0);
     }
-    link_down_all(ctx, name, addrs, n);
+    link_down_all(ctx, name, addrs, n, err);
 }
 
 /* An address was removed. */
@@ -114,7 +115,7 @@ static void nl_addr_gone(struct mpt_ctx *ctx, struct nlmsghdr *h)
     } else {
         return;
     }
-    link_down_all(ctx, NULL, &ss, 1);
+    link_down_all(ctx, NULL, &ss, 1, MPT_EADDRNOTAVAIL);
 }
 
 static void nl_io_cb(EV_P_ ev_io *w, int revents)
@@ -134,9 +135,9 @@ static void nl_io_cb(EV_P_ ev_io *w, int revents)
                 if ((ifi->ifi_flags & IFF_UP) && (ifi->ifi_flags & IFF_RUNNING))
                     wake = 1;
                 else
-                    nl_link_down(ctx, h);
+                    nl_link_down(ctx, h, MPT_ENETUNREACH);
             } else if (h->nlmsg_type == RTM_DELLINK) {
-                nl_link_down(ctx, h);
+                nl_link_down(ctx, h, MPT_ENODEV);
             } else if (h->nlmsg_type == RTM_DELADDR) {
                 nl_addr_gone(ctx, h);
             } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_NEWROUTE) {

@@ -4,6 +4,12 @@
  * only stores the result and wakes the loop with ev_async: the connection
  * continues on the loop thread. Both cases complete from the loop, never from
  * inside mpt_connect().
+ *
+ * Loop references: the ev_async watcher is always started but does not keep
+ * the loop alive on its own (ev_unref), so an idle resolver never stops
+ * ev_run() / mpt_ctx_run(-1) from returning. Every lookup whose socket still
+ * waits for it holds one reference instead (resolve_hold), so the loop keeps
+ * running until the answer has been delivered.
  */
 #include "config.h"
 
@@ -25,6 +31,19 @@ struct mpt_resolve_req {
     struct sockaddr_storage sa;
     socklen_t len;
 };
+
+/* The loop is referenced while ctx->resolve_waiting > 0. */
+static void resolve_hold(struct mpt_ctx *ctx)
+{
+    if (ctx->resolve_waiting++ == 0)
+        ev_ref(ctx->loop);
+}
+
+static void resolve_release(struct mpt_ctx *ctx)
+{
+    if (ctx->resolve_waiting > 0 && --ctx->resolve_waiting == 0)
+        ev_unref(ctx->loop);
+}
 
 static int lookup(const char *host, int family, int numeric, struct sockaddr_storage *sa,
                   socklen_t *len)
@@ -107,6 +126,7 @@ static void resolve_async_cb(EV_P_ ev_async *w, int revents)
             pthread_join(r->th, NULL);
         if (r->s != NULL) {
             struct mpt_socket *s = r->s;
+            resolve_release(ctx);
             s->rreq = NULL;
             if (r->err == 0)
                 set_port(&r->sa, s->port);
@@ -119,8 +139,10 @@ static void resolve_async_cb(EV_P_ ev_async *w, int revents)
 
 int mpt_resolve_init(struct mpt_ctx *ctx)
 {
-    if (pthread_mutex_init(&ctx->resolve_mu, NULL) != 0)
-        return MPT_ESYS;
+    int rc = pthread_mutex_init(&ctx->resolve_mu, NULL);
+
+    if (rc != 0)
+        return mpt_errno_to_mpt(rc);
     ev_async_init(&ctx->resolve_async, resolve_async_cb);
     ctx->resolve_async.data = ctx;
     ev_async_start(ctx->loop, &ctx->resolve_async);
@@ -143,7 +165,9 @@ void mpt_resolve_fini(struct mpt_ctx *ctx)
         free(r->host);
         free(r);
     }
-    ev_ref(ctx->loop);
+    while (ctx->resolve_waiting > 0)
+        resolve_release(ctx);
+    ev_ref(ctx->loop); /* undo mpt_resolve_init's ev_unref before stopping */
     ev_async_stop(ctx->loop, &ctx->resolve_async);
     pthread_mutex_destroy(&ctx->resolve_mu);
 }
@@ -187,12 +211,13 @@ int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port)
             pthread_mutex_unlock(&ctx->resolve_mu);
             free(r->host);
             free(r);
-            return MPT_ESYS;
+            return mpt_errno_to_mpt(rc); /* EAGAIN: MPT_ESYS, not "try again" */
         }
         r->next = ctx->resolve_reqs;
         ctx->resolve_reqs = r;
         s->rreq = r;
         pthread_mutex_unlock(&ctx->resolve_mu);
+        resolve_hold(ctx);
         return 0;
     }
     pthread_mutex_lock(&ctx->resolve_mu);
@@ -200,6 +225,7 @@ int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port)
     ctx->resolve_reqs = r;
     s->rreq = r;
     pthread_mutex_unlock(&ctx->resolve_mu);
+    resolve_hold(ctx);
     ev_async_send(ctx->loop, &ctx->resolve_async);
     return 0;
 }
@@ -214,4 +240,5 @@ void mpt_resolve_cancel(struct mpt_socket *s)
     s->rreq->s = NULL;
     s->rreq = NULL;
     pthread_mutex_unlock(&ctx->resolve_mu);
+    resolve_release(ctx); /* nobody waits for the answer any more */
 }

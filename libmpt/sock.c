@@ -37,6 +37,7 @@ static int sock_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *s
 
 /* ---- Socket options ---------------------------------------------------------- */
 
+/* Returns 0, or the errno of the option that could not be set. */
 int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
 {
     int one = 1;
@@ -44,7 +45,7 @@ int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
     unsigned uto = ctx->cfg.user_timeout_ms;
 
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        return MPT_ESYS;
+        return errno;
 #ifdef TCP_NOTSENT_LOWAT
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
 #endif
@@ -122,10 +123,13 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
         return NULL;
     if ((s = calloc(1, sizeof *s)) == NULL)
         return NULL;
+    if (mpt_tmr_init(ctx, &s->timer, sock_timer_cb) < 0) {
+        free(s);
+        return NULL;
+    }
     s->ctx = ctx;
     s->server = server;
     s->id = ++ctx->next_conn_id;
-    mpt_tmr_init(ctx, &s->timer, sock_timer_cb);
     s->timer.w.data = s;
     s->next = ctx->socks;
     if (ctx->socks)
@@ -187,6 +191,10 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
         return NULL;
     if ((sf = calloc(1, sizeof *sf)) == NULL)
         return NULL;
+    if (mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb) < 0) {
+        free(sf);
+        return NULL;
+    }
     sf->s = s;
     sf->idx = idx;
     sf->fd = fd;
@@ -194,10 +202,12 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
     sf->connecting = connecting;
     mpt_io_init(s->ctx, &sf->io, sf_io_cb, fd);
     sf->io.w.data = sf;
-    mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb);
     sf->ctimer.w.data = sf;
     s->sf[idx] = sf;
-    if (!connecting) {
+    if (fd < 0) {
+        /* A subflow whose socket could not be made: it only exists to be
+         * reported down like any other (slot_connect). */
+    } else if (!connecting) {
         socklen_t l = sizeof sf->local;
         getsockname(fd, (struct sockaddr *)&sf->local, &l);
         l = sizeof sf->remote;
@@ -229,6 +239,18 @@ int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
     if (s == NULL || idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] == NULL)
         return -1;
     return s->sf[idx]->fd;
+}
+
+/* A system call on subflow sf failed with errno e: record the cause (its
+ * MPT_E* code and the errno), trace it, and fail the subflow. */
+static void sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                        uint64_t now)
+{
+    sf->sys_errno = s->last_sys_errno = e;
+    sf->fail_error = s->last_fail_error = mpt_errno_to_mpt(e);
+    MPT_TRACE(s->ctx, s->id, what, "\"sf\":%d,\"errno\":%d,\"error\":\"%s\"", sf->idx, e,
+              mpt_err_name(sf->fail_error));
+    mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
 }
 
 /* Writes what the engine has for sf, within what the socket takes. */
@@ -264,11 +286,8 @@ static void sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 want_write = 1;
                 break;
             }
-            MPT_TRACE(s->ctx, s->id, "sf_write_error", "\"sf\":%d,\"errno\":%d", sf->idx, errno);
-            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED) {
-                sf->fail_error = mpt_errno_to_mpt(errno);
-                mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
-            }
+            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+                sf_fail_sys(s, sf, "sf_write_error", errno, now);
             mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
             return;
         }
@@ -334,9 +353,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            sf->fail_error = mpt_errno_to_mpt(errno);
-            MPT_TRACE(s->ctx, s->id, "sf_read_error", "\"sf\":%d,\"errno\":%d", sf->idx, errno);
-            mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+            sf_fail_sys(s, sf, "sf_read_error", errno, now);
             return;
         }
         if (n == 0) {
@@ -388,10 +405,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
         if (getsockopt(sf->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
             err = errno;
         if (err != 0) {
-            MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"errno\":%d", sf->idx,
-                      err);
-            sf->fail_error = err == ETIMEDOUT ? MPT_ETIMEDOUT : MPT_ESYS;
-            mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+            sf_fail_sys(s, sf, "sf_connect_failed", err, now);
         } else {
             sf_connected(s, sf, now);
         }
@@ -432,16 +446,35 @@ static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents)
 
 /* ---- Events to callbacks ----------------------------------------------------- */
 
+/* The public states are the engine's, value for value: the casts below
+ * (and in mpt_get_info) rely on it. */
+#define MPT_SAME_STATE_(pub, eng)                                                            \
+    _Static_assert((int)(pub) == (int)(eng), #pub " must equal " #eng)
+MPT_SAME_STATE_(MPT_SUBFLOW_CONNECTING, MPT_SF_CONNECTING);
+MPT_SAME_STATE_(MPT_SUBFLOW_HANDSHAKE, MPT_SF_HANDSHAKE);
+MPT_SAME_STATE_(MPT_SUBFLOW_ESTABLISHED, MPT_SF_ESTABLISHED);
+MPT_SAME_STATE_(MPT_SUBFLOW_CLOSING, MPT_SF_CLOSING);
+MPT_SAME_STATE_(MPT_SUBFLOW_FAILED, MPT_SF_FAILED);
+MPT_SAME_STATE_(MPT_SUBFLOW_CLOSED, MPT_SF_CLOSED);
+MPT_SAME_STATE_(MPT_STATE_CONNECTING, MPT_CONN_HANDSHAKE);
+MPT_SAME_STATE_(MPT_STATE_ESTABLISHED, MPT_CONN_ESTABLISHED);
+MPT_SAME_STATE_(MPT_STATE_CLOSING, MPT_CONN_CLOSING);
+MPT_SAME_STATE_(MPT_STATE_CLOSED, MPT_CONN_CLOSED);
+MPT_SAME_STATE_(MPT_STATE_ABORTED, MPT_CONN_ABORTED);
+#undef MPT_SAME_STATE_
+
 static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info *o)
 {
     struct mpt_sf_stats st;
     struct mpt_sfio *sf = s->sf[idx];
 
     memset(o, 0, sizeof *o);
-    o->id = idx;
     o->path_id = -1;
+    o->retry_ms = -1;
     if (s->c != NULL && mpt_conn_sf_get_stats(s->c, idx, &st) == 0) {
+        o->id = (int)st.id;
         o->state = (enum mpt_subflow_state)st.state;
+        o->bytes_received = st.bytes_received;
         o->backup = st.backup;
         o->bytes_sent = st.bytes_sent;
         o->bytes_acked = st.bytes_acked;
@@ -461,10 +494,14 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->rttvar_us = sf->info.rttvar / 1000u;
         o->cwnd_bytes = sf->info.cwnd_bytes;
         o->total_retrans = sf->info.total_retrans;
-        if (sf->slot >= 0 && sf->slot < s->nslots)
+        if (sf->slot >= 0 && sf->slot < s->nslots) {
             o->path_id = s->slots[sf->slot]->path;
+            o->failures = s->slots[sf->slot]->fails;
+        }
         if (o->fail_error == 0)
             o->fail_error = sf->fail_error;
+        if (o->fail_error == sf->fail_error)
+            o->sys_errno = sf->sys_errno;
     }
 }
 
@@ -505,13 +542,13 @@ static void linger_close(struct mpt_ctx *ctx, int fd)
     struct linger_fd *lf = malloc(sizeof *lf);
 
     shutdown(fd, SHUT_WR);
-    if (lf == NULL) {
+    if (lf == NULL || mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb) < 0) {
+        free(lf);
         close(fd);
         return;
     }
     mpt_io_init(ctx, &lf->io, linger_io_cb, fd);
     lf->io.w.data = lf;
-    mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb);
     lf->tmr.w.data = lf;
     mpt_io_set(&lf->io, EV_READ);
     mpt_tmr_start(&lf->tmr, 2.0);
@@ -576,26 +613,54 @@ static void drain_released(struct mpt_socket *s, uint64_t now)
         ;
 }
 
-static void slot_down(struct mpt_socket *s, int idx)
+/* The slot's next attempt, after reconnect_min_ms doubling per consecutive
+ * failure up to reconnect_max_ms. Traced with the cause: retries are never
+ * silent. */
+static void slot_schedule_retry(struct mpt_socket *s, struct mpt_slot *sl, int si, int err,
+                                int sys_errno)
 {
-    struct mpt_sfio *sf = s->sf[idx];
-    int si = sf ? sf->slot : -1;
-
-    if (si < 0 || si >= s->nslots)
-        return;
-    struct mpt_slot *sl = s->slots[si];
-    sl->sf = -1;
-    if (s->done || s->shut || sl->dead || s->paths[sl->path].removed ||
-        s->raddrs[sl->raddr].removed)
-        return;
     unsigned shift = sl->fails < 16 ? sl->fails : 16;
     uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+
     if (ms > s->ctx->cfg.reconnect_max_ms)
         ms = s->ctx->cfg.reconnect_max_ms;
     sl->fails++;
-    MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled", "\"slot\":%d,\"ms\":%llu", si,
-              (unsigned long long)ms);
+    MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled",
+              "\"slot\":%d,\"path\":%d,\"fails\":%u,\"error\":\"%s\",\"errno\":%d,\"ms\":%llu", si,
+              sl->path, sl->fails, mpt_err_name(err), sys_errno, (unsigned long long)ms);
     mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+}
+
+/* Subflow idx of a client slot went down (si: as reported): keep it as the
+ * slot's record of its last failure and schedule the retry. */
+static void slot_down(struct mpt_socket *s, int idx, const struct mpt_subflow_info *si)
+{
+    struct mpt_sfio *sf = s->sf[idx];
+    int k = sf ? sf->slot : -1;
+
+    if (k < 0 || k >= s->nslots)
+        return;
+    struct mpt_slot *sl = s->slots[k];
+    sl->sf = -1;
+    sl->last = *si;
+    sl->last.state = si->fail_error != 0 ? MPT_SUBFLOW_FAILED : MPT_SUBFLOW_CLOSED;
+    sl->has_last = 1;
+    if (s->done || s->shut || sl->dead || s->paths[sl->path].removed ||
+        s->raddrs[sl->raddr].removed)
+        return;
+    slot_schedule_retry(s, sl, k, si->fail_error, si->sys_errno);
+}
+
+/* What a subflow that went down looks like to subflow_down and the slot
+ * record: the engine's view completed by the event's cause. */
+static void down_info(struct mpt_socket *s, int idx, int error, uint32_t reason,
+                      struct mpt_subflow_info *si)
+{
+    fill_sf_info(s, idx, si);
+    if (si->fail_error == 0)
+        si->fail_error = error;
+    if (si->fail_reason == 0)
+        si->fail_reason = reason;
 }
 
 static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint64_t now)
@@ -629,26 +694,34 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
             if (sf && sf->slot >= 0 && sf->slot < s->nslots)
                 s->slots[sf->slot]->fails = 0;
             fill_sf_info(s, ev->sf, &si);
-            MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"path\":%d", ev->sf, si.path_id);
+            MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"id\":%d,\"path\":%d", ev->sf, si.id,
+                      si.path_id);
             CALL(s, subflow_up, &si, s->user);
         }
         break;
-    case MPT_EV_SF_DOWN:
-        if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
-            fill_sf_info(s, ev->sf, &si);
-            if (si.fail_error == 0)
-                si.fail_error = ev->error;
-            if (si.fail_reason == 0)
-                si.fail_reason = ev->reason;
-            MPT_TRACE(s->ctx, s->id, "sf_down", "\"sf\":%d,\"error\":\"%s\",\"reason\":%u",
-                      ev->sf, mpt_err_name(si.fail_error), (unsigned)si.fail_reason);
-            if (s->sf[ev->sf]) {
-                s->sf[ev->sf]->down_reported = 1;
-                slot_down(s, ev->sf);
-            }
-            CALL(s, subflow_down, &si, s->user);
+    case MPT_EV_SF_DOWN: {
+        struct mpt_sfio *sf;
+        if (ev->sf < 0 || ev->sf >= MPT_MAX_SUBFLOWS_LIMIT)
+            break;
+        sf = s->sf[ev->sf];
+        /* The engine reuses a failed subflow's index at once: an event for
+         * a subflow already reported, or for a slot index that now holds a
+         * live subflow, is not news. */
+        if ((sf != NULL && sf->down_reported) ||
+            (s->c != NULL && mpt_conn_sf_state(s->c, ev->sf) < MPT_SF_FAILED))
+            break;
+        down_info(s, ev->sf, ev->error, ev->reason, &si);
+        MPT_TRACE(s->ctx, s->id, "sf_down",
+                  "\"sf\":%d,\"id\":%d,\"path\":%d,\"error\":\"%s\",\"errno\":%d,\"reason\":%u",
+                  ev->sf, si.id, si.path_id, mpt_err_name(si.fail_error), si.sys_errno,
+                  (unsigned)si.fail_reason);
+        if (sf != NULL) {
+            sf->down_reported = 1;
+            slot_down(s, ev->sf, &si);
         }
+        CALL(s, subflow_down, &si, s->user);
         break;
+    }
     case MPT_EV_ADDR_LEARNED: {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -686,6 +759,8 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     case MPT_EV_ERROR: {
         int err = ev->error ? ev->error : MPT_ECLOSED;
         int was_est = s->established;
+        if (err == s->last_fail_error)
+            s->sys_errno = s->last_sys_errno; /* e.g. the handshake path's refusal */
         sock_finish(s, err);
         if (!was_est && !s->server)
             CALL(s, connected, err, s->user);
@@ -757,8 +832,11 @@ void mpt_sock_pump(struct mpt_socket *s, int dispatch)
                 continue;
             if (!sf->down_reported && !dispatch)
                 continue; /* report first */
-            if (!sf->down_reported)
-                slot_down(s, i);
+            if (!sf->down_reported) {
+                struct mpt_subflow_info si;
+                down_info(s, i, sf->fail_error, 0, &si);
+                slot_down(s, i, &si);
+            }
             MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", i);
             sf_close(s, sf);
         }
@@ -819,11 +897,14 @@ static int sock_add_slot(struct mpt_socket *s, int path, int raddr)
         return MPT_ETOOMANY;
     if ((sl = calloc(1, sizeof *sl)) == NULL)
         return MPT_ENOMEM;
+    if (mpt_tmr_init(s->ctx, &sl->retry, slot_retry_cb) < 0) {
+        free(sl);
+        return MPT_ENOMEM;
+    }
     sl->path = path;
     sl->raddr = raddr;
     sl->sf = -1;
     sl->s = s;
-    mpt_tmr_init(s->ctx, &sl->retry, slot_retry_cb);
     sl->retry.w.data = sl;
     s->slots[s->nslots] = sl;
     return s->nslots++;
@@ -869,27 +950,101 @@ static int sock_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *s
     return r;
 }
 
+/* A slot could not even get a subflow (engine limit, no memory): record
+ * the cause and retry later like any failure. */
 static void slot_fail_now(struct mpt_slot *sl, int err)
 {
     struct mpt_socket *s = sl->s;
-    unsigned shift = sl->fails < 16 ? sl->fails : 16;
-    uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+    int k = 0;
 
-    (void)err;
-    if (ms > s->ctx->cfg.reconnect_max_ms)
-        ms = s->ctx->cfg.reconnect_max_ms;
-    sl->fails++;
-    mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+    while (k < s->nslots && s->slots[k] != sl)
+        k++;
+    memset(&sl->last, 0, sizeof sl->last);
+    sl->last.path_id = sl->path;
+    sl->last.state = MPT_SUBFLOW_FAILED;
+    sl->last.remote = s->raddrs[sl->raddr].sa;
+    sl->last.fail_error = err;
+    sl->has_last = 1;
+    slot_schedule_retry(s, sl, k, err, 0);
 }
 
-/* Opens the TCP connection of a slot and reserves its engine subflow. */
+/* A subflow the I/O layer still holds although the engine has already
+ * reused its index for a new one: record it for its slot, then let go (no
+ * callback: this can run inside an API call). */
+static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
+{
+    struct mpt_subflow_info si;
+
+    if (!sf->down_reported) {
+        memset(&si, 0, sizeof si);
+        si.path_id = sf->slot >= 0 && sf->slot < s->nslots ? s->slots[sf->slot]->path : -1;
+        si.remote = sf->remote;
+        si.local = sf->local;
+        si.fail_error = sf->fail_error ? sf->fail_error : MPT_ECLOSED;
+        si.sys_errno = sf->sys_errno;
+        sf->down_reported = 1;
+        slot_down(s, sf->idx, &si);
+    }
+    MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", sf->idx);
+    sf_close(s, sf);
+}
+
+/*
+ * The socket of one (path, server address) subflow: created, configured,
+ * bound to the path and connecting. Returns 0 (*fd set, *in_progress when
+ * connect() has not finished yet) or the errno of the step that failed,
+ * which *what names for the trace.
+ */
+static int subflow_socket(struct mpt_ctx *ctx, const struct mpt_path *p,
+                          const struct mpt_raddr *r, int *fd, int *in_progress,
+                          const char **what)
+{
+    int e;
+
+    *in_progress = 0;
+    *what = "socket";
+    if ((*fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return errno;
+    *what = "setsockopt";
+    if ((e = mpt_sock_setopts(ctx, *fd)) != 0)
+        return e;
+    if (p->ifname[0] != '\0') {
+        *what = "bindtodevice";
+#ifdef SO_BINDTODEVICE
+        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
+                       (socklen_t)strlen(p->ifname)) < 0)
+            return errno;
+#else
+        return ENOTSUP;
+#endif
+    }
+    *what = "bind";
+    if (p->src.ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+        return errno;
+    *what = "connect";
+    if (connect(*fd, (const struct sockaddr *)&r->sa, r->len) < 0) {
+        if (errno != EINPROGRESS)
+            return errno;
+        *in_progress = 1;
+    }
+    return 0;
+}
+
+/*
+ * Opens the TCP connection of a slot and reserves its engine subflow. A
+ * socket that cannot be made (no such interface any more, address gone, no
+ * route) still becomes a subflow that fails at once, so that it is reported
+ * and retried like one that fails later.
+ */
 static void slot_connect(struct mpt_slot *sl)
 {
     struct mpt_socket *s = sl->s;
     struct mpt_path *p = &s->paths[sl->path];
     struct mpt_raddr *r = &s->raddrs[sl->raddr];
+    struct mpt_sfio *sf;
     uint64_t now = mpt_io_now();
-    int fd, idx, rc;
+    const char *what;
+    int fd, idx, in_progress, e;
 
     if (s->done || p->removed || r->removed)
         return;
@@ -900,52 +1055,45 @@ static void slot_connect(struct mpt_slot *sl)
             slot_fail_now(sl, idx);
         return;
     }
-    fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail;
-    if (mpt_sock_setopts(s->ctx, fd) < 0)
-        goto fail;
-    if (p->ifname[0] != '\0') {
-#ifdef SO_BINDTODEVICE
-        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
-                       (socklen_t)strlen(p->ifname)) < 0)
-            goto fail;
-#else
-        goto fail;
-#endif
+    if (s->sf[idx] != NULL)
+        sf_retire(s, s->sf[idx]);
+    e = subflow_socket(s->ctx, p, r, &fd, &in_progress, &what);
+    if (e != 0 && fd >= 0) {
+        close(fd);
+        fd = -1;
     }
-    if (p->src.ss_family != AF_UNSPEC && bind(fd, (struct sockaddr *)&p->src, p->srclen) < 0)
-        goto fail;
-    rc = connect(fd, (struct sockaddr *)&r->sa, r->len);
-    if (rc < 0 && errno != EINPROGRESS)
-        goto fail;
-    struct mpt_sfio *sf = mpt_sock_attach(s, idx, fd, 1);
-    if (sf == NULL)
-        goto fail;
+    if ((sf = mpt_sock_attach(s, idx, fd, 1)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"path\":%d,\"error\":\"%s\"",
+                  idx, sl->path, mpt_err_name(MPT_ENOMEM));
+        mpt_conn_sf_failed(s->c, idx, MPT_ENOMEM, now);
+        slot_fail_now(sl, MPT_ENOMEM);
+        mpt_sock_kick(s);
+        return;
+    }
     for (int i = 0; i < s->nslots; i++)
         if (s->slots[i] == sl)
             sf->slot = i;
     sf->remote = r->sa;
     sf->backup = p->backup;
+    if (p->src.ss_family != AF_UNSPEC)
+        memcpy(&sf->local, &p->src, p->srclen);
     memcpy(sf->ifname, p->ifname, sizeof sf->ifname);
     sl->sf = idx;
     (void)mpt_conn_sf_set_remote_id(s->c, idx, r->addr_id > 0 ? (uint8_t)r->addr_id : 0);
-    MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx, sl->path,
-              sl->raddr);
-    if (rc == 0)
-        sf_connected(s, sf, now);
-    else
-        mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
-    mpt_sock_kick(s);
-    return;
-fail:
-    MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"errno\":%d", idx, errno);
-    if (fd >= 0 && s->sf[idx] == NULL)
-        close(fd);
-    mpt_conn_sf_failed(s->c, idx, MPT_ESYS, now);
-    /* The SF_DOWN event schedules the retry if it reaches us; make sure. */
-    if (s->sf[idx] == NULL)
-        slot_fail_now(sl, MPT_ESYS);
+    if (e != 0) {
+        MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
+                  "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d", idx, sl->path, what, e);
+        sf_fail_sys(s, sf, "sf_error", e, now);
+    } else {
+        MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx,
+                  sl->path, sl->raddr);
+        if (!in_progress)
+            sf_connected(s, sf, now);
+        else
+            mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
+    }
     mpt_sock_kick(s);
 }
 
@@ -1013,9 +1161,11 @@ static int is_loopback(const struct sockaddr_storage *ss)
  * slots then retry with their usual backoff, and a link coming back makes
  * them retry at once (mpt_sock_paths_changed). Pumps without dispatch (the
  * caller walks ctx->socks): events are delivered from the kicked timer.
+ * err is the cause the subflows report: MPT_ENODEV (interface deleted),
+ * MPT_ENETUNREACH (link down), MPT_EADDRNOTAVAIL (address removed).
  */
 void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
-                        const struct sockaddr_storage *addrs, int naddrs)
+                        const struct sockaddr_storage *addrs, int naddrs, int err)
 {
     uint64_t now;
     int n = 0;
@@ -1036,10 +1186,11 @@ void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
             hit = same_addr(&sf->local, &addrs[k]);
         if (!hit)
             continue;
-        MPT_TRACE(s->ctx, s->id, "sf_link_down", "\"sf\":%d,\"if\":\"%s\"", i,
-                  ifname != NULL ? ifname : "");
-        sf->fail_error = MPT_ENOPATH;
-        mpt_conn_sf_failed(s->c, i, MPT_ENOPATH, now);
+        MPT_TRACE(s->ctx, s->id, "sf_link_down", "\"sf\":%d,\"if\":\"%s\",\"error\":\"%s\"", i,
+                  ifname != NULL ? ifname : "", mpt_err_name(err));
+        sf->fail_error = err;
+        sf->sys_errno = 0; /* a netlink event, not a failed system call */
+        mpt_conn_sf_failed(s->c, i, err, now);
         n++;
     }
     if (n > 0)
@@ -1085,12 +1236,40 @@ static int parse_path(const char *str, struct mpt_path *p)
     return 0;
 }
 
+/*
+ * A path that can never work is an error up front rather than a subflow
+ * retried forever: an interface that does not exist (MPT_ENODEV), a source
+ * address that is not one of this host's (MPT_EADDRNOTAVAIL, found by a
+ * test bind, which is exactly what the subflow will do). An interface that
+ * exists but is down, or comes and goes, is fine: it may come back.
+ */
+static int check_path(const struct mpt_path *p)
+{
+    int fd, e = 0, one = 1;
+
+    if (p->ifname[0] != '\0')
+        return if_nametoindex(p->ifname) == 0 ? mpt_errno_to_mpt(errno) : 0;
+    if (p->src.ss_family == AF_UNSPEC)
+        return 0;
+    if ((fd = socket(p->src.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return mpt_errno_to_mpt(errno);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* Checks the address without taking an ephemeral port. */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    (void)one;
+    if (bind(fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+        e = errno;
+    close(fd);
+    return e ? mpt_errno_to_mpt(e) : 0;
+}
+
 static int fullmesh_paths(struct mpt_socket *s)
 {
     struct ifaddrs *ifa, *i;
 
     if (getifaddrs(&ifa) < 0)
-        return MPT_ESYS;
+        return mpt_errno_to_mpt(errno);
     for (i = ifa; i && s->npaths < MPT_IO_MAX_PATHS; i = i->ifa_next) {
         if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP))
             continue;
@@ -1177,8 +1356,12 @@ int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char
     if (s->paths == NULL || s->raddrs == NULL || s->host == NULL)
         goto fail;
     for (size_t i = 0; i < npaths; i++) {
-        if ((rc = parse_path(paths[i], &s->paths[i])) < 0)
+        if ((rc = parse_path(paths[i], &s->paths[i])) < 0 ||
+            (rc = check_path(&s->paths[i])) < 0) {
+            MPT_TRACE(ctx, s->id, "path_refused", "\"path\":%zu,\"error\":\"%s\"", i,
+                      mpt_err_name(rc));
             goto fail;
+        }
     }
     s->npaths = (int)npaths;
     if (npaths == 0 && ctx->cfg.fullmesh) {
@@ -1344,7 +1527,7 @@ int mpt_add_path(struct mpt_socket *s, const char *path)
         return MPT_EINVAL;
     if (s->server || s->done)
         return MPT_ESTATE;
-    if ((rc = parse_path(path, &p)) < 0)
+    if ((rc = parse_path(path, &p)) < 0 || (rc = check_path(&p)) < 0)
         return rc;
     if (s->npaths >= MPT_IO_MAX_PATHS)
         return MPT_ETOOMANY;
@@ -1386,6 +1569,17 @@ int mpt_remove_path(struct mpt_socket *s, int path_id)
     return 0;
 }
 
+/* The engine index of the subflow whose stable id is id, or -1. */
+static int sf_index_of_id(const struct mpt_socket *s, int id)
+{
+    struct mpt_sf_stats st;
+
+    for (int i = 0; id > 0 && i < MPT_MAX_SUBFLOWS_LIMIT; i++)
+        if (s->sf[i] != NULL && mpt_conn_sf_get_stats(s->c, i, &st) == 0 && (int)st.id == id)
+            return i;
+    return -1;
+}
+
 int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
 {
     uint64_t now = mpt_io_now();
@@ -1397,9 +1591,10 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
         return MPT_ESTATE;
     backup = backup ? 1 : 0;
     if (s->server) {
-        if (path_id < 0 || path_id >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[path_id] == NULL)
+        int idx = sf_index_of_id(s, path_id);
+        if (idx < 0)
             return MPT_ENOTFOUND;
-        rc = mpt_conn_sf_set_backup(s->c, path_id, backup, now);
+        rc = mpt_conn_sf_set_backup(s->c, idx, backup, now);
     } else {
         if (path_id < 0 || path_id >= s->npaths || s->paths[path_id].removed)
             return MPT_ENOTFOUND;
@@ -1433,6 +1628,31 @@ int mpt_set_scheduler(struct mpt_socket *s, const char *name)
 
 /* ---- Introspection -------------------------------------------------------------------- */
 
+const char *mpt_state_name(enum mpt_state state)
+{
+    switch (state) {
+    case MPT_STATE_CONNECTING: return "connecting";
+    case MPT_STATE_ESTABLISHED: return "established";
+    case MPT_STATE_CLOSING: return "closing";
+    case MPT_STATE_CLOSED: return "closed";
+    case MPT_STATE_ABORTED: return "aborted";
+    }
+    return "unknown";
+}
+
+const char *mpt_subflow_state_name(enum mpt_subflow_state state)
+{
+    switch (state) {
+    case MPT_SUBFLOW_CONNECTING: return "connecting";
+    case MPT_SUBFLOW_HANDSHAKE: return "handshake";
+    case MPT_SUBFLOW_ESTABLISHED: return "established";
+    case MPT_SUBFLOW_CLOSING: return "closing";
+    case MPT_SUBFLOW_FAILED: return "failed";
+    case MPT_SUBFLOW_CLOSED: return "closed";
+    }
+    return "unknown";
+}
+
 int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
 {
     struct mpt_info o;
@@ -1451,9 +1671,10 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.reinjections = st.reinjections;
         o.snd_buffered = st.snd_mem;
         o.rcv_buffered = st.rcv_mem;
+        o.unacked_bytes = st.snd_unacked;
+        o.subflows_opened = st.sf_opened;
+        o.subflows_failed = st.sf_failed;
         o.state = (enum mpt_state)mpt_conn_state(s->c);
-        if (o.state == MPT_STATE_CONNECTING)
-            o.state = MPT_STATE_CONNECTING;
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)
                 continue;
@@ -1469,22 +1690,75 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
     if (s->done)
         o.state = s->error ? MPT_STATE_ABORTED : MPT_STATE_CLOSED;
     o.error = s->error;
+    o.sys_errno = s->error ? s->sys_errno : 0;
+    if (info->size > sizeof o) /* a newer program: its fields are unknown here */
+        memset((uint8_t *)info + sizeof o, 0, info->size - sizeof o);
     memcpy(info, &o, o.size);
     return 0;
 }
 
-int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n)
+/* Entry i of a caller's array whose elements are elem_size bytes apart:
+ * the fields both sides know, zeros for fields only the caller knows. */
+static void put_sf_info(void *base, size_t i, size_t elem_size, const struct mpt_subflow_info *o)
 {
+    uint8_t *dst = (uint8_t *)base + i * elem_size;
+
+    if (elem_size <= sizeof *o) {
+        memcpy(dst, o, elem_size);
+    } else {
+        memcpy(dst, o, sizeof *o);
+        memset(dst + sizeof *o, 0, elem_size - sizeof *o);
+    }
+}
+
+/* A client slot with no subflow now, whose last one went down: its record
+ * (the subflow as it failed, with when the slot retries). 0 if none. */
+static int slot_record(const struct mpt_socket *s, const struct mpt_slot *sl,
+                       struct mpt_subflow_info *o)
+{
+    if (sl->sf >= 0 || !sl->has_last || sl->dead || s->paths[sl->path].removed ||
+        s->raddrs[sl->raddr].removed)
+        return 0;
+    *o = sl->last;
+    o->failures = sl->fails;
+    o->retry_ms = -1;
+    if (ev_is_active(&sl->retry.w)) {
+        double left = ev_timer_remaining(s->ctx->loop, (ev_timer *)&sl->retry.w) * 1000.;
+        o->retry_ms = left <= 0. ? 0 : left >= (double)INT32_MAX ? INT32_MAX : (int)left + 1;
+    }
+    return 1;
+}
+
+int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n,
+                           size_t elem_size)
+{
+    struct mpt_subflow_info o;
     int count = 0;
 
-    if (s == NULL || (out == NULL && n > 0))
+    if (s == NULL || (out == NULL && n > 0) || elem_size < MPT_SUBFLOW_INFO_SIZE_0_1)
         return MPT_EINVAL;
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         if (s->sf[i] == NULL)
             continue;
+        if ((size_t)count < n) {
+            fill_sf_info(s, i, &o);
+            put_sf_info(out, (size_t)count, elem_size, &o);
+        }
+        count++;
+    }
+    for (int k = 0; k < s->nslots; k++) {
+        if (!slot_record(s, s->slots[k], &o))
+            continue;
         if ((size_t)count < n)
-            fill_sf_info(s, i, &out[count]);
+            put_sf_info(out, (size_t)count, elem_size, &o);
         count++;
     }
     return count;
+}
+
+/* The 0.1.0 entry point, for binaries built before mpt_get_subflows became
+ * a macro: their array elements have the 0.1.0 layout. */
+int(mpt_get_subflows)(struct mpt_socket *s, struct mpt_subflow_info *out, size_t n)
+{
+    return mpt_get_subflows_sized(s, out, n, MPT_SUBFLOW_INFO_SIZE_0_1);
 }

@@ -84,6 +84,22 @@ class TestBasics(unittest.TestCase):
         self.assertEqual(e.strerror, "operation timed out")
         self.assertIn("operation timed out", str(e))
 
+    def test_state_names(self):
+        self.assertEqual(mpt.STATE_NAMES[mpt.lib.MPT_STATE_ESTABLISHED], "established")
+        self.assertEqual(mpt.STATE_NAMES[mpt.lib.MPT_STATE_ABORTED], "aborted")
+        self.assertEqual(mpt.SUBFLOW_STATE_NAMES[mpt.lib.MPT_SUBFLOW_FAILED], "failed")
+        self.assertEqual(len(set(mpt.STATE_NAMES.values())), 5)
+        self.assertEqual(len(set(mpt.SUBFLOW_STATE_NAMES.values())), 6)
+
+    def test_ack_timeout_config(self):
+        with mpt.Context({"ack_timeout_ms": 30000}) as ctx:
+            self.assertFalse(ctx.closed)
+        # The bindings' struct is the library's current layout, not 0.1.0's.
+        self.assertGreater(mpt.ffi.offsetof("struct mpt_config", "ack_timeout_ms"),
+                           mpt.ffi.offsetof("struct mpt_config", "advertise_addresses") + 4)
+        with self.assertRaises(ValueError):
+            mpt.Context({"reserved0": 1})
+
     def test_bad_config_field(self):
         with self.assertRaises(ValueError):
             mpt.Context({"no_such_field": 1})
@@ -123,11 +139,69 @@ class TestErrors(unittest.TestCase):
             with self.assertRaises(mpt.Error) as cm:
                 ctx.connect("127.0.0.1", port, paths=PATHS, timeout=5.0)
         e = cm.exception
-        self.assertLess(e.code, 0)
-        self.assertTrue(e.name.startswith("MPT_E"), e.name)
-        self.assertNotEqual(e.name, "MPT_ETIMEDOUT")  # refused, not a timeout
+        self.assertEqual(e.name, "MPT_ECONNREFUSED")  # the cause, not MPT_ESYS
+        self.assertEqual(e.code, mpt.lib.MPT_ECONNREFUSED)
         self.assertEqual(e.strerror, mpt.ffi.string(mpt.lib.mpt_strerror(e.code)).decode())
         self.assertIn(e.strerror, str(e))
+
+    def test_info_has_the_errno(self):
+        def handler(ctx, conn):
+            conn.close(timeout=5.0)
+
+        server = Server(handler)
+        port = server.start_and_wait()
+        with mpt.Context() as ctx:
+            conn = ctx.connect("127.0.0.1", port, timeout=5.0)
+            info = conn.info()
+            self.assertEqual(info["error"], 0)
+            self.assertEqual(info["sys_errno"], 0)
+            # The hand copy of struct mpt_info is the library's: asked with a
+            # larger size, the library says how much it filled.
+            buf = mpt.ffi.new("char[]", 4096)
+            big = mpt.ffi.cast("struct mpt_info *", buf)
+            big.size = 4096
+            self.assertEqual(mpt.lib.mpt_get_info(conn._ptr, big), 0)
+            self.assertEqual(big.size, mpt.ffi.sizeof("struct mpt_info"))
+            for sf in conn.subflows():
+                self.assertEqual(sf["sys_errno"], 0)
+            conn.close(timeout=5.0)
+        server.finish()
+
+    def test_bad_paths_are_refused(self):
+        with mpt.Context() as ctx:
+            listener = ctx.listen(["127.0.0.1"], 0)
+            with self.assertRaises(mpt.Error) as cm:
+                ctx.connect("127.0.0.1", listener.port, paths=["eht0"], timeout=2.0)
+            self.assertEqual(cm.exception.name, "MPT_ENODEV")
+            with self.assertRaises(mpt.Error) as cm:
+                ctx.connect("127.0.0.1", listener.port, paths=["192.0.2.7"], timeout=2.0)
+            self.assertEqual(cm.exception.name, "MPT_EADDRNOTAVAIL")
+            listener.close()
+
+    def test_listen_port_in_use(self):
+        with mpt.Context() as ctx:
+            listener = ctx.listen(["127.0.0.1"], 0)
+            with self.assertRaises(mpt.Error) as cm:
+                ctx.listen(["127.0.0.1"], listener.port)
+            self.assertEqual(cm.exception.name, "MPT_EADDRINUSE")
+            self.assertEqual(cm.exception.strerror, "address already in use")
+            listener.close()
+
+    def test_error_codes_match_the_library(self):
+        # The hand copy of the enum in mpt/__init__.py against the library's names.
+        for name in dir(mpt.lib):
+            if name.startswith("MPT_E"):
+                code = getattr(mpt.lib, name)
+                self.assertEqual(mpt.ffi.string(mpt.lib.mpt_err_name(code)).decode(), name)
+        # ... and every code the library knows is declared here.
+        code = -1
+        while True:
+            name = mpt.ffi.string(mpt.lib.mpt_err_name(code)).decode()
+            if name == "MPT_E(unknown)":
+                break
+            self.assertEqual(getattr(mpt.lib, name, None), code, name)
+            code -= 1
+        self.assertLess(code, -39)
 
     def test_connect_port_zero_is_einval(self):
         with mpt.Context() as ctx:
@@ -201,6 +275,10 @@ class TestTransfer(unittest.TestCase):
             conn.sendall(up, timeout=20.0)
             conn.shutdown()
             back = recv_all(conn)
+            # Everything we sent (and our end of stream) gets acknowledged.
+            deadline = time.monotonic() + 5.0
+            while conn.info()["unacked_bytes"] > 0 and time.monotonic() < deadline:
+                ctx.run(0.02)
             info = conn.info()
             subflows = conn.subflows()
             conn.close(timeout=20.0)
@@ -213,6 +291,9 @@ class TestTransfer(unittest.TestCase):
         self.assertEqual(hashlib.sha256(back).digest(), hashlib.sha256(down).digest())
 
         # Totals.
+        self.assertEqual(info["unacked_bytes"], 0)  # everything sent was acknowledged
+        self.assertEqual(info["subflows_opened"], 2)
+        self.assertEqual(info["subflows_failed"], 0)
         self.assertEqual(info["subflows"], 2)
         self.assertEqual(info["subflows_established"], 2)
         self.assertEqual(info["bytes_received"], len(down))
@@ -225,10 +306,16 @@ class TestTransfer(unittest.TestCase):
         for sf in subflows:
             self.assertEqual(sf["state"], "established")
             self.assertEqual(sf["remote"], ("127.0.0.1", port))
+            self.assertEqual(sf["failures"], 0)
+            self.assertEqual(sf["retry_ms"], -1)
             self.assertGreater(sf["bytes_sent"], 0, "path %s carried no data" % (sf["local"],))
         self.assertEqual(sorted(sf["path_id"] for sf in subflows), [0, 1])
         self.assertEqual(len(srv_subflows), 2)
         self.assertEqual(sorted(sf["remote"][0] for sf in srv_subflows), PATHS)
+        self.assertEqual(sorted(sf["id"] for sf in srv_subflows), [1, 2])  # stable ids
+        self.assertGreaterEqual(sum(sf["bytes_received"] for sf in srv_subflows), len(up))
+        for sf in srv_subflows:
+            self.assertGreater(sf["bytes_received"], 0)
         for sf in srv_subflows:
             self.assertEqual(sf["local"], ("127.0.0.1", port))
             self.assertEqual(sf["path_id"], -1)

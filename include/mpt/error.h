@@ -5,6 +5,11 @@
  * success and one of the negative MPT_E* codes below on failure. The list is
  * one X-macro so that the enum, mpt_strerror() and mpt_err_name() never drift.
  * Codes are stable ABI: new ones are appended, none is renumbered.
+ *
+ * System call failures are reported with the code of their cause where one
+ * exists (MPT_ECONNREFUSED ... MPT_EAFNOSUPPORT, MPT_ETIMEDOUT, MPT_ENOMEM)
+ * and MPT_ESYS otherwise; the raw errno is kept in struct mpt_info and
+ * struct mpt_subflow_info (sys_errno).
  */
 #ifndef MPT_ERROR_H
 #define MPT_ERROR_H
@@ -45,7 +50,17 @@ extern "C" {
     X(ERESOLVE,       -26, "name resolution failed")                            \
     X(ENOTSUP,        -27, "operation not supported")                           \
     X(EPIPE,          -28, "sending side already shut down")                    \
-    X(ETLS,           -29, "TLS failure")
+    X(ETLS,           -29, "TLS failure")                                       \
+    X(ECONNREFUSED,   -30, "connection refused (nothing listens there)")        \
+    X(EADDRINUSE,     -31, "address already in use")                            \
+    X(EADDRNOTAVAIL,  -32, "address not available (not a local address)")       \
+    X(ENODEV,         -33, "no such network interface")                         \
+    X(ENETUNREACH,    -34, "network unreachable (no route, or link down)")      \
+    X(EHOSTUNREACH,   -35, "host unreachable")                                  \
+    X(EPERM,          -36, "permission denied")                                 \
+    X(EMFILE,         -37, "too many open files")                               \
+    X(ECONNRESET,     -38, "subflow reset by the peer (TCP RST)")               \
+    X(EAFNOSUPPORT,   -39, "address family not supported on this host")
 
 enum mpt_error {
     MPT_OK = 0,

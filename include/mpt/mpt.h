@@ -58,8 +58,11 @@ struct mpt_listener; /* a server endpoint: one port on one or more addresses */
  * Context configuration. Always fill it with mpt_config_default() first (or
  * the MPT_CONFIG_DEFAULT macro), then change fields: the struct grows at its
  * end in later versions and `size` tells the library how much of it the
- * program knows. Times are in milliseconds; 0 means "the default" for every
- * numeric field.
+ * program knows. mpt_ctx_new() refuses (MPT_EINVAL) a size smaller than the
+ * 0.1.0 struct, a size between two layouts the library knows, and a larger
+ * struct (from a newer libmpt) whose bytes beyond what this library knows
+ * are not all zero: a setting it cannot honour is an error, not ignored.
+ * Times are in milliseconds; 0 means "the default" for every numeric field.
  */
 struct mpt_config {
     size_t size;                  /* set by mpt_config_default() */
@@ -86,10 +89,18 @@ struct mpt_config {
                                      interface that is up (default 0: one unbound path) */
     int include_loopback;         /* fullmesh also uses loopback interfaces; default 0 */
     int advertise_addresses;      /* server: ADD_ADDR its other listening addresses; default 1 */
+    /* Added after 0.1.0 (doc/abi.md). New fields start beyond the previous
+     * layout's sizeof, its tail padding included, which a size could not tell
+     * from a field: */
+    uint32_t reserved0;           /* the 0.1.0 struct's tail padding: keep it 0 */
+    uint32_t ack_timeout_ms;      /* data outstanding and the peer's cumulative DATA_ACK has
+                                     not moved this long: abort with MPT_ETIMEDOUT; default 0
+                                     = 4 x subflow_timeout_ms */
 };
 
-/* Fills cfg with safe defaults. size is sizeof(struct mpt_config) as the
- * caller compiled it; bytes beyond it are not touched. */
+/* Fills cfg with safe defaults and sets cfg->size = size, which is
+ * sizeof(struct mpt_config) as the caller compiled it: fields this library
+ * does not know (up to size) are zeroed, bytes beyond size not touched. */
 MPT_EXPORT void mpt_config_default(struct mpt_config *cfg, size_t size);
 #define MPT_CONFIG_DEFAULT(cfg) mpt_config_default((cfg), sizeof *(cfg))
 
@@ -156,17 +167,28 @@ enum mpt_state {
 };
 
 enum mpt_subflow_state {
-    MPT_SUBFLOW_CONNECTING = 0,
-    MPT_SUBFLOW_HANDSHAKE,
-    MPT_SUBFLOW_ESTABLISHED,
-    MPT_SUBFLOW_CLOSING,
-    MPT_SUBFLOW_FAILED,
-    MPT_SUBFLOW_CLOSED,
+    MPT_SUBFLOW_CONNECTING = 0, /* TCP connect in progress */
+    MPT_SUBFLOW_HANDSHAKE,      /* HELLO / JOIN exchange */
+    MPT_SUBFLOW_ESTABLISHED,    /* carries data */
+    MPT_SUBFLOW_CLOSING,        /* SUBFLOW_CLOSE sent or received */
+    MPT_SUBFLOW_FAILED,         /* failed (fail_error says why) */
+    MPT_SUBFLOW_CLOSED,         /* ended cleanly */
 };
 
-/* One subflow as seen by mpt_get_subflows() and the subflow callbacks. */
+/* "connecting", "established", "closing", "closed", "aborted"; "unknown"
+ * for any other value. Static strings owned by the library. */
+MPT_EXPORT const char *mpt_state_name(enum mpt_state state);
+/* "connecting", "handshake", "established", "closing", "failed", "closed";
+ * "unknown" for any other value. Static. */
+MPT_EXPORT const char *mpt_subflow_state_name(enum mpt_subflow_state state);
+
+/* One subflow as seen by mpt_get_subflows() and the subflow callbacks. It
+ * grows at its end in later versions: arrays of it are passed with their
+ * element size (mpt_get_subflows is a macro that does that), and callbacks
+ * may read only the fields their program knows. */
 struct mpt_subflow_info {
-    int id;                          /* subflow id within the connection */
+    int id;                          /* subflow id, stable: never reused within the
+                                        connection (the first subflow is 1) */
     int path_id;                     /* local path (mpt_add_path) or -1 (server side) */
     enum mpt_subflow_state state;
     struct sockaddr_storage local;   /* family AF_UNSPEC if unknown */
@@ -181,6 +203,14 @@ struct mpt_subflow_info {
     uint64_t bytes_acked;            /* of that, acknowledged at connection level */
     int fail_error;                  /* MPT_E* why it failed, or 0 */
     uint32_t fail_reason;            /* wire reason code, or 0 */
+    /* Added after 0.1.0 (doc/abi.md): */
+    int sys_errno;                   /* the errno behind fail_error (connect, bind,
+                                        SO_BINDTODEVICE, read, write...), or 0 */
+    uint32_t failures;               /* client: consecutive failed attempts of this
+                                        (path, server address) slot; 0 once one is up */
+    int retry_ms;                    /* client, record of a failed slot: ms until the next
+                                        attempt; -1 if none is scheduled (or a live subflow) */
+    uint64_t bytes_received;         /* DATA payload received on it (duplicates included) */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -197,6 +227,14 @@ struct mpt_info {
     size_t rcv_buffered;         /* receive memory in use */
     uint32_t subflows;           /* subflows that exist (any state but closed) */
     uint32_t subflows_established;
+    /* Added after 0.1.0 (doc/abi.md): */
+    int sys_errno;               /* the errno behind `error` when a system call's
+                                    failure ended the connection, else 0 */
+    uint64_t unacked_bytes;      /* written by the application, not yet acknowledged by the
+                                    peer (+1 for an unacknowledged end of stream): 0 means
+                                    everything sent has arrived */
+    uint64_t subflows_opened;    /* subflows that were ever established ... */
+    uint64_t subflows_failed;    /* ... and that failed (not closed cleanly), ever */
 };
 
 /*
@@ -235,16 +273,24 @@ MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
  * Starts a connection to host (a name or a numeric IPv4/IPv6 address) and
  * port. paths lists the local paths, each an interface name ("eth1", bound
  * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"); a
- * path ending in "/backup" is a backup path. With npaths == 0 the context's
+ * path ending in "/backup" is a backup path. An interface that does not exist
+ * is MPT_ENODEV and a source address that is not local MPT_EADDRNOTAVAIL, at
+ * once. With npaths == 0 the context's
  * configuration decides (one unbound path, or fullmesh). The first path
  * carries the handshake; the others join once it is done, and every path
  * also joins every address the server advertises. Failed subflows are
- * re-established with exponential backoff while the connection lives.
- * Name resolution never blocks the loop. The strings are copied.
+ * reported (subflow_down, with the cause), traced, and re-established with
+ * exponential backoff while the connection lives; mpt_get_subflows() shows
+ * each waiting slot's last error and when it retries.
+ * Name resolution never blocks the loop, and a pending lookup keeps it
+ * running (ev_run / mpt_ctx_run(ctx, -1) do not return before the result is
+ * delivered). The strings are copied.
  * Returns 0 and *out (owned by the application until mpt_close/mpt_abort);
  * the result arrives in the `connected` callback. Errors: MPT_EINVAL (NULL
- * ctx/host/out, port 0, empty or unparsable path), MPT_ENOBUFS (too many
- * connections), MPT_ENOMEM, MPT_ERESOLVE (numeric host invalid), MPT_ESYS.
+ * ctx/host/out, port 0, empty or unparsable path), MPT_ENODEV (no such
+ * interface), MPT_EADDRNOTAVAIL (source address not local), MPT_ENOBUFS (too
+ * many connections), MPT_ENOMEM, MPT_ERESOLVE (numeric host invalid),
+ * MPT_EMFILE, MPT_ESYS.
  */
 MPT_EXPORT int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
                            const char *const *paths, size_t npaths,
@@ -315,13 +361,14 @@ MPT_EXPORT int mpt_abort(struct mpt_socket *s);
 /*
  * Client: adds a local path while connected (same syntax as mpt_connect's
  * paths); subflows to every known server address follow. Returns the path id
- * (>= 0) or MPT_EINVAL, MPT_ETOOMANY, MPT_ESTATE (server side or closed).
+ * (>= 0) or MPT_EINVAL, MPT_ENODEV, MPT_EADDRNOTAVAIL (as mpt_connect),
+ * MPT_ETOOMANY, MPT_ESTATE (server side or closed).
  */
 MPT_EXPORT int mpt_add_path(struct mpt_socket *s, const char *path);
 /* Closes the path's subflows and stops re-creating them. MPT_ENOTFOUND. */
 MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
 /* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
- * the server side path_id is a subflow id. */
+ * the server side path_id is a subflow's id (struct mpt_subflow_info.id). */
 MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
 /* Chooses the scheduler by name ("minrtt", "roundrobin") for a client
  * connection. Call it right after mpt_connect, before the loop runs again
@@ -332,11 +379,27 @@ MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
 
 /* ---- Introspection ------------------------------------------------------------------- */
 
-/* Fills info (set info->size = sizeof *info first). MPT_EINVAL. */
+/* Fills info (set info->size = sizeof *info first): the fields both sides
+ * know, zeros for fields beyond them; info->size becomes the bytes filled.
+ * MPT_EINVAL. */
 MPT_EXPORT int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
 /* Fills up to n entries of sf (caller's array) with the subflows that exist,
- * and returns how many exist (may exceed n). sf may be NULL when n == 0. */
+ * then (client) one record per (path, server address) slot whose last
+ * subflow failed and that has none now: state MPT_SUBFLOW_FAILED (or
+ * _CLOSED if it ended without an error), the failed subflow's id and
+ * counters, fail_error / sys_errno, failures and retry_ms. Returns how many
+ * entries there are (may exceed n). sf may be NULL when n == 0.
+ * The array's elements are elem_size bytes apart: the caller's
+ * sizeof(struct mpt_subflow_info), which the mpt_get_subflows() macro
+ * passes; fields the library does not know are zeroed. elem_size below the
+ * 0.1.0 layout is MPT_EINVAL. */
+MPT_EXPORT int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n,
+                                      size_t elem_size);
+/* The 0.1.0 entry point (entries of the 0.1.0 layout), kept for binaries
+ * built against it; programs compiled now call mpt_get_subflows_sized. */
 MPT_EXPORT int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n);
+#define mpt_get_subflows(s, sf, n)                                                           \
+    mpt_get_subflows_sized((s), (sf), (n), sizeof(struct mpt_subflow_info))
 
 /* ---- Blocking layer -------------------------------------------------------------------- */
 
@@ -359,7 +422,12 @@ MPT_EXPORT ssize_t mpt_blocking_recv(struct mpt_socket *s, void *buf, size_t len
                                      int timeout_ms);
 /* Shuts down, waits until the connection is closed (peer's end of stream
  * included; data still arriving is discarded), then releases the handle as
- * mpt_close() does, even on timeout. Returns 0, MPT_ETIMEDOUT or the error. */
+ * mpt_close() does. If timeout_ms passes first, the connection is aborted
+ * instead, as mpt_abort() does (FASTCLOSE to the peer, unsent and
+ * unacknowledged data dropped): a bounded close does not go on in the
+ * background. The handle is released in every case. Returns 0,
+ * MPT_ETIMEDOUT (then aborted), MPT_EINVAL, MPT_ESTATE, or the error that
+ * ended the connection. */
 MPT_EXPORT int mpt_blocking_close(struct mpt_socket *s, int timeout_ms);
 
 #ifdef __cplusplus

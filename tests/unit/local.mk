@@ -65,6 +65,11 @@ endif
 dist_check_SCRIPTS += tests/check-layering.sh
 TESTS += tests/check-layering.sh
 
+# Every exported function has an installed man page and is listed in
+# libmpt(3); doc/abi.md states the current -version-info.
+dist_check_SCRIPTS += tests/check-docs.sh
+TESTS += tests/check-docs.sh
+
 # I/O layer integration tests on loopback (link the I/O layer statically:
 # they use its test-only hooks).
 if HAVE_CHECK
@@ -82,6 +87,12 @@ tests_unit_test_io_relay_SOURCES = tests/unit/test_io_relay.c
 tests_unit_test_io_relay_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_relay_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS) -lpthread
 TESTS += tests/unit/test_io_relay
+
+check_PROGRAMS += tests/unit/test_io_config
+tests_unit_test_io_config_SOURCES = tests/unit/test_io_config.c
+tests_unit_test_io_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_config_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_config
 # Needs root (network namespaces); exits 77 (skipped) otherwise.
 check_PROGRAMS += tests/unit/test_io_netns
 tests_unit_test_io_netns_SOURCES = tests/unit/test_io_netns.c

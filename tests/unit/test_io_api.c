@@ -7,8 +7,11 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <ev.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,11 @@
 #include <mpt/mpt.h>
 
 #include "core/frame.h"
+
+/* Internal (libmpt/io.h): the errno -> MPT_E* map every syscall site uses,
+ * and the kernel socket of subflow index sf. */
+int mpt_errno_to_mpt(int e);
+int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
 static double now_s(void)
 {
@@ -71,6 +79,47 @@ static void echo_accept(struct mpt_listener *l, void *user)
         e->accepted++;
         echo_readable(s, e);
     }
+}
+
+/* An echo server on a thread of its own, with its own context and loop: a
+ * client tested on another loop then has nothing of the server's keeping
+ * its loop alive. */
+struct srv_thread {
+    pthread_t th;
+    atomic_int port, stop;
+};
+
+static void *srv_main(void *arg)
+{
+    struct srv_thread *t = arg;
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct echo e = {0, 0};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    atomic_store(&t->port, mpt_listener_port(l));
+    while (!atomic_load(&t->stop))
+        mpt_ctx_run(ctx, 20);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+    return NULL;
+}
+
+static int srv_thread_start(struct srv_thread *t)
+{
+    atomic_init(&t->port, 0);
+    atomic_init(&t->stop, 0);
+    ck_assert_int_eq(pthread_create(&t->th, NULL, srv_main, t), 0);
+    while (atomic_load(&t->port) == 0)
+        usleep(1000);
+    return atomic_load(&t->port);
+}
+
+static void srv_thread_stop(struct srv_thread *t)
+{
+    atomic_store(&t->stop, 1);
+    pthread_join(t->th, NULL);
 }
 
 static int free_port(void)
@@ -127,7 +176,11 @@ START_TEST(argument_errors)
     /* The same port again: in use. */
     struct mpt_listener *l2;
     ck_assert_int_eq(mpt_listen(ctx, lo1, 1, (uint16_t)mpt_listener_port(l), NULL, NULL, &l2),
-                     MPT_ESYS);
+                     MPT_EADDRINUSE);
+    ck_assert_ptr_null(l2);
+    /* An address that is not on this host (TEST-NET-1). */
+    static const char *const not_local[] = {"192.0.2.1"};
+    ck_assert_int_eq(mpt_listen(ctx, not_local, 1, 0, NULL, NULL, &l2), MPT_EADDRNOTAVAIL);
 
     ck_assert_int_eq(mpt_send(NULL, "x", 1), MPT_EINVAL);
     ck_assert_int_eq(mpt_recv(NULL, &info, 1), MPT_EINVAL);
@@ -171,7 +224,17 @@ END_TEST
 
 struct refused {
     int connected, closed;
+    int down, down_error, down_errno, down_path;
 };
+
+static void ref_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct refused *r = user;
+    r->down++;
+    r->down_error = sf->fail_error;
+    r->down_errno = sf->sys_errno;
+    r->down_path = sf->path_id;
+}
 
 static void ref_connected(struct mpt_socket *s, int status, void *user)
 {
@@ -187,34 +250,64 @@ START_TEST(connect_refused)
 {
     struct mpt_ctx *ctx;
     struct mpt_socket *s;
-    struct refused r = {0, 0};
+    struct refused r = {0, 0, 0, 0, 0, -2};
     struct mpt_callbacks cb = {0};
 
     ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
     cb.connected = ref_connected;
     cb.closed = ref_closed;
+    cb.subflow_down = ref_down;
     ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, &cb, &r, &s),
                      0);
     double t0 = now_s();
     while (r.closed == 0 && now_s() - t0 < 15)
         mpt_ctx_run(ctx, 100);
-    ck_assert_int_lt(r.connected, 0);
-    ck_assert_int_lt(r.closed, 0);
-    ck_assert_int_lt(mpt_send(s, "x", 1), 0);
+    /* The cause, not "system call failed". */
+    ck_assert_int_eq(r.connected, MPT_ECONNREFUSED);
+    ck_assert_int_eq(r.closed, MPT_ECONNREFUSED);
+    ck_assert_int_eq(mpt_send(s, "x", 1), MPT_ECONNREFUSED);
     struct mpt_info info = {.size = sizeof info};
     ck_assert_int_eq(mpt_get_info(s, &info), 0);
     ck_assert_int_eq(info.state, MPT_STATE_ABORTED);
-    ck_assert_int_lt(info.error, 0);
+    ck_assert_int_eq(info.error, MPT_ECONNREFUSED);
+    ck_assert_int_eq(info.sys_errno, ECONNREFUSED);
+    /* The path that failed says so too. */
+    ck_assert_int_eq(r.down, 1);
+    ck_assert_int_eq(r.down_error, MPT_ECONNREFUSED);
+    ck_assert_int_eq(r.down_errno, ECONNREFUSED);
+    ck_assert_int_eq(r.down_path, 0);
     ck_assert_int_eq(mpt_close(s), 0);
     mpt_ctx_free(ctx);
 
     /* The blocking layer reports it as an error too. */
     ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
-    ck_assert_int_lt(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, 10000,
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)free_port(), NULL, 0, 10000,
                                           &s),
-                     0);
+                     MPT_ECONNREFUSED);
     ck_assert_ptr_null(s);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(errno_map)
+{
+    static const struct {
+        int e, mpt;
+    } map[] = {
+        {ECONNREFUSED, MPT_ECONNREFUSED}, {EADDRINUSE, MPT_EADDRINUSE},
+        {EADDRNOTAVAIL, MPT_EADDRNOTAVAIL}, {ENODEV, MPT_ENODEV},
+        {ENETUNREACH, MPT_ENETUNREACH}, {ENETDOWN, MPT_ENETUNREACH},
+        {EHOSTUNREACH, MPT_EHOSTUNREACH}, {EACCES, MPT_EPERM}, {EPERM, MPT_EPERM},
+        {EMFILE, MPT_EMFILE}, {ENFILE, MPT_EMFILE}, {ECONNRESET, MPT_ECONNRESET},
+        {EAFNOSUPPORT, MPT_EAFNOSUPPORT}, {ETIMEDOUT, MPT_ETIMEDOUT}, {ENOMEM, MPT_ENOMEM},
+        {ENOTSUP, MPT_ENOTSUP}, {EPIPE, MPT_ECLOSED},
+        /* Never the codes that mean something else to the application. */
+        {EAGAIN, MPT_ESYS}, {EINVAL, MPT_ESYS}, {ENOENT, MPT_ESYS},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        ck_assert_msg(mpt_errno_to_mpt(map[i].e) == map[i].mpt, "errno %d: %s, expected %s",
+                      map[i].e, mpt_err_name(mpt_errno_to_mpt(map[i].e)),
+                      mpt_err_name(map[i].mpt));
 }
 END_TEST
 
@@ -266,6 +359,60 @@ START_TEST(blocking_echo_and_state_errors)
     ck_assert_int_eq(mpt_blocking_recv(s, buf, sizeof buf, 5000), 0);
     ck_assert_int_eq(mpt_blocking_close(s, 5000), 0);
     ck_assert_int_eq(e.accepted, 1);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* mpt_blocking_close against a peer that never ends its side: on timeout
+ * it aborts (the peer sees FASTCLOSE), as documented, instead of leaving a
+ * close running in the background. */
+struct quiet {
+    struct mpt_socket *s;
+    int closed, status;
+};
+
+static void quiet_closed(struct mpt_socket *s, int status, void *user)
+{
+    struct quiet *q = user;
+    q->closed = 1;
+    q->status = status;
+}
+
+static void quiet_accept(struct mpt_listener *l, void *user)
+{
+    struct quiet *q = user;
+    struct mpt_callbacks cb = {.closed = quiet_closed};
+    struct mpt_socket *s;
+    while (mpt_accept(l, &cb, q, &s) == 0)
+        q->s = s; /* never reads, never shuts down */
+}
+
+START_TEST(blocking_close_aborts_on_timeout)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct quiet q = {NULL, 0, 0};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, quiet_accept, &q, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "unread", 6, 5000), 6);
+    double t0 = now_s();
+    ck_assert_int_eq(mpt_blocking_close(s, 300), MPT_ETIMEDOUT);
+    ck_assert(now_s() - t0 >= 0.29);
+    t0 = now_s();
+    while (!q.closed && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(q.closed, 1);
+    ck_assert_int_eq(q.status, MPT_ERESET); /* aborted, not left closing */
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(q.s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_ABORTED);
+    mpt_abort(q.s);
     mpt_listener_close(l);
     mpt_ctx_free(ctx);
 }
@@ -327,6 +474,116 @@ START_TEST(external_loop_fd)
     ck_assert(memcmp(x.buf, "ping over poll", 14) == 0);
     mpt_abort(s);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* A client that sends "hi", shuts down, reads the echo and its end of
+ * stream, and releases itself when the connection is closed. */
+struct hi {
+    int connected, closed, status;
+    size_t got;
+    char buf[16];
+};
+
+static void hi_connected(struct mpt_socket *s, int status, void *user)
+{
+    struct hi *h = user;
+    h->connected = status == 0 ? 1 : status;
+    if (status == 0) {
+        ck_assert_int_eq(mpt_send(s, "hi", 2), 2);
+        ck_assert_int_eq(mpt_shutdown(s), 0);
+    }
+}
+
+static void hi_readable(struct mpt_socket *s, void *user)
+{
+    struct hi *h = user;
+    ssize_t n;
+    while ((n = mpt_recv(s, h->buf + h->got, sizeof h->buf - h->got)) > 0)
+        h->got += (size_t)n;
+}
+
+static void hi_closed(struct mpt_socket *s, int status, void *user)
+{
+    struct hi *h = user;
+    h->closed = 1;
+    h->status = status;
+    mpt_close(s);
+}
+
+static const struct mpt_callbacks hi_cb = {
+    .connected = hi_connected,
+    .readable = hi_readable,
+    .closed = hi_closed,
+};
+
+static void check_hi(const struct hi *h)
+{
+    ck_assert_int_eq(h->connected, 1);
+    ck_assert_int_eq(h->closed, 1);
+    ck_assert_int_eq(h->status, 0);
+    ck_assert_uint_eq(h->got, 2);
+    ck_assert(memcmp(h->buf, "hi", 2) == 0);
+}
+
+/* A host name on the application's own libev loop: ev_run() must not
+ * return while the lookup is pending (it once returned at once, with no
+ * callback ever called), and must return once everything is over. */
+START_TEST(resolve_keeps_app_loop_alive)
+{
+    struct srv_thread st;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mpt_ctx *ctx;
+    struct mpt_socket *s;
+    struct hi h;
+
+    memset(&h, 0, sizeof h);
+    int port = srv_thread_start(&st);
+    ck_assert_ptr_nonnull(loop);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, loop, NULL), 0);
+    double t0 = now_s();
+    ev_run(loop, 0); /* an idle context keeps nothing alive */
+    ck_assert(now_s() - t0 < 0.5);
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)port, lo1, 1, &hi_cb, &h, &s), 0);
+    t0 = now_s();
+    ev_run(loop, 0);
+    check_hi(&h);
+    ck_assert(now_s() - t0 < 10);
+    t0 = now_s();
+    ev_run(loop, 0); /* and the resolver, idle again, neither */
+    ck_assert(now_s() - t0 < 0.5);
+    mpt_ctx_free(ctx);
+    ev_loop_destroy(loop);
+    srv_thread_stop(&st);
+}
+END_TEST
+
+/* The same with the context's own loop and mpt_ctx_run(ctx, -1). */
+START_TEST(resolve_keeps_ctx_run_alive)
+{
+    struct srv_thread st;
+    struct mpt_ctx *ctx;
+    struct mpt_socket *s;
+    struct hi h;
+
+    memset(&h, 0, sizeof h);
+    int port = srv_thread_start(&st);
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)port, lo1, 1, &hi_cb, &h, &s), 0);
+    double t0 = now_s();
+    ck_assert_int_eq(mpt_ctx_run(ctx, -1), 0);
+    check_hi(&h);
+    ck_assert(now_s() - t0 < 10);
+    /* A lookup abandoned by its socket holds nothing either. */
+    memset(&h, 0, sizeof h);
+    ck_assert_int_eq(mpt_connect(ctx, "localhost", (uint16_t)port, lo1, 1, &hi_cb, &h, &s), 0);
+    ck_assert_int_eq(mpt_abort(s), 0);
+    t0 = now_s();
+    ck_assert_int_eq(mpt_ctx_run(ctx, -1), 0);
+    ck_assert(now_s() - t0 < 0.5);
+    ck_assert_int_eq(h.connected, 0);
+    mpt_ctx_free(ctx);
+    srv_thread_stop(&st);
 }
 END_TEST
 
@@ -533,6 +790,89 @@ START_TEST(join_wrong_token_refused)
 }
 END_TEST
 
+static int established_subflows(struct mpt_socket *s);
+
+/* struct mpt_subflow_info as a program built against libmpt 0.1.0 has it. */
+struct sf_info_0_1 {
+    int id;
+    int path_id;
+    enum mpt_subflow_state state;
+    struct sockaddr_storage local, remote;
+    char ifname[16];
+    int backup;
+    uint64_t rtt_us, rttvar_us;
+    uint32_t cwnd_bytes, total_retrans;
+    uint64_t bytes_sent, bytes_acked;
+    int fail_error;
+    uint32_t fail_reason;
+};
+
+/* Arrays of struct mpt_subflow_info and struct mpt_info from programs that
+ * know an older or a newer layout than the library (doc/abi.md). */
+START_TEST(struct_sizes_old_and_new)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+    const size_t big = sizeof(struct mpt_subflow_info) + 24;
+    uint8_t buf[4 * (sizeof(struct mpt_subflow_info) + 24)];
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths,
+                                          2, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    struct mpt_subflow_info cur[2];
+    ck_assert_int_eq(mpt_get_subflows(s, cur, 2), 2);
+
+    /* A newer program: larger elements, its extra bytes zeroed. */
+    memset(buf, 0xa5, sizeof buf);
+    ck_assert_int_eq(mpt_get_subflows_sized(s, (struct mpt_subflow_info *)buf, 2, big), 2);
+    for (int i = 0; i < 2; i++) {
+        const uint8_t *el = buf + (size_t)i * big;
+        ck_assert(memcmp(el, &cur[i], offsetof(struct mpt_subflow_info, rtt_us)) == 0);
+        for (size_t k = sizeof(struct mpt_subflow_info); k < big; k++)
+            ck_assert_uint_eq(el[k], 0);
+    }
+    ck_assert_uint_eq(buf[2 * big], 0xa5); /* nothing beyond n elements */
+
+    /* A 0.1.0 program: through the old symbol (not the macro), 0.1.0 stride. */
+    struct sf_info_0_1 old[3];
+    memset(old, 0xa5, sizeof old);
+    ck_assert_int_eq((mpt_get_subflows)(s, (struct mpt_subflow_info *)old, 2), 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(old[i].id, cur[i].id);
+        ck_assert_int_eq(old[i].path_id, cur[i].path_id);
+        ck_assert_int_eq(old[i].state, MPT_SUBFLOW_ESTABLISHED);
+        ck_assert_int_eq(old[i].local.ss_family, AF_INET);
+    }
+    const uint8_t *tail = (const uint8_t *)&old[2];
+    for (size_t k = 0; k < sizeof old[2]; k++)
+        ck_assert_uint_eq(tail[k], 0xa5);
+    ck_assert_int_eq(mpt_get_subflows_sized(s, cur, 2, sizeof(struct sf_info_0_1) - 1),
+                     MPT_EINVAL);
+
+    /* struct mpt_info from a newer program: the unknown tail is zeroed. */
+    uint8_t ib[sizeof(struct mpt_info) + 32];
+    memset(ib, 0xa5, sizeof ib);
+    struct mpt_info *info = (struct mpt_info *)ib;
+    info->size = sizeof ib;
+    ck_assert_int_eq(mpt_get_info(s, info), 0);
+    ck_assert_uint_eq(info->size, sizeof(struct mpt_info));
+    ck_assert_int_eq(info->state, MPT_STATE_ESTABLISHED);
+    for (size_t k = sizeof(struct mpt_info); k < sizeof ib; k++)
+        ck_assert_uint_eq(ib[k], 0);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 /* Paths while connected: add one, mark it backup, remove it. */
 struct pc {
     int up, down;
@@ -597,6 +937,273 @@ START_TEST(path_control)
     ck_assert_int_eq(mpt_blocking_close(s, 5000), 0);
     mpt_listener_close(l);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* A path that can never work is refused by mpt_connect and mpt_add_path
+ * instead of being retried forever in silence. */
+START_TEST(bad_paths_refused_up_front)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s = (void *)1;
+    struct echo e = {0, 0};
+    static const char *const no_if[] = {"eht0"};
+    static const char *const no_if_backup[] = {"127.0.0.1", "eht0/backup"};
+    static const char *const not_local[] = {"192.0.2.7"};
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, echo_accept, &e, &l), 0);
+    uint16_t port = (uint16_t)mpt_listener_port(l);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", port, no_if, 1, NULL, NULL, &s), MPT_ENODEV);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", port, no_if_backup, 2, NULL, NULL, &s),
+                     MPT_ENODEV);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", port, not_local, 1, NULL, NULL, &s),
+                     MPT_EADDRNOTAVAIL);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", port, no_if, 1, 5000, &s),
+                     MPT_ENODEV);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", port, lo1, 1, 5000, &s), 0);
+    ck_assert_int_eq(mpt_add_path(s, "eht0"), MPT_ENODEV);
+    ck_assert_int_eq(mpt_add_path(s, "192.0.2.7/backup"), MPT_EADDRNOTAVAIL);
+    ck_assert_int_eq(mpt_add_path(s, "127.0.0.2"), 1); /* the refused ones took no id */
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* A path that fails at run time is reported (subflow_down with the cause)
+ * and stays visible in mpt_get_subflows with its last error and when it
+ * retries; the slot's next subflow gets a new id. */
+struct rt {
+    int up, down;
+    struct mpt_subflow_info last_down, last_up;
+};
+
+static void rt_up(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct rt *r = user;
+    r->up++;
+    r->last_up = *sf;
+}
+
+static void rt_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct rt *r = user;
+    r->down++;
+    r->last_down = *sf;
+}
+
+/* Resets (RST) the server's TCP connection whose peer is 127.0.0.2: a TCP
+ * socket connected to AF_UNSPEC disconnects and resets its peer. */
+static int reset_subflow_from(struct mpt_socket *srv, uint32_t peer_addr)
+{
+    for (int i = 0; i < 32; i++) {
+        struct sockaddr_in a;
+        socklen_t len = sizeof a;
+        int fd = mpt_io_test_subflow_fd(srv, i);
+        if (fd < 0 || getpeername(fd, (struct sockaddr *)&a, &len) < 0 ||
+            a.sin_addr.s_addr != htonl(peer_addr))
+            continue;
+        struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+        return connect(fd, &unspec, sizeof unspec);
+    }
+    return -1;
+}
+
+struct acc1 {
+    struct mpt_socket *s;
+};
+
+static void acc1_accept(struct mpt_listener *l, void *user)
+{
+    struct acc1 *a = user;
+    struct mpt_callbacks cb = {.readable = echo_readable};
+    struct mpt_socket *s;
+    while (mpt_accept(l, &cb, NULL, &s) == 0) {
+        a->s = s;
+        echo_readable(s, NULL);
+    }
+}
+
+START_TEST(runtime_path_failure_recorded)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct acc1 acc = {NULL};
+    struct rt r;
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+    struct mpt_callbacks cb = {.subflow_up = rt_up, .subflow_down = rt_down};
+    char b[8];
+
+    memset(&r, 0, sizeof r);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.reconnect_min_ms = 1500; /* long enough to look at the record */
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, acc1_accept, &acc, &l), 0);
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths, 2, &cb,
+                                 &r, &s),
+                     0);
+    double t0 = now_s();
+    while (r.up < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(r.up, 2);
+    ck_assert_ptr_nonnull(acc.s);
+    struct mpt_subflow_info sf[4];
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    int old_id = sf[0].path_id == 1 ? sf[0].id : sf[1].id;
+
+    ck_assert_int_eq(reset_subflow_from(acc.s, 0x7f000002), 0);
+    t0 = now_s();
+    while (r.down < 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(r.down, 1);
+    ck_assert_int_eq(r.last_down.path_id, 1);
+    ck_assert_int_eq(r.last_down.id, old_id);
+    ck_assert_int_eq(r.last_down.fail_error, MPT_ECONNRESET);
+    ck_assert_int_eq(r.last_down.sys_errno, ECONNRESET);
+
+    /* Path 0 still up, path 1 a record: failed, why, and when it retries. */
+    mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[0].path_id, 0);
+    ck_assert_int_eq(sf[0].state, MPT_SUBFLOW_ESTABLISHED);
+    ck_assert_int_eq(sf[0].retry_ms, -1);
+    ck_assert_int_eq(sf[1].path_id, 1);
+    ck_assert_int_eq(sf[1].id, old_id);
+    ck_assert_int_eq(sf[1].state, MPT_SUBFLOW_FAILED);
+    ck_assert_int_eq(sf[1].fail_error, MPT_ECONNRESET);
+    ck_assert_int_eq(sf[1].sys_errno, ECONNRESET);
+    ck_assert_uint_eq(sf[1].failures, 1);
+    ck_assert_int_gt(sf[1].retry_ms, 0);
+    ck_assert_int_le(sf[1].retry_ms, 1500);
+    ck_assert_int_eq(((struct sockaddr_in *)&sf[1].remote)->sin_addr.s_addr, htonl(0x7f000001));
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.subflows, 1); /* records are not subflows */
+    ck_assert_uint_eq(info.subflows_opened, 2);
+    ck_assert_uint_eq(info.subflows_failed, 1); /* counted although it is gone */
+
+    /* The retry brings the path back, as a new subflow. */
+    t0 = now_s();
+    while (r.up < 3 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(r.up, 3);
+    ck_assert_int_eq(r.last_up.path_id, 1);
+    ck_assert_int_ne(r.last_up.id, old_id);
+    ck_assert_uint_eq(r.last_up.failures, 0);
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[1].state, MPT_SUBFLOW_ESTABLISHED);
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.subflows_opened, 3);
+    ck_assert_uint_eq(info.subflows_failed, 1);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "rt", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* Introspection a receiver and a sender need: stable subflow ids (the
+ * first is 1; mpt_set_backup takes them on the server), bytes received per
+ * subflow, and unacked_bytes falling to 0 once everything sent has been
+ * acknowledged, without closing. */
+START_TEST(ids_received_bytes_and_unacked)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct acc1 acc = {NULL};
+    static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};
+    static uint8_t payload[1 << 20];
+    struct mpt_subflow_info sf[4];
+    struct mpt_info info = {.size = sizeof info};
+
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.scheduler = "roundrobin"; /* both paths carry data */
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, acc1_accept, &acc, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths,
+                                          2, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+    ck_assert_int_eq(sf[0].id + sf[1].id, 3); /* ids 1 and 2 */
+    ck_assert_int_ne(sf[0].id, sf[1].id);
+
+    /* Nothing acknowledged right after the copy into the send buffer. */
+    ck_assert_int_eq(mpt_send(s, payload, sizeof payload), (ssize_t)sizeof payload);
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.unacked_bytes, sizeof payload);
+    ck_assert_uint_eq(info.subflows_opened, 2);
+    ck_assert_uint_eq(info.subflows_failed, 0);
+    t0 = now_s();
+    while (info.unacked_bytes > 0 && now_s() - t0 < 10) {
+        mpt_ctx_run(ctx, 20);
+        ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    }
+    ck_assert_uint_eq(info.unacked_bytes, 0); /* all of it arrived, connection still open */
+    ck_assert_uint_ge(info.bytes_acked, sizeof payload);
+    ck_assert_int_eq(info.state, MPT_STATE_ESTABLISHED);
+
+    /* The receiver sees the split. */
+    ck_assert_ptr_nonnull(acc.s);
+    struct mpt_subflow_info rs[4];
+    ck_assert_int_eq(mpt_get_subflows(acc.s, rs, 4), 2);
+    ck_assert_uint_gt(rs[0].bytes_received, 0);
+    ck_assert_uint_gt(rs[1].bytes_received, 0);
+    ck_assert_uint_ge(rs[0].bytes_received + rs[1].bytes_received, sizeof payload);
+    ck_assert_int_eq(rs[0].id + rs[1].id, 3);
+
+    /* Server side, mpt_set_backup names a subflow by its id. */
+    ck_assert_int_eq(mpt_set_backup(acc.s, 0, 1), MPT_ENOTFOUND);
+    ck_assert_int_eq(mpt_set_backup(acc.s, 3, 1), MPT_ENOTFOUND);
+    int bid = rs[1].id;
+    ck_assert_int_eq(mpt_set_backup(acc.s, bid, 1), 0);
+    int cpath = -1; /* the client's view of that subflow: same local address */
+    t0 = now_s();
+    while (now_s() - t0 < 5) {
+        mpt_ctx_run(ctx, 20);
+        ck_assert_int_eq(mpt_get_subflows(s, sf, 4), 2);
+        for (int i = 0; i < 2; i++)
+            if (memcmp(&sf[i].local, &rs[1].remote, sizeof(struct sockaddr_in)) == 0 &&
+                sf[i].backup)
+                cpath = sf[i].path_id;
+        if (cpath >= 0)
+            break;
+    }
+    ck_assert_int_ge(cpath, 0);
+
+    /* A DATA_FIN counts until it is acknowledged. */
+    ck_assert_int_eq(mpt_shutdown(s), 0);
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_uint_eq(info.unacked_bytes, 1);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(state_names)
+{
+    static const char *const conn[] = {"connecting", "established", "closing", "closed",
+                                       "aborted"};
+    static const char *const sub[] = {"connecting", "handshake", "established",
+                                      "closing",    "failed",    "closed"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_str_eq(mpt_state_name((enum mpt_state)i), conn[i]);
+    for (int i = 0; i < 6; i++)
+        ck_assert_str_eq(mpt_subflow_state_name((enum mpt_subflow_state)i), sub[i]);
+    ck_assert_str_eq(mpt_state_name((enum mpt_state)99), "unknown");
+    ck_assert_str_eq(mpt_subflow_state_name((enum mpt_subflow_state)-1), "unknown");
+    ck_assert_ptr_eq(mpt_state_name(MPT_STATE_CLOSED), mpt_state_name(MPT_STATE_CLOSED));
 }
 END_TEST
 
@@ -702,14 +1309,23 @@ int main(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, argument_errors);
     tcase_add_test(tc, connect_refused);
+    tcase_add_test(tc, errno_map);
     tcase_add_test(tc, blocking_echo_and_state_errors);
     tcase_add_test(tc, external_loop_fd);
+    tcase_add_test(tc, blocking_close_aborts_on_timeout);
+    tcase_add_test(tc, resolve_keeps_app_loop_alive);
+    tcase_add_test(tc, resolve_keeps_ctx_run_alive);
     tcase_add_test(tc, trace_callback_and_file);
     tcase_add_test(tc, many_connections);
     tcase_add_test(tc, join_wrong_token_refused);
     tcase_add_test(tc, path_control);
+    tcase_add_test(tc, struct_sizes_old_and_new);
     tcase_add_test(tc, subflows_per_path_and_fullmesh);
     tcase_add_test(tc, path_by_interface_name);
+    tcase_add_test(tc, bad_paths_refused_up_front);
+    tcase_add_test(tc, runtime_path_failure_recorded);
+    tcase_add_test(tc, ids_received_bytes_and_unacked);
+    tcase_add_test(tc, state_names);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

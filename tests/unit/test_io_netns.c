@@ -5,6 +5,10 @@
  * reported down; when the link comes back the subflow is re-established and
  * carries traffic again.
  *
+ * A second test removes a client address and deletes a client interface at
+ * run time: each is reported with its cause (subflow_down, mpt_get_subflows
+ * records, traced retries) instead of being retried in silence.
+ *
  * Needs root and `ip` (iproute2); skipped (exit 77) otherwise.
  *
  *   client ns C                                   server ns S
@@ -14,8 +18,10 @@
  * In C, traffic from 10.241.i.1 to the service goes out of ci (ip rule).
  */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +52,14 @@ static void teardown(void)
 {
     sh("ip netns del %s", ns_c);
     sh("ip netns del %s", ns_s);
+}
+
+/* Killed (a harness timeout, ^C): our namespaces go too. */
+static void on_signal(int sig)
+{
+    teardown();
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static int setup(void)
@@ -282,6 +296,156 @@ START_TEST(link_down_and_back)
 }
 END_TEST
 
+/* ---- Paths that fail at run time --------------------------------------------- */
+
+struct pf {
+    int up, down, retries;
+    struct mpt_subflow_info last_down;
+};
+
+static void pf_up(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    ((struct pf *)user)->up++;
+}
+
+static void pf_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    struct pf *p = user;
+    p->down++;
+    p->last_down = *sf;
+}
+
+static void pf_trace(const char *line, size_t len, void *user)
+{
+    if (strstr(line, "\"ev\":\"sf_retry_scheduled\"") != NULL)
+        ((struct pf *)user)->retries++;
+}
+
+/* The record of path_id's slot in mpt_get_subflows, or NULL. */
+static const struct mpt_subflow_info *record_of(struct mpt_socket *s, int path_id,
+                                                struct mpt_subflow_info *sf, int n)
+{
+    int k = mpt_get_subflows(s, sf, (size_t)n);
+    for (int i = 0; i < k && i < n; i++)
+        if (sf[i].path_id == path_id && sf[i].state == MPT_SUBFLOW_FAILED)
+            return &sf[i];
+    return NULL;
+}
+
+static void run_for(struct mpt_ctx *ctx, double secs)
+{
+    double t0 = now_s();
+    while (now_s() - t0 < secs)
+        mpt_ctx_run(ctx, 20);
+}
+
+START_TEST(runtime_failures_have_causes)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct pf pf;
+    struct mpt_subflow_info sf[8];
+    const struct mpt_subflow_info *rec;
+    static const char *const service[] = {"10.241.0.1"};
+    static const char *const paths[] = {"10.241.1.1", "10.241.2.1"};
+    struct mpt_callbacks cb = {.subflow_up = pf_up, .subflow_down = pf_down};
+    struct st x;
+
+    memset(&pf, 0, sizeof pf);
+    memset(&x, 0, sizeof x);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.reconnect_min_ms = 100;
+    cfg.reconnect_max_ms = 400;
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_set_trace_callback(ctx, pf_trace, &pf), 0);
+    enter(ns_s);
+    ck_assert_int_eq(mpt_listen(ctx, service, 1, 0, on_accept, &x, &l), 0);
+    enter(ns_c);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "10.241.0.1", (uint16_t)mpt_listener_port(l), paths,
+                                          2, 5000, &s),
+                     0);
+    ck_assert_int_eq(mpt_set_callbacks(s, &cb, &pf), 0);
+    double t0 = now_s();
+    while (pf.up < 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(pf.up, 1); /* the second path joined */
+
+    /* Path 1's address goes away: the subflow fails with that cause, and
+     * every retry fails at bind with EADDRNOTAVAIL, traced and reported. */
+    ck_assert_int_eq(sh("ip -n %s addr del 10.241.2.1/24 dev c2", ns_c), 0);
+    t0 = now_s();
+    while (pf.down < 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_ge(pf.down, 1);
+    ck_assert_int_eq(pf.last_down.path_id, 1);
+    ck_assert_int_eq(pf.last_down.fail_error, MPT_EADDRNOTAVAIL);
+    run_for(ctx, 1.5);
+    ck_assert_int_ge(pf.down, 3);
+    ck_assert_int_ge(pf.retries, 3);
+    ck_assert_int_eq(pf.last_down.sys_errno, EADDRNOTAVAIL);
+    ck_assert_ptr_nonnull(rec = record_of(s, 1, sf, 8));
+    ck_assert_int_eq(rec->fail_error, MPT_EADDRNOTAVAIL);
+    ck_assert_int_eq(rec->sys_errno, EADDRNOTAVAIL);
+    ck_assert_uint_ge(rec->failures, 3);
+    ck_assert_int_ge(rec->retry_ms, 0);
+    ck_assert_int_le(rec->retry_ms, 400); /* the backoff is bounded by reconnect_max_ms */
+
+    /* The address comes back: so does the path. */
+    ck_assert_int_eq(sh("ip -n %s addr add 10.241.2.1/24 dev c2", ns_c), 0);
+    ck_assert_int_eq(sh("ip -n %s route replace 10.241.0.1/32 via 10.241.2.2 dev c2 table 102",
+                        ns_c),
+                     0);
+    t0 = now_s();
+    while (pf.up < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_int_eq(pf.up, 2);
+    ck_assert_ptr_null(record_of(s, 1, sf, 8));
+
+    /* A source address the policy routes nowhere: every attempt fails at
+     * connect() with ENETUNREACH. */
+    ck_assert_int_eq(sh("ip -n %s addr add 10.241.4.1/32 dev c1", ns_c), 0);
+    ck_assert_int_eq(sh("ip -n %s rule add from 10.241.4.1 unreachable prio 99", ns_c), 0);
+    int id = mpt_add_path(s, "10.241.4.1");
+    ck_assert_int_eq(id, 2);
+    t0 = now_s();
+    while (((rec = record_of(s, id, sf, 8)) == NULL || rec->failures < 2) && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_int_eq(rec->fail_error, MPT_ENETUNREACH);
+    ck_assert_int_eq(rec->sys_errno, ENETUNREACH);
+    ck_assert_uint_ge(rec->failures, 2);
+    ck_assert_int_eq(mpt_remove_path(s, id), 0);
+    ck_assert_ptr_null(record_of(s, id, sf, 8)); /* removed: no record, no retry */
+
+    /* An interface path, then the interface is deleted: MPT_ENODEV. */
+    ck_assert_int_eq(sh("ip -n %s link add d0 type veth peer name d0p", ns_c), 0);
+    ck_assert_int_eq(sh("ip -n %s link set d0p up", ns_c), 0);
+    ck_assert_int_eq(sh("ip -n %s link set d0 up", ns_c), 0);
+    run_for(ctx, 0.3); /* the netlink news of d0's creation first */
+    id = mpt_add_path(s, "d0");
+    ck_assert_int_eq(id, 3);
+    run_for(ctx, 0.3);
+    ck_assert_int_eq(sh("ip -n %s link del d0", ns_c), 0);
+    t0 = now_s();
+    while (((rec = record_of(s, id, sf, 8)) == NULL || rec->sys_errno != ENODEV) &&
+           now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_int_eq(rec->fail_error, MPT_ENODEV);
+    ck_assert_int_eq(rec->sys_errno, ENODEV);
+    ck_assert_str_eq(rec->ifname, "d0");
+    /* And the connection never noticed. */
+    struct mpt_info info = {.size = sizeof info};
+    ck_assert_int_eq(mpt_get_info(s, &info), 0);
+    ck_assert_int_eq(info.state, MPT_STATE_ESTABLISHED);
+    ck_assert_uint_eq(info.subflows_established, 2);
+    mpt_abort(s);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -290,6 +454,9 @@ int main(void)
     }
     snprintf(ns_c, sizeof ns_c, "mptio%dc", (int)getpid());
     snprintf(ns_s, sizeof ns_s, "mptio%ds", (int)getpid());
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     if (setup() < 0) {
         teardown();
         fprintf(stderr, "test_io_netns: cannot build namespaces (ip, veth); skipped\n");
@@ -299,6 +466,7 @@ int main(void)
     TCase *tc = tcase_create("veth");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, link_down_and_back);
+    tcase_add_test(tc, runtime_failures_have_causes);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

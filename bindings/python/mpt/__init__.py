@@ -52,7 +52,9 @@ ffi = FFI()
 # Copied from include/mpt/error.h and include/mpt/mpt.h. Only what the
 # bindings use; struct mpt_callbacks is never passed (always NULL), so the
 # functions taking it declare an opaque pointer. struct sockaddr_storage is
-# glibc's Linux layout (128 bytes, 8-byte aligned).
+# glibc's Linux layout (128 bytes, 8-byte aligned). The structs may lag the
+# header (doc/abi.md): mpt_info carries its size and mpt_subflow_info arrays
+# are passed with their element size (mpt_get_subflows is a C macro).
 ffi.cdef("""
 enum mpt_error {
     MPT_OK = 0,
@@ -63,7 +65,10 @@ enum mpt_error {
     MPT_ETOOMANY = -15, MPT_ESTATE = -16, MPT_ECLOSED = -17, MPT_ERESET = -18,
     MPT_ETIMEDOUT = -19, MPT_ENOPATH = -20, MPT_EPROTO = -21, MPT_EFLOW = -22,
     MPT_ENOBUFS = -23, MPT_ENOTFOUND = -24, MPT_ESYS = -25, MPT_ERESOLVE = -26,
-    MPT_ENOTSUP = -27, MPT_EPIPE = -28, MPT_ETLS = -29
+    MPT_ENOTSUP = -27, MPT_EPIPE = -28, MPT_ETLS = -29, MPT_ECONNREFUSED = -30,
+    MPT_EADDRINUSE = -31, MPT_EADDRNOTAVAIL = -32, MPT_ENODEV = -33,
+    MPT_ENETUNREACH = -34, MPT_EHOSTUNREACH = -35, MPT_EPERM = -36, MPT_EMFILE = -37,
+    MPT_ECONNRESET = -38, MPT_EAFNOSUPPORT = -39
 };
 const char *mpt_strerror(int err);
 const char *mpt_err_name(int err);
@@ -99,6 +104,8 @@ struct mpt_config {
     int fullmesh;
     int include_loopback;
     int advertise_addresses;
+    uint32_t reserved0;
+    uint32_t ack_timeout_ms;
 };
 void mpt_config_default(struct mpt_config *cfg, size_t size);
 
@@ -122,6 +129,8 @@ enum mpt_subflow_state {
     MPT_SUBFLOW_FAILED,
     MPT_SUBFLOW_CLOSED
 };
+const char *mpt_state_name(enum mpt_state state);
+const char *mpt_subflow_state_name(enum mpt_subflow_state state);
 
 struct sockaddr_storage {
     unsigned short ss_family;
@@ -145,6 +154,10 @@ struct mpt_subflow_info {
     uint64_t bytes_acked;
     int fail_error;
     uint32_t fail_reason;
+    int sys_errno;
+    uint32_t failures;
+    int retry_ms;
+    uint64_t bytes_received;
 };
 
 struct mpt_info {
@@ -160,6 +173,10 @@ struct mpt_info {
     size_t rcv_buffered;
     uint32_t subflows;
     uint32_t subflows_established;
+    int sys_errno;
+    uint64_t unacked_bytes;
+    uint64_t subflows_opened;
+    uint64_t subflows_failed;
 };
 
 typedef void (*mpt_accept_cb)(struct mpt_listener *l, void *user);
@@ -173,7 +190,8 @@ int mpt_shutdown(struct mpt_socket *s);
 int mpt_abort(struct mpt_socket *s);
 
 int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
-int mpt_get_subflows(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n);
+int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *sf, size_t n,
+                           size_t elem_size);
 
 int mpt_blocking_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
                          const char *const *paths, size_t npaths, int timeout_ms,
@@ -201,21 +219,11 @@ def _load():
 
 lib = _load()
 
-STATE_NAMES = {
-    lib.MPT_STATE_CONNECTING: "connecting",
-    lib.MPT_STATE_ESTABLISHED: "established",
-    lib.MPT_STATE_CLOSING: "closing",
-    lib.MPT_STATE_CLOSED: "closed",
-    lib.MPT_STATE_ABORTED: "aborted",
-}
-SUBFLOW_STATE_NAMES = {
-    lib.MPT_SUBFLOW_CONNECTING: "connecting",
-    lib.MPT_SUBFLOW_HANDSHAKE: "handshake",
-    lib.MPT_SUBFLOW_ESTABLISHED: "established",
-    lib.MPT_SUBFLOW_CLOSING: "closing",
-    lib.MPT_SUBFLOW_FAILED: "failed",
-    lib.MPT_SUBFLOW_CLOSED: "closed",
-}
+# The library names its states (mpt_state_name, mpt_subflow_state_name).
+STATE_NAMES = {v: ffi.string(lib.mpt_state_name(v)).decode()
+               for v in range(lib.MPT_STATE_CONNECTING, lib.MPT_STATE_ABORTED + 1)}
+SUBFLOW_STATE_NAMES = {v: ffi.string(lib.mpt_subflow_state_name(v)).decode()
+                       for v in range(lib.MPT_SUBFLOW_CONNECTING, lib.MPT_SUBFLOW_CLOSED + 1)}
 
 _MAX_SUBFLOWS = 32  # mpt_config.max_subflows is at most 32
 
@@ -298,7 +306,7 @@ class Context:
             cfg = ffi.new("struct mpt_config *")
             lib.mpt_config_default(cfg, ffi.sizeof("struct mpt_config"))
             for key, value in dict(config).items():
-                if key == "size" or not hasattr(cfg, key):
+                if key in ("size", "reserved0") or not hasattr(cfg, key):
                     raise ValueError("unknown mpt_config field %r" % key)
                 if key in ("scheduler", "congestion", "tcp_congestion"):
                     if value is None:
@@ -507,7 +515,9 @@ class Connection(_Handle):
     def close(self, timeout=10.0):
         """Graceful close (mpt_blocking_close): shuts down, waits for the
         peer's end of stream (discarding data still arriving), releases the
-        handle. The handle is released even if this raises Error."""
+        handle. If the timeout passes first the connection is aborted
+        (FASTCLOSE) and Error(MPT_ETIMEDOUT) raised; the handle is released
+        even if this raises Error."""
         if self._ptr == ffi.NULL:
             return
         tmo = _timeout_ms(timeout)
@@ -550,14 +560,23 @@ class Connection(_Handle):
             "rcv_buffered": info.rcv_buffered,
             "subflows": info.subflows,
             "subflows_established": info.subflows_established,
+            "sys_errno": int(info.sys_errno),
+            "unacked_bytes": info.unacked_bytes,
+            "subflows_opened": info.subflows_opened,
+            "subflows_failed": info.subflows_failed,
         }
 
     def subflows(self):
-        """The subflows that exist (mpt_get_subflows), each as a dict."""
+        """The subflows that exist (mpt_get_subflows), each as a dict, then
+        (client) a record per path slot waiting to retry after a failure:
+        state "failed", its cause (fail_error, sys_errno), "failures" and
+        "retry_ms" (ms to the next attempt)."""
         sf = ffi.new("struct mpt_subflow_info[]", _MAX_SUBFLOWS)
         self._ctx._enter()
         try:
-            n = _check(lib.mpt_get_subflows(self._get(), sf, _MAX_SUBFLOWS), "mpt_get_subflows")
+            n = _check(lib.mpt_get_subflows_sized(self._get(), sf, _MAX_SUBFLOWS,
+                                                  ffi.sizeof("struct mpt_subflow_info")),
+                       "mpt_get_subflows")
         finally:
             self._ctx._leave()
         result = []
@@ -577,7 +596,11 @@ class Connection(_Handle):
                 "total_retrans": s.total_retrans,
                 "bytes_sent": s.bytes_sent,
                 "bytes_acked": s.bytes_acked,
+                "bytes_received": s.bytes_received,
                 "fail_error": s.fail_error,
                 "fail_reason": s.fail_reason,
+                "sys_errno": s.sys_errno,
+                "failures": s.failures,
+                "retry_ms": s.retry_ms,
             })
         return result

@@ -1,0 +1,118 @@
+#!/bin/sh
+# The example tools over loopback. mpt-cat, on its own libev loop, delivers
+# through a host name ("echo hi | mpt-cat localhost PORT" once exited 0
+# having sent nothing); mpt-cat and mpt-copy exit non-zero, naming the peer
+# and the cause, whenever the transfer failed (refused, a path that cannot
+# exist, a stream cut short), and 0 only when it completed.
+# Run by `make check` from the build directory.
+set -u
+cat=./examples/mpt-cat
+copy=./examples/mpt-copy
+[ -x "$cat" ] && [ -x "$copy" ] || { echo "test-examples: tools not built"; exit 99; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mpt-examples.XXXXXX") || exit 99
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+fail() {
+    echo "FAIL: $*"
+    for f in "$work"/*.err "$work"/*.out; do
+        [ -f "$f" ] && { echo "--- $f"; head -c 2000 "$f"; echo; }
+    done
+    exit 1
+}
+ok() { echo "ok: $*"; }
+
+# mpt-cat -l 0 in the background; sets srv (pid) and port.
+start_cat_server() { # tag stdin-file
+    timeout 20 "$cat" -v -l 0 <"$2" >"$work/$1.out" 2>"$work/$1.err" &
+    srv=$!
+    pids="$pids $srv"
+    for _ in $(seq 200); do
+        port=$(sed -n 's/^mpt-cat: listening on port \([0-9]*\)$/\1/p' "$work/$1.err")
+        [ -n "$port" ] && return 0
+        sleep 0.05
+    done
+    fail "$1: mpt-cat -l 0 did not start"
+}
+
+# 1. A host name, both directions, graceful close: both exit 0.
+printf 'to client' >"$work/srv.in"
+start_cat_server srv "$work/srv.in"
+printf 'hi' | timeout 20 "$cat" localhost "$port" >"$work/cli.out" 2>"$work/cli.err"
+rc=$?
+wait "$srv"
+src=$?
+[ $rc -eq 0 ] || fail "mpt-cat localhost $port exited $rc"
+[ $src -eq 0 ] || fail "mpt-cat -l exited $src"
+[ "$(cat "$work/srv.out")" = "hi" ] || fail "the server did not receive 'hi'"
+[ "$(cat "$work/cli.out")" = "to client" ] || fail "the client did not receive 'to client'"
+ok "echo hi | mpt-cat localhost PORT delivers, both ends exit 0"
+closed=$port # nobody listens there any more
+
+# 2. Refused: exit 1, "host:port", the code and the errno text.
+timeout 20 "$cat" 127.0.0.1 "$closed" </dev/null >/dev/null 2>"$work/refused.err"
+rc=$?
+[ $rc -eq 1 ] || fail "mpt-cat to a closed port exited $rc"
+grep -q "127.0.0.1:$closed: connect: MPT_ECONNREFUSED" "$work/refused.err" &&
+    grep -q "Connection refused" "$work/refused.err" || fail "mpt-cat: no cause in the message"
+ok "mpt-cat: refused -> exit 1, $(head -n 1 "$work/refused.err")"
+
+# 3. A path that cannot exist.
+timeout 20 "$cat" --path eht0 127.0.0.1 "$closed" </dev/null >/dev/null 2>"$work/nodev.err"
+rc=$?
+[ $rc -eq 1 ] || fail "mpt-cat --path eht0 exited $rc"
+grep -q "eht0: MPT_ENODEV" "$work/nodev.err" || fail "mpt-cat --path eht0: no cause"
+ok "mpt-cat --path eht0 -> exit 1, $(head -n 1 "$work/nodev.err")"
+
+# 4. mpt-copy refused.
+timeout 20 "$copy" 127.0.0.1 "$closed" -n 1000 >/dev/null 2>"$work/copy-refused.err"
+rc=$?
+[ $rc -eq 1 ] || fail "mpt-copy to a closed port exited $rc"
+grep -q "127.0.0.1:$closed: connect: MPT_ECONNREFUSED" "$work/copy-refused.err" ||
+    fail "mpt-copy: no cause in the message"
+ok "mpt-copy: refused -> exit 1"
+
+# 5. mpt-copy completes: both exit 0, every byte written. The port is the
+# one just freed; the sender retries until the receiver listens.
+timeout 30 "$copy" -l "$closed" --listen-addr 127.0.0.1 -o "$work/copy.data" \
+    >"$work/recv.out" 2>"$work/recv.err" &
+rcv=$!
+pids="$pids $rcv"
+for _ in $(seq 100); do
+    timeout 20 "$copy" 127.0.0.1 "$closed" -n 3000000 >"$work/send.out" 2>"$work/send.err" &&
+        break
+    grep -q MPT_ECONNREFUSED "$work/send.err" || fail "mpt-copy sender failed"
+    sleep 0.05
+done
+wait "$rcv"
+rc=$?
+[ $rc -eq 0 ] || fail "mpt-copy receiver exited $rc"
+[ "$(wc -c <"$work/copy.data")" -eq 3000000 ] || fail "mpt-copy: the file is not 3000000 bytes"
+ok "mpt-copy: 3000000 bytes, both exit 0"
+
+# 6. The sender dies mid-stream (SIGKILL, so no graceful close): the
+# receiver must not exit 0.
+timeout 30 "$copy" -l "$closed" --listen-addr 127.0.0.1 >/dev/null 2>"$work/cut.err" &
+rcv=$!
+pids="$pids $rcv"
+for _ in $(seq 100); do
+    "$copy" 127.0.0.1 "$closed" -n 100000000000 >/dev/null 2>"$work/cut-send.err" &
+    snd=$!
+    pids="$pids $snd"
+    sleep 0.5
+    kill -0 "$snd" 2>/dev/null && break
+    wait "$snd"
+done
+kill -9 "$snd" 2>/dev/null
+wait "$rcv"
+rc=$?
+[ $rc -eq 1 ] || fail "mpt-copy receiver of a cut stream exited $rc"
+grep -q "stream is incomplete" "$work/cut.err" || fail "mpt-copy: no message for a cut stream"
+ok "mpt-copy: a cut stream -> receiver exit 1, $(head -n 1 "$work/cut.err")"
+exit 0
