@@ -223,6 +223,9 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
 
 static void sf_close(struct mpt_socket *s, struct mpt_sfio *sf)
 {
+    /* the engine may reuse the slot once its socket is gone */
+    if (s->c != NULL && mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
+        (void)mpt_conn_sf_release(s->c, sf->idx);
     mpt_io_set(&sf->io, 0);
     mpt_tmr_fini(&sf->ctimer);
     if (sf->fd >= 0)

@@ -13,7 +13,7 @@ imports=$(nm "$lib" 2>/dev/null | awk '
     NF == 3 && $2 ~ /^[TDBRVW]$/ { d[$3] = 1 }
     END { for (s in u) if (!(s in d)) print s }' | sort)
 bad=$(printf '%s\n' "$imports" | grep -v -E \
-    '^(mem(cpy|move|set|cmp|chr)|str(len|cmp|ncmp|chr|nlen|lcpy)|(m|c|re)alloc|reallocarray|free|abort|qsort|bsearch|__assert_fail|__stack_chk_fail|__(memcpy|memset|memmove)_chk|mbedtls_(sha256|md)[a-z0-9_]*|__(a|ub|l|t|m)san_[A-Za-z0-9_]*|__sanitizer_[A-Za-z0-9_]*|__sancov_[A-Za-z0-9_]*|_GLOBAL_OFFSET_TABLE_|__(u)?(div|mod)ti3|__popcount[sdt]i2|__ctz[sdt]i2|)$' || true)
+    '^((mem(cpy|move|set|cmp|chr)|bcmp)|str(len|cmp|ncmp|chr|nlen|lcpy)|(m|c|re)alloc|reallocarray|free|abort|qsort|bsearch|__assert_fail|__stack_chk_fail|__(memcpy|memset|memmove)_chk|mbedtls_(sha256|md)[a-z0-9_]*|__(a|ub|l|t|m)san_[A-Za-z0-9_]*|__sanitizer_[A-Za-z0-9_]*|__sancov_[A-Za-z0-9_]*|_GLOBAL_OFFSET_TABLE_|__(u)?(div|mod)ti3|__popcount[sdt]i2|__ctz[sdt]i2|)$' || true)
 if [ -n "$bad" ]; then
     echo "layering: the sans-I/O core imports symbols outside its allow-list:"
     echo "$bad"

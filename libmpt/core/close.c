@@ -51,7 +51,16 @@ uint32_t mpt_reason_of_err(int err)
     case MPT_EFLOW: return MPT_REASON_FLOW;
     case MPT_ENOMEM:
     case MPT_ENOBUFS: return MPT_REASON_RESOURCE;
-    default: return MPT_REASON_PROTOCOL;
+    case MPT_ENOPATH: return MPT_REASON_PATH_REMOVED;
+    case MPT_EPROTO:
+    case MPT_EPREAMBLE:
+    case MPT_EFRAME_LEN:
+    case MPT_EFRAME_TOOBIG:
+    case MPT_EFRAME_RESERVED:
+    case MPT_EFRAME_TYPE:
+    case MPT_EFRAME_VALUE: return MPT_REASON_PROTOCOL;
+    /* local causes with no wire reason: a reset, EOF, a system error */
+    default: return MPT_REASON_NONE;
     }
 }
 

@@ -536,6 +536,24 @@ void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)
     mpt_post(c, now);
 }
 
+int mpt_conn_sf_release(struct mpt_conn *c, int i)
+{
+    struct sf *s;
+
+    if (!valid_sf(c, i))
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    if (sf_live(s))
+        return MPT_ESTATE;
+    s->q.n = s->q.head = 0;
+    s->q_bytes = 0;
+    s->ctrl_items = 0;
+    s->pong_queued = 0;
+    pend_clear(s);
+    mpt_snd_release(c);
+    return 0;
+}
+
 int mpt_conn_sf_close(struct mpt_conn *c, int i, uint32_t reason, uint64_t now)
 {
     int rc;

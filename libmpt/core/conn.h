@@ -120,6 +120,8 @@ enum mpt_event_type {
 struct mpt_event {
     enum mpt_event_type type;
     int sf;         /* subflow index or -1 */
+    uint32_t sf_id; /* that subflow's stable id (mpt_sf_stats.id), 0 if none: an index
+                       may already belong to a newer subflow when the event is read */
     int error;      /* MPT_E* for MPT_EV_ERROR / MPT_EV_SF_DOWN */
     uint32_t reason; /* wire reason code (enum mpt_reason) where one applies */
     struct {
@@ -289,6 +291,12 @@ void mpt_conn_sf_sent(struct mpt_conn *c, int sf, size_t n, uint64_t now);
 /* The subflow's TCP connection failed (reset, connect error, timeout) or the
  * peer closed it (EOF). Its unacknowledged data is reinjected elsewhere. */
 void mpt_conn_sf_failed(struct mpt_conn *c, int sf, int error, uint64_t now);
+
+/* The caller closed the socket of a subflow the engine is done with (FAILED
+ * or CLOSED): what was still queued for it is dropped and its slot may be
+ * reused. Without this call a slot whose last frames could not be written
+ * is never reused. Returns 0, MPT_EINVAL or MPT_ESTATE (still live). */
+int mpt_conn_sf_release(struct mpt_conn *c, int sf);
 
 /* Ask the engine to close subflow sf (SUBFLOW_CLOSE with reason). */
 int mpt_conn_sf_close(struct mpt_conn *c, int sf, uint32_t reason, uint64_t now);

@@ -29,6 +29,7 @@ struct mpt_event *mpt_ev_push(struct mpt_conn *c, enum mpt_event_type type, int 
     memset(ev, 0, sizeof *ev);
     ev->type = type;
     ev->sf = sf;
+    ev->sf_id = sf >= 0 && sf < c->nslots ? c->sf[sf].id : 0;
     ev->error = err;
     ev->reason = reason;
     c->ev_n++;

@@ -302,8 +302,10 @@ static void handshake(struct w *w, uint8_t pre_version, uint8_t vmin, uint8_t vm
  * (what the I/O layer tells the engine when it closes a socket). */
 static void rsf_reset(struct w *w, int k)
 {
-    if (w->s[k].sf >= 0 && w->c)
+    if (w->s[k].sf >= 0 && w->c) {
         mpt_conn_sf_failed(w->c, w->s[k].sf, MPT_ECLOSED, w->now);
+        ck_assert_int_eq(mpt_conn_sf_release(w->c, w->s[k].sf), 0);
+    }
     free(w->s[k].pend);
     free(w->s[k].in);
     memset(&w->s[k], 0, sizeof w->s[k]);
