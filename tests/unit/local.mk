@@ -82,6 +82,12 @@ tests_unit_test_io_transfer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_transfer_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_api tests/unit/test_io_transfer
 
+check_PROGRAMS += tests/unit/test_io_hostile
+tests_unit_test_io_hostile_SOURCES = tests/unit/test_io_hostile.c
+tests_unit_test_io_hostile_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_hostile_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_hostile
+
 check_PROGRAMS += tests/unit/test_io_relay
 tests_unit_test_io_relay_SOURCES = tests/unit/test_io_relay.c
 tests_unit_test_io_relay_CFLAGS = $(UNIT_CFLAGS)
