@@ -44,12 +44,11 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
         c->s.max_subflows = c->s.max_subflows ? MPT_MAX_SUBFLOWS_LIMIT : 1;
     if (c->s.max_frame_payload > MPT_FRAME_MAX_DATA)
         c->s.max_frame_payload = MPT_FRAME_MAX_DATA;
-    c->sched = s->sched ? s->sched : &mpt_sched_minrtt;
-    c->cc = s->cc ? s->cc : &mpt_cc_passthrough;
-    if (c->sched->state_size && !(c->sched_state = calloc(1, c->sched->state_size)))
-        goto nomem;
-    if (c->cc->state_size && !(c->cc_state = calloc(1, c->cc->state_size)))
-        goto nomem;
+    if (mpt_algo_init(c, s->sched ? s->sched : &mpt_sched_minrtt,
+                      s->cc ? s->cc : &mpt_cc_uncoupled) < 0) {
+        free(c);
+        return MPT_ENOMEM;
+    }
     c->is_server = is_server;
     c->state = MPT_CONN_HANDSHAKE;
     c->now = now;
@@ -67,10 +66,6 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
     }
     *out = c;
     return 0;
-nomem:
-    free(c->sched_state);
-    free(c);
-    return MPT_ENOMEM;
 }
 
 int mpt_conn_client_new(const struct mpt_core_settings *s, uint64_t now, struct mpt_conn **out)
@@ -101,8 +96,7 @@ void mpt_conn_free(struct mpt_conn *c)
     mpt_sendbuf_free(&c->sb);
     if (c->rb_ready)
         mpt_rcvbuf_free(&c->rb);
-    free(c->sched_state);
-    free(c->cc_state);
+    mpt_algo_fini(c);
     free(c);
 }
 
@@ -152,6 +146,7 @@ int mpt_alloc_slot(struct mpt_conn *c)
         struct sf *s = &c->sf[i];
         struct mpt_ring q = s->q, recs = s->recs;
         free(s->pend);
+        free(s->cc_sf);
         memset(s, 0, sizeof *s);
         s->q = q;
         s->recs = recs;
@@ -205,6 +200,7 @@ void mpt_sf_up(struct mpt_conn *c, int i, uint64_t now)
         c->una_moved_at = u64max(c->una_moved_at, now); /* the peer could not ack before */
     s->state = MPT_SF_ESTABLISHED;
     c->st.sf_opened++;
+    mpt_cc_sf_up(c, i, now);
     s->last_rx = now;
     s->last_progress = now;
     s->next_ping = now; /* first RTT sample right away */
@@ -240,6 +236,7 @@ void mpt_sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int send_e
 
     if (!sf_live(s))
         return;
+    mpt_cc_sf_down(c, i, now);
     mpt_q_drop(s);
     if (!mpt_q_drop_partial_data(s) && send_error)
         mpt_q_reason(s, MPT_FT_ERROR, reason, ftype);
@@ -264,6 +261,7 @@ void mpt_sf_closing_done(struct mpt_conn *c, int i, uint32_t reason)
 {
     struct sf *s = &c->sf[i];
 
+    mpt_cc_sf_down(c, i, c->now);
     s->state = MPT_SF_CLOSED;
     s->fail_reason = reason;
     mpt_q_drop_partial_data(s);
@@ -280,6 +278,7 @@ int mpt_sf_begin_close(struct mpt_conn *c, int i, uint32_t reason, uint64_t now)
 
     if (mpt_q_reason(s, MPT_FT_SUBFLOW_CLOSE, reason, 0))
         return MPT_ENOMEM;
+    mpt_cc_sf_down(c, i, now);
     s->sc_sent = 1;
     s->state = MPT_SF_CLOSING;
     s->fail_reason = reason;
@@ -501,17 +500,11 @@ void mpt_conn_sf_set_info(struct mpt_conn *c, int i, const struct mpt_sf_info *i
     if (!valid_sf(c, i) || !info)
         return;
     s = &c->sf[i];
-    if (c->cc->on_loss && s->state == MPT_SF_ESTABLISHED &&
-        info->total_retrans > s->info.total_retrans && s->info.srtt) {
-        struct mpt_cc_sf ccs[MPT_MAX_SUBFLOWS_LIMIT];
-        int map[MPT_MAX_SUBFLOWS_LIMIT];
-        int n;
-        s->info = *info;
-        n = mpt_snd_fill_cc(c, ccs, map);
-        c->cc->on_loss(c->cc_state, ccs, n, map[i]);
-        return;
-    }
+    /* the first sample is a baseline, not a loss */
+    int loss = info->total_retrans > s->info.total_retrans && s->info.srtt;
     s->info = *info;
+    if (loss && s->state == MPT_SF_ESTABLISHED)
+        mpt_cc_on_loss(c, i, c->now);
 }
 
 void mpt_conn_sf_failed(struct mpt_conn *c, int i, int error, uint64_t now)

@@ -67,7 +67,7 @@ struct mpt_core_settings {
                                      moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout */
     const struct mpt_sched_ops *sched; /* NULL: lowest-RTT */
-    const struct mpt_cc_ops *cc;       /* NULL: pass-through */
+    const struct mpt_cc_ops *cc;       /* NULL: uncoupled */
     mpt_rand_fn rand;             /* required */
     void *rand_user;
 };
@@ -150,6 +150,7 @@ struct mpt_conn_stats {
     size_t snd_mem;            /* current send buffer bytes */
     uint64_t addr_rejected;    /* ADD_ADDR frames ignored for a bad HMAC or id 0 */
     uint64_t events_dropped;   /* events lost to a full event queue */
+    uint64_t bytes_redundant;  /* payload bytes sent as extra copies by a redundant scheduler */
     uint64_t snd_unacked;      /* bytes written by the application and not yet
                                   acknowledged by the peer (0: everything arrived) */
     uint64_t sf_opened;        /* subflows that reached ESTABLISHED, ever */
@@ -233,6 +234,17 @@ int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
 
 /* Frees the connection and everything it holds (unlinks it from its server). */
 void mpt_conn_free(struct mpt_conn *c);
+
+/*
+ * Switch the scheduler or congestion control of a live connection (either
+ * side). Takes effect for the next byte scheduled; the new algorithm starts
+ * from its initial state (a congestion controller is told of every
+ * established subflow). Returns 0, MPT_EINVAL or MPT_ENOMEM.
+ */
+int mpt_conn_set_sched(struct mpt_conn *c, const struct mpt_sched_ops *ops, uint64_t now);
+int mpt_conn_set_cc(struct mpt_conn *c, const struct mpt_cc_ops *ops, uint64_t now);
+const struct mpt_sched_ops *mpt_conn_sched(const struct mpt_conn *c);
+const struct mpt_cc_ops *mpt_conn_cc(const struct mpt_conn *c);
 
 /* A pointer of the caller's, kept with the connection (NULL at first). */
 void mpt_conn_set_user(struct mpt_conn *c, void *user);

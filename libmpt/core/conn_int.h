@@ -38,7 +38,8 @@
 
 struct mpt_sched_ops;
 struct mpt_cc_ops;
-struct mpt_cc_sf;
+struct mpt_cc_env;
+struct mpt_path_view;
 
 #define EVQ_LEN 256
 
@@ -95,6 +96,8 @@ struct sf {
     int sc_sent, sc_rcvd;
     uint8_t *pend;       /* the incomplete frame read last (mpt_conn_sf_input), or NULL */
     size_t pend_len;
+    void *cc_sf;         /* congestion control's state for it (while cc_up) */
+    int cc_up;           /* congestion control was told it is up */
     uint8_t preamble_len; /* client: the preamble heading q (until written or taken) */
     int pong_queued;     /* a PONG item not yet started is in q (it takes the newest opaque) */
     uint64_t pong_opaque;
@@ -283,7 +286,6 @@ void mpt_place_ack(struct mpt_conn *c);
 void mpt_snd_release(struct mpt_conn *c);
 void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e);
 void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records);
-int mpt_snd_fill_cc(const struct mpt_conn *c, struct mpt_cc_sf *ccs, int *map);
 uint64_t mpt_snd_una_rtx_at(const struct mpt_conn *c, uint64_t *end);
 void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now);
 void mpt_snd_schedule(struct mpt_conn *c, uint64_t now);
@@ -330,5 +332,19 @@ int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f);
 void mpt_addr_resend(struct mpt_conn *c, int gone);
 void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f);
 void mpt_addr_on_remove_addr(struct mpt_conn *c, const struct mpt_frame *f, uint64_t now);
+
+/* ---- schedulers and congestion control (algo.c) -------------------------------- */
+void mpt_algo_view(const struct mpt_conn *c, int i, struct mpt_path_view *v);
+int mpt_cc_env_fill(const struct mpt_conn *c, struct mpt_cc_env *e, struct mpt_path_view *views,
+                    void **states, int *map);
+size_t mpt_cc_room(const struct mpt_conn *c, int i, const struct mpt_cc_env *e, const int *map);
+void mpt_cc_sf_up(struct mpt_conn *c, int i, uint64_t now);
+void mpt_cc_sf_down(struct mpt_conn *c, int i, uint64_t now);
+void mpt_cc_on_ack(struct mpt_conn *c, int i, size_t bytes, uint64_t now);
+void mpt_cc_on_loss(struct mpt_conn *c, int i, uint64_t now);
+void mpt_cc_on_rtt(struct mpt_conn *c, int i, uint64_t rtt, uint64_t now);
+int mpt_algo_init(struct mpt_conn *c, const struct mpt_sched_ops *sched,
+                  const struct mpt_cc_ops *cc);
+void mpt_algo_fini(struct mpt_conn *c);
 
 #endif

@@ -280,6 +280,7 @@ void mpt_live_on_pong(struct mpt_conn *c, int i, const struct mpt_frame *f, uint
             uint64_t rtt = now - s->ping_sent_at ? now - s->ping_sent_at : 1;
             rtt_update(&s->srtt, &s->rttvar, rtt);
             mpt_e2e_sample(s, rtt, now);
+            mpt_cc_on_rtt(c, i, rtt, now);
         }
         s->ping_sent_at = 0;
     }

@@ -19,5 +19,5 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/settings.c \
 	libmpt/core/sched.c libmpt/core/sched.h \
 	libmpt/core/sched_minrtt.c libmpt/core/sched_roundrobin.c \
-	libmpt/core/cc.c libmpt/core/cc.h libmpt/core/cc_passthrough.c \
+	libmpt/core/cc.c libmpt/core/cc.h libmpt/core/cc_uncoupled.c libmpt/core/algo.c \
 	libmpt/core/wire.h

@@ -1,40 +1,36 @@
 /*
- * Lowest-RTT scheduler: the regular (non-backup) subflow with the lowest
- * smoothed RTT that still has socket room and congestion-control room.
- * Backup subflows are used only when no regular subflow is usable at all
- * (full regular subflows mean "wait", not "spill onto the backup").
- * An unknown RTT (0) compares equal to any other; ties go to the lower index.
+ * Lowest-RTT scheduler (the default): the subflow with the lowest smoothed
+ * RTT that still has socket room and congestion-control room. Full regular
+ * subflows mean "wait", not "spill onto a backup" (the engine passes backups
+ * only when no regular subflow is usable). An unknown RTT (0) compares equal
+ * to any other; ties go to the first subflow.
  */
 #include "sched.h"
 
-static int has_room(const struct mpt_sched_sf *s)
-{
-    return s->room > 0 && s->cc_room > 0;
-}
+#include <mpt/error.h>
 
-static int pick_minrtt(const struct mpt_sched_sf *sf, int n, void *state)
+static int pick_minrtt(void *state, const struct mpt_sched_view *v, struct mpt_sched_pick *p)
 {
-    int regular = 0, best = -1;
+    int best = -1;
 
     (void)state;
-    for (int i = 0; i < n; i++)
-        if (!sf[i].backup)
-            regular = 1;
-    for (int i = 0; i < n; i++) {
-        if (!has_room(&sf[i]) || (regular && sf[i].backup))
+    for (int i = 0; i < v->n; i++) {
+        if (!mpt_path_has_room(&v->sf[i]))
             continue;
-        if (best < 0) {
-            best = i;
-            continue;
-        }
-        if (sf[i].srtt != 0 && sf[best].srtt != 0 && sf[i].srtt < sf[best].srtt)
+        if (best < 0 || (v->sf[i].srtt != 0 && v->sf[best].srtt != 0 &&
+                         v->sf[i].srtt < v->sf[best].srtt))
             best = i;
     }
-    return best < 0 ? -1 : sf[best].index;
+    if (best < 0)
+        return MPT_EAGAIN;
+    p->n = 1;
+    p->sf[0] = v->sf[best].index;
+    p->len = 0;
+    return 0;
 }
 
 const struct mpt_sched_ops mpt_sched_minrtt = {
     .name = "minrtt",
+    .flags = MPT_SCHED_OPPORTUNISTIC,
     .pick = pick_minrtt,
-    .state_size = 0,
 };

@@ -164,36 +164,7 @@ void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records)
         c->fin_sf = -1;
 }
 
-static size_t cc_room_of(const struct mpt_conn *c, int i, const struct mpt_cc_sf *ccs, int nccs,
-                         int which)
-{
-    const struct sf *s = &c->sf[i];
-    size_t cap = s->pen_cap;
 
-    if (c->cc->cap) {
-        size_t k = c->cc->cap(c->cc_state, ccs, nccs, which);
-        cap = zmin(cap, k);
-    }
-    return cap > s->inflight ? cap - s->inflight : 0;
-}
-
-int mpt_snd_fill_cc(const struct mpt_conn *c, struct mpt_cc_sf *ccs, int *map)
-{
-    int n = 0;
-
-    for (int i = 0; i < c->nslots; i++) {
-        const struct sf *s = &c->sf[i];
-        map[i] = -1;
-        if (s->state != MPT_SF_ESTABLISHED)
-            continue;
-        ccs[n].index = i;
-        ccs[n].srtt = sf_srtt(s);
-        ccs[n].cwnd_bytes = s->info.cwnd_bytes;
-        ccs[n].inflight = s->inflight;
-        map[i] = n++;
-    }
-    return n;
-}
 
 static int enqueue_data(struct mpt_conn *c, int i, uint64_t dsn, size_t len, int reinj,
                         uint32_t rflags, uint64_t now)
@@ -248,7 +219,7 @@ static void maybe_send_fin(struct mpt_conn *c, uint64_t now)
     }
 }
 
-static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_sf *ccs, int nccs,
+static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_env *e,
                           const int *map);
 
 /*
@@ -313,21 +284,30 @@ void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now)
     c->st.reinjections++;
 }
 
+/* The bytes waiting for their first transmission, and the window left. */
+static void backlog_window(const struct mpt_conn *c, size_t *backlog, size_t *window)
+{
+    *backlog = mpt_dsn_lt(c->snd_nxt, c->sb.end) ? (size_t)(c->sb.end - c->snd_nxt) : 0;
+    *window = mpt_dsn_lt(c->snd_nxt, c->snd_edge) ? (size_t)(c->snd_edge - c->snd_nxt) : 0;
+}
+
 void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
 {
-    struct mpt_sched_sf ss[MPT_MAX_SUBFLOWS_LIMIT];
-    struct mpt_cc_sf ccs[MPT_MAX_SUBFLOWS_LIMIT];
+    struct mpt_path_view ss[MPT_MAX_SUBFLOWS_LIMIT], ccv[MPT_MAX_SUBFLOWS_LIMIT];
+    void *ccst[MPT_MAX_SUBFLOWS_LIMIT];
     int map[MPT_MAX_SUBFLOWS_LIMIT];
-    int nccs;
+    struct mpt_cc_env env;
 
     if (!conn_open(c))
         return;
-    nccs = mpt_snd_fill_cc(c, ccs, map);
+    mpt_cc_env_fill(c, &env, ccv, ccst, map);
     for (;;) {
         uint64_t dsn;
         size_t avail, len;
-        int reinj = 0, n = 0, pick, k = -1;
+        int reinj = 0, n = 0, regular = 0;
         struct rng *r = NULL;
+        struct mpt_sched_view v;
+        struct mpt_sched_pick pk;
 
         while (c->reinj.n) {
             r = mpt_ring_at(&c->reinj, 0);
@@ -376,12 +356,9 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
                 }
                 clip[i] = mpt_dsn_min(clip[i], hnext);
             }
-            ss[n].index = i;
-            ss[n].backup = s->backup;
-            ss[n].srtt = sf_srtt(s);
-            ss[n].room = s->room > MPT_DATA_HDR_LEN ? s->room - MPT_DATA_HDR_LEN : 0;
-            ss[n].cc_room = cc_room_of(c, i, ccs, nccs, map[i]);
-            ss[n].queued = s->inflight;
+            mpt_algo_view(c, i, &ss[n]);
+            ss[n].cc_room = mpt_cc_room(c, i, &env, map);
+            regular |= !s->backup;
             n++;
         }
         if (n == 0) {
@@ -391,29 +368,65 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             }
             break;
         }
-        pick = c->sched->pick(ss, n, c->sched_state);
-        for (int j = 0; j < n; j++)
-            if (ss[j].index == pick)
-                k = j;
-        if (k < 0 || ss[k].room == 0 || ss[k].cc_room == 0)
+        /* backups only while no regular subflow is usable (9.6) */
+        if (regular) {
+            int k = 0;
+            for (int j = 0; j < n; j++)
+                if (!ss[j].backup)
+                    ss[k++] = ss[j];
+            n = k;
+        }
+        memset(&v, 0, sizeof v);
+        v.now = now;
+        v.sf = ss;
+        v.n = n;
+        v.chunk = len;
+        v.reinjection = reinj;
+        backlog_window(c, &v.backlog, &v.window);
+        memset(&pk, 0, sizeof pk);
+        if (c->sched->pick(c->sched_state, &v, &pk) != 0 || pk.n <= 0)
             break;
-        len = zmin(len, zmin(ss[k].room, ss[k].cc_room));
-        len = zmin(len, (size_t)(clip[pick] - dsn));
-        if (enqueue_data(c, pick, dsn, len, reinj, 0, now))
+        /* the same bytes on every chosen subflow: clamp to each one's limits */
+        if (pk.len && pk.len < len)
+            len = pk.len;
+        {
+            int ok = 0;
+            for (int j = 0; j < pk.n && j < MPT_MAX_SUBFLOWS_LIMIT; j++) {
+                const struct mpt_path_view *pv = NULL;
+                for (int q = 0; q < n; q++)
+                    if (ss[q].index == pk.sf[j])
+                        pv = &ss[q];
+                if (!pv || !mpt_path_has_room(pv))
+                    continue; /* not offered, or full: that copy is skipped */
+                len = zmin(len, zmin(pv->room, pv->cc_room));
+                len = zmin(len, (size_t)(clip[pv->index] - dsn));
+                pk.sf[ok++] = pv->index;
+            }
+            pk.n = ok;
+        }
+        if (pk.n == 0 || len == 0)
             break;
-        if (map[pick] >= 0)
-            ccs[map[pick]].inflight = c->sf[pick].inflight;
+        for (int j = 0; j < pk.n; j++) {
+            /* later copies of a new chunk are redundancy, not reinjection */
+            if (enqueue_data(c, pk.sf[j], dsn, len, reinj || j > 0, 0, now))
+                break;
+            if (j > 0)
+                c->st.bytes_redundant += len;
+            if (map[pk.sf[j]] >= 0)
+                ccv[map[pk.sf[j]]].tcp_inflight += MPT_DATA_HDR_LEN + len;
+        }
         if (reinj)
             r->s += len;
         else
             c->snd_nxt += len;
     }
-    opportunistic(c, now, ccs, nccs, map);
+    if (c->sched->flags & MPT_SCHED_OPPORTUNISTIC)
+        opportunistic(c, now, &env, map);
     maybe_send_fin(c, now);
 }
 
 /* Opportunistic retransmission of the segment blocking the window. */
-static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_sf *ccs, int nccs,
+static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_env *e,
                           const int *map)
 {
     int blocked, S = -1, F = -1;
@@ -450,7 +463,7 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
             continue;
         if (!c->sf[S].stalled && !(fr && sr && fr * 4 < sr))
             continue;
-        if (cc_room_of(c, i, ccs, nccs, map[i]) == 0)
+        if (mpt_cc_room(c, i, e, map) == 0)
             continue;
         if (sf_holds(s, c->snd_una, &hend, &hnext))
             continue; /* a copy is already on its way there */
@@ -522,8 +535,10 @@ int mpt_snd_on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
                 uint64_t e = r->dsn + r->len;
                 if (mpt_dsn_le(e, ack)) {
                     acked += r->len;
-                    if (!(r->flags & (REC_COPY | REC_AMBIG)) && now > r->t)
+                    if (!(r->flags & (REC_COPY | REC_AMBIG)) && now > r->t) {
                         mpt_e2e_sample(s, now - r->t, now);
+                        mpt_cc_on_rtt(c, i, now - r->t, now);
+                    }
                     mpt_ring_pop_front(&s->recs);
                 } else {
                     if (mpt_dsn_lt(r->dsn, ack)) {
@@ -548,12 +563,8 @@ int mpt_snd_on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
                 if (s->pen_cap >= 2 * s->pen_base)
                     s->pen_cap = SIZE_MAX;
             }
-            if (c->cc->on_ack && s->state == MPT_SF_ESTABLISHED) {
-                struct mpt_cc_sf ccs[MPT_MAX_SUBFLOWS_LIMIT];
-                int map[MPT_MAX_SUBFLOWS_LIMIT];
-                int n = mpt_snd_fill_cc(c, ccs, map);
-                c->cc->on_ack(c->cc_state, ccs, n, map[i], acked);
-            }
+            if (s->state == MPT_SF_ESTABLISHED)
+                mpt_cc_on_ack(c, i, acked, now);
         }
         if (c->fin_pending && mpt_dsn_ge(ack, c->fin_dsn + 1))
             c->fin_acked = 1;

@@ -1120,12 +1120,11 @@ END_TEST
 
 /* cc.h's on_loss is called once per increase of the kernel's retransmits. */
 static int loss_calls;
-static void count_loss(void *st, const struct mpt_cc_sf *sf, int n, int which)
+static void count_loss(const struct mpt_cc_env *e, int which, uint64_t now)
 {
-    (void)st;
-    (void)sf;
-    (void)n;
+    (void)now;
     ck_assert_int_ge(which, 0);
+    ck_assert_int_lt(which, e->n);
     loss_calls++;
 }
 static const struct mpt_cc_ops counting_cc = {.name = "counting", .on_loss = count_loss};
