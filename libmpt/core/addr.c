@@ -149,6 +149,14 @@ int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now)
     return mpt_q_frame(&c->sf[i], &f);
 }
 
+int mpt_conn_sf_set_weight(struct mpt_conn *c, int i, uint32_t weight)
+{
+    if (!valid_sf(c, i) || weight == 0 || weight > 1000)
+        return MPT_EINVAL;
+    c->sf[i].weight = weight;
+    return 0;
+}
+
 int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
 {
     struct sf *s;

@@ -22,6 +22,7 @@ void mpt_algo_view(const struct mpt_conn *c, int i, struct mpt_path_view *v)
     v->index = i;
     v->id = s->id;
     v->backup = s->backup;
+    v->weight = s->weight ? s->weight : 1;
     v->srtt = sf_srtt(s);
     v->rttvar = sf_rttvar(s);
     v->e2e_rtt = mpt_sf_e2e_rtt(s);
@@ -30,6 +31,7 @@ void mpt_algo_view(const struct mpt_conn *c, int i, struct mpt_path_view *v)
     v->delivery_rate = s->info.delivery_rate;
     v->tcp_inflight = (size_t)s->info.unacked_bytes + s->info.notsent_bytes + s->q_bytes;
     v->inflight = s->inflight;
+    v->sent = s->bytes_sent;
     v->room = s->room > MPT_DATA_HDR_LEN ? s->room - MPT_DATA_HDR_LEN : 0;
     v->cc_room = SIZE_MAX;
 }

@@ -313,6 +313,10 @@ int mpt_conn_sf_release(struct mpt_conn *c, int sf);
 /* Ask the engine to close subflow sf (SUBFLOW_CLOSE with reason). */
 int mpt_conn_sf_close(struct mpt_conn *c, int sf, uint32_t reason, uint64_t now);
 
+/* The weighted scheduler's share of subflow sf (1..1000; default 1). Local:
+ * nothing goes on the wire. Returns 0, MPT_EINVAL. */
+int mpt_conn_sf_set_weight(struct mpt_conn *c, int sf, uint32_t weight);
+
 /* Mark subflow sf backup (1) or regular (0); tells the peer with PRIO. */
 int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now);
 

@@ -96,6 +96,8 @@ struct sf {
     int sc_sent, sc_rcvd;
     uint8_t *pend;       /* the incomplete frame read last (mpt_conn_sf_input), or NULL */
     size_t pend_len;
+    uint32_t weight;     /* mpt_conn_sf_set_weight (0: 1) */
+    uint64_t red_next;   /* MPT_SCHED_REDUNDANT: next DSN to copy onto it */
     void *cc_sf;         /* congestion control's state for it (while cc_up) */
     int cc_up;           /* congestion control was told it is up */
     uint8_t preamble_len; /* client: the preamble heading q (until written or taken) */

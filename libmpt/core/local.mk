@@ -18,6 +18,8 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/rcvbuf.c libmpt/core/rcvbuf.h \
 	libmpt/core/settings.c \
 	libmpt/core/sched.c libmpt/core/sched.h \
-	libmpt/core/sched_minrtt.c libmpt/core/sched_roundrobin.c \
+	libmpt/core/sched_minrtt.c libmpt/core/sched_roundrobin.c libmpt/core/sched_redundant.c \
+	libmpt/core/sched_blest.c libmpt/core/sched_ecf.c libmpt/core/sched_weighted.c \
+	libmpt/core/sched_util.h \
 	libmpt/core/cc.c libmpt/core/cc.h libmpt/core/cc_uncoupled.c libmpt/core/algo.c \
 	libmpt/core/wire.h

@@ -6,6 +6,10 @@
 const struct mpt_sched_ops *const mpt_sched_registry[] = {
     &mpt_sched_minrtt,
     &mpt_sched_roundrobin,
+    &mpt_sched_redundant,
+    &mpt_sched_blest,
+    &mpt_sched_ecf,
+    &mpt_sched_weighted,
     NULL,
 };
 

@@ -24,6 +24,7 @@ struct mpt_path_view {
     int index;              /* subflow index in the connection */
     uint32_t id;            /* stable subflow id */
     int backup;             /* the peer asked for it as a backup */
+    uint32_t weight;        /* mpt_conn_sf_set_weight, default 1 (the weighted scheduler) */
     uint64_t srtt, rttvar;  /* the kernel's (else PING's) smoothed RTT, ns; 0 unknown */
     uint64_t e2e_rtt;       /* end-to-end RTT as the connection sees it (>= srtt) */
     uint32_t cwnd_bytes;    /* the kernel's cwnd x mss, 0 unknown */
@@ -31,6 +32,7 @@ struct mpt_path_view {
     uint64_t delivery_rate; /* bytes/s, 0 unknown */
     size_t tcp_inflight;    /* written or queued on it, not yet TCP-acked */
     size_t inflight;        /* handed to it, not yet acked at connection level */
+    uint64_t sent;          /* payload bytes handed to it so far (copies included) */
     size_t room;            /* payload bytes its socket takes now */
     size_t cc_room;         /* payload bytes congestion control allows now (SIZE_MAX: no cap) */
 };
@@ -56,6 +58,8 @@ struct mpt_sched_pick {
 };
 
 #define MPT_SCHED_OPPORTUNISTIC 0x1u /* opportunistic retransmission + penalisation */
+#define MPT_SCHED_REDUNDANT 0x2u     /* the engine copies every byte sent to every other
+                                        usable subflow, as its room allows */
 
 struct mpt_sched_ops {
     const char *name;
@@ -70,6 +74,10 @@ struct mpt_sched_ops {
 
 extern const struct mpt_sched_ops mpt_sched_minrtt;
 extern const struct mpt_sched_ops mpt_sched_roundrobin;
+extern const struct mpt_sched_ops mpt_sched_redundant;
+extern const struct mpt_sched_ops mpt_sched_blest;
+extern const struct mpt_sched_ops mpt_sched_ecf;
+extern const struct mpt_sched_ops mpt_sched_weighted;
 
 /* NULL-terminated registry, and lookup by name (NULL if unknown). */
 extern const struct mpt_sched_ops *const mpt_sched_registry[];

@@ -284,6 +284,42 @@ void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now)
     c->st.reinjections++;
 }
 
+/*
+ * MPT_SCHED_REDUNDANT: each usable subflow also carries, as its room allows,
+ * every byte sent that it does not hold and the peer has not acknowledged,
+ * in DSN order from its cursor (which only moves forward, so bytes it holds
+ * are skipped once). Copies are REC_COPY records counted in bytes_redundant.
+ */
+static void redundant_copies(struct mpt_conn *c, uint64_t now, const struct mpt_cc_env *e,
+                             const int *map)
+{
+    for (int i = 0; i < c->nslots; i++) {
+        struct sf *s = &c->sf[i];
+        uint64_t pos, hend, hnext;
+        if (!sf_usable(s))
+            continue;
+        pos = s->red_next; /* outside [snd_una, snd_nxt] (new subflow, acked): restart */
+        if ((uint64_t)(pos - c->snd_una) > (uint64_t)(c->snd_nxt - c->snd_una))
+            pos = c->snd_una;
+        while (mpt_dsn_lt(pos, c->snd_nxt) && s->room > MPT_DATA_HDR_LEN) {
+            size_t len;
+            if (sf_holds(s, pos, &hend, &hnext)) {
+                pos = hend;
+                continue;
+            }
+            len = zmin((size_t)(mpt_dsn_min(hnext, c->snd_nxt) - pos), c->s.max_frame_payload);
+            len = zmin(len, s->room - MPT_DATA_HDR_LEN);
+            len = zmin(len, mpt_cc_room(c, i, e, map));
+            if (len == 0 || enqueue_data(c, i, pos, len, 1, 0, now))
+                break;
+            c->st.bytes_redundant += len;
+            c->st.bytes_reinjected -= len; /* counted as redundancy, not reinjection */
+            pos += len;
+        }
+        s->red_next = pos;
+    }
+}
+
 /* The bytes waiting for their first transmission, and the window left. */
 static void backlog_window(const struct mpt_conn *c, size_t *backlog, size_t *window)
 {
@@ -301,6 +337,9 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
     if (!conn_open(c))
         return;
     mpt_cc_env_fill(c, &env, ccv, ccst, map);
+    /* redundancy first: a subflow that lags carries copies before new data */
+    if (c->sched->flags & MPT_SCHED_REDUNDANT)
+        redundant_copies(c, now, &env, map);
     for (;;) {
         uint64_t dsn;
         size_t avail, len;
@@ -420,6 +459,8 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
         else
             c->snd_nxt += len;
     }
+    if (c->sched->flags & MPT_SCHED_REDUNDANT)
+        redundant_copies(c, now, &env, map);
     if (c->sched->flags & MPT_SCHED_OPPORTUNISTIC)
         opportunistic(c, now, &env, map);
     maybe_send_fin(c, now);

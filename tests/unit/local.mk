@@ -157,4 +157,11 @@ tests_unit_test_sim_pm_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
 tests_unit_test_sim_pm_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_pm_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_pm
+
+check_PROGRAMS += tests/unit/test_sim_sched
+tests_unit_test_sim_sched_SOURCES = tests/unit/test_sim_sched.c
+tests_unit_test_sim_sched_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_sched_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_sched_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_sched
 endif
