@@ -5,6 +5,9 @@
 
 const struct mpt_cc_ops *const mpt_cc_registry[] = {
     &mpt_cc_uncoupled,
+    &mpt_cc_lia,
+    &mpt_cc_olia,
+    &mpt_cc_balia,
     NULL,
 };
 

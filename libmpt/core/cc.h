@@ -44,6 +44,14 @@ struct mpt_cc_ops {
 };
 
 extern const struct mpt_cc_ops mpt_cc_uncoupled;
+extern const struct mpt_cc_ops mpt_cc_lia;
+extern const struct mpt_cc_ops mpt_cc_olia;
+extern const struct mpt_cc_ops mpt_cc_balia;
+
+/* The algorithms' coupling factors, for tests (cc_lia.c, cc_olia.c, cc_balia.c). */
+double mpt_cc_lia_alpha(const struct mpt_cc_env *e);
+double mpt_cc_olia_alpha(const struct mpt_cc_env *e, int which);
+double mpt_cc_balia_alpha(const struct mpt_cc_env *e, int which);
 extern const struct mpt_cc_ops *const mpt_cc_registry[];
 /* Lookup by name ("passthrough" is the old name of "uncoupled"). */
 const struct mpt_cc_ops *mpt_cc_find(const char *name);

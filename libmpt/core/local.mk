@@ -22,4 +22,5 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/sched_blest.c libmpt/core/sched_ecf.c libmpt/core/sched_weighted.c \
 	libmpt/core/sched_util.h \
 	libmpt/core/cc.c libmpt/core/cc.h libmpt/core/cc_uncoupled.c libmpt/core/algo.c \
+	libmpt/core/cc_lia.c libmpt/core/cc_olia.c libmpt/core/cc_balia.c libmpt/core/cc_util.h \
 	libmpt/core/wire.h

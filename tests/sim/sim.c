@@ -202,6 +202,9 @@ struct pipe {
     int fin;
     uint64_t fin_off;
     int fin_delivered;
+    /* cfg.tcp_model */
+    uint64_t cwnd, ssthresh, ai_acc, recover_until;
+    uint32_t retrans;
 };
 
 enum end_state { END_PENDING, END_ATTACHED, END_RAW, END_DONE };
@@ -215,6 +218,7 @@ struct end {
 
 struct sock {
     int id, path, raw, dead, connected, connect_parked, rst_parked[2];
+    int bulk, bulk_dir; /* sim_add_tcp_flow: writes forever in bulk_dir, nobody reads */
     struct end end[2];    /* [SIM_CLIENT], [SIM_SERVER] */
     struct pipe p[2];     /* [SIM_C2S] written by the client, [SIM_S2C] by the server */
     struct sim_sock_info info;
@@ -254,6 +258,8 @@ struct sim {
     uint64_t now, seq;
     struct sim_hash golden; /* every byte each engine wrote and every event, with times */
     struct mpt_pm *pm;      /* cfg.use_pm */
+    uint64_t bn_busy[SIM_MAX_BOTTLENECKS][2]; /* when each bottleneck's queue drains */
+    struct sim_rng loss_rng; /* random loss, drawn apart from everything else */
     uint64_t pm_wake;       /* EV_WAKE pushed for the path manager at this time */
     struct event *heap;
     size_t nheap, capheap;
@@ -468,6 +474,7 @@ int sim_new(const struct sim_cfg *cfg, struct sim **out)
     sim->key[1] = sim_splitmix64(&st);
     sim_rng_seed(&sim->rng_ep[0], sim_splitmix64(&st));
     sim_rng_seed(&sim->rng_ep[1], sim_splitmix64(&st));
+    sim_rng_seed(&sim->loss_rng, cfg->seed ^ 0x6c6f7373ull); /* apart: other draws unchanged */
     for (int s = 0; s < 2; s++) {
         sim->cfg.settings[s].rand = rand_fn;
         sim->cfg.settings[s].rand_user = &sim->rng_ep[s];
@@ -634,6 +641,8 @@ static size_t chunk_for_rate(const struct sim *sim, uint64_t rate)
 static uint64_t pipe_cwnd(const struct sim *sim, const struct sock *k, int dir)
 {
     const struct path *p = &sim->path[k->path];
+    if (sim->cfg.tcp_model)
+        return k->p[dir].cwnd;
     uint64_t bdp = p->cfg.rate[dir] / 8 * path_rtt(sim, k->path) / SIM_S;
     uint64_t c = bdp + bdp / 4 + 2 * chunk_for_rate(sim, p->cfg.rate[dir]);
     if (c < 16ull * sim->cfg.mss)
@@ -680,11 +689,22 @@ static void ring_read(const struct pipe *pp, uint64_t off, uint8_t *out, size_t 
     memcpy(out + first, pp->ring, len - first);
 }
 
+static void bulk_fill(struct pipe *pp)
+{
+    static const uint8_t zeros[4096];
+    size_t n;
+
+    while ((n = pipe_free(pp)) > 0)
+        ring_write(pp, zeros, n < sizeof zeros ? n : sizeof zeros);
+}
+
 static void try_tx(struct sim *sim, struct sock *k, int dir)
 {
     struct pipe *pp = &k->p[dir];
     struct path *p = &sim->path[k->path];
     uint64_t unsent, inflight, cwnd, chunk, ser;
+    if (k->bulk && dir == k->bulk_dir && k->connected)
+        bulk_fill(pp);
     if (k->dead || pp->tx_busy || pp->stopped || p->stalled || p->failed || !k->connected)
         return;
     unsent = pp->write_off - pp->tx_off;
@@ -725,6 +745,8 @@ static struct sock *sock_new(struct sim *sim, int path)
     k->info.t_open = sim->now;
     k->path = path;
     for (int i = 0; i < 2; i++) {
+        k->p[i].cwnd = 10ull * sim->cfg.mss;
+        k->p[i].ssthresh = UINT64_MAX;
         k->p[i].cap = cap;
         k->p[i].ring = malloc(cap);
         k->end[i].st = END_PENDING;
@@ -905,6 +927,26 @@ int sim_open_subflow(struct sim *sim, int path, int backup)
     trace(sim, "sock %d: client sf %d connecting on path %d%s", k->id, sf, path,
           backup ? " (backup)" : "");
     /* SYN, SYN-ACK: one RTT (refused after one RTT if the path is down) */
+    push(sim, sim->now + path_rtt(sim, path), EV_CONNECT, k->id, 0, 0);
+    return k->id;
+}
+
+int sim_add_tcp_flow(struct sim *sim, int path, int dir)
+{
+    struct sock *k;
+
+    if (path < 0 || path >= sim->cfg.npaths || (dir != SIM_C2S && dir != SIM_S2C))
+        return MPT_EINVAL;
+    if (!(k = sock_new(sim, path))) {
+        fail_msg(sim, SIM_INTERNAL, "out of memory (socket)");
+        return MPT_ENOMEM;
+    }
+    k->bulk = 1;
+    k->bulk_dir = dir;
+    k->info.raw = 1;
+    k->end[SIM_CLIENT].st = k->end[SIM_SERVER].st = END_DONE; /* the receiver discards */
+    trace(sim, "sock %d: plain TCP flow on path %d, %s", k->id, path,
+          dir == SIM_C2S ? "client to server" : "server to client");
     push(sim, sim->now + path_rtt(sim, path), EV_CONNECT, k->id, 0, 0);
     return k->id;
 }
@@ -1148,6 +1190,60 @@ static void deliver_eof(struct sim *sim, struct sock *k, int dir)
 
 /* ---- Event handlers --------------------------------------------------------------- */
 
+/* A loss seen by the sender: its retransmission counter, and at most once
+ * per RTT a halved window (fast recovery). */
+static void tcp_loss(struct sim *sim, struct sock *k, int dir)
+{
+    struct pipe *pp = &k->p[dir];
+    uint64_t floor = 2ull * sim->cfg.mss;
+
+    pp->retrans++;
+    if (sim->now < pp->recover_until)
+        return;
+    pp->ssthresh = pp->cwnd / 2 > floor ? pp->cwnd / 2 : floor;
+    pp->cwnd = pp->ssthresh;
+    pp->ai_acc = 0;
+    pp->recover_until = sim->now + path_rtt(sim, k->path);
+}
+
+/*
+ * How long a chunk that just left the sender takes to arrive: the one-way
+ * delay, the queue of a shared bottleneck (cfg.bottleneck), and for a chunk
+ * with a lost packet (random loss, or a full bottleneck queue) one more
+ * round trip, as a fast retransmission costs. With cfg.tcp_model off there is
+ * no loss and no bottleneck: the delay alone.
+ */
+static uint64_t network_delay(struct sim *sim, struct sock *k, int dir, uint64_t chunk)
+{
+    const struct path *p = &sim->path[k->path];
+    uint64_t d = p->cfg.delay[dir];
+    int lost = 0;
+
+    if (!sim->cfg.tcp_model)
+        return d;
+    if (p->cfg.loss_ppm) {
+        uint64_t pkts = (chunk + sim->cfg.mss - 1) / sim->cfg.mss;
+        lost = sim_rng_below(&sim->loss_rng, 1000000) < pkts * p->cfg.loss_ppm;
+    }
+    if (p->cfg.bottleneck > 0 && p->cfg.bottleneck <= SIM_MAX_BOTTLENECKS) {
+        const struct sim_bottleneck_cfg *b = &sim->cfg.bottleneck[p->cfg.bottleneck - 1];
+        uint64_t *busy = &sim->bn_busy[p->cfg.bottleneck - 1][dir];
+        uint64_t start = *busy > sim->now ? *busy : sim->now;
+        uint64_t queued = (start - sim->now) * b->rate / 8 / SIM_S;
+        if (b->rate && queued + chunk > b->buffer) {
+            lost = 1; /* tail drop: this chunk's last packet */
+        } else if (b->rate) {
+            *busy = start + chunk * 8 * SIM_S / b->rate;
+            d += *busy - sim->now;
+        }
+    }
+    if (lost) {
+        tcp_loss(sim, k, dir);
+        d += path_rtt(sim, k->path);
+    }
+    return d;
+}
+
 static void on_tx_done(struct sim *sim, struct sock *k, int dir)
 {
     struct pipe *pp = &k->p[dir];
@@ -1157,10 +1253,14 @@ static void on_tx_done(struct sim *sim, struct sock *k, int dir)
         return;
     }
     pp->tx_busy = 0;
-    pp->tx_off = pp->tx_end;
-    if (sim->path[k->path].cfg.split_rtt) /* the proxy takes the bytes off our hands */
-        push(sim, sim->now + sim->path[k->path].cfg.split_rtt, EV_ACK, k->id, dir, pp->tx_off);
-    t = sim->now + sim->path[k->path].cfg.delay[dir];
+    {
+        uint64_t chunk = pp->tx_end - pp->tx_off;
+        pp->tx_off = pp->tx_end;
+        if (sim->path[k->path].cfg.split_rtt) /* the proxy takes the bytes off our hands */
+            push(sim, sim->now + sim->path[k->path].cfg.split_rtt, EV_ACK, k->id, dir,
+                 pp->tx_off);
+        t = sim->now + network_delay(sim, k, dir, chunk);
+    }
     if (t < pp->last_arrive_t)
         t = pp->last_arrive_t;
     pp->last_arrive_t = t;
@@ -1202,8 +1302,19 @@ static void on_ack(struct sim *sim, struct sock *k, int dir, uint64_t off)
             pp->parked_ack = off;
         return;
     }
-    if (off > pp->ack_off)
+    if (off > pp->ack_off) {
+        uint64_t acked = off - pp->ack_off;
         pp->ack_off = off;
+        if (sim->cfg.tcp_model) {
+            if (pp->cwnd < pp->ssthresh) {
+                pp->cwnd += acked; /* slow start */
+            } else {
+                pp->ai_acc += acked * sim->cfg.mss; /* one segment per window acked */
+                pp->cwnd += pp->ai_acc / pp->cwnd;
+                pp->ai_acc %= pp->cwnd;
+            }
+        }
+    }
     try_tx(sim, k, dir);
 }
 
@@ -1238,6 +1349,10 @@ static void on_connect(struct sim *sim, struct sock *k)
         return;
     }
     k->connected = 1;
+    if (k->bulk) {
+        try_tx(sim, k, k->bulk_dir);
+        return;
+    }
     if (k->raw) {
         struct pipe *pp = &k->p[SIM_C2S];
         size_t n = k->raw_tx_len < pipe_free(pp) ? k->raw_tx_len : pipe_free(pp);
@@ -1582,6 +1697,7 @@ static int drain_output(struct sim *sim, struct ent *en, int sf, struct sock *k)
                 (uint64_t)sim->cfg.mss * 8 * SIM_S / pa->cfg.rate[dir];
     info.rttvar = info.srtt / 8;
     info.cwnd_bytes = (uint32_t)pipe_cwnd(sim, k, dir);
+    info.total_retrans = pp->retrans;
     info.mss = sim->cfg.mss;
     info.unacked_bytes = (uint32_t)(pp->tx_off - pp->ack_off);
     info.notsent_bytes = (uint32_t)(pp->write_off - pp->tx_off);

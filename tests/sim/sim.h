@@ -79,6 +79,9 @@ struct sim_path_cfg {
     uint64_t rate[2];  /* bits/s per direction (SIM_C2S, SIM_S2C) */
     uint64_t delay[2]; /* one-way ns per direction */
     int backup;        /* the client opens the subflow on it as backup */
+    uint32_t loss_ppm;  /* random loss: parts per million of packets, both directions (needs
+                           tcp_model: a lost packet is sent again one RTT later) */
+    int bottleneck;     /* 1-based index into cfg.bottleneck the path feeds, 0: none */
     uint64_t split_rtt; /* non-zero: a TCP-splitting proxy next to each sender acks its
                            bytes after split_rtt (the kernel srtt reported) while they
                            still take `delay` to the receiver (satellite, some cellular) */
@@ -89,6 +92,15 @@ struct sim_path_cfg {
  * offset. It may modify the bytes in place. */
 typedef void (*sim_tap_fn)(struct sim *sim, int sock, int dir, uint64_t stream_off, uint8_t *data,
                            size_t len, void *user);
+
+/* A drop-tail bottleneck that several paths (and TCP flows) share, per
+ * direction: a queue of `buffer` bytes drained at `rate` bits/s. */
+struct sim_bottleneck_cfg {
+    uint64_t rate;
+    size_t buffer;
+};
+
+#define SIM_MAX_BOTTLENECKS 4
 
 struct sim_cfg {
     uint64_t seed;
@@ -103,6 +115,10 @@ struct sim_cfg {
     uint64_t write_start[2]; /* per side: virtual time of its first write (default 0) */
     int auto_join;         /* client opens a subflow on every other path once established (1) */
     int rejoin;            /* on recover, the client re-joins a path without a live subflow (1) */
+    int tcp_model;         /* 1: each socket runs a loss-based TCP (slow start, additive increase,
+                              halve on loss, at most once per RTT) that reports cwnd and
+                              retransmissions; 0 (default): a fixed cwnd from the BDP */
+    struct sim_bottleneck_cfg bottleneck[SIM_MAX_BOTTLENECKS];
     int use_pm;            /* the client's subflows come from the path manager (core/pm.h),
                               as in the I/O layer: auto_join and rejoin are then unused */
     struct mpt_pm_settings pm; /* its settings (defaults by sim_cfg_default) */
@@ -162,6 +178,11 @@ int sim_open_subflow(struct sim *sim, int path, int backup);
  * attached to the client engine and writes `data` on it once connected; the
  * server treats it like any other connection. Returns the socket id. */
 int sim_open_raw(struct sim *sim, int path, const uint8_t *data, size_t len);
+/* A plain TCP flow competing with the connection: bulk from the client host
+ * to the server host over `path` (dir SIM_C2S) or back (SIM_S2C), forever.
+ * Returns its socket id; its delivered bytes are sim_sock_info().bytes[dir]. */
+int sim_add_tcp_flow(struct sim *sim, int path, int dir);
+
 /* The client's path manager (cfg.use_pm), NULL otherwise. */
 struct mpt_pm *sim_pm(struct sim *sim);
 /* Writes more bytes on a raw socket. */

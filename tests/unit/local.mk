@@ -47,6 +47,12 @@ tests_unit_test_conn_sched_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_conn_sched_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_conn_sched
 
+check_PROGRAMS += tests/unit/test_cc
+tests_unit_test_cc_SOURCES = tests/unit/test_cc.c
+tests_unit_test_cc_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_cc_LDADD = $(UNIT_LDADD)
+TESTS += tests/unit/test_cc
+
 check_PROGRAMS += tests/unit/test_pm
 tests_unit_test_pm_SOURCES = tests/unit/test_pm.c
 tests_unit_test_pm_CFLAGS = $(UNIT_CFLAGS)
@@ -164,4 +170,11 @@ tests_unit_test_sim_sched_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
 tests_unit_test_sim_sched_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_sched_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_sched
+
+check_PROGRAMS += tests/unit/test_sim_cc
+tests_unit_test_sim_cc_SOURCES = tests/unit/test_sim_cc.c
+tests_unit_test_sim_cc_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_cc_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_cc_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_cc
 endif
