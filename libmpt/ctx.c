@@ -12,7 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #endif
 
@@ -164,6 +167,25 @@ static void rand_fill(void *user, uint8_t *buf, size_t len)
     arc4random_buf(buf, len);
 }
 
+/* A TCP_CONGESTION name the kernel lacks would otherwise fail silently on
+ * every subflow: try it once on a socket that never connects. */
+static int tcp_congestion_check(const char *name)
+{
+#ifdef TCP_CONGESTION
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 0;
+
+    if (fd < 0)
+        return MPT_ESYS;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) < 0)
+        rc = errno == ENOENT ? MPT_ENOTFOUND : errno == EPERM ? MPT_EPERM : MPT_EINVAL;
+    close(fd);
+    return rc;
+#else
+    (void)name;
+    return MPT_ENOTSUP;
+#endif
+}
+
 static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
 {
     struct mpt_config *c = &ctx->cfg;
@@ -217,6 +239,9 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
         c->congestion = ctx->cfg_cc;
     }
     if (c->tcp_congestion != NULL) {
+        int rc = tcp_congestion_check(c->tcp_congestion);
+        if (rc < 0)
+            return rc;
         if ((ctx->cfg_tcpcc = strdup(c->tcp_congestion)) == NULL)
             return MPT_ENOMEM;
         c->tcp_congestion = ctx->cfg_tcpcc;

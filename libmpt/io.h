@@ -254,7 +254,8 @@ struct mpt_socket {
     int busy;
     int shut;
     uint64_t trace_reinj;            /* reinjected bytes already traced */
-    const struct mpt_sched_ops *sched;
+    const struct mpt_sched_ops *sched; /* chosen before the engine exists */
+    const struct mpt_cc_ops *cc;
     /* client */
     char *host;
     uint16_t port;

@@ -67,6 +67,7 @@ man3_MANS += \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \
 	doc/man/mpt_set_scheduler.3 \
+	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_trace_callback.3 \
 	doc/man/mpt_shutdown.3 \
 	doc/man/mpt_state_name.3 \

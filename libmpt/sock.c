@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/sched.h"
+#include "core/cc.h"
 #include "io.h"
 
 #define IOV_MAX_BATCH 64
@@ -1320,6 +1321,8 @@ void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa,
     if (err == 0) {
         if (s->sched)
             set.sched = s->sched;
+        if (s->cc)
+            set.cc = s->cc;
         err = mpt_conn_client_new(&set, now, &s->c);
     }
     if (err < 0) {
@@ -1615,6 +1618,9 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
     return rc < 0 ? rc : 0;
 }
 
+/* Before the engine exists (a client between mpt_connect and the name's
+ * resolution) the choice waits in the socket; afterwards it switches the
+ * live connection, on either side. */
 int mpt_set_scheduler(struct mpt_socket *s, const char *name)
 {
     const struct mpt_sched_ops *ops;
@@ -1623,10 +1629,32 @@ int mpt_set_scheduler(struct mpt_socket *s, const char *name)
         return MPT_EINVAL;
     if ((ops = mpt_sched_find(name)) == NULL)
         return MPT_ENOTFOUND;
-    if (s->c != NULL || s->server)
-        return MPT_ENOTSUP;
-    s->sched = ops;
-    return 0;
+    if (s->done)
+        return MPT_ESTATE;
+    if (s->c == NULL) {
+        s->sched = ops;
+        return 0;
+    }
+    MPT_TRACE(s->ctx, s->id, "set_scheduler", "\"name\":\"%s\"", ops->name);
+    return mpt_conn_set_sched(s->c, ops, mpt_io_now());
+}
+
+int mpt_set_cc(struct mpt_socket *s, const char *name)
+{
+    const struct mpt_cc_ops *ops;
+
+    if (s == NULL || s->released || name == NULL)
+        return MPT_EINVAL;
+    if ((ops = mpt_cc_find(name)) == NULL)
+        return MPT_ENOTFOUND;
+    if (s->done)
+        return MPT_ESTATE;
+    if (s->c == NULL) {
+        s->cc = ops;
+        return 0;
+    }
+    MPT_TRACE(s->ctx, s->id, "set_cc", "\"name\":\"%s\"", ops->name);
+    return mpt_conn_set_cc(s->c, ops, mpt_io_now());
 }
 
 /* ---- Introspection -------------------------------------------------------------------- */
@@ -1678,6 +1706,8 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.subflows_opened = st.sf_opened;
         o.subflows_failed = st.sf_failed;
         o.state = (enum mpt_state)mpt_conn_state(s->c);
+        o.scheduler = mpt_conn_sched(s->c)->name;
+        o.congestion = mpt_conn_cc(s->c)->name;
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)
                 continue;
@@ -1689,6 +1719,10 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         }
     } else {
         o.state = s->done ? MPT_STATE_ABORTED : MPT_STATE_CONNECTING;
+        o.scheduler = s->sched != NULL ? s->sched->name
+                      : s->ctx->core.sched != NULL ? s->ctx->core.sched->name : "minrtt";
+        o.congestion = s->cc != NULL ? s->cc->name
+                       : s->ctx->core.cc != NULL ? s->ctx->core.cc->name : "uncoupled";
     }
     if (s->done)
         o.state = s->error ? MPT_STATE_ABORTED : MPT_STATE_CLOSED;

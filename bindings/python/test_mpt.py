@@ -256,6 +256,7 @@ class TestTransfer(unittest.TestCase):
         config = {"scheduler": "roundrobin"}
 
         def handler(ctx, conn):
+            conn.set_cc("balia")  # the server chooses per connection
             got = recv_all(conn)
             conn.sendall(down, timeout=20.0)
             subflows = conn.subflows()
@@ -272,7 +273,13 @@ class TestTransfer(unittest.TestCase):
             while (conn.info()["subflows_established"] < 2
                    and time.monotonic() < deadline):
                 ctx.run(0.02)
-            conn.sendall(up, timeout=20.0)
+            # Switched while connected, halfway through the data.
+            conn.sendall(up[:SIZE // 2], timeout=20.0)
+            conn.set_scheduler("blest")
+            conn.set_cc("olia")
+            with self.assertRaises(mpt.Error):
+                conn.set_cc("no-such-cc")
+            conn.sendall(up[SIZE // 2:], timeout=20.0)
             conn.shutdown()
             back = recv_all(conn)
             # Everything we sent (and our end of stream) gets acknowledged.
@@ -284,6 +291,9 @@ class TestTransfer(unittest.TestCase):
             conn.close(timeout=20.0)
         got, srv_subflows, srv_info = server.finish()
 
+        self.assertEqual((info["scheduler"], info["congestion"]), ("blest", "olia"))
+        self.assertEqual((srv_info["scheduler"], srv_info["congestion"]),
+                         ("roundrobin", "balia"))
         # Byte-exact in both directions.
         self.assertEqual(len(got), len(up))
         self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(up).digest())

@@ -84,7 +84,8 @@ struct mpt_config {
     uint32_t max_connections;     /* per context (both roles); default 65536 */
     const char *scheduler;        /* engine scheduler name; NULL: the default (lowest RTT) */
     const char *congestion;       /* coupled congestion control name; NULL: none */
-    const char *tcp_congestion;   /* TCP_CONGESTION per subflow ("cubic"); NULL: system default */
+    const char *tcp_congestion;   /* TCP_CONGESTION per subflow ("cubic"); NULL: system default;
+                                     mpt_ctx_new checks the kernel has it */
     int fullmesh;                 /* client with no explicit paths: one path per local
                                      interface that is up (default 0: one unbound path) */
     int include_loopback;         /* fullmesh also uses loopback interfaces; default 0 */
@@ -111,7 +112,7 @@ MPT_EXPORT void mpt_config_default(struct mpt_config *cfg, size_t size);
  * must outlive the context), or NULL to create one owned by the context (the
  * epoll backend where available). cfg may be NULL for all defaults; it is
  * copied (strings included). Errors: MPT_EINVAL, MPT_ENOMEM, MPT_ENOTFOUND
- * (unknown scheduler or congestion name), MPT_ESYS.
+ * (unknown scheduler, congestion or tcp_congestion name), MPT_ESYS.
  */
 MPT_EXPORT int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cfg);
 
@@ -235,6 +236,9 @@ struct mpt_info {
                                     everything sent has arrived */
     uint64_t subflows_opened;    /* subflows that were ever established ... */
     uint64_t subflows_failed;    /* ... and that failed (not closed cleanly), ever */
+    const char *scheduler;       /* the scheduler now in use ("minrtt", ...) and the ... */
+    const char *congestion;      /* ... congestion control ("uncoupled", "lia", ...):
+                                    static strings the library owns, never freed */
 };
 
 /*
@@ -370,12 +374,21 @@ MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
 /* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
  * the server side path_id is a subflow's id (struct mpt_subflow_info.id). */
 MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
-/* Chooses the scheduler by name ("minrtt", "roundrobin") for a client
- * connection. Call it right after mpt_connect, before the loop runs again
- * (the connection starts there); afterwards, or on a server connection, it
- * returns MPT_ENOTSUP (the context-wide choice is mpt_config.scheduler).
- * MPT_ENOTFOUND for an unknown name. */
+/* Chooses the connection's scheduler by name: "minrtt" (the default),
+ * "roundrobin", "redundant", "blest", "ecf", "weighted" (doc/design.md).
+ * Works on either side and at any time while the connection is open: the
+ * next byte is scheduled by the new one, nothing queued is lost or sent
+ * twice. The context-wide default is mpt_config.scheduler. Errors:
+ * MPT_EINVAL, MPT_ENOTFOUND (unknown name), MPT_ESTATE (the connection has
+ * ended). */
 MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
+/* Chooses the connection-level congestion control by name: "uncoupled"
+ * (each subflow's own TCP window, the default), "lia" (RFC 6356), "olia",
+ * "balia". Like mpt_set_scheduler: either side, any time while open, and
+ * the same errors; the context-wide default is mpt_config.congestion.
+ * Coupling caps what libmpt offers each subflow; the kernel's own TCP
+ * congestion control (mpt_config.tcp_congestion) still runs below it. */
+MPT_EXPORT int mpt_set_cc(struct mpt_socket *s, const char *name);
 
 /* ---- Introspection ------------------------------------------------------------------- */
 

@@ -346,7 +346,7 @@ START_TEST(blocking_echo_and_state_errors)
     int nsf = mpt_get_subflows(s, sfi, 8);
     ck_assert_int_ge(nsf, 1);
     ck_assert_int_eq(sfi[0].remote.ss_family, AF_INET);
-    ck_assert_int_eq(mpt_set_scheduler(s, "minrtt"), MPT_ENOTSUP);
+    ck_assert_int_eq(mpt_set_scheduler(s, "minrtt"), 0); /* live switch */
     ck_assert_int_eq(mpt_remove_path(s, 7), MPT_ENOTFOUND);
     ck_assert_int_eq(mpt_set_backup(s, 7, 1), MPT_ENOTFOUND);
     ck_assert_int_eq(mpt_add_path(s, ""), MPT_EINVAL);

@@ -177,6 +177,8 @@ struct mpt_info {
     uint64_t unacked_bytes;
     uint64_t subflows_opened;
     uint64_t subflows_failed;
+    const char *scheduler;
+    const char *congestion;
 };
 
 typedef void (*mpt_accept_cb)(struct mpt_listener *l, void *user);
@@ -187,6 +189,8 @@ int mpt_listener_port(const struct mpt_listener *l);
 void mpt_listener_close(struct mpt_listener *l);
 
 int mpt_shutdown(struct mpt_socket *s);
+int mpt_set_scheduler(struct mpt_socket *s, const char *name);
+int mpt_set_cc(struct mpt_socket *s, const char *name);
 int mpt_abort(struct mpt_socket *s);
 
 int mpt_get_info(struct mpt_socket *s, struct mpt_info *info);
@@ -254,6 +258,9 @@ class Error(Exception):
             msg = "%s: %s" % (context, msg)
         super().__init__(msg)
 
+
+def _cstr(p):
+    return None if p == ffi.NULL else ffi.string(p).decode()
 
 def _check(rc, what):
     if rc < 0:
@@ -504,6 +511,24 @@ class Connection(_Handle):
             self._ctx._leave()
         return ffi.buffer(buf, got)[:]
 
+    def set_scheduler(self, name):
+        """Switches the scheduler ("minrtt", "roundrobin", "redundant",
+        "blest", "ecf", "weighted") while connected, on either side."""
+        self._ctx._enter()
+        try:
+            _check(lib.mpt_set_scheduler(self._get(), name.encode()), "set_scheduler")
+        finally:
+            self._ctx._leave()
+
+    def set_cc(self, name):
+        """Switches the connection-level congestion control ("uncoupled",
+        "lia", "olia", "balia") while connected, on either side."""
+        self._ctx._enter()
+        try:
+            _check(lib.mpt_set_cc(self._get(), name.encode()), "set_cc")
+        finally:
+            self._ctx._leave()
+
     def shutdown(self):
         """No more data will be sent; the peer reads end of stream."""
         self._ctx._enter()
@@ -564,6 +589,8 @@ class Connection(_Handle):
             "unacked_bytes": info.unacked_bytes,
             "subflows_opened": info.subflows_opened,
             "subflows_failed": info.subflows_failed,
+            "scheduler": _cstr(info.scheduler),
+            "congestion": _cstr(info.congestion),
         }
 
     def subflows(self):
