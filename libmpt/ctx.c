@@ -363,6 +363,7 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
             ev_loop_destroy(ctx->loop);
         goto fail;
     }
+    mpt_events_init(ctx);
     ctx->t0 = mpt_io_now();
     /* Bug reports: MPT_TRACE=file traces every context of the process. */
     const char *tr = getenv("MPT_TRACE");
@@ -395,6 +396,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     }
     mpt_sock_linger_flush(ctx);
     mpt_netlink_stop(ctx);
+    mpt_events_fini(ctx);
     mpt_resolve_fini(ctx);
     while (ctx->tmrs)
         mpt_tmr_fini(ctx->tmrs);
@@ -432,6 +434,7 @@ int mpt_ctx_run(struct mpt_ctx *ctx, int timeout_ms)
     if (ctx->in_cb)
         return MPT_ESTATE;
     ctx->breaking = 0;
+    ctx->running++;
     if (timeout_ms == 0) {
         ev_run(ctx->loop, EVRUN_NOWAIT);
     } else if (timeout_ms < 0) {
@@ -443,6 +446,7 @@ int mpt_ctx_run(struct mpt_ctx *ctx, int timeout_ms)
         ev_run(ctx->loop, 0);
         ev_timer_stop(ctx->loop, &t);
     }
+    ctx->running--;
     return 0;
 }
 
@@ -490,7 +494,8 @@ int mpt_ctx_timeout(struct mpt_ctx *ctx)
 {
     if (ctx == NULL)
         return MPT_EINVAL;
-    if (ev_pending_count(ctx->loop) > 0 || ev_async_pending(&ctx->resolve_async))
+    if (ev_pending_count(ctx->loop) > 0 || ev_async_pending(&ctx->resolve_async) ||
+        ev_async_pending(&ctx->wake_async) || !TAILQ_EMPTY(&ctx->evq) || ctx->wake_pending)
         return 0;
     if (ctx->theap_n == 0)
         return -1;

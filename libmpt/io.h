@@ -11,11 +11,43 @@
 #include <net/if.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <mpt/mpt.h>
 
 #include "core/conn.h"
+
+/* ---- Pull-style events (events.c) -------------------------------------------- */
+
+/* Embedded in a socket or listener without callbacks: its pending events,
+ * one bit per kind, and its place in the context's queue (at most once). */
+struct mpt_evsrc {
+    TAILQ_ENTRY(mpt_evsrc) link;
+    unsigned pending;                /* 1u << enum mpt_ctx_event_type */
+    int queued;
+    int connected_status, closed_status;
+    struct mpt_socket *s;            /* exactly one of s and l */
+    struct mpt_listener *l;
+};
+TAILQ_HEAD(mpt_evsrc_q, mpt_evsrc);
+
+struct mpt_ctx;
+int mpt_events_init(struct mpt_ctx *ctx);
+void mpt_events_fini(struct mpt_ctx *ctx);
+void mpt_evq_post(struct mpt_ctx *ctx, struct mpt_evsrc *src, enum mpt_ctx_event_type type,
+                  int status);
+void mpt_evq_forget(struct mpt_ctx *ctx, struct mpt_evsrc *src);
+
+/* struct mpt_callbacks as libmpt 0.1.0 had it: what the unsized entry
+ * points (mpt_connect, mpt_accept, mpt_set_callbacks) receive. */
+#define MPT_CALLBACKS_SIZE_0_1 (7 * sizeof(void (*)(void)))
+_Static_assert(sizeof(struct mpt_callbacks) >= MPT_CALLBACKS_SIZE_0_1,
+               "struct mpt_callbacks only grows");
+struct mpt_socket;
+int mpt_callbacks_size_ok(const struct mpt_callbacks *cb, size_t cb_size);
+/* Installs the known members of cb (NULL: none, events are pulled). */
+void mpt_callbacks_take(struct mpt_socket *s, const struct mpt_callbacks *cb, size_t cb_size);
 
 /* ---- Watchers that the external-loop fd (mpt_ctx_fd) can mirror ---------- */
 
@@ -168,6 +200,11 @@ struct mpt_ctx {
     pthread_mutex_t resolve_mu;
     struct mpt_resolve_req *resolve_reqs; /* all outstanding */
     unsigned resolve_waiting;        /* lookups a socket still waits for (loop thread only) */
+    /* pull-style events and mpt_ctx_wakeup (events.c) */
+    struct mpt_evsrc_q evq;
+    ev_async wake_async;
+    int wake_pending;
+    int running;                     /* inside mpt_ctx_run: a wake-up ends it */
 };
 
 uint64_t mpt_io_now(void);
@@ -246,6 +283,8 @@ struct mpt_socket {
     struct mpt_listener *listener;   /* server side, until the listener is gone */
     struct mpt_callbacks cb;
     void *user;
+    int pull;                        /* no callbacks: events go to ctx->evq */
+    struct mpt_evsrc evsrc;
     struct mpt_tmr timer;            /* engine deadline, or 0 for a kick */
     struct mpt_sfio *sf[MPT_MAX_SUBFLOWS_LIMIT];
     int established, done, released, accepted, queued, error;
@@ -272,8 +311,9 @@ struct mpt_listener {
     struct mpt_ctx *ctx;
     struct mpt_listener *prev, *next;
     struct mpt_server *srv;
-    mpt_accept_cb cb;
+    mpt_accept_cb cb;                /* NULL: MPT_EVENT_ACCEPT in ctx->evq */
     void *user;
+    struct mpt_evsrc evsrc;
     int port;
     int nfds;
     int fds[8];

@@ -100,6 +100,7 @@ static void listener_free(struct mpt_listener *l)
 {
     struct mpt_ctx *ctx = l->ctx;
 
+    mpt_evq_forget(ctx, &l->evsrc);
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -139,6 +140,8 @@ void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s)
         l->ctx->in_cb++;
         l->cb(l, l->user);
         l->ctx->in_cb--;
+    } else {
+        mpt_evq_post(l->ctx, &l->evsrc, MPT_EVENT_ACCEPT, 0);
     }
 }
 
@@ -390,6 +393,7 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
     if ((l = calloc(1, sizeof *l)) == NULL)
         return MPT_ENOMEM;
     l->ctx = ctx;
+    l->evsrc.l = l;
     l->cb = cb;
     l->user = user;
     l->port = port;
@@ -487,6 +491,7 @@ void mpt_listener_close(struct mpt_listener *l)
     if (l == NULL || l->closed)
         return;
     l->closed = 1;
+    mpt_evq_forget(l->ctx, &l->evsrc);
     l->nconns++; /* hold: aborting below may drop the last connection */
     for (int k = 0; k < l->nfds; k++) {
         mpt_io_set(&l->ios[k], 0);
@@ -514,22 +519,33 @@ void mpt_listener_close(struct mpt_listener *l)
         listener_free(l);
 }
 
-int mpt_accept(struct mpt_listener *l, const struct mpt_callbacks *cb, void *user,
-               struct mpt_socket **out)
+int mpt_accept_sized(struct mpt_listener *l, const struct mpt_callbacks *cb, size_t cb_size,
+                     void *user, struct mpt_socket **out)
 {
     if (out != NULL)
         *out = NULL;
-    if (l == NULL || out == NULL || l->closed)
+    if (l == NULL || out == NULL || l->closed || !mpt_callbacks_size_ok(cb, cb_size))
         return MPT_EINVAL;
     struct mpt_socket *s = l->qhead;
     if (s == NULL)
         return MPT_EAGAIN;
     mpt_listener_unqueue(l, s);
     s->accepted = 1;
-    if (cb)
-        s->cb = *cb;
+    mpt_callbacks_take(s, cb, cb_size);
     s->user = user;
     *out = s;
+    if (s->pull) {
+        /* Data may have arrived before the accept: let the puller look. */
+        mpt_evq_post(l->ctx, &s->evsrc, MPT_EVENT_READABLE, 0);
+        mpt_evq_post(l->ctx, &s->evsrc, MPT_EVENT_WRITABLE, 0);
+    }
     mpt_sock_kick(s);
     return 0;
+}
+
+/* The 0.1.0 entry point (see mpt_connect in sock.c). */
+int(mpt_accept)(struct mpt_listener *l, const struct mpt_callbacks *cb, void *user,
+                struct mpt_socket **out)
+{
+    return mpt_accept_sized(l, cb, MPT_CALLBACKS_SIZE_0_1, user, out);
 }

@@ -8,6 +8,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/io.h \
 	libmpt/version.c \
 	libmpt/ctx.c \
+	libmpt/events.c \
 	libmpt/timer.c \
 	libmpt/sock.c \
 	libmpt/listener.c \
@@ -68,6 +69,11 @@ man3_MANS += \
 	doc/man/mpt_set_backup.3 \
 	doc/man/mpt_set_scheduler.3 \
 	doc/man/mpt_set_cc.3 \
+	doc/man/mpt_set_callbacks_sized.3 \
+	doc/man/mpt_connect_sized.3 \
+	doc/man/mpt_accept_sized.3 \
+	doc/man/mpt_ctx_next_event.3 \
+	doc/man/mpt_ctx_wakeup.3 \
 	doc/man/mpt_set_trace_callback.3 \
 	doc/man/mpt_shutdown.3 \
 	doc/man/mpt_state_name.3 \

@@ -130,6 +130,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     }
     s->ctx = ctx;
     s->server = server;
+    s->evsrc.s = s;
     s->id = ++ctx->next_conn_id;
     s->timer.w.data = s;
     s->next = ctx->socks;
@@ -157,6 +158,7 @@ void mpt_sock_destroy(struct mpt_socket *s)
     for (int i = 0; i < s->nslots; i++)
         slot_free(s->slots[i]);
     mpt_resolve_cancel(s);
+    mpt_evq_forget(ctx, &s->evsrc);
     mpt_tmr_fini(&s->timer);
     if (s->listener)
         mpt_listener_conn_gone(s->listener, s);
@@ -601,12 +603,31 @@ static void sock_finish(struct mpt_socket *s, int err)
     }
 }
 
+/* A socket without callbacks queues the event instead (events.c). */
+#define PULL_connected MPT_EVENT_CONNECTED
+#define PULL_readable MPT_EVENT_READABLE
+#define PULL_writable MPT_EVENT_WRITABLE
+#define PULL_subflow_up MPT_EVENT_SUBFLOWS
+#define PULL_subflow_down MPT_EVENT_SUBFLOWS
+#define PULL_addr_learned MPT_EVENT_SUBFLOWS
+#define PULL_closed MPT_EVENT_CLOSED
+#define PULL_STATUS_connected(status, ...) (status)
+#define PULL_STATUS_closed(status, ...) (status)
+#define PULL_STATUS_readable(...) 0
+#define PULL_STATUS_writable(...) 0
+#define PULL_STATUS_subflow_up(...) 0
+#define PULL_STATUS_subflow_down(...) 0
+#define PULL_STATUS_addr_learned(...) 0
 #define CALL(s, fn, ...)                                                                   \
     do {                                                                                   \
-        if (!(s)->released && (s)->cb.fn != NULL) {                                        \
+        if ((s)->released)                                                                 \
+            break;                                                                         \
+        if ((s)->cb.fn != NULL) {                                                          \
             (s)->ctx->in_cb++;                                                             \
             (s)->cb.fn((s), __VA_ARGS__);                                                  \
             (s)->ctx->in_cb--;                                                             \
+        } else if ((s)->pull) {                                                            \
+            mpt_evq_post((s)->ctx, &(s)->evsrc, PULL_##fn, PULL_STATUS_##fn(__VA_ARGS__)); \
         }                                                                                  \
     } while (0)
 
@@ -1341,9 +1362,9 @@ void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa,
     mpt_sock_pump(s, 1);
 }
 
-int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char *const *paths,
-                size_t npaths, const struct mpt_callbacks *cb, void *user,
-                struct mpt_socket **out)
+int mpt_connect_sized(struct mpt_ctx *ctx, const char *host, uint16_t port,
+                      const char *const *paths, size_t npaths, const struct mpt_callbacks *cb,
+                      size_t cb_size, void *user, struct mpt_socket **out)
 {
     struct mpt_socket *s;
     int rc;
@@ -1351,7 +1372,8 @@ int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char
     if (out != NULL)
         *out = NULL;
     if (ctx == NULL || host == NULL || host[0] == '\0' || out == NULL || port == 0 ||
-        (npaths > 0 && paths == NULL) || npaths > MPT_IO_MAX_PATHS)
+        (npaths > 0 && paths == NULL) || npaths > MPT_IO_MAX_PATHS ||
+        !mpt_callbacks_size_ok(cb, cb_size))
         return MPT_EINVAL;
     if ((s = mpt_sock_alloc(ctx, 0)) == NULL)
         return ctx->nconns >= ctx->cfg.max_connections ? MPT_ENOBUFS : MPT_ENOMEM;
@@ -1380,8 +1402,7 @@ int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port, const char
         s->npaths = 1;
     }
     s->port = port;
-    if (cb)
-        s->cb = *cb;
+    mpt_callbacks_take(s, cb, cb_size);
     s->user = user;
     s->released = 0;
     if ((rc = mpt_resolve_start(s, host, port)) < 0)
@@ -1397,16 +1418,29 @@ fail:
     return rc;
 }
 
-int mpt_set_callbacks(struct mpt_socket *s, const struct mpt_callbacks *cb, void *user)
+/* The 0.1.0 entry point, for binaries built before mpt_connect became a
+ * macro: their struct mpt_callbacks is the 0.1.0 one. */
+int(mpt_connect)(struct mpt_ctx *ctx, const char *host, uint16_t port, const char *const *paths,
+                 size_t npaths, const struct mpt_callbacks *cb, void *user,
+                 struct mpt_socket **out)
 {
-    if (s == NULL || s->released)
+    return mpt_connect_sized(ctx, host, port, paths, npaths, cb, MPT_CALLBACKS_SIZE_0_1, user,
+                             out);
+}
+
+int mpt_set_callbacks_sized(struct mpt_socket *s, const struct mpt_callbacks *cb,
+                            size_t cb_size, void *user)
+{
+    if (s == NULL || s->released || !mpt_callbacks_size_ok(cb, cb_size))
         return MPT_EINVAL;
-    if (cb)
-        s->cb = *cb;
-    else
-        memset(&s->cb, 0, sizeof s->cb);
+    mpt_callbacks_take(s, cb, cb_size);
     s->user = user;
     return 0;
+}
+
+int(mpt_set_callbacks)(struct mpt_socket *s, const struct mpt_callbacks *cb, void *user)
+{
+    return mpt_set_callbacks_sized(s, cb, MPT_CALLBACKS_SIZE_0_1, user);
 }
 
 void *mpt_get_user(const struct mpt_socket *s)

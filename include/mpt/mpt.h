@@ -142,6 +142,56 @@ MPT_EXPORT int mpt_ctx_fd(struct mpt_ctx *ctx);
 MPT_EXPORT int mpt_ctx_timeout(struct mpt_ctx *ctx);
 MPT_EXPORT int mpt_ctx_process(struct mpt_ctx *ctx);
 
+/*
+ * Wakes the context up from any thread (the only libmpt function that may
+ * be called off the loop thread, as long as ctx is not being freed): a
+ * blocked mpt_ctx_run() returns, mpt_ctx_fd() becomes readable, and
+ * mpt_ctx_next_event() reports MPT_EVENT_WAKEUP once. Wake-ups that arrive
+ * before the loop ran are coalesced into one. Errors: MPT_EINVAL.
+ */
+MPT_EXPORT int mpt_ctx_wakeup(struct mpt_ctx *ctx);
+
+/* ---- Events without callbacks ------------------------------------------------ */
+
+/*
+ * The pull-style alternative to callbacks, for language bindings and foreign
+ * loops: a socket created or accepted with cb == NULL (or given NULL with
+ * mpt_set_callbacks) and a listener created with cb == NULL queue their
+ * events in the context instead of calling back. After each mpt_ctx_run()
+ * or mpt_ctx_process(), call mpt_ctx_next_event() until it returns
+ * MPT_EAGAIN. Events of one socket are coalesced: each kind is pending at
+ * most once, so the queue never holds more than one entry per socket and
+ * listener, and reports them in this order: CONNECTED, SUBFLOWS, READABLE,
+ * WRITABLE, CLOSED. Like the callbacks they are edge-triggered hints:
+ * READABLE means call mpt_recv() until MPT_EAGAIN; a hint may turn out to
+ * have nothing behind it. A socket released with mpt_close()/mpt_abort()
+ * loses its pending events.
+ */
+enum mpt_ctx_event_type {
+    MPT_EVENT_ACCEPT = 1,  /* listener: call mpt_accept() until MPT_EAGAIN */
+    MPT_EVENT_CONNECTED,   /* client handshake done (status 0) or failed (status < 0) */
+    MPT_EVENT_SUBFLOWS,    /* a subflow went up or down, or the peer advertised an
+                              address: mpt_get_subflows() tells which */
+    MPT_EVENT_READABLE,
+    MPT_EVENT_WRITABLE,
+    MPT_EVENT_CLOSED,      /* status: 0 after a graceful close, else why it was aborted */
+    MPT_EVENT_WAKEUP,      /* mpt_ctx_wakeup() was called */
+};
+
+/* Filled by mpt_ctx_next_event(); set size = sizeof first (it grows at its
+ * end, like struct mpt_info). */
+struct mpt_ctx_event {
+    size_t size;
+    enum mpt_ctx_event_type type;
+    int status;                    /* CONNECTED, CLOSED */
+    struct mpt_socket *socket;     /* NULL for ACCEPT and WAKEUP */
+    struct mpt_listener *listener; /* ACCEPT */
+    void *user;                    /* the socket's or listener's user pointer */
+};
+
+/* Takes the next event: 0 (ev filled), MPT_EAGAIN (none), MPT_EINVAL. */
+MPT_EXPORT int mpt_ctx_next_event(struct mpt_ctx *ctx, struct mpt_ctx_event *ev);
+
 /* ---- Tracing ------------------------------------------------------------------ */
 
 /*
@@ -267,8 +317,22 @@ struct mpt_callbacks {
     void (*closed)(struct mpt_socket *s, int status, void *user);
 };
 
-/* Replaces a socket's callbacks (copied) and user pointer. cb may be NULL. */
+/*
+ * Replaces a socket's callbacks (copied) and user pointer. cb may be NULL:
+ * the socket then reports its events through mpt_ctx_next_event() instead.
+ * struct mpt_callbacks grows at its end in later versions: the
+ * mpt_set_callbacks(), mpt_connect() and mpt_accept() macros pass the
+ * caller's sizeof(struct mpt_callbacks) to the _sized functions, which take
+ * the members both sides know (members only this library knows stay NULL)
+ * and refuse (MPT_EINVAL) a size below the 0.1.0 struct or a larger struct
+ * with a non-NULL member this library cannot call. The unsized symbols stay
+ * for binaries built against 0.1.0.
+ */
+MPT_EXPORT int mpt_set_callbacks_sized(struct mpt_socket *s, const struct mpt_callbacks *cb,
+                                       size_t cb_size, void *user);
 MPT_EXPORT int mpt_set_callbacks(struct mpt_socket *s, const struct mpt_callbacks *cb, void *user);
+#define mpt_set_callbacks(s, cb, user)                                                       \
+    mpt_set_callbacks_sized((s), (cb), sizeof(struct mpt_callbacks), (user))
 MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
 
 /* ---- Client --------------------------------------------------------------------- */
@@ -299,6 +363,13 @@ MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
 MPT_EXPORT int mpt_connect(struct mpt_ctx *ctx, const char *host, uint16_t port,
                            const char *const *paths, size_t npaths,
                            const struct mpt_callbacks *cb, void *user, struct mpt_socket **out);
+MPT_EXPORT int mpt_connect_sized(struct mpt_ctx *ctx, const char *host, uint16_t port,
+                                 const char *const *paths, size_t npaths,
+                                 const struct mpt_callbacks *cb, size_t cb_size, void *user,
+                                 struct mpt_socket **out);
+#define mpt_connect(ctx, host, port, paths, npaths, cb, user, out)                           \
+    mpt_connect_sized((ctx), (host), (port), (paths), (npaths), (cb),                        \
+                      sizeof(struct mpt_callbacks), (user), (out))
 
 /* ---- Server ------------------------------------------------------------------------- */
 
@@ -324,11 +395,16 @@ MPT_EXPORT void mpt_listener_close(struct mpt_listener *l);
 
 /*
  * Returns an established connection (0 and *out) or MPT_EAGAIN. cb/user are
- * installed before any callback can fire. Data may already be readable: call
+ * installed before any callback can fire (cb NULL: events through
+ * mpt_ctx_next_event, which reports READABLE and WRITABLE at once). Data may already be readable: call
  * mpt_recv once after accepting. Errors: MPT_EINVAL, MPT_EAGAIN.
  */
 MPT_EXPORT int mpt_accept(struct mpt_listener *l, const struct mpt_callbacks *cb, void *user,
                           struct mpt_socket **out);
+MPT_EXPORT int mpt_accept_sized(struct mpt_listener *l, const struct mpt_callbacks *cb,
+                                size_t cb_size, void *user, struct mpt_socket **out);
+#define mpt_accept(l, cb, user, out)                                                         \
+    mpt_accept_sized((l), (cb), sizeof(struct mpt_callbacks), (user), (out))
 
 /* ---- Data ----------------------------------------------------------------------------- */
 

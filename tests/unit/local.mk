@@ -79,7 +79,11 @@ TESTS += tests/check-docs.sh
 # I/O layer integration tests on loopback (link the I/O layer statically:
 # they use its test-only hooks).
 if HAVE_CHECK
-check_PROGRAMS += tests/unit/test_io_api tests/unit/test_io_transfer tests/unit/test_io_algo
+check_PROGRAMS += tests/unit/test_io_api tests/unit/test_io_transfer tests/unit/test_io_algo \
+	tests/unit/test_io_events
+tests_unit_test_io_events_SOURCES = tests/unit/test_io_events.c
+tests_unit_test_io_events_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_events_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 tests_unit_test_io_algo_SOURCES = tests/unit/test_io_algo.c
 tests_unit_test_io_algo_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_algo_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
@@ -89,7 +93,8 @@ tests_unit_test_io_api_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 tests_unit_test_io_transfer_SOURCES = tests/unit/test_io_transfer.c
 tests_unit_test_io_transfer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_transfer_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
-TESTS += tests/unit/test_io_api tests/unit/test_io_transfer tests/unit/test_io_algo
+TESTS += tests/unit/test_io_api tests/unit/test_io_transfer tests/unit/test_io_algo \
+	tests/unit/test_io_events
 
 check_PROGRAMS += tests/unit/test_io_hostile
 tests_unit_test_io_hostile_SOURCES = tests/unit/test_io_hostile.c
