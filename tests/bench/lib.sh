@@ -46,12 +46,18 @@ bench_make() {
 # Environment:
 #   BENCH_REPS         repetitions (default 3)
 #   BENCH_SCHEDS       libmpt schedulers to run (default: minrtt roundrobin)
+#   BENCH_CCS          libmpt congestion controls to run as contenders
+#                      libmpt-<cc> (default scheduler), e.g. "uncoupled lia"
+#   BENCH_TCP_CC       TCP_CONGESTION of every TCP socket of every contender
+#                      (cubic, reno, bbr; default: the system's)
 #   BENCH_CONTENDERS   only these contenders, e.g. "tcp libmpt-minrtt"
 #   BENCH_DIRS         directions (default: up down; up = the client sends)
 #   BENCH_QUICK=1      smaller transfers (scripts document what shrinks)
 
 BENCH_REPS=${BENCH_REPS:-3}
-BENCH_SCHEDS=${BENCH_SCHEDS:-minrtt roundrobin}
+BENCH_SCHEDS=${BENCH_SCHEDS-minrtt roundrobin}
+BENCH_CCS=${BENCH_CCS:-}
+BENCH_TCP_CC=${BENCH_TCP_CC:-}
 BENCH_CONTENDERS=${BENCH_CONTENDERS:-}
 BENCH_DIRS=${BENCH_DIRS:-up down}
 bench_port=$((20000 + ($$ % 20000)))
@@ -86,7 +92,7 @@ bench_setup() {
 # bench_contenders: the contender names, filtered by BENCH_CONTENDERS.
 bench_contenders() {
     local c all="tcp kernel-mptcp" s
-    for s in $BENCH_SCHEDS; do all="$all libmpt-$s"; done
+    for s in $BENCH_SCHEDS $BENCH_CCS; do all="$all libmpt-$s"; done
     for c in $all; do
         if [ -z "$BENCH_CONTENDERS" ] || [[ " $BENCH_CONTENDERS " == *" $c "* ]]; then echo "$c"; fi
     done
@@ -193,7 +199,8 @@ bench_record() {
 }
 
 # bench_run CONTENDER DIR BYTES [extra args for both ends]: one transfer.
-# BENCH_TCP_ARGS: extra arguments for mpt-tcpbench only (e.g. --nodelay).
+# BENCH_TCP_ARGS: extra arguments for mpt-tcpbench only (e.g. --nodelay);
+# BENCH_MPT_ARGS: for mpt-bench only (e.g. --rcvbuf 1048576).
 # DIR up: the client sends; down: the server sends. Hooks: if the function
 # bench_during exists it runs in the background during the transfer (with
 # the run's log prefix as $1) and is killed afterwards. Sets bench_rx (the
@@ -209,11 +216,14 @@ bench_run() {
          cli=("$BENCH_TCP" client --host "$BENCH_SRV" --src "$BENCH_BEST" ${BENCH_TCP_ARGS:-}) ;;
     kernel-mptcp) srv=("$BENCH_TCP" server --mptcp --bind "$BENCH_SRV" ${BENCH_TCP_ARGS:-})
          cli=("$BENCH_TCP" client --mptcp --host "$BENCH_SRV" --src "$BENCH_BEST" ${BENCH_TCP_ARGS:-}) ;;
-    libmpt-*) srv=("$BENCH_MPT" server --bind "$BENCH_SRV" --sched "${cont#libmpt-}")
-         cli=("$BENCH_MPT" client --host "$BENCH_SRV" --sched "${cont#libmpt-}")
+    libmpt-*) local algo=${cont#libmpt-} opt=--sched
+         case $algo in uncoupled|lia|olia|balia) opt=--cc ;; esac
+         srv=("$BENCH_MPT" server --bind "$BENCH_SRV" $opt "$algo" ${BENCH_MPT_ARGS:-})
+         cli=("$BENCH_MPT" client --host "$BENCH_SRV" $opt "$algo" ${BENCH_MPT_ARGS:-})
          for i in "${BENCH_SRC[@]}"; do cli+=(--path "$i"); done ;;
     *) bench_die "unknown contender $cont" ;;
     esac
+    if [ -n "$BENCH_TCP_CC" ]; then srv+=(--tcp-cc "$BENCH_TCP_CC"); cli+=(--tcp-cc "$BENCH_TCP_CC"); fi
     srv+=(--port "$port" --timeout "$tmo" "$@")
     cli+=(--port "$port" --timeout "$tmo" "$@")
     if [ "$dir" = up ]; then

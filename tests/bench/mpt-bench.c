@@ -12,6 +12,7 @@
  *                     RATE per second (N / BENCH_MSG of them)
  *     --sched NAME    libmpt scheduler     --cc NAME   coupled congestion
  *     --tcp-cc NAME   TCP_CONGESTION of every subflow
+ *     --rcvbuf BYTES  connection receive memory (mpt_config.rcvbuf)
  *     --timeout SEC   give up after SEC seconds (default 300)
  *
  *   mpt-bench scale-server --bind ADDR --port P --conns N [--timeout SEC]
@@ -48,6 +49,7 @@ struct opts {
     int port;
     unsigned long long send, expect;
     double stream_rate;
+    unsigned long long rcvbuf;   /* connection receive memory; 0: the default */
     const char *sched, *cc, *tcp_cc;
     double timeout;
     long conns;
@@ -90,6 +92,8 @@ static struct mpt_ctx *make_ctx(const struct opts *o)
     cfg.scheduler = o->sched;
     cfg.congestion = o->cc;
     cfg.tcp_congestion = o->tcp_cc;
+    if (o->rcvbuf > 0)
+        cfg.rcvbuf = (size_t)o->rcvbuf;
     if (o->conns > 0) {
         cfg.max_connections = (uint32_t)(o->conns + 16);
         cfg.listen_backlog = 4096;
@@ -405,6 +409,8 @@ int main(int argc, char **argv)
             o.cc = v;
         else if (!strcmp(a, "--tcp-cc"))
             o.tcp_cc = v;
+        else if (!strcmp(a, "--rcvbuf"))
+            o.rcvbuf = strtoull(v, NULL, 0);
         else if (!strcmp(a, "--timeout"))
             o.timeout = atof(v);
         else if (!strcmp(a, "--conns"))
