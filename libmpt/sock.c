@@ -1741,6 +1741,10 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.subflows_failed = st.sf_failed;
         o.state = (enum mpt_state)mpt_conn_state(s->c);
         o.scheduler = mpt_conn_sched(s->c)->name;
+        o.reorder_frames = st.reorder_samples;
+        o.reorder_p50_us = st.reorder_p50 / 1000;
+        o.reorder_p99_us = st.reorder_p99 / 1000;
+        o.reorder_max_us = st.reorder_max / 1000;
         o.congestion = mpt_conn_cc(s->c)->name;
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)

@@ -96,6 +96,7 @@ void mpt_conn_free(struct mpt_conn *c)
     mpt_sendbuf_free(&c->sb);
     if (c->rb_ready)
         mpt_rcvbuf_free(&c->rb);
+    mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
     free(c);
 }
@@ -589,6 +590,10 @@ void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)
     st->snd_unacked = mpt_dsn_gt(c->sb.end, c->snd_una) ? c->sb.end - c->snd_una : 0;
     if (c->fin_pending && !c->fin_acked)
         st->snd_unacked++; /* the DATA_FIN */
+    st->reorder_samples = mpt_reorder_samples(&c->reorder);
+    st->reorder_p50 = mpt_reorder_quantile(&c->reorder, 500);
+    st->reorder_p99 = mpt_reorder_quantile(&c->reorder, 990);
+    st->reorder_max = c->reorder.max_ns;
 }
 
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *st)

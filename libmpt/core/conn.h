@@ -155,6 +155,9 @@ struct mpt_conn_stats {
                                   acknowledged by the peer (0: everything arrived) */
     uint64_t sf_opened;        /* subflows that reached ESTABLISHED, ever */
     uint64_t sf_failed;        /* subflows that failed (not closed cleanly), ever */
+    /* DATA frames with new bytes, and how long they waited for the
+     * cumulative point (0 when they arrived in order), ns (reorder.h) */
+    uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
 };
 
 struct mpt_sf_stats {

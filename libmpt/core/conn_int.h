@@ -33,6 +33,7 @@
 #include "dsn.h"
 #include "frame.h"
 #include "rcvbuf.h"
+#include "reorder.h"
 #include "ring.h"
 #include "sendbuf.h"
 
@@ -167,6 +168,7 @@ struct mpt_conn {
     /* receive */
     struct mpt_rcvbuf rb;
     int rb_ready;
+    struct mpt_reorder reorder;        /* how long frames wait for the cumulative point */
     int rfin_known, rfin_consumed;
     uint64_t rfin_dsn;
     uint64_t adv_edge;                 /* highest right edge advertised */

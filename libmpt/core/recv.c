@@ -117,7 +117,10 @@ int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     if (dup)
         c->ack_all = 1;
     *got_data = 1;
+    if (dup < f->u.data.len)
+        mpt_reorder_on_frame(&c->reorder, end, c->rb.nxt, now);
     if (c->rb.nxt != old) {
+        mpt_reorder_on_advance(&c->reorder, c->rb.nxt, now);
         c->st.bytes_received += c->rb.nxt - old;
         mpt_ev_push(c, MPT_EV_READABLE, -1, 0, 0);
     }

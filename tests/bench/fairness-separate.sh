@@ -7,10 +7,11 @@
 # Contenders tcp and libmpt-<cc> for BENCH_CCS (default: uncoupled lia olia
 # balia). Metrics: goodput and the common ones.
 set -uo pipefail
+# lib.sh reads the contender lists when sourced: set them first.
+export BENCH_SCHEDS=${BENCH_SCHEDS-}
+export BENCH_CCS=${BENCH_CCS:-uncoupled lia olia balia}
+export BENCH_TCP_CC=${BENCH_TCP_CC:-cubic}
 . "$(dirname "$0")/lib.sh"
-BENCH_SCHEDS=${BENCH_SCHEDS-}
-BENCH_CCS=${BENCH_CCS:-uncoupled lia olia balia}
-BENCH_TCP_CC=${BENCH_TCP_CC:-cubic}
 bench_setup fairness-separate
 mib=${FAIR_MIB:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo 12 || echo 24)}
 bench_topo_up --paths 2 --rate 10mbit,10mbit --delay 10,10

@@ -15,9 +15,10 @@
 # bbr does not back off on loss, so it cannot tell coupling from its
 # absence (doc/benchmarks.md).
 set -uo pipefail
+# lib.sh reads the contender lists when sourced: set them first.
+export BENCH_SCHEDS=${BENCH_SCHEDS-}
+export BENCH_CCS=${BENCH_CCS:-uncoupled lia olia balia}
 . "$(dirname "$0")/lib.sh"
-BENCH_SCHEDS=${BENCH_SCHEDS-}
-BENCH_CCS=${BENCH_CCS:-uncoupled lia olia balia}
 bench_setup fairness
 mib=${FAIR_MIB:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo 12 || echo 24)}
 BENCH_KERNEL_PATHS=2 bench_topo_up --paths 3 --bottleneck 20mbit --delay 10,10,10

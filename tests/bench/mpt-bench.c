@@ -22,7 +22,8 @@
  *
  * Output: one line per side,
  *   role=R bytes=N seconds=S gbps=G cpu_s=C subflows=K reinjected=B completed=0|1
- * and on the receiver also max_gap_ms= lost_bytes= verify=ok|FAIL (stream
+ * and on the receiver also reorder_p50_ms= reorder_p99_ms= reorder_max_ms= (how
+ * long DATA frames waited for earlier bytes, mpt_info) max_gap_ms= lost_bytes= verify=ok|FAIL (stream
  * mode: messages= latency_p50_ms= latency_p99_ms= latency_max_ms=).
  * subflows is the largest number of established subflows seen. Exit status:
  * 0 complete and byte-exact, 3 otherwise, 2 usage, 1 setup error.
@@ -76,7 +77,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: mpt-bench server [--bind ADDR]... --port P [--send N] [--expect N] [--stream RATE]\n"
             "       mpt-bench client --host ADDR --port P [--path ADDR]... [same options]\n"
-            "       options: --sched NAME --cc NAME --tcp-cc NAME --timeout SEC\n"
+            "       options: --sched NAME --cc NAME --tcp-cc NAME --rcvbuf BYTES --timeout SEC\n"
             "       mpt-bench scale-server --bind ADDR --port P --conns N\n"
             "       mpt-bench scale-client --host ADDR --port P --path A --path B --conns N\n");
     exit(2);
@@ -194,10 +195,11 @@ static int do_recv(const struct opts *o, struct mpt_socket *s, const char *role)
         fprintf(stderr, "mpt-bench: %s: recv after %llu bytes: %s\n", role,
                 (unsigned long long)rx.bytes, mpt_strerror((int)n));
     double secs = t_end - t0;
-    snprintf(line, sizeof line, "role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%u reinjected=%llu completed=%d",
+    snprintf(line, sizeof line, "role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%u reinjected=%llu completed=%d reorder_p50_ms=%.3f reorder_p99_ms=%.3f reorder_max_ms=%.3f",
              role, (unsigned long long)rx.bytes, secs,
              secs > 0 ? (double)rx.bytes * 8 / secs / 1e9 : 0.0, cpu, max_subflows,
-             (unsigned long long)info.bytes_reinjected, n == 0);
+             (unsigned long long)info.bytes_reinjected, n == 0, info.reorder_p50_us / 1e3,
+             info.reorder_p99_us / 1e3, info.reorder_max_us / 1e3);
     ok = bench_rx_report(&rx, o->expect, line, sizeof line) && n == 0;
     printf("%s\n", line);
     fflush(stdout);

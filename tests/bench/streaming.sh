@@ -15,8 +15,9 @@
 # streaming-heavy.sh and redundant.sh run this script with other settings
 # (STREAM_SCENARIO, STREAM_RATE, STREAM_TOPO, STREAM_TARGET).
 set -uo pipefail
+# lib.sh reads the contender lists when sourced: set them first.
+export BENCH_SCHEDS=${BENCH_SCHEDS-minrtt roundrobin redundant blest ecf}
 . "$(dirname "$0")/lib.sh"
-BENCH_SCHEDS=${BENCH_SCHEDS-minrtt roundrobin redundant blest ecf}
 bench_setup "${STREAM_SCENARIO:-streaming}"
 secs=${STREAM_S:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo 4 || echo 10)}
 rate=${STREAM_RATE:-1000}

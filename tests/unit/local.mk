@@ -31,7 +31,10 @@ tests_unit_test_conn_basic_LDADD = $(UNIT_LDADD)
 
 TESTS += tests/unit/test_conn_basic
 
-check_PROGRAMS += tests/unit/test_rcvbuf tests/unit/test_sendbuf
+check_PROGRAMS += tests/unit/test_rcvbuf tests/unit/test_sendbuf tests/unit/test_reorder
+tests_unit_test_reorder_SOURCES = tests/unit/test_reorder.c
+tests_unit_test_reorder_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_reorder_LDADD = $(UNIT_LDADD)
 tests_unit_test_rcvbuf_SOURCES = tests/unit/test_rcvbuf.c
 tests_unit_test_rcvbuf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_rcvbuf_LDADD = $(UNIT_LDADD)
@@ -39,7 +42,7 @@ tests_unit_test_sendbuf_SOURCES = tests/unit/test_sendbuf.c
 tests_unit_test_sendbuf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sendbuf_LDADD = $(UNIT_LDADD)
 
-TESTS += tests/unit/test_rcvbuf tests/unit/test_sendbuf
+TESTS += tests/unit/test_rcvbuf tests/unit/test_sendbuf tests/unit/test_reorder
 
 check_PROGRAMS += tests/unit/test_conn_sched
 tests_unit_test_conn_sched_SOURCES = tests/unit/test_conn_sched.c

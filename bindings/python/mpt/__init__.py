@@ -179,6 +179,8 @@ struct mpt_info {
     uint64_t subflows_failed;
     const char *scheduler;
     const char *congestion;
+    uint64_t reorder_frames;
+    uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
 };
 
 typedef void (*mpt_accept_cb)(struct mpt_listener *l, void *user);
@@ -591,6 +593,10 @@ class Connection(_Handle):
             "subflows_failed": info.subflows_failed,
             "scheduler": _cstr(info.scheduler),
             "congestion": _cstr(info.congestion),
+            "reorder_frames": info.reorder_frames,
+            "reorder_p50_us": info.reorder_p50_us,
+            "reorder_p99_us": info.reorder_p99_us,
+            "reorder_max_us": info.reorder_max_us,
         }
 
     def subflows(self):
