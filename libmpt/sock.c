@@ -423,8 +423,14 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
         sf->room_left = writable_room(s->ctx, sf);
         mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     }
-    if (revents & EV_READ)
+    if (revents & EV_READ) {
+        /* The peer's acks arrive here. A subflow held back by the coupled
+         * window writes nothing, so no writable wake-up would refresh the
+         * TCP-level bytes in flight that its cap is measured against. */
+        if (now - sf->last_info > MPT_NS_PER_MS)
+            sample_info(s, sf, now);
         sf_read(s, sf, now);
+    }
     mpt_sock_pump(s, 1);
 }
 
