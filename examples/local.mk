@@ -1,10 +1,16 @@
-# Example programs: netcat and a bulk copy with throughput, over the
-# installed library's API (linked statically against the convenience libs).
-noinst_PROGRAMS += examples/mpt-cat examples/mpt-copy
-examples_mpt_cat_SOURCES = examples/mpt-cat.c
-examples_mpt_cat_LDADD = $(MPT_IO_LIBS)
-examples_mpt_copy_SOURCES = examples/mpt-copy.c
-examples_mpt_copy_LDADD = $(MPT_IO_LIBS)
+# The tools (installed in bin/ by `make install`, one fragment each) and
+# their shared code. Linked statically against the convenience libraries.
+
+# Shared argument, error and statistics code of the tools (tool.h).
+noinst_LTLIBRARIES += examples/libmpttool.la
+examples_libmpttool_la_SOURCES = examples/tool.c examples/tool.h
+
+include $(top_srcdir)/examples/mpt-cat.mk
+include $(top_srcdir)/examples/mpt-copy.mk
+include $(top_srcdir)/examples/mpt-stream.mk
+include $(top_srcdir)/examples/mpt-proxy.mk
+
+# A load generator for the scale benchmark (not installed).
 noinst_PROGRAMS += examples/mpt-scale
 examples_mpt_scale_SOURCES = examples/mpt-scale.c
 examples_mpt_scale_LDADD = $(MPT_IO_LIBS)

@@ -1,0 +1,1 @@
+# mpt-proxy: ordinary TCP connections carried over libmpt (issue 12; not yet written).

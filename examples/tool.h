@@ -1,0 +1,95 @@
+/*
+ * What every libmpt tool shares (mpt-cat, mpt-copy, mpt-stream, mpt-proxy):
+ * strict argument parsing, the common options (paths, scheduler, congestion
+ * control, statistics, verbosity), error lines that name where and why,
+ * per-subflow statistics, and putting standard input back the way it was.
+ * One copy, linked into each tool; a tool's own options stay in its file.
+ */
+#ifndef MPT_TOOL_H
+#define MPT_TOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <mpt/mpt.h>
+
+/* Exit statuses every tool documents (each may add its own from 3 up). */
+enum {
+    TOOL_EXIT_OK = 0,     /* the job was done completely */
+    TOOL_EXIT_FAIL = 1,   /* it was not: connection, transfer or I/O error */
+    TOOL_EXIT_USAGE = 2,  /* bad arguments; nothing was attempted */
+};
+
+#define TOOL_MAX_PATHS 16
+#define TOOL_MAX_ADDRS 8
+
+struct tool {
+    const char *name;                   /* "mpt-cat": prefixes every message */
+    const char *paths[TOOL_MAX_PATHS];  /* --path IF | ADDR [/backup] */
+    size_t npaths;
+    int all_paths;                      /* --all-paths: every local address (fullmesh) */
+    const char *sched, *cc, *tcp_cc;    /* --scheduler, --cc, --tcp-cc */
+    const char *trace;                  /* --trace FILE */
+    int verbose;                        /* -v: connection and subflow events on stderr */
+    int stats;                          /* --stats: per-subflow table at the end */
+    double t0;                          /* tool_now() at start, for -v times */
+};
+
+/* Initialises t for the tool called name. */
+void tool_init(struct tool *t, const char *name);
+
+/*
+ * Takes argv[*i] if it is a common option (with its value, argv[*i + 1]):
+ * returns 1 and advances *i past what it took, 0 if argv[*i] is not a
+ * common option, or -1 after printing why it is wrong (the caller exits
+ * TOOL_EXIT_USAGE).
+ */
+int tool_common_option(struct tool *t, int argc, char **argv, int *i);
+/* The common options' lines for a tool's --help. */
+void tool_common_help(FILE *f);
+/* "NAME (libmpt VERSION)" on stdout, for --version. */
+void tool_version(const struct tool *t);
+
+/* Strict numbers: the whole string, in range; -1 after printing why not. */
+int tool_parse_port(const struct tool *t, const char *what, const char *s, uint16_t *out);
+int tool_parse_u64(const struct tool *t, const char *what, const char *s, uint64_t min,
+                   uint64_t max, uint64_t *out);
+/* A size with an optional K, M or G suffix (powers of 1024). */
+int tool_parse_size(const struct tool *t, const char *what, const char *s, uint64_t *out);
+
+/* A context configured from the common options (loop: NULL for its own).
+ * Prints why and returns the error on failure. */
+int tool_ctx_new(const struct tool *t, void *loop, struct mpt_ctx **ctx);
+
+/*
+ * "NAME: WHERE: WHAT: MPT_E...: text (errno N: text)" on stderr. where is
+ * host:port, a path or a file name; err a negative MPT_E* code; sys_errno
+ * the errno behind it or 0.
+ */
+void tool_error(const struct tool *t, const char *where, const char *what, int err, int sys_errno);
+/* The same for a failed system call on a file (errno). */
+void tool_error_errno(const struct tool *t, const char *where, const char *what, int e);
+/* The same with the errno the connection reported (mpt_get_info). */
+void tool_conn_error(const struct tool *t, struct mpt_socket *s, const char *where,
+                     const char *what, int err);
+
+/* A message of -v with the time since start: "NAME: +1.234 s: ...". */
+void tool_verbose(const struct tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "192.0.2.1:443" or "[2001:db8::1]:443" or "?" into buf. */
+const char *tool_addr(const struct sockaddr_storage *ss, char *buf, size_t len);
+/* The subflow callbacks' -v line: id, path, addresses, state, cause. */
+void tool_subflow_event(const struct tool *t, const struct mpt_subflow_info *sf);
+
+/* --stats: one line per subflow (addresses, RTT, bytes, retransmissions,
+ * failures) and the connection's totals, to f. */
+void tool_print_stats(const struct tool *t, FILE *f, struct mpt_socket *s);
+
+/* Makes fd non-blocking and puts its flags back at exit (also on signals
+ * that end the tool), so a terminal is never left non-blocking. */
+int tool_nonblock_restored(int fd);
+
+double tool_now(void);
+
+#endif
