@@ -29,6 +29,7 @@ static void balia_ack(const struct mpt_cc_env *e, int which, size_t bytes, uint6
     double sum = 0, xr = rate(e, which), r = cc_rtt(&e->sf[which]), a, inc;
 
     (void)now;
+    cc_validate(s, &e->sf[which]);
     if (cc_slow_start(s, bytes))
         return;
     for (int i = 0; i < e->n; i++)

@@ -29,6 +29,7 @@ static void lia_ack(const struct mpt_cc_env *e, int which, size_t bytes, uint64_
     double total = 0, mss = cc_mss(&e->sf[which]), coupled, own;
 
     (void)now;
+    cc_validate(s, &e->sf[which]);
     if (cc_slow_start(s, bytes))
         return;
     for (int i = 0; i < e->n; i++)

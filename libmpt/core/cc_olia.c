@@ -53,6 +53,7 @@ static void olia_ack(const struct mpt_cc_env *e, int which, size_t bytes, uint64
 
     (void)now;
     s->l1 += (double)bytes;
+    cc_validate(s, &e->sf[which]);
     if (cc_slow_start(s, bytes))
         return;
     for (int i = 0; i < e->n; i++)

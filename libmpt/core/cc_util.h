@@ -72,6 +72,22 @@ static inline int cc_new_loss(const struct mpt_cc_env *e, int which, uint64_t no
     return 1;
 }
 
+/*
+ * The coupled window only caps what the kernel's own window allows. Left to
+ * grow while the kernel's window is the smaller one (slow start after a
+ * timeout, a path the kernel holds back), it would run far ahead, stop
+ * binding, and a halving on loss would still leave it above the kernel's:
+ * coupling would then do nothing. So it never exceeds the kernel's cwnd by
+ * more than two segments (RFC 7661's rule, applied to the cap).
+ */
+static inline void cc_validate(struct cc_win *s, const struct mpt_path_view *p)
+{
+    double limit = (double)p->cwnd_bytes + 2 * cc_mss(p);
+
+    if (p->cwnd_bytes > 0 && s->w > limit)
+        s->w = limit;
+}
+
 static inline void cc_floor(struct cc_win *s, const struct mpt_path_view *p)
 {
     if (s->w < CC_MIN_SEGS * cc_mss(p))
