@@ -683,7 +683,7 @@ static void lookup_finished(struct conn *c, int rc, const struct addrinfo *res, 
     if (c->naddrs == 0) {
         server_refuse(c, allow_all ? PROXY_REPLY_HOST_UNREACHABLE : PROXY_REPLY_NOT_ALLOWED,
                       allow_all ? "no IPv4 or IPv6 address"
-                                : "none of its addresses is allowed by --allow");
+                                : "not allowed by --allow (no rule covers its addresses)");
         return;
     }
     connect_next(c);

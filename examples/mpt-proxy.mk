@@ -6,3 +6,9 @@ examples_mpt_proxy_SOURCES = examples/mpt-proxy.c \
 	examples/proxy-target.c examples/proxy-target.h
 examples_mpt_proxy_LDADD = examples/libmpttool.la $(MPT_IO_LIBS)
 man1_MANS += doc/man/mpt-proxy.1
+
+# Loopback: curl through both modes over two paths, SOCKS5 refusals, usage;
+# namespaces (root): iperf3 over emulated 20 + 10 Mbit/s paths.
+dist_check_SCRIPTS += tests/test-proxy.sh tests/test-proxy-iperf3.sh
+EXTRA_DIST += tests/proxy-helper.py
+TESTS += tests/test-proxy.sh tests/test-proxy-iperf3.sh
