@@ -8,6 +8,9 @@
   proxy-helper.py halfclose HOST PORT FILE [THOST TPORT]   sends FILE (after a SOCKS5
                                          CONNECT to THOST:TPORT if given), shuts down
                                          writing, prints the answer (both FINs carried)
+  proxy-helper.py rst PORTFILE           TCP server: reads one byte, then resets
+  proxy-helper.py expect-reset HOST PORT THOST TPORT   SOCKS5 CONNECT to THOST:TPORT,
+                                         sends a byte, prints reset, eof or data
   proxy-helper.py socks HOST PORT CASE   a raw SOCKS5 exchange; prints the reply bytes
                                          in hex (CASE: auth, bind, udp, atyp, v4,
                                          connect HOST PORT)
@@ -86,6 +89,33 @@ def socks_connect(s, host, port):
     return method + " " + recv_exact(s, 10).hex()
 
 
+class Resetter(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.recv(1)
+        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.request.close()
+
+
+def rst_main(portfile):
+    socketserver.ThreadingTCPServer.daemon_threads = True
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Resetter)
+    write_port(portfile, srv.server_address[1])
+    srv.serve_forever()
+
+
+def expect_reset_main(host, port, thost, tport):
+    s = socket.create_connection((host, int(port)), timeout=20)
+    r = socks_connect(s, thost, tport)
+    if r != "0500 05000001000000000000":
+        raise SystemExit("SOCKS5 CONNECT failed: " + r)
+    s.sendall(b"x")
+    try:
+        b = s.recv(100)
+        print("eof" if not b else "data")
+    except ConnectionResetError:
+        print("reset")
+
+
 def halfclose_main(host, port, path, via=None):
     s = socket.create_connection((host, int(port)), timeout=20)
     if via:
@@ -153,6 +183,10 @@ if __name__ == "__main__":
         sink_main(a[1])
     elif a[0] == "halfclose":
         halfclose_main(a[1], a[2], a[3], a[4:6] or None)
+    elif a[0] == "rst":
+        rst_main(a[1])
+    elif a[0] == "expect-reset":
+        expect_reset_main(a[1], a[2], a[3], a[4])
     elif a[0] == "socks":
         socks_main(a[1], a[2], a[3], a[4:])
     else:

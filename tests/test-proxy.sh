@@ -2,7 +2,8 @@
 # mpt-proxy on loopback: unmodified curl fetching from a Python HTTP server
 # through the port forward and through SOCKS5 (curl --socks5-hostname), the
 # proxy client using two paths (127.0.0.1 and 127.0.0.2), byte-exact
-# (sha256); an upload (curl -T); a half-closed connection; 50 parallel
+# (sha256); an upload (curl -T); a half-closed connection; a target's
+# reset passed on as a reset; 50 parallel
 # curls; SOCKS5 refusals with their reply codes (raw client); --help and the
 # man page listing the same options; strict arguments and exit statuses.
 # Run by `make check` from the build directory.
@@ -95,9 +96,12 @@ python3 "$helper" http "$work/www" "$work/http.port" 2>"$work/http.err" &
 pids="$pids $!"
 python3 "$helper" sink "$work/sink.port" 2>"$work/sink.err" &
 pids="$pids $!"
-wait_file "$work/http.port" && wait_file "$work/sink.port" || fail "the Python servers did not start"
+python3 "$helper" rst "$work/rst.port" 2>"$work/rst.err" &
+pids="$pids $!"
+wait_file "$work/http.port" && wait_file "$work/sink.port" && wait_file "$work/rst.port" || fail "the Python servers did not start"
 http=$(cat "$work/http.port")
 sink=$(cat "$work/sink.port")
+rst=$(cat "$work/rst.port")
 
 "$proxy" server -v --listen 127.0.0.1:0 --forward "127.0.0.1:$http" --allow "localhost:$http" \
     --allow '127.0.0.0/8:*' 2>"$work/server.err" &
@@ -132,6 +136,10 @@ got=$(python3 "$helper" halfclose 127.0.0.1 "$xport" "$work/www/small.bin" 127.0
     fail "half-close through SOCKS5: $(cat "$work/half.err")"
 [ "$got" = "$(sha256sum <"$work/www/small.bin" | cut -d' ' -f1)" ] || fail "half-close: answer '$got'"
 ok "half-close: end of file carried to the target, its answer carried back"
+
+r=$(python3 "$helper" expect-reset 127.0.0.1 "$xport" 127.0.0.1 "$rst" 2>"$work/reset.err")
+[ "$r" = reset ] || fail "a target's reset reached the application as '$r' $(cat "$work/reset.err")"
+ok "a reset by the target reaches the application as a reset"
 
 grep -q "subflow 2 up: path 1, 127.0.0.2" "$work/client.err" || fail "the client never used path 127.0.0.2"
 ok "the proxy client used both paths"
