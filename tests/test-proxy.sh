@@ -103,7 +103,7 @@ http=$(cat "$work/http.port")
 sink=$(cat "$work/sink.port")
 rst=$(cat "$work/rst.port")
 
-"$proxy" server -v --listen 127.0.0.1:0 --forward "127.0.0.1:$http" --allow "localhost:$http" \
+"$proxy" server -v --stats --listen 127.0.0.1:0 --forward "127.0.0.1:$http" --allow "localhost:$http" \
     --allow '127.0.0.0/8:*' 2>"$work/server.err" &
 spid=$!
 pids="$pids $spid"
@@ -143,6 +143,9 @@ ok "a reset by the target reaches the application as a reset"
 
 grep -q "subflow 2 up: path 1, 127.0.0.2" "$work/client.err" || fail "the client never used path 127.0.0.2"
 ok "the proxy client used both paths"
+grep -A 4 "conn [0-9]* statistics:" "$work/server.err" | grep -q "127.0.0.2:.* established" ||
+    fail "--stats: no per-subflow table with the second path"
+ok "--stats: each connection's subflows when it closes"
 
 want_small=$(sha256sum <"$work/www/small.bin" | cut -d' ' -f1)
 curls=""
