@@ -12,3 +12,10 @@ man1_MANS += doc/man/mpt-proxy.1
 dist_check_SCRIPTS += tests/test-proxy.sh tests/test-proxy-iperf3.sh
 EXTRA_DIST += tests/proxy-helper.py
 TESTS += tests/test-proxy.sh tests/test-proxy-iperf3.sh
+
+# The header, SOCKS5 and --allow parsers on their own.
+check_PROGRAMS += tests/test-proxy-parse
+tests_test_proxy_parse_SOURCES = tests/test-proxy-parse.c examples/proxy-socks5.c \
+	examples/proxy-target.c
+tests_test_proxy_parse_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/examples
+TESTS += tests/test-proxy-parse
