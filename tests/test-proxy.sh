@@ -210,6 +210,24 @@ grep -q "127.0.0.1:$closed: connect to the proxy server: MPT_ECONNREFUSED" "$wor
     fail "no cause for the unreachable server"
 ok "server unreachable: curl fails, $(grep -m1 "connect to the proxy server" "$work/client2.err" | cut -c1-120)"
 
+# --max-conns: one connection held open (a SOCKS5 client that says nothing),
+# the next one is refused at once and reported.
+"$proxy" client --max-conns 1 --to "127.0.0.1:$sport" --listen 127.0.0.1:0 --socks5 127.0.0.1:0 \
+    -v 2>"$work/client3.err" &
+c3=$!
+pids="$pids $c3"
+f3=$(wait_port "$work/client3.err" "port forwarding") && x3=$(wait_port "$work/client3.err" SOCKS5) ||
+    fail "the third client did not start"
+python3 -c 'import socket, sys, time; s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); time.sleep(5)' "$x3" &
+holder=$!
+pids="$pids $holder"
+for _ in $(seq 100); do grep -q "1 open" "$work/client3.err" && break; sleep 0.05; done
+curl -sS --max-time 20 -o /dev/null "http://127.0.0.1:$f3/small.bin" 2>/dev/null &&
+    fail "a connection beyond --max-conns 1 was served"
+grep -q "refused: 1 connections open (--max-conns)" "$work/client3.err" || fail "--max-conns: no report"
+kill "$holder" "$c3" 2>/dev/null
+ok "--max-conns 1: the second connection is refused and reported"
+
 # Cannot listen: exit 1, naming the address.
 "$proxy" client --to "127.0.0.1:$sport" --listen "127.0.0.1:$http" 2>"$work/inuse.err"
 rc=$?
