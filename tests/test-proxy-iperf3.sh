@@ -30,7 +30,7 @@ mpt_build_tools "$work/bin" || exit 99
 MPT_NETEM=$work/bin/mpt-netem MPT_PROBE=$work/bin/mpt-probe
 cleanup() { mpt_net_down >/dev/null 2>&1; rm -rf "$work"; }
 # mpt_net_down kills what is left in our namespaces (the proxies, iperf3 -s).
-mpt_net_up --prefix "mptpx$$" --no-trap --paths 2 --rate 20mbit,10mbit --delay "$delay" >"$work/net.log" 2>&1 ||
+mpt_net_up --prefix "mptpx$(($$ % 1000000))" --no-trap --paths 2 --rate 20mbit,10mbit --delay "$delay" >"$work/net.log" 2>&1 ||
     { cat "$work/net.log"; rm -rf "$work"; echo "FAIL: mpt_net_up"; exit 1; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
