@@ -342,6 +342,30 @@ void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa,
 /* Test-only accessor (not exported in the installed header). */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
+/* subflow.c: the kernel socket of one subflow */
+void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf);
+void mpt_sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                     uint64_t now);
+void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sf_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sf_linger_close(struct mpt_ctx *ctx, int fd);
+int mpt_sf_socket(struct mpt_ctx *ctx, const struct mpt_path *p, const struct mpt_raddr *r,
+                  int *fd, int *in_progress, const char **what);
+
+/* paths.c: the client's paths and the (re)creation of their subflows */
+void mpt_paths_slot_free(struct mpt_slot *sl);
+void mpt_paths_slot_down(struct mpt_socket *s, int idx, const struct mpt_subflow_info *si);
+void mpt_paths_start_all(struct mpt_socket *s);
+int mpt_paths_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *ss, socklen_t len,
+                        int addr_id);
+void mpt_paths_slot_connect(struct mpt_slot *sl);
+int mpt_paths_parse(const char *str, struct mpt_path *p);
+int mpt_paths_check(const struct mpt_path *p);
+int mpt_paths_fullmesh(struct mpt_socket *s);
+int mpt_paths_slot_record(const struct mpt_socket *s, const struct mpt_slot *sl,
+                          struct mpt_subflow_info *o);
+
 /* listener.c */
 void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s);
 void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s);

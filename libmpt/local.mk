@@ -11,6 +11,8 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/events.c \
 	libmpt/timer.c \
 	libmpt/sock.c \
+	libmpt/subflow.c \
+	libmpt/paths.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \
 	libmpt/netlink.c \

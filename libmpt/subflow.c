@@ -1,0 +1,479 @@
+/*
+ * The kernel socket of one subflow: its options, TCP_INFO sampling, reads
+ * into the engine and writes of what the engine has for it, connect
+ * completion and timeout, and the lingering close that lets the peer read
+ * the last frames.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#ifdef __linux__
+#include <linux/tcp.h> /* the full struct tcp_info */
+#else
+#include <netinet/tcp.h>
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define IOV_MAX_BATCH 64
+#define MPT_IO_ROOM_REFILL (64u * 1024u)
+
+static void sf_io_cb(EV_P_ ev_io *w, int revents);
+static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents);
+
+/* ---- Socket options ---------------------------------------------------------- */
+
+/* Returns 0, or the errno of the option that could not be set. */
+int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
+{
+    int one = 1;
+    unsigned lowat = ctx->cfg.notsent_lowat;
+    unsigned uto = ctx->cfg.user_timeout_ms;
+
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        return errno;
+#ifdef TCP_NOTSENT_LOWAT
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+#endif
+#ifdef TCP_USER_TIMEOUT
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof uto);
+#endif
+#ifdef TCP_CONGESTION
+    if (ctx->cfg.tcp_congestion != NULL)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, ctx->cfg.tcp_congestion,
+                         (socklen_t)strlen(ctx->cfg.tcp_congestion));
+#endif
+    (void)lowat;
+    (void)uto;
+    return 0;
+}
+
+void mpt_sf_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+#if defined(__linux__) && defined(TCP_INFO)
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+
+    if (sf->fd < 0 || sf->connecting)
+        return;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(sf->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return;
+    sf->info.srtt = (uint64_t)ti.tcpi_rtt * 1000u;
+    sf->info.rttvar = (uint64_t)ti.tcpi_rttvar * 1000u;
+    sf->info.mss = ti.tcpi_snd_mss;
+    sf->info.cwnd_bytes = ti.tcpi_snd_cwnd * ti.tcpi_snd_mss;
+    sf->info.unacked_bytes = ti.tcpi_unacked * ti.tcpi_snd_mss;
+    sf->info.notsent_bytes = ti.tcpi_notsent_bytes;
+    sf->info.delivery_rate = ti.tcpi_delivery_rate;
+    sf->info.total_retrans = ti.tcpi_total_retrans;
+    sf->last_info = now;
+    mpt_conn_sf_set_info(s->c, sf->idx, &sf->info);
+#else
+    (void)s;
+    (void)sf;
+    (void)now;
+#endif
+}
+
+/*
+ * What a writable socket takes now without committing much to this path:
+ * what its congestion window still lets it send plus what may wait unsent
+ * below TCP_NOTSENT_LOWAT, and at least the configured budget (the kernel's
+ * numbers may be stale or unknown). On a fast path (loopback) the window is
+ * large and few wake-ups move a lot; on a slow one little waits in the socket.
+ */
+#define MPT_IO_MAX_ROOM (4u << 20)
+static size_t writable_room(const struct mpt_ctx *ctx, const struct mpt_sfio *sf)
+{
+    const struct mpt_sf_info *in = &sf->info;
+    size_t lowat = ctx->cfg.notsent_lowat;
+    size_t room = 0;
+
+    if (in->cwnd_bytes > in->unacked_bytes)
+        room += in->cwnd_bytes - in->unacked_bytes;
+    if (lowat > in->notsent_bytes)
+        room += lowat - in->notsent_bytes;
+    if (room < ctx->cfg.write_budget)
+        room = ctx->cfg.write_budget;
+    return room < MPT_IO_MAX_ROOM ? room : MPT_IO_MAX_ROOM;
+}
+
+/* ---- Subflows ----------------------------------------------------------------- */
+
+struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting)
+{
+    struct mpt_sfio *sf;
+
+    if (idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] != NULL)
+        return NULL;
+    if ((sf = calloc(1, sizeof *sf)) == NULL)
+        return NULL;
+    if (mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb) < 0) {
+        free(sf);
+        return NULL;
+    }
+    sf->s = s;
+    sf->idx = idx;
+    sf->fd = fd;
+    sf->slot = -1;
+    sf->connecting = connecting;
+    mpt_io_init(s->ctx, &sf->io, sf_io_cb, fd);
+    sf->io.w.data = sf;
+    sf->ctimer.w.data = sf;
+    s->sf[idx] = sf;
+    if (fd < 0) {
+        /* A subflow whose socket could not be made: it only exists to be
+         * reported down like any other (slot_connect). */
+    } else if (!connecting) {
+        socklen_t l = sizeof sf->local;
+        getsockname(fd, (struct sockaddr *)&sf->local, &l);
+        l = sizeof sf->remote;
+        getpeername(fd, (struct sockaddr *)&sf->remote, &l);
+        sf->room_left = s->ctx->cfg.write_budget;
+        mpt_conn_sf_set_room(s->c, idx, sf->room_left, mpt_io_now());
+        mpt_io_set(&sf->io, EV_READ | EV_WRITE);
+    } else {
+        mpt_io_set(&sf->io, EV_WRITE);
+    }
+    return sf;
+}
+
+void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf)
+{
+    /* the engine may reuse the slot once its socket is gone */
+    if (s->c != NULL && mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
+        (void)mpt_conn_sf_release(s->c, sf->idx);
+    mpt_io_set(&sf->io, 0);
+    mpt_tmr_fini(&sf->ctimer);
+    if (sf->fd >= 0)
+        close(sf->fd);
+    free(sf->pend);
+    if (sf->slot >= 0 && sf->slot < s->nslots && s->slots[sf->slot]->sf == sf->idx)
+        s->slots[sf->slot]->sf = -1;
+    s->sf[sf->idx] = NULL;
+    free(sf);
+}
+
+int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
+{
+    if (s == NULL || idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] == NULL)
+        return -1;
+    return s->sf[idx]->fd;
+}
+
+/* A system call on subflow sf failed with errno e: record the cause (its
+ * MPT_E* code and the errno), trace it, and fail the subflow. */
+void mpt_sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                     uint64_t now)
+{
+    sf->sys_errno = s->last_sys_errno = e;
+    sf->fail_error = s->last_fail_error = mpt_errno_to_mpt(e);
+    MPT_TRACE(s->ctx, s->id, what, "\"sf\":%d,\"errno\":%d,\"error\":\"%s\"", sf->idx, e,
+              mpt_err_name(sf->fail_error));
+    mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+}
+
+/* Writes what the engine has for sf, within what the socket takes. */
+void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    struct mpt_iovec miov[IOV_MAX_BATCH];
+    struct iovec iov[IOV_MAX_BATCH];
+    int want_write = 0;
+
+    if (sf->fd < 0 || sf->connecting)
+        return;
+    for (;;) {
+        int n = mpt_conn_sf_output(s->c, sf->idx, miov, IOV_MAX_BATCH, now);
+        size_t total = 0;
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = (void *)miov[i].base;
+            iov[i].iov_len = miov[i].len;
+            total += miov[i].len;
+        }
+        struct msghdr mh;
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = iov;
+        mh.msg_iovlen = (size_t)n;
+        ssize_t w = sendmsg(sf->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
+                sf->room_left = 0;
+                want_write = 1;
+                break;
+            }
+            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+                mpt_sf_fail_sys(s, sf, "sf_write_error", errno, now);
+            mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
+            return;
+        }
+        mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
+        MPT_TRACE(s->ctx, s->id, "sf_write", "\"sf\":%d,\"bytes\":%zd", sf->idx, w);
+        sf->room_left -= (size_t)w < sf->room_left ? (size_t)w : sf->room_left;
+        if ((size_t)w < total) {
+            mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
+            sf->room_left = 0;
+            want_write = 1;
+            break;
+        }
+    }
+    /* Nearly no room left: the engine cannot fit another DATA frame, so ask
+     * the socket when it takes more (else both sides could wait on a
+     * leftover of a few bytes that the scheduler treats as none). */
+    if (sf->room_left < MPT_IO_ROOM_REFILL)
+        want_write = 1;
+    mpt_io_set(&sf->io, (sf->eof_seen ? 0 : EV_READ) | (want_write ? EV_WRITE : 0));
+}
+
+void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
+                       size_t len, uint64_t now)
+{
+    ssize_t used = mpt_conn_sf_input(s->c, sf->idx, data, len, now);
+
+    if (used < 0) {
+        MPT_TRACE(s->ctx, s->id, "sf_protocol_error", "\"sf\":%d,\"error\":\"%s\"", sf->idx,
+                  mpt_err_name((int)used));
+        sf->pend_len = 0;
+        return;
+    }
+    size_t rest = len - (size_t)used;
+    if (rest > 0) {
+        if (sf->pend == NULL || rest > sf->pend_len) {
+            uint8_t *p = realloc(sf->pend, rest);
+            if (p == NULL) {
+                mpt_conn_sf_failed(s->c, sf->idx, MPT_ENOMEM, now);
+                return;
+            }
+            sf->pend = p;
+        }
+        memmove(sf->pend, data + used, rest);
+        sf->pend_len = rest;
+    } else if (sf->pend != NULL) {
+        free(sf->pend);
+        sf->pend = NULL;
+        sf->pend_len = 0;
+    }
+}
+
+static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    uint8_t *buf = s->ctx->rbuf;
+
+    for (int round = 0; round < 4; round++) {
+        size_t off = sf->pend_len;
+        if (off > 0)
+            memcpy(buf, sf->pend, off);
+        ssize_t n = read(sf->fd, buf + off, MPT_IO_RBUF - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            mpt_sf_fail_sys(s, sf, "sf_read_error", errno, now);
+            return;
+        }
+        if (n == 0) {
+            /* At the end of a graceful close the peer's FIN on this subflow
+             * may arrive before its final CLOSE on another one: give the
+             * close a moment to finish before calling this a failure. */
+            if (mpt_conn_state(s->c) == MPT_CONN_CLOSING && !sf->eof_seen) {
+                sf->eof_seen = 1;
+                mpt_io_set(&sf->io, 0);
+                mpt_tmr_start(&sf->ctimer, 0.25);
+                return;
+            }
+            sf->fail_error = MPT_ECLOSED;
+            MPT_TRACE(s->ctx, s->id, "sf_eof", "\"sf\":%d", sf->idx);
+            mpt_conn_sf_failed(s->c, sf->idx, MPT_ECLOSED, now);
+            return;
+        }
+        mpt_sock_sf_input(s, sf, buf, off + (size_t)n, now);
+        if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
+            return;
+        if ((size_t)n < MPT_IO_RBUF - off)
+            return;
+    }
+}
+
+void mpt_sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    socklen_t l = sizeof sf->local;
+
+    sf->connecting = 0;
+    mpt_tmr_stop(&sf->ctimer);
+    getsockname(sf->fd, (struct sockaddr *)&sf->local, &l);
+    MPT_TRACE(s->ctx, s->id, "sf_tcp_connected", "\"sf\":%d", sf->idx);
+    mpt_conn_sf_connected(s->c, sf->idx, now);
+    sf->room_left = s->ctx->cfg.write_budget;
+    mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
+    mpt_io_set(&sf->io, EV_READ | EV_WRITE);
+}
+
+static void sf_io_cb(EV_P_ ev_io *w, int revents)
+{
+    struct mpt_sfio *sf = w->data;
+    struct mpt_socket *s = sf->s;
+    uint64_t now = mpt_io_now();
+
+    if (sf->connecting) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        if (getsockopt(sf->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+            err = errno;
+        if (err != 0) {
+            mpt_sf_fail_sys(s, sf, "sf_connect_failed", err, now);
+        } else {
+            mpt_sf_connected(s, sf, now);
+        }
+        mpt_sock_pump(s, 1);
+        return;
+    }
+    if (revents & EV_WRITE) {
+        mpt_sf_sample_info(s, sf, now);
+        sf->room_left = writable_room(s->ctx, sf);
+        mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
+    }
+    if (revents & EV_READ) {
+        /* The peer's acks arrive here. A subflow held back by the coupled
+         * window writes nothing, so no writable wake-up would refresh the
+         * TCP-level bytes in flight that its cap is measured against. */
+        if (now - sf->last_info > MPT_NS_PER_MS)
+            mpt_sf_sample_info(s, sf, now);
+        sf_read(s, sf, now);
+    }
+    mpt_sock_pump(s, 1);
+}
+
+static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents)
+{
+    struct mpt_sfio *sf = w->data;
+    struct mpt_socket *s = sf->s;
+
+    if (sf->eof_seen) {
+        if (!s->done && mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED) {
+            MPT_TRACE(s->ctx, s->id, "sf_eof", "\"sf\":%d", sf->idx);
+            sf->fail_error = MPT_ECLOSED;
+            mpt_conn_sf_failed(s->c, sf->idx, MPT_ECLOSED, mpt_io_now());
+        }
+        mpt_sock_pump(s, 1);
+        return;
+    }
+    if (!sf->connecting)
+        return;
+    MPT_TRACE(s->ctx, s->id, "sf_connect_timeout", "\"sf\":%d", sf->idx);
+    sf->fail_error = MPT_ETIMEDOUT;
+    mpt_conn_sf_failed(s->c, sf->idx, MPT_ETIMEDOUT, mpt_io_now());
+    mpt_sock_pump(s, 1);
+}
+
+/* A graceful end closes each subflow like TCP should: FIN first, then read
+ * (and discard) until the peer's FIN, so that late frames in flight do not
+ * turn the close into a reset that destroys the peer's last frames. */
+struct linger_fd {
+    struct mpt_io io;
+    struct mpt_tmr tmr;
+};
+
+static void linger_end(struct linger_fd *lf)
+{
+    int fd = lf->io.w.fd;
+    mpt_io_set(&lf->io, 0);
+    mpt_tmr_fini(&lf->tmr);
+    close(fd);
+    free(lf);
+}
+
+static void linger_io_cb(EV_P_ ev_io *w, int revents)
+{
+    struct linger_fd *lf = w->data;
+    uint8_t buf[4096];
+    ssize_t n = read(w->fd, buf, sizeof buf);
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        linger_end(lf);
+}
+
+static void linger_tmr_cb(EV_P_ ev_timer *w, int revents)
+{
+    linger_end(w->data);
+}
+
+void mpt_sf_linger_close(struct mpt_ctx *ctx, int fd)
+{
+    struct linger_fd *lf = malloc(sizeof *lf);
+
+    shutdown(fd, SHUT_WR);
+    if (lf == NULL || mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb) < 0) {
+        free(lf);
+        close(fd);
+        return;
+    }
+    mpt_io_init(ctx, &lf->io, linger_io_cb, fd);
+    lf->io.w.data = lf;
+    lf->tmr.w.data = lf;
+    mpt_io_set(&lf->io, EV_READ);
+    mpt_tmr_start(&lf->tmr, 2.0);
+}
+
+void mpt_sock_linger_flush(struct mpt_ctx *ctx)
+{
+    for (struct mpt_io *io = ctx->ios, *next; io; io = next) {
+        next = io->next;
+        if (io->w.cb == linger_io_cb) {
+            linger_end(io->w.data);
+            next = ctx->ios; /* the list changed */
+        }
+    }
+}
+
+/* Drop the connection's subflows and mark it finished. */
+/*
+ * The socket of one (path, server address) subflow: created, configured,
+ * bound to the path and connecting. Returns 0 (*fd set, *in_progress when
+ * connect() has not finished yet) or the errno of the step that failed,
+ * which *what names for the trace.
+ */
+int mpt_sf_socket(struct mpt_ctx *ctx, const struct mpt_path *p, const struct mpt_raddr *r,
+                  int *fd, int *in_progress, const char **what)
+{
+    int e;
+
+    *in_progress = 0;
+    *what = "socket";
+    if ((*fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return errno;
+    *what = "setsockopt";
+    if ((e = mpt_sock_setopts(ctx, *fd)) != 0)
+        return e;
+    if (p->ifname[0] != '\0') {
+        *what = "bindtodevice";
+#ifdef SO_BINDTODEVICE
+        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
+                       (socklen_t)strlen(p->ifname)) < 0)
+            return errno;
+#else
+        return ENOTSUP;
+#endif
+    }
+    *what = "bind";
+    if (p->src.ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+        return errno;
+    *what = "connect";
+    if (connect(*fd, (const struct sockaddr *)&r->sa, r->len) < 0) {
+        if (errno != EINPROGRESS)
+            return errno;
+        *in_progress = 1;
+    }
+    return 0;
+}
+
