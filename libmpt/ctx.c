@@ -1,5 +1,5 @@
-/* The context: configuration, the libev loop, watcher bookkeeping for the
- * external-loop fd, and the trace. */
+/* The context: configuration, the libev loop, what the context's helpers
+ * (watchers, resolver) are started with, external loops, and the trace. */
 #include "config.h"
 
 #include <errno.h>
@@ -14,7 +14,6 @@
 #ifdef __linux__
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
 #endif
@@ -22,86 +21,6 @@
 #include "core/cc.h"
 #include "core/sched.h"
 #include "io.h"
-
-uint64_t mpt_io_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* The one place that turns a system errno into an MPT_E* code: every
- * syscall failure site uses it, so the same cause has the same code
- * everywhere. Never MPT_EAGAIN or MPT_EINVAL, which mean something else to
- * the application (would block; bad argument to libmpt). */
-int mpt_errno_to_mpt(int e)
-{
-    switch (e) {
-    case ENOMEM:
-    case ENOBUFS:
-        return MPT_ENOMEM;
-    case ETIMEDOUT:
-        return MPT_ETIMEDOUT;
-    case ECONNREFUSED:
-        return MPT_ECONNREFUSED;
-    case ECONNRESET:
-    case ECONNABORTED:
-        return MPT_ECONNRESET;
-    case EPIPE:
-        return MPT_ECLOSED;
-    case EADDRINUSE:
-        return MPT_EADDRINUSE;
-    case EADDRNOTAVAIL:
-        return MPT_EADDRNOTAVAIL;
-    case ENODEV:
-    case ENXIO:
-        return MPT_ENODEV;
-    case ENETUNREACH:
-    case ENETDOWN:
-        return MPT_ENETUNREACH;
-    case EHOSTUNREACH:
-    case EHOSTDOWN:
-        return MPT_EHOSTUNREACH;
-    case EACCES:
-    case EPERM:
-        return MPT_EPERM;
-    case EMFILE:
-    case ENFILE:
-        return MPT_EMFILE;
-    case EAFNOSUPPORT:
-    case EPROTONOSUPPORT:
-        return MPT_EAFNOSUPPORT;
-    case ENOTSUP:
-#if EOPNOTSUPP != ENOTSUP
-    case EOPNOTSUPP:
-#endif
-        return MPT_ENOTSUP;
-    default:
-        return MPT_ESYS;
-    }
-}
-
-int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof *ss);
-    if (inet_pton(AF_INET, str, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        *len = sizeof *a4;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, str, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        *len = sizeof *a6;
-        return 0;
-    }
-    return MPT_ERESOLVE;
-}
 
 /* ---- Configuration ---------------------------------------------------------- */
 
@@ -264,71 +183,39 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     return 0;
 }
 
-/* ---- Watchers ----------------------------------------------------------------- */
-
-static void ext_ctl(struct mpt_ctx *ctx, int op, struct mpt_io *io)
-{
-#ifdef __linux__
-    struct epoll_event e;
-
-    memset(&e, 0, sizeof e);
-    e.events = (io->events & EV_READ ? EPOLLIN : 0) | (io->events & EV_WRITE ? EPOLLOUT : 0);
-    e.data.ptr = io;
-    epoll_ctl(ctx->extfd, op, io->w.fd, &e);
-#else
-    (void)ctx;
-    (void)op;
-    (void)io;
-#endif
-}
-
-void mpt_io_init(struct mpt_ctx *ctx, struct mpt_io *io, void (*cb)(EV_P_ ev_io *, int), int fd)
-{
-    memset(io, 0, sizeof *io);
-    io->ctx = ctx;
-    ev_io_init(&io->w, cb, fd, 0);
-}
-
-void mpt_io_set(struct mpt_io *io, int events)
-{
-    struct mpt_ctx *ctx = io->ctx;
-    int old = io->events;
-
-    if (old == events)
-        return;
-    if (old != 0)
-        ev_io_stop(ctx->loop, &io->w);
-    io->events = events;
-    if (events != 0) {
-        ev_io_set(&io->w, io->w.fd, events);
-        ev_io_start(ctx->loop, &io->w);
-    }
-    if (old == 0 && events != 0) {
-        io->prev = NULL;
-        io->next = ctx->ios;
-        if (ctx->ios)
-            ctx->ios->prev = io;
-        ctx->ios = io;
-    } else if (old != 0 && events == 0) {
-        if (io->prev)
-            io->prev->next = io->next;
-        else
-            ctx->ios = io->next;
-        if (io->next)
-            io->next->prev = io->prev;
-        io->prev = io->next = NULL;
-    }
-    if (ctx->extfd >= 0) {
-#ifdef __linux__
-        ext_ctl(ctx, old == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD, io);
-#endif
-    }
-}
-
 /* ---- Context ------------------------------------------------------------------- */
+
+/* The resolver's lookup thread stored an answer: an external loop polling
+ * mpt_ctx_fd() cannot see libev's own async pipe, so the eventfd shows it
+ * (and is drained when the answers are collected). Under the resolver's
+ * lock; wake_mu guards wakefd, which mpt_ctx_fd() may create meanwhile. */
+static void resolver_wake(void *arg)
+{
+    struct mpt_ctx *ctx = arg;
+
+    pthread_mutex_lock(&ctx->wake_mu);
+    if (ctx->wakefd >= 0) {
+        uint64_t one = 1;
+        (void)!write(ctx->wakefd, &one, sizeof one);
+    }
+    pthread_mutex_unlock(&ctx->wake_mu);
+}
+
+static void resolver_woken(void *arg)
+{
+    struct mpt_ctx *ctx = arg;
+
+    pthread_mutex_lock(&ctx->wake_mu);
+    if (ctx->wakefd >= 0) {
+        uint64_t v;
+        (void)!read(ctx->wakefd, &v, sizeof v);
+    }
+    pthread_mutex_unlock(&ctx->wake_mu);
+}
 
 int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cfg)
 {
+    struct mpt_resolve_hooks hooks = {resolver_wake, resolver_woken, NULL};
     struct mpt_ctx *ctx;
     int rc;
 
@@ -337,9 +224,9 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     *out = NULL;
     if ((ctx = calloc(1, sizeof *ctx)) == NULL)
         return MPT_ENOMEM;
-    ctx->extfd = -1;
     ctx->wakefd = -1;
-    ctx->nlfd = -1;
+    mpt_netlink_init(&ctx->nl);
+    LIST_INIT(&ctx->lingers);
     if ((rc = take_config(ctx, cfg)) < 0)
         goto fail;
     rc = MPT_ENOMEM;
@@ -358,7 +245,16 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
         }
         ctx->own_loop = 1;
     }
-    if ((rc = mpt_resolve_init(ctx)) < 0) {
+    mpt_watchers_init(&ctx->ws, ctx->loop);
+    if ((rc = pthread_mutex_init(&ctx->wake_mu, NULL)) != 0) {
+        rc = mpt_errno_to_mpt(rc);
+        if (ctx->own_loop)
+            ev_loop_destroy(ctx->loop);
+        goto fail;
+    }
+    hooks.arg = ctx;
+    if ((rc = mpt_resolve_init(&ctx->resolver, ctx->loop, &hooks)) < 0) {
+        pthread_mutex_destroy(&ctx->wake_mu);
         if (ctx->own_loop)
             ev_loop_destroy(ctx->loop);
         goto fail;
@@ -395,16 +291,15 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
         mpt_listener_close(l);
     }
     mpt_sock_linger_flush(ctx);
-    mpt_netlink_stop(ctx);
+    mpt_netlink_stop(&ctx->nl);
     mpt_events_fini(ctx);
-    mpt_resolve_fini(ctx);
-    while (ctx->tmrs)
-        mpt_tmr_fini(ctx->tmrs);
-    free(ctx->theap);
+    mpt_resolve_fini(&ctx->resolver);
+    pthread_mutex_destroy(&ctx->wake_mu);
+    while (ctx->ws.tmrs)
+        mpt_tmr_fini(ctx->ws.tmrs);
     if (ctx->trace_fp)
         fclose(ctx->trace_fp);
-    if (ctx->extfd >= 0)
-        close(ctx->extfd);
+    mpt_watchers_fini(&ctx->ws);
     if (ctx->wakefd >= 0)
         close(ctx->wakefd);
     if (ctx->own_loop)
@@ -463,28 +358,20 @@ int mpt_ctx_fd(struct mpt_ctx *ctx)
     if (ctx == NULL)
         return MPT_EINVAL;
 #ifdef __linux__
-    if (ctx->extfd < 0) {
-        if ((ctx->extfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-            ctx->extfd = -1;
+    if (ctx->ws.extfd < 0) {
+        if (mpt_watchers_mirror(&ctx->ws) < 0)
             return mpt_errno_to_mpt(errno);
-        }
-        for (struct mpt_io *io = ctx->ios; io; io = io->next)
-            ext_ctl(ctx, EPOLL_CTL_ADD, io);
         /* The resolver thread's wake-ups reach libev through its own pipe,
          * which the external loop cannot see: mirror them with an eventfd. */
         int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wfd >= 0) {
-            struct epoll_event e;
-            memset(&e, 0, sizeof e);
-            e.events = EPOLLIN;
-            e.data.ptr = NULL;
-            epoll_ctl(ctx->extfd, EPOLL_CTL_ADD, wfd, &e);
-            pthread_mutex_lock(&ctx->resolve_mu);
+            mpt_watchers_mirror_fd(&ctx->ws, wfd);
+            pthread_mutex_lock(&ctx->wake_mu);
             ctx->wakefd = wfd;
-            pthread_mutex_unlock(&ctx->resolve_mu);
+            pthread_mutex_unlock(&ctx->wake_mu);
         }
     }
-    return ctx->extfd;
+    return ctx->ws.extfd;
 #else
     return MPT_ENOTSUP;
 #endif
@@ -494,13 +381,13 @@ int mpt_ctx_timeout(struct mpt_ctx *ctx)
 {
     if (ctx == NULL)
         return MPT_EINVAL;
-    if (ev_pending_count(ctx->loop) > 0 || ev_async_pending(&ctx->resolve_async) ||
+    if (ev_pending_count(ctx->loop) > 0 || mpt_resolve_pending(&ctx->resolver) ||
         ev_async_pending(&ctx->wake_async) || !TAILQ_EMPTY(&ctx->evq) || ctx->wake_pending)
         return 0;
-    if (ctx->theap_n == 0)
+    if (ctx->ws.theap_n == 0)
         return -1;
     ev_now_update(ctx->loop);
-    double left = mpt_tmr_next(ctx); /* O(1): the heap's top */
+    double left = mpt_tmr_next(&ctx->ws); /* O(1): the heap's top */
     if (left <= 0.)
         return 0;
     if (left >= INT_MAX / 1000.)

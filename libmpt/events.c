@@ -23,12 +23,12 @@ static const enum mpt_ctx_event_type order[] = {
 
 static void drain_wakefd(struct mpt_ctx *ctx)
 {
-    pthread_mutex_lock(&ctx->resolve_mu);
+    pthread_mutex_lock(&ctx->wake_mu);
     if (ctx->wakefd >= 0) {
         uint64_t v;
         (void)!read(ctx->wakefd, &v, sizeof v);
     }
-    pthread_mutex_unlock(&ctx->resolve_mu);
+    pthread_mutex_unlock(&ctx->wake_mu);
 }
 
 static void wake_cb(EV_P_ ev_async *w, int revents)
@@ -112,16 +112,16 @@ int mpt_ctx_wakeup(struct mpt_ctx *ctx)
 {
     if (ctx == NULL)
         return MPT_EINVAL;
-    /* resolve_mu guards wakefd, which mpt_ctx_fd() may create meanwhile;
+    /* wake_mu guards wakefd, which mpt_ctx_fd() may create meanwhile;
      * the eventfd makes the wake-up visible to a foreign loop polling
      * mpt_ctx_fd(), which libev's own async pipe is not. */
-    pthread_mutex_lock(&ctx->resolve_mu);
+    pthread_mutex_lock(&ctx->wake_mu);
     ev_async_send(ctx->loop, &ctx->wake_async);
     if (ctx->wakefd >= 0) {
         uint64_t one = 1;
         (void)!write(ctx->wakefd, &one, sizeof one);
     }
-    pthread_mutex_unlock(&ctx->resolve_mu);
+    pthread_mutex_unlock(&ctx->wake_mu);
     return 0;
 }
 

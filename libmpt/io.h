@@ -17,6 +17,10 @@
 #include <mpt/mpt.h>
 
 #include "core/conn.h"
+#include "netlink.h"
+#include "resolve.h"
+#include "util.h"
+#include "watch.h"
 
 /* ---- Pull-style events (events.c) -------------------------------------------- */
 
@@ -48,36 +52,6 @@ struct mpt_socket;
 int mpt_callbacks_size_ok(const struct mpt_callbacks *cb, size_t cb_size);
 /* Installs the known members of cb (NULL: none, events are pulled). */
 void mpt_callbacks_take(struct mpt_socket *s, const struct mpt_callbacks *cb, size_t cb_size);
-
-/* ---- Watchers that the external-loop fd (mpt_ctx_fd) can mirror ---------- */
-
-struct mpt_io {
-    ev_io w;
-    struct mpt_ctx *ctx;
-    int events;                      /* EV_READ | EV_WRITE currently wanted */
-    struct mpt_io *prev, *next;      /* ctx->ios while events != 0 */
-};
-
-/* A one-shot timer of the context (timer.c): a libev timer that the context
- * also keeps in its expiry-ordered heap, for mpt_ctx_timeout(). */
-struct mpt_tmr {
-    ev_timer w;                      /* first: the libev callback casts back */
-    struct mpt_ctx *ctx;
-    void (*cb)(EV_P_ ev_timer *, int);
-    uint32_t hidx;                   /* index in ctx->theap while started */
-    struct mpt_tmr *prev, *next;     /* ctx->tmrs while initialised */
-};
-
-void mpt_io_init(struct mpt_ctx *ctx, struct mpt_io *io, void (*cb)(EV_P_ ev_io *, int), int fd);
-void mpt_io_set(struct mpt_io *io, int events);
-/* 0 or MPT_ENOMEM (the heap keeps room for every initialised timer, so
- * mpt_tmr_start never allocates). */
-int mpt_tmr_init(struct mpt_ctx *ctx, struct mpt_tmr *t, void (*cb)(EV_P_ ev_timer *, int));
-void mpt_tmr_start(struct mpt_tmr *t, double after);
-void mpt_tmr_stop(struct mpt_tmr *t);
-void mpt_tmr_fini(struct mpt_tmr *t);
-/* Seconds until the context's earliest timer (may be <= 0), -1 if none. */
-double mpt_tmr_next(struct mpt_ctx *ctx);
 
 /* ---- ABI ------------------------------------------------------------------------- */
 
@@ -177,14 +151,11 @@ struct mpt_ctx {
     struct mpt_core_settings core;   /* derived from cfg */
     uint64_t t0;                     /* trace epoch, ns */
     uint8_t *rbuf;                   /* shared read buffer, MPT_IO_RBUF bytes */
-    int extfd;                       /* epoll fd mirroring our ios, or -1 */
-    int wakefd;                      /* eventfd in extfd: resolver results, or -1 */
-    int nlfd;                        /* rtnetlink watcher (netlink.c), or -1 */
-    struct mpt_io nlio;
-    struct mpt_io *ios;
-    struct mpt_tmr *tmrs;            /* every initialised timer */
-    struct mpt_tmr **theap;          /* the started ones, a min-heap by expiry */
-    uint32_t theap_n, theap_cap, ntmrs;
+    struct mpt_watchers ws;          /* every watcher and timer (watcher.c, timer.c) */
+    int wakefd;                      /* eventfd in ws.extfd: wake-ups, or -1; wake_mu */
+    pthread_mutex_t wake_mu;
+    struct mpt_netlink nl;           /* rtnetlink watcher */
+    LIST_HEAD(, mpt_linger) lingers; /* subflow sockets closing gracefully (subflow.c) */
     struct mpt_socket *socks;        /* every socket, both roles */
     struct mpt_listener *listeners;
     unsigned nconns;
@@ -195,11 +166,7 @@ struct mpt_ctx {
     FILE *trace_fp;
     mpt_trace_cb trace_cb;
     void *trace_user;
-    /* resolver */
-    ev_async resolve_async;
-    pthread_mutex_t resolve_mu;
-    struct mpt_resolve_req *resolve_reqs; /* all outstanding */
-    unsigned resolve_waiting;        /* lookups a socket still waits for (loop thread only) */
+    struct mpt_resolver resolver;
     /* pull-style events and mpt_ctx_wakeup (events.c) */
     struct mpt_evsrc_q evq;
     ev_async wake_async;
@@ -207,7 +174,6 @@ struct mpt_ctx {
     int running;                     /* inside mpt_ctx_run: a wake-up ends it */
 };
 
-uint64_t mpt_io_now(void);
 /* Trace: cheap check first. */
 #define MPT_TRACING(ctx) ((ctx)->trace_fp != NULL || (ctx)->trace_cb != NULL)
 void mpt_trace_emit(struct mpt_ctx *ctx, unsigned conn, const char *ev, const char *fmt, ...)
@@ -338,7 +304,6 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
                        size_t len, uint64_t now);
 int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */
-void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa, socklen_t len);
 /* Test-only accessor (not exported in the installed header). */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
@@ -363,6 +328,8 @@ void mpt_paths_slot_connect(struct mpt_slot *sl);
 int mpt_paths_parse(const char *str, struct mpt_path *p);
 int mpt_paths_check(const struct mpt_path *p);
 int mpt_paths_fullmesh(struct mpt_socket *s);
+/* Follows the context's links (netlink.c) for every client socket. */
+void mpt_paths_watch_links(struct mpt_ctx *ctx);
 int mpt_paths_slot_record(const struct mpt_socket *s, const struct mpt_slot *sl,
                           struct mpt_subflow_info *o);
 
@@ -371,21 +338,5 @@ void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s);
 void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s);
 void mpt_listener_unqueue(struct mpt_listener *l, struct mpt_socket *s);
 
-/* resolve.c */
-int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port);
-void mpt_resolve_cancel(struct mpt_socket *s);
-int mpt_resolve_init(struct mpt_ctx *ctx);
-void mpt_resolve_fini(struct mpt_ctx *ctx);
-
-/* netlink.c */
-void mpt_netlink_start(struct mpt_ctx *ctx);
-void mpt_netlink_stop(struct mpt_ctx *ctx);
-void mpt_sock_paths_changed(struct mpt_socket *s);
-void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
-                        const struct sockaddr_storage *addrs, int naddrs, int err);
-
-/* util */
-int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
-int mpt_errno_to_mpt(int e);
 
 #endif

@@ -329,7 +329,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         if (p != NULL)
             memset(p, 0, offsetof(struct mpt_pending, buf));
         if (p == NULL || ctx->nconns >= ctx->cfg.max_connections ||
-            mpt_tmr_init(ctx, &p->tmr, pending_tmr_cb) < 0) {
+            mpt_tmr_init(&ctx->ws, &p->tmr, pending_tmr_cb) < 0) {
             free(p);
             close(fd);
             continue;
@@ -337,7 +337,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         p->l = l;
         p->fd = fd;
         (void)mpt_sock_setopts(ctx, fd);
-        mpt_io_init(ctx, &p->io, pending_io_cb, fd);
+        mpt_io_init(&ctx->ws, &p->io, pending_io_cb, fd);
         p->io.w.data = p;
         p->tmr.w.data = p;
         p->next = l->pending;
@@ -452,7 +452,7 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
             l->fds[k] = fd;
             if (k != (int)i)
                 l->addrs[k] = *ss;
-            mpt_io_init(ctx, &l->ios[k], listen_io_cb, fd);
+            mpt_io_init(&ctx->ws, &l->ios[k], listen_io_cb, fd);
             l->ios[k].w.data = l;
         }
         if (!retry)

@@ -6,8 +6,14 @@ libmpt_libmptio_la_CPPFLAGS = $(AM_CPPFLAGS) -DMPT_BUILDING_LIBRARY $(BSD_CFLAGS
 libmpt_libmptio_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -pthread
 libmpt_libmptio_la_SOURCES = \
 	libmpt/io.h \
+	libmpt/netlink.h \
+	libmpt/resolve.h \
+	libmpt/util.h \
+	libmpt/watch.h \
 	libmpt/version.c \
 	libmpt/ctx.c \
+	libmpt/util.c \
+	libmpt/watcher.c \
 	libmpt/events.c \
 	libmpt/timer.c \
 	libmpt/sock.c \

@@ -1,11 +1,11 @@
 /*
  * Path recovery triggers. Failed subflows are retried with exponential
- * backoff (sock.c); on Linux an rtnetlink socket also watches links,
- * addresses and routes, and any change that may bring a path back makes every
- * waiting subflow retry at once instead of at the end of its backoff.
- * Conversely a link going down or an address going away fails at once the
- * subflows that use it (mpt_sock_link_down), instead of leaving the engine to
- * notice the stall: nothing tells TCP that the link is gone.
+ * backoff (paths.c); on Linux an rtnetlink socket also watches links,
+ * addresses and routes, and reports (netlink.h's hooks) any change that may
+ * bring a path back, so that waiting subflows retry at once instead of at
+ * the end of their backoff, and a link going down or an address going
+ * away, so that the subflows using it fail at once instead of leaving the
+ * engine to notice the stall: nothing tells TCP that the link is gone.
  * Elsewhere the backoff timer alone does the job.
  */
 #include "config.h"
@@ -22,29 +22,23 @@
 #include <linux/rtnetlink.h>
 #endif
 
-#include "io.h"
+#include <mpt/mpt.h>
+
+#include "netlink.h"
 
 #ifdef __linux__
 #define NL_MAX_DOWN_ADDRS 32
 
-static void link_down_all(struct mpt_ctx *ctx, const char *ifname,
+static void link_down_all(struct mpt_netlink *nl, const char *ifname,
                           const struct sockaddr_storage *addrs, int naddrs, int err)
 {
-    struct mpt_socket *s = ctx->socks;
-
-    MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d,\"error\":\"%s\"",
-              ifname ? ifname : "", naddrs, mpt_err_name(err));
-    while (s != NULL) {
-        struct mpt_socket *next = s->next;
-        mpt_sock_link_down(s, ifname, addrs, naddrs, err);
-        s = next;
-    }
+    nl->hooks.link_down(nl->hooks.arg, ifname, addrs, naddrs, err);
 }
 
 /* A link went down (err MPT_ENETUNREACH) or was deleted (MPT_ENODEV): its
  * name, then every address still on it (link-down events are rare, so
  * getifaddrs() here is fine). */
-static void nl_link_down(struct mpt_ctx *ctx, struct nlmsghdr *h, int err)
+static void nl_link_down(struct mpt_netlink *nl, struct nlmsghdr *h, int err)
 {
     struct ifinfomsg *ifi = NLMSG_DATA(h);
     char name[IF_NAMESIZE] = "";
@@ -82,11 +76,11 @@ static void nl_link_down(struct mpt_ctx *ctx, struct nlmsghdr *h, int err)
         }
         freeifaddrs(ifa0);
     }
-    link_down_all(ctx, name, addrs, n, err);
+    link_down_all(nl, name, addrs, n, err);
 }
 
 /* An address was removed. */
-static void nl_addr_gone(struct mpt_ctx *ctx, struct nlmsghdr *h)
+static void nl_addr_gone(struct mpt_netlink *nl, struct nlmsghdr *h)
 {
     struct ifaddrmsg *ifa = NLMSG_DATA(h);
     struct sockaddr_storage ss;
@@ -115,12 +109,12 @@ static void nl_addr_gone(struct mpt_ctx *ctx, struct nlmsghdr *h)
     } else {
         return;
     }
-    link_down_all(ctx, NULL, &ss, 1, MPT_EADDRNOTAVAIL);
+    link_down_all(nl, NULL, &ss, 1, MPT_EADDRNOTAVAIL);
 }
 
 static void nl_io_cb(EV_P_ ev_io *w, int revents)
 {
-    struct mpt_ctx *ctx = w->data;
+    struct mpt_netlink *nl = w->data;
     uint8_t buf[8192];
     int wake = 0;
 
@@ -135,11 +129,11 @@ static void nl_io_cb(EV_P_ ev_io *w, int revents)
                 if ((ifi->ifi_flags & IFF_UP) && (ifi->ifi_flags & IFF_RUNNING))
                     wake = 1;
                 else
-                    nl_link_down(ctx, h, MPT_ENETUNREACH);
+                    nl_link_down(nl, h, MPT_ENETUNREACH);
             } else if (h->nlmsg_type == RTM_DELLINK) {
-                nl_link_down(ctx, h, MPT_ENODEV);
+                nl_link_down(nl, h, MPT_ENODEV);
             } else if (h->nlmsg_type == RTM_DELADDR) {
-                nl_addr_gone(ctx, h);
+                nl_addr_gone(nl, h);
             } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_NEWROUTE) {
                 wake = 1;
             }
@@ -147,19 +141,24 @@ static void nl_io_cb(EV_P_ ev_io *w, int revents)
     }
     if (!wake)
         return;
-    MPT_TRACE(ctx, 0, "netlink_change", NULL);
-    for (struct mpt_socket *s = ctx->socks; s; s = s->next)
-        mpt_sock_paths_changed(s);
+    nl->hooks.changed(nl->hooks.arg);
 }
 #endif
 
-void mpt_netlink_start(struct mpt_ctx *ctx)
+void mpt_netlink_init(struct mpt_netlink *nl)
+{
+    memset(nl, 0, sizeof *nl);
+    nl->fd = -1;
+}
+
+void mpt_netlink_start(struct mpt_netlink *nl, struct mpt_watchers *ws,
+                       const struct mpt_netlink_hooks *hooks)
 {
 #ifdef __linux__
     struct sockaddr_nl sa;
     int fd;
 
-    if (ctx->nlfd >= 0)
+    if (nl->fd >= 0)
         return;
     fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
@@ -172,22 +171,26 @@ void mpt_netlink_start(struct mpt_ctx *ctx)
         close(fd);
         return;
     }
-    ctx->nlfd = fd;
-    mpt_io_init(ctx, &ctx->nlio, nl_io_cb, fd);
-    ctx->nlio.w.data = ctx;
-    mpt_io_set(&ctx->nlio, EV_READ);
-    ev_unref(ctx->loop); /* watching links alone does not keep mpt_ctx_run() going */
+    nl->fd = fd;
+    nl->ws = ws;
+    nl->hooks = *hooks;
+    mpt_io_init(ws, &nl->io, nl_io_cb, fd);
+    nl->io.w.data = nl;
+    mpt_io_set(&nl->io, EV_READ);
+    ev_unref(ws->loop); /* watching links alone does not keep mpt_ctx_run() going */
 #else
-    (void)ctx;
+    (void)nl;
+    (void)ws;
+    (void)hooks;
 #endif
 }
 
-void mpt_netlink_stop(struct mpt_ctx *ctx)
+void mpt_netlink_stop(struct mpt_netlink *nl)
 {
-    if (ctx->nlfd < 0)
+    if (nl->fd < 0)
         return;
-    ev_ref(ctx->loop);
-    mpt_io_set(&ctx->nlio, 0);
-    close(ctx->nlfd);
-    ctx->nlfd = -1;
+    ev_ref(nl->ws->loop);
+    mpt_io_set(&nl->io, 0);
+    close(nl->fd);
+    nl->fd = -1;
 }

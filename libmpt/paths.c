@@ -83,7 +83,7 @@ static int sock_add_slot(struct mpt_socket *s, int path, int raddr)
         return MPT_ETOOMANY;
     if ((sl = calloc(1, sizeof *sl)) == NULL)
         return MPT_ENOMEM;
-    if (mpt_tmr_init(s->ctx, &sl->retry, slot_retry_cb) < 0) {
+    if (mpt_tmr_init(&s->ctx->ws, &sl->retry, slot_retry_cb) < 0) {
         free(sl);
         return MPT_ENOMEM;
     }
@@ -243,7 +243,7 @@ void mpt_paths_slot_connect(struct mpt_slot *sl)
 }
 
 /* A link, address or route changed (netlink.c): retry waiting subflows now. */
-void mpt_sock_paths_changed(struct mpt_socket *s)
+static void sock_paths_changed(struct mpt_socket *s)
 {
     if (s->server || s->done || !s->established)
         return;
@@ -304,13 +304,13 @@ static int is_loopback(const struct sockaddr_storage *ss)
  * live subflow bound to ifname (SO_BINDTODEVICE) or whose local address is
  * one of addrs, instead of waiting for the engine's stall detector. Client
  * slots then retry with their usual backoff, and a link coming back makes
- * them retry at once (mpt_sock_paths_changed). Pumps without dispatch (the
+ * them retry at once (sock_paths_changed). Pumps without dispatch (the
  * caller walks ctx->socks): events are delivered from the kicked timer.
  * err is the cause the subflows report: MPT_ENODEV (interface deleted),
  * MPT_ENETUNREACH (link down), MPT_EADDRNOTAVAIL (address removed).
  */
-void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
-                        const struct sockaddr_storage *addrs, int naddrs, int err)
+static void sock_link_down(struct mpt_socket *s, const char *ifname,
+                           const struct sockaddr_storage *addrs, int naddrs, int err)
 {
     uint64_t now;
     int n = 0;
@@ -340,6 +340,38 @@ void mpt_sock_link_down(struct mpt_socket *s, const char *ifname,
     }
     if (n > 0)
         mpt_sock_pump(s, 0);
+}
+
+/* The rtnetlink watcher's reports, for every socket of the context. */
+static void links_down(void *arg, const char *ifname, const struct sockaddr_storage *addrs,
+                       int naddrs, int err)
+{
+    struct mpt_ctx *ctx = arg;
+    struct mpt_socket *s = ctx->socks;
+
+    MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d,\"error\":\"%s\"",
+              ifname ? ifname : "", naddrs, mpt_err_name(err));
+    while (s != NULL) {
+        struct mpt_socket *next = s->next;
+        sock_link_down(s, ifname, addrs, naddrs, err);
+        s = next;
+    }
+}
+
+static void links_changed(void *arg)
+{
+    struct mpt_ctx *ctx = arg;
+
+    MPT_TRACE(ctx, 0, "netlink_change", NULL);
+    for (struct mpt_socket *s = ctx->socks; s; s = s->next)
+        sock_paths_changed(s);
+}
+
+void mpt_paths_watch_links(struct mpt_ctx *ctx)
+{
+    struct mpt_netlink_hooks hooks = {links_down, links_changed, ctx};
+
+    mpt_netlink_start(&ctx->nl, &ctx->ws, &hooks);
 }
 
 static void slot_retry_cb(EV_P_ ev_timer *w, int revents)

@@ -16,13 +16,17 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "io.h"
+#include <mpt/mpt.h>
+
+#include "resolve.h"
+#include "util.h"
 
 struct mpt_resolve_req {
-    struct mpt_ctx *ctx;
-    struct mpt_socket *s;  /* NULL once cancelled; guarded by ctx->resolve_mu */
+    struct mpt_resolver *rs;
+    mpt_resolve_done_cb cb; /* NULL once cancelled; guarded by rs->mu */
+    void *arg;
+    uint16_t port;
     struct mpt_resolve_req *next;
     char *host;
     int family;
@@ -32,17 +36,17 @@ struct mpt_resolve_req {
     socklen_t len;
 };
 
-/* The loop is referenced while ctx->resolve_waiting > 0. */
-static void resolve_hold(struct mpt_ctx *ctx)
+/* The loop is referenced while rs->waiting > 0. */
+static void resolve_hold(struct mpt_resolver *rs)
 {
-    if (ctx->resolve_waiting++ == 0)
-        ev_ref(ctx->loop);
+    if (rs->waiting++ == 0)
+        ev_ref(rs->loop);
 }
 
-static void resolve_release(struct mpt_ctx *ctx)
+static void resolve_release(struct mpt_resolver *rs)
 {
-    if (ctx->resolve_waiting > 0 && --ctx->resolve_waiting == 0)
-        ev_unref(ctx->loop);
+    if (rs->waiting > 0 && --rs->waiting == 0)
+        ev_unref(rs->loop);
 }
 
 static int lookup(const char *host, int family, int numeric, struct sockaddr_storage *sa,
@@ -74,19 +78,19 @@ static void *resolve_thread(void *arg)
     socklen_t len = 0;
     int err = lookup(r->host, r->family, 0, &sa, &len);
 
-    pthread_mutex_lock(&r->ctx->resolve_mu);
+    struct mpt_resolver *rs = r->rs;
+
+    pthread_mutex_lock(&rs->mu);
     r->err = err;
     if (err == 0) {
         r->sa = sa;
         r->len = len;
     }
     r->done = 1;
-    ev_async_send(r->ctx->loop, &r->ctx->resolve_async);
-    if (r->ctx->wakefd >= 0) {
-        uint64_t one = 1;
-        (void)!write(r->ctx->wakefd, &one, sizeof one);
-    }
-    pthread_mutex_unlock(&r->ctx->resolve_mu);
+    ev_async_send(rs->loop, &rs->async);
+    if (rs->hooks.wake != NULL)
+        rs->hooks.wake(rs->hooks.arg);
+    pthread_mutex_unlock(&rs->mu);
     return NULL;
 }
 
@@ -100,15 +104,13 @@ static void set_port(struct sockaddr_storage *sa, uint16_t port)
 
 static void resolve_async_cb(EV_P_ ev_async *w, int revents)
 {
-    struct mpt_ctx *ctx = w->data;
+    struct mpt_resolver *rs = w->data;
     struct mpt_resolve_req *done = NULL, **pp;
 
-    pthread_mutex_lock(&ctx->resolve_mu);
-    if (ctx->wakefd >= 0) {
-        uint64_t v;
-        (void)!read(ctx->wakefd, &v, sizeof v);
-    }
-    for (pp = &ctx->resolve_reqs; *pp;) {
+    pthread_mutex_lock(&rs->mu);
+    if (rs->hooks.woken != NULL)
+        rs->hooks.woken(rs->hooks.arg);
+    for (pp = &rs->reqs; *pp;) {
         struct mpt_resolve_req *r = *pp;
         if (r->done) {
             *pp = r->next;
@@ -118,46 +120,49 @@ static void resolve_async_cb(EV_P_ ev_async *w, int revents)
             pp = &r->next;
         }
     }
-    pthread_mutex_unlock(&ctx->resolve_mu);
+    pthread_mutex_unlock(&rs->mu);
     while (done) {
         struct mpt_resolve_req *r = done;
         done = r->next;
         if (r->has_thread)
             pthread_join(r->th, NULL);
-        if (r->s != NULL) {
-            struct mpt_socket *s = r->s;
-            resolve_release(ctx);
-            s->rreq = NULL;
+        if (r->cb != NULL) {
+            resolve_release(rs);
             if (r->err == 0)
-                set_port(&r->sa, s->port);
-            mpt_sock_resolved(s, r->err, (struct sockaddr *)&r->sa, r->len);
+                set_port(&r->sa, r->port);
+            r->cb(r->arg, r->err, (struct sockaddr *)&r->sa, r->len);
         }
         free(r->host);
         free(r);
     }
 }
 
-int mpt_resolve_init(struct mpt_ctx *ctx)
+int mpt_resolve_init(struct mpt_resolver *rs, struct ev_loop *loop,
+                     const struct mpt_resolve_hooks *hooks)
 {
-    int rc = pthread_mutex_init(&ctx->resolve_mu, NULL);
+    int rc;
 
-    if (rc != 0)
+    memset(rs, 0, sizeof *rs);
+    if ((rc = pthread_mutex_init(&rs->mu, NULL)) != 0)
         return mpt_errno_to_mpt(rc);
-    ev_async_init(&ctx->resolve_async, resolve_async_cb);
-    ctx->resolve_async.data = ctx;
-    ev_async_start(ctx->loop, &ctx->resolve_async);
-    ev_unref(ctx->loop); /* an idle resolver does not keep mpt_ctx_run() going */
+    rs->loop = loop;
+    if (hooks != NULL)
+        rs->hooks = *hooks;
+    ev_async_init(&rs->async, resolve_async_cb);
+    rs->async.data = rs;
+    ev_async_start(rs->loop, &rs->async);
+    ev_unref(rs->loop); /* an idle resolver does not keep mpt_ctx_run() going */
     return 0;
 }
 
-void mpt_resolve_fini(struct mpt_ctx *ctx)
+void mpt_resolve_fini(struct mpt_resolver *rs)
 {
     struct mpt_resolve_req *r, *next;
 
-    pthread_mutex_lock(&ctx->resolve_mu);
-    r = ctx->resolve_reqs;
-    ctx->resolve_reqs = NULL;
-    pthread_mutex_unlock(&ctx->resolve_mu);
+    pthread_mutex_lock(&rs->mu);
+    r = rs->reqs;
+    rs->reqs = NULL;
+    pthread_mutex_unlock(&rs->mu);
     for (; r; r = next) {
         next = r->next;
         if (r->has_thread)
@@ -165,27 +170,29 @@ void mpt_resolve_fini(struct mpt_ctx *ctx)
         free(r->host);
         free(r);
     }
-    while (ctx->resolve_waiting > 0)
-        resolve_release(ctx);
-    ev_ref(ctx->loop); /* undo mpt_resolve_init's ev_unref before stopping */
-    ev_async_stop(ctx->loop, &ctx->resolve_async);
-    pthread_mutex_destroy(&ctx->resolve_mu);
+    while (rs->waiting > 0)
+        resolve_release(rs);
+    ev_ref(rs->loop); /* undo mpt_resolve_init's ev_unref before stopping */
+    ev_async_stop(rs->loop, &rs->async);
+    pthread_mutex_destroy(&rs->mu);
 }
 
-int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port)
+int mpt_resolve_pending(struct mpt_resolver *rs)
 {
-    struct mpt_ctx *ctx = s->ctx;
-    struct mpt_resolve_req *r = calloc(1, sizeof *r);
-    int family = AF_UNSPEC;
+    return ev_async_pending(&rs->async);
+}
 
-    (void)port;
+int mpt_resolve_start(struct mpt_resolver *rs, const char *host, uint16_t port, int family,
+                      mpt_resolve_done_cb done, void *arg, struct mpt_resolve_req **out)
+{
+    struct mpt_resolve_req *r = calloc(1, sizeof *r);
+
     if (r == NULL)
         return MPT_ENOMEM;
-    /* Prefer the family of the first explicit source address. */
-    if (s->npaths > 0 && s->paths[0].src.ss_family != AF_UNSPEC)
-        family = s->paths[0].src.ss_family;
-    r->ctx = ctx;
-    r->s = s;
+    r->rs = rs;
+    r->cb = done;
+    r->arg = arg;
+    r->port = port;
     r->family = family;
     if ((r->host = strdup(host)) == NULL) {
         free(r);
@@ -202,43 +209,41 @@ int mpt_resolve_start(struct mpt_socket *s, const char *host, uint16_t port)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256u * 1024u);
-        pthread_mutex_lock(&ctx->resolve_mu);
+        pthread_mutex_lock(&rs->mu);
         int rc = pthread_create(&r->th, &attr, resolve_thread, r);
         if (rc == 0)
             r->has_thread = 1;
         pthread_attr_destroy(&attr);
         if (rc != 0) {
-            pthread_mutex_unlock(&ctx->resolve_mu);
+            pthread_mutex_unlock(&rs->mu);
             free(r->host);
             free(r);
             return mpt_errno_to_mpt(rc); /* EAGAIN: MPT_ESYS, not "try again" */
         }
-        r->next = ctx->resolve_reqs;
-        ctx->resolve_reqs = r;
-        s->rreq = r;
-        pthread_mutex_unlock(&ctx->resolve_mu);
-        resolve_hold(ctx);
+        r->next = rs->reqs;
+        rs->reqs = r;
+        *out = r;
+        pthread_mutex_unlock(&rs->mu);
+        resolve_hold(rs);
         return 0;
     }
-    pthread_mutex_lock(&ctx->resolve_mu);
-    r->next = ctx->resolve_reqs;
-    ctx->resolve_reqs = r;
-    s->rreq = r;
-    pthread_mutex_unlock(&ctx->resolve_mu);
-    resolve_hold(ctx);
-    ev_async_send(ctx->loop, &ctx->resolve_async);
+    pthread_mutex_lock(&rs->mu);
+    r->next = rs->reqs;
+    rs->reqs = r;
+    *out = r;
+    pthread_mutex_unlock(&rs->mu);
+    resolve_hold(rs);
+    ev_async_send(rs->loop, &rs->async);
     return 0;
 }
 
-void mpt_resolve_cancel(struct mpt_socket *s)
+void mpt_resolve_cancel(struct mpt_resolver *rs, struct mpt_resolve_req **req)
 {
-    struct mpt_ctx *ctx = s->ctx;
-
-    if (s->rreq == NULL)
+    if (*req == NULL)
         return;
-    pthread_mutex_lock(&ctx->resolve_mu);
-    s->rreq->s = NULL;
-    s->rreq = NULL;
-    pthread_mutex_unlock(&ctx->resolve_mu);
-    resolve_release(ctx); /* nobody waits for the answer any more */
+    pthread_mutex_lock(&rs->mu);
+    (*req)->cb = NULL;
+    *req = NULL;
+    pthread_mutex_unlock(&rs->mu);
+    resolve_release(rs); /* nobody waits for the answer any more */
 }

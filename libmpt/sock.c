@@ -27,7 +27,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
         return NULL;
     if ((s = calloc(1, sizeof *s)) == NULL)
         return NULL;
-    if (mpt_tmr_init(ctx, &s->timer, sock_timer_cb) < 0) {
+    if (mpt_tmr_init(&ctx->ws, &s->timer, sock_timer_cb) < 0) {
         free(s);
         return NULL;
     }
@@ -53,7 +53,7 @@ void mpt_sock_destroy(struct mpt_socket *s)
             mpt_sf_close(s, s->sf[i]);
     for (int i = 0; i < s->nslots; i++)
         mpt_paths_slot_free(s->slots[i]);
-    mpt_resolve_cancel(s);
+    mpt_resolve_cancel(&ctx->resolver, &s->rreq);
     mpt_evq_forget(ctx, &s->evsrc);
     mpt_tmr_fini(&s->timer);
     if (s->listener)
@@ -141,6 +141,7 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
     }
 }
 
+/* Drop the connection's subflows and mark it finished. */
 static void sock_finish(struct mpt_socket *s, int err)
 {
     if (s->done)
@@ -438,10 +439,11 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
 
 /* ---- Public API: client ---------------------------------------------------------- */
 
-/* Called once the host is resolved: create the engine connection and open
- * the first path's first subflow. */
-void mpt_sock_resolved(struct mpt_socket *s, int err, const struct sockaddr *sa, socklen_t len)
+/* Called once the host is resolved (resolve.c): create the engine
+ * connection and open the first path's first subflow. */
+static void sock_resolved(void *arg, int err, const struct sockaddr *sa, socklen_t len)
 {
+    struct mpt_socket *s = arg;
     struct mpt_ctx *ctx = s->ctx;
     struct mpt_core_settings set = ctx->core;
     struct sockaddr_storage ss;
@@ -524,9 +526,12 @@ int mpt_connect_sized(struct mpt_ctx *ctx, const char *host, uint16_t port,
     mpt_callbacks_take(s, cb, cb_size);
     s->user = user;
     s->released = 0;
-    if ((rc = mpt_resolve_start(s, host, port)) < 0)
+    /* Prefer the family of the first explicit source address. */
+    int family = s->paths[0].src.ss_family != AF_UNSPEC ? s->paths[0].src.ss_family : AF_UNSPEC;
+    if ((rc = mpt_resolve_start(&ctx->resolver, host, port, family, sock_resolved, s,
+                                &s->rreq)) < 0)
         goto fail;
-    mpt_netlink_start(ctx);
+    mpt_paths_watch_links(ctx);
     MPT_TRACE(ctx, s->id, "connect", "\"port\":%u,\"paths\":%d", port, s->npaths);
     *out = s;
     return 0;

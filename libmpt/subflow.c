@@ -114,7 +114,7 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
         return NULL;
     if ((sf = calloc(1, sizeof *sf)) == NULL)
         return NULL;
-    if (mpt_tmr_init(s->ctx, &sf->ctimer, sf_ctimer_cb) < 0) {
+    if (mpt_tmr_init(&s->ctx->ws, &sf->ctimer, sf_ctimer_cb) < 0) {
         free(sf);
         return NULL;
     }
@@ -123,7 +123,7 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
     sf->fd = fd;
     sf->slot = -1;
     sf->connecting = connecting;
-    mpt_io_init(s->ctx, &sf->io, sf_io_cb, fd);
+    mpt_io_init(&s->ctx->ws, &sf->io, sf_io_cb, fd);
     sf->io.w.data = sf;
     sf->ctimer.w.data = sf;
     s->sf[idx] = sf;
@@ -379,23 +379,25 @@ static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents)
 /* A graceful end closes each subflow like TCP should: FIN first, then read
  * (and discard) until the peer's FIN, so that late frames in flight do not
  * turn the close into a reset that destroys the peer's last frames. */
-struct linger_fd {
+struct mpt_linger {
     struct mpt_io io;
     struct mpt_tmr tmr;
+    LIST_ENTRY(mpt_linger) link;     /* ctx->lingers */
 };
 
-static void linger_end(struct linger_fd *lf)
+static void linger_end(struct mpt_linger *lf)
 {
     int fd = lf->io.w.fd;
     mpt_io_set(&lf->io, 0);
     mpt_tmr_fini(&lf->tmr);
+    LIST_REMOVE(lf, link);
     close(fd);
     free(lf);
 }
 
 static void linger_io_cb(EV_P_ ev_io *w, int revents)
 {
-    struct linger_fd *lf = w->data;
+    struct mpt_linger *lf = w->data;
     uint8_t buf[4096];
     ssize_t n = read(w->fd, buf, sizeof buf);
 
@@ -410,33 +412,28 @@ static void linger_tmr_cb(EV_P_ ev_timer *w, int revents)
 
 void mpt_sf_linger_close(struct mpt_ctx *ctx, int fd)
 {
-    struct linger_fd *lf = malloc(sizeof *lf);
+    struct mpt_linger *lf = malloc(sizeof *lf);
 
     shutdown(fd, SHUT_WR);
-    if (lf == NULL || mpt_tmr_init(ctx, &lf->tmr, linger_tmr_cb) < 0) {
+    if (lf == NULL || mpt_tmr_init(&ctx->ws, &lf->tmr, linger_tmr_cb) < 0) {
         free(lf);
         close(fd);
         return;
     }
-    mpt_io_init(ctx, &lf->io, linger_io_cb, fd);
+    mpt_io_init(&ctx->ws, &lf->io, linger_io_cb, fd);
     lf->io.w.data = lf;
     lf->tmr.w.data = lf;
+    LIST_INSERT_HEAD(&ctx->lingers, lf, link);
     mpt_io_set(&lf->io, EV_READ);
     mpt_tmr_start(&lf->tmr, 2.0);
 }
 
 void mpt_sock_linger_flush(struct mpt_ctx *ctx)
 {
-    for (struct mpt_io *io = ctx->ios, *next; io; io = next) {
-        next = io->next;
-        if (io->w.cb == linger_io_cb) {
-            linger_end(io->w.data);
-            next = ctx->ios; /* the list changed */
-        }
-    }
+    while (!LIST_EMPTY(&ctx->lingers))
+        linger_end(LIST_FIRST(&ctx->lingers));
 }
 
-/* Drop the connection's subflows and mark it finished. */
 /*
  * The socket of one (path, server address) subflow: created, configured,
  * bound to the path and connecting. Returns 0 (*fd set, *in_progress when

@@ -139,7 +139,7 @@ static int brute_timeout(struct mpt_ctx *ctx)
 {
     double best = -1;
     ev_now_update(ctx->loop);
-    for (struct mpt_tmr *t = ctx->tmrs; t; t = t->next)
+    for (struct mpt_tmr *t = ctx->ws.tmrs; t; t = t->next)
         if (ev_is_active(&t->w)) {
             double r = ev_timer_remaining(ctx->loop, &t->w);
             if (best < 0 || r < best)
@@ -167,7 +167,7 @@ START_TEST(timeout_is_the_earliest_timer_and_cheap)
     ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
     ck_assert_int_eq(mpt_ctx_timeout(ctx), -1);
     for (int i = 0; i < NTMR; i++) {
-        ck_assert_int_eq(mpt_tmr_init(ctx, &t[i], count_fired), 0);
+        ck_assert_int_eq(mpt_tmr_init(&ctx->ws, &t[i], count_fired), 0);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         mpt_tmr_start(&t[i], 100. + (double)(x % 100000) / 100.); /* 100 .. 1100 s */
     }
@@ -208,7 +208,7 @@ START_TEST(timeout_is_the_earliest_timer_and_cheap)
     ck_assert_int_gt(mpt_ctx_timeout(ctx), 40000);
     for (int i = 0; i < NTMR; i++)
         mpt_tmr_fini(&t[i]);
-    ck_assert_uint_eq(ctx->theap_n, 0);
+    ck_assert_uint_eq(ctx->ws.theap_n, 0);
     ck_assert_int_eq(mpt_ctx_timeout(ctx), -1);
     mpt_ctx_free(ctx);
 }
