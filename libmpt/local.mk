@@ -87,3 +87,8 @@ man3_MANS += \
 	doc/man/mpt_state_name.3 \
 	doc/man/mpt_subflow_state_name.3 \
 	doc/man/mpt_version.3
+
+# Every section-3 page's EXAMPLE compiles against include/ and the built
+# library, and runs over loopback (tests/check-man-examples.sh).
+dist_check_SCRIPTS += tests/check-man-examples.sh
+TESTS += tests/check-man-examples.sh
