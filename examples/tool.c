@@ -331,3 +331,75 @@ int tool_nonblock_restored(int fd)
     }
     return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
+
+/* mpt-copy */
+
+/* The address without its port, for path labels. */
+static void addr_host(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a, sizeof a);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, a, sizeof a);
+    snprintf(buf, len, "%s", a);
+}
+
+void tool_paths_sample(struct tool_paths *p, struct mpt_socket *s, int by_remote)
+{
+    struct mpt_subflow_info sf[32];
+    char label[64];
+    int n;
+
+    if (s == NULL || (n = mpt_get_subflows(s, sf, 32)) < 0)
+        return;
+    if (n > 32)
+        n = 32;
+    for (size_t k = 0; k < p->n; k++)
+        p->path[k].up = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k, j;
+        uint64_t b = by_remote ? sf[i].bytes_received : sf[i].bytes_sent;
+
+        addr_host(by_remote ? &sf[i].remote : &sf[i].local, label, sizeof label);
+        for (k = 0; k < p->n && strcmp(p->path[k].label, label) != 0; k++)
+            ;
+        if (k == p->n) {
+            if (p->n == TOOL_MAX_PATHS)
+                continue;
+            snprintf(p->path[k].label, sizeof p->path[k].label, "%s", label);
+            p->path[k].bytes = 0;
+            p->n++;
+        }
+        if (sf[i].state == MPT_SUBFLOW_ESTABLISHED)
+            p->path[k].up = 1;
+        for (j = 0; j < p->nsf && p->sf[j].id != sf[i].id; j++)
+            ;
+        if (j == p->nsf) {
+            if (p->nsf == TOOL_PATHS_MAX_SUBFLOWS)
+                continue;
+            p->sf[j].id = sf[i].id;
+            p->sf[j].path = k;
+            p->sf[j].bytes = 0;
+            p->nsf++;
+        }
+        if (b > p->sf[j].bytes) {
+            p->path[k].bytes += b - p->sf[j].bytes;
+            p->sf[j].bytes = b;
+        }
+    }
+}
+
+const char *tool_bytes(uint64_t n, char *buf, size_t len)
+{
+    if (n < 1024)
+        snprintf(buf, len, "%" PRIu64 " B", n);
+    else if (n < (1u << 20))
+        snprintf(buf, len, "%.1f KiB", (double)n / 1024);
+    else if (n < (1ull << 30))
+        snprintf(buf, len, "%.1f MiB", (double)n / (1 << 20));
+    else
+        snprintf(buf, len, "%.2f GiB", (double)n / (1 << 30));
+    return buf;
+}

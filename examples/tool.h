@@ -92,4 +92,32 @@ int tool_nonblock_restored(int fd);
 
 double tool_now(void);
 
+/* mpt-copy */
+/*
+ * Bytes per path that survive a subflow's failure: mpt_get_subflows() may
+ * drop a failed subflow's counters, so each subflow's last count (subflow ids
+ * are never reused) is kept and summed into its path. A path is named by the
+ * local address (sender: the client's paths) or the remote address (receiver:
+ * where the peer's subflows come from), without the port.
+ */
+#define TOOL_PATHS_MAX_SUBFLOWS 128
+struct tool_paths {
+    size_t n;                           /* paths seen so far */
+    struct {
+        char label[64];
+        uint64_t bytes;                 /* sum of its subflows' last counts */
+        int up;                         /* an established subflow at the last sample */
+    } path[TOOL_MAX_PATHS];
+    size_t nsf;
+    struct {
+        int id;
+        size_t path;
+        uint64_t bytes;
+    } sf[TOOL_PATHS_MAX_SUBFLOWS];
+};
+/* Samples s: bytes sent (by_remote 0) or received (by_remote 1) per path. */
+void tool_paths_sample(struct tool_paths *p, struct mpt_socket *s, int by_remote);
+/* "1.5 MiB" into buf. */
+const char *tool_bytes(uint64_t n, char *buf, size_t len);
+
 #endif

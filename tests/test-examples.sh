@@ -70,49 +70,55 @@ rc=$?
 grep -q "eht0: MPT_ENODEV" "$work/nodev.err" || fail "mpt-cat --path eht0: no cause"
 ok "mpt-cat --path eht0 -> exit 1, $(head -n 1 "$work/nodev.err")"
 
-# 4. mpt-copy refused.
-timeout 20 "$copy" 127.0.0.1 "$closed" -n 1000 >/dev/null 2>"$work/copy-refused.err"
+# 4. mpt-copy refused (tests/test-copy.sh covers mpt-copy in depth).
+printf 'x' >"$work/one"
+timeout 20 "$copy" -q 127.0.0.1 "$closed" "$work/one" >/dev/null 2>"$work/copy-refused.err"
 rc=$?
 [ $rc -eq 1 ] || fail "mpt-copy to a closed port exited $rc"
 grep -q "127.0.0.1:$closed: connect: MPT_ECONNREFUSED" "$work/copy-refused.err" ||
     fail "mpt-copy: no cause in the message"
 ok "mpt-copy: refused -> exit 1"
 
-# 5. mpt-copy completes: both exit 0, every byte written. The port is the
-# one just freed; the sender retries until the receiver listens.
-timeout 30 "$copy" -l "$closed" --listen-addr 127.0.0.1 -o "$work/copy.data" \
-    >"$work/recv.out" 2>"$work/recv.err" &
-rcv=$!
-pids="$pids $rcv"
-for _ in $(seq 100); do
-    timeout 20 "$copy" 127.0.0.1 "$closed" -n 3000000 >"$work/send.out" 2>"$work/send.err" &&
-        break
-    grep -q MPT_ECONNREFUSED "$work/send.err" || fail "mpt-copy sender failed"
-    sleep 0.05
-done
-wait "$rcv"
+# mpt-copy -l 0 in the background; sets rcv (pid) and cport.
+start_copy_receiver() { # tag destdir
+    timeout 60 "$copy" -l 127.0.0.1 0 -o "$2" >"$work/$1.out" 2>"$work/$1.err" &
+    rcv=$!
+    pids="$pids $rcv"
+    for _ in $(seq 200); do
+        cport=$(sed -n 's/^mpt-copy: listening on [^ ]*:\([0-9]*\), .*/\1/p' "$work/$1.err")
+        [ -n "$cport" ] && return 0
+        sleep 0.05
+    done
+    fail "$1: mpt-copy -l 127.0.0.1 0 did not start"
+}
+
+# 5. mpt-copy completes: both exit 0, every byte written.
+head -c 3000000 /dev/urandom >"$work/three"
+start_copy_receiver recv "$work/dest"
+timeout 30 "$copy" -q 127.0.0.1 "$cport" "$work/three" >"$work/send.out" 2>"$work/send.err"
 rc=$?
-[ $rc -eq 0 ] || fail "mpt-copy receiver exited $rc"
-[ "$(wc -c <"$work/copy.data")" -eq 3000000 ] || fail "mpt-copy: the file is not 3000000 bytes"
+wait "$rcv"
+rrc=$?
+[ $rc -eq 0 ] || fail "mpt-copy sender exited $rc"
+[ $rrc -eq 0 ] || fail "mpt-copy receiver exited $rrc"
+cmp -s "$work/three" "$work/dest/three" || fail "mpt-copy: the file differs"
 ok "mpt-copy: 3000000 bytes, both exit 0"
 
 # 6. The sender dies mid-stream (SIGKILL, so no graceful close): the
 # receiver must not exit 0.
-timeout 30 "$copy" -l "$closed" --listen-addr 127.0.0.1 >/dev/null 2>"$work/cut.err" &
-rcv=$!
-pids="$pids $rcv"
-for _ in $(seq 100); do
-    "$copy" 127.0.0.1 "$closed" -n 100000000000 >/dev/null 2>"$work/cut-send.err" &
-    snd=$!
-    pids="$pids $snd"
-    sleep 0.5
-    kill -0 "$snd" 2>/dev/null && break
-    wait "$snd"
+head -c 100000000 /dev/zero >"$work/big"
+start_copy_receiver cut "$work/dest2"
+"$copy" -q 127.0.0.1 "$cport" "$work/big" >/dev/null 2>"$work/cut-send.err" &
+snd=$!
+pids="$pids $snd"
+for _ in $(seq 2000); do
+    [ -s "$work/dest2/.big.mpt-part" ] && break
+    sleep 0.005
 done
 kill -9 "$snd" 2>/dev/null
 wait "$rcv"
 rc=$?
 [ $rc -eq 1 ] || fail "mpt-copy receiver of a cut stream exited $rc"
-grep -q "stream is incomplete" "$work/cut.err" || fail "mpt-copy: no message for a cut stream"
-ok "mpt-copy: a cut stream -> receiver exit 1, $(head -n 1 "$work/cut.err")"
+grep -q "transfer is incomplete" "$work/cut.err" || fail "mpt-copy: no message for a cut stream"
+ok "mpt-copy: a cut stream -> receiver exit 1, $(grep incomplete "$work/cut.err" | head -n 1)"
 exit 0
