@@ -195,8 +195,6 @@ struct mpt_sfio {
     int backup;
     struct mpt_io io;
     struct mpt_tmr ctimer;           /* connect timeout (client) */
-    uint8_t *pend;                   /* leftover partial frame */
-    size_t pend_len;
     size_t room_left;
     uint64_t last_info;
     struct mpt_sf_info info;
@@ -241,7 +239,6 @@ struct mpt_slot {                    /* one (path, remote address, k) subflow */
 struct mpt_socket {
     struct mpt_ctx *ctx;
     struct mpt_socket *prev, *next;  /* ctx->socks */
-    struct mpt_socket *hnext;        /* listener's conn -> socket hash chain */
     struct mpt_socket *qnext;        /* listener's accept queue */
     unsigned id;                     /* for traces */
     struct mpt_conn *c;              /* NULL until started */
@@ -287,8 +284,6 @@ struct mpt_listener {
     struct mpt_io ios[8];
     struct mpt_pending *pending;     /* accepted TCP connections before HELLO/JOIN */
     struct mpt_socket *qhead, *qtail;
-    struct mpt_socket **htab;        /* engine conn -> socket */
-    size_t hsize, hcount;
     unsigned nconns;                 /* sockets created by this listener still alive */
     int closed;
 };

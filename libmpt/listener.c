@@ -27,73 +27,6 @@ struct mpt_pending {
     uint8_t buf[PENDING_BUF];
 };
 
-/* ---- conn -> socket table (open hashing, chains through s->hnext) ------------ */
-
-static size_t hash_ptr(const void *p, size_t size)
-{
-    uintptr_t v = (uintptr_t)p;
-    v ^= v >> 17;
-    v *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(v >> 20) & (size - 1);
-}
-
-static int htab_grow(struct mpt_listener *l)
-{
-    size_t nsize = l->hsize ? l->hsize * 2 : 64;
-    struct mpt_socket **n = calloc(nsize, sizeof *n);
-
-    if (n == NULL)
-        return MPT_ENOMEM;
-    for (size_t i = 0; i < l->hsize; i++) {
-        struct mpt_socket *s = l->htab[i], *next;
-        for (; s; s = next) {
-            next = s->hnext;
-            size_t h = hash_ptr(s->c, nsize);
-            s->hnext = n[h];
-            n[h] = s;
-        }
-    }
-    free(l->htab);
-    l->htab = n;
-    l->hsize = nsize;
-    return 0;
-}
-
-static int htab_add(struct mpt_listener *l, struct mpt_socket *s)
-{
-    if (l->hcount + 1 > l->hsize && htab_grow(l) < 0)
-        return MPT_ENOMEM;
-    size_t h = hash_ptr(s->c, l->hsize);
-    s->hnext = l->htab[h];
-    l->htab[h] = s;
-    l->hcount++;
-    return 0;
-}
-
-static struct mpt_socket *htab_find(struct mpt_listener *l, const struct mpt_conn *c)
-{
-    if (l->hsize == 0)
-        return NULL;
-    for (struct mpt_socket *s = l->htab[hash_ptr(c, l->hsize)]; s; s = s->hnext)
-        if (s->c == c)
-            return s;
-    return NULL;
-}
-
-static void htab_del(struct mpt_listener *l, struct mpt_socket *s)
-{
-    if (l->hsize == 0)
-        return;
-    struct mpt_socket **pp = &l->htab[hash_ptr(s->c, l->hsize)];
-    for (; *pp; pp = &(*pp)->hnext) {
-        if (*pp == s) {
-            *pp = s->hnext;
-            l->hcount--;
-            return;
-        }
-    }
-}
-
 /* ---- Lifetime -------------------------------------------------------------------- */
 
 static void listener_free(struct mpt_listener *l)
@@ -109,7 +42,6 @@ static void listener_free(struct mpt_listener *l)
         l->next->prev = l->prev;
     if (l->srv)
         mpt_server_free(l->srv);
-    free(l->htab);
     free(l);
 }
 
@@ -117,7 +49,8 @@ void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s)
 {
     if (!s->accepted)
         mpt_listener_unqueue(l, s);
-    htab_del(l, s);
+    if (s->c != NULL)
+        mpt_conn_set_user(s->c, NULL); /* joins find no socket any more */
     s->listener = NULL;
     if (l->nconns > 0)
         l->nconns--;
@@ -248,17 +181,11 @@ static void pending_try(struct mpt_pending *p)
         }
         s->c = a.conn;
         s->listener = l;
-        if (htab_add(l, s) < 0) {
-            s->released = s->done = 1;
-            s->listener = NULL;
-            mpt_sock_destroy(s);
-            a.reply_len = 0;
-            goto refuse;
-        }
+        mpt_conn_set_user(a.conn, s); /* joins find their socket through it */
         l->nconns++;
         MPT_TRACE(ctx, s->id, "conn_accepted", NULL);
     } else {
-        s = htab_find(l, a.conn);
+        s = mpt_conn_get_user(a.conn);
         if (s == NULL || s->done) {
             /* Should not happen: the engine knows the connection. */
             mpt_conn_sf_failed(a.conn, a.sf, MPT_ESTATE, now);
