@@ -20,7 +20,8 @@
 
 #include "core/cc.h"
 #include "core/sched.h"
-#include "io.h"
+#include "abi.h"
+#include "ctx.h"
 
 /* ---- Configuration ---------------------------------------------------------- */
 
@@ -280,16 +281,8 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    while (ctx->socks != NULL) {
-        struct mpt_socket *s = ctx->socks;
-        s->busy = 0;
-        mpt_sock_destroy(s);
-    }
-    while (ctx->listeners != NULL) {
-        struct mpt_listener *l = ctx->listeners;
-        l->nconns = 0;
-        mpt_listener_close(l);
-    }
+    mpt_sock_free_all(ctx);
+    mpt_listener_free_all(ctx);
     mpt_sock_linger_flush(ctx);
     mpt_netlink_stop(&ctx->nl);
     mpt_events_fini(ctx);

@@ -13,9 +13,30 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "abi.h"
+#include "listener.h"
+#include "sock.h"
+#include "subflow.h"
 
 #define PENDING_BUF 512
+
+struct mpt_listener {
+    struct mpt_ctx *ctx;
+    struct mpt_listener *prev, *next;
+    struct mpt_server *srv;
+    mpt_accept_cb cb;                /* NULL: MPT_EVENT_ACCEPT in ctx->evq */
+    void *user;
+    struct mpt_evsrc evsrc;
+    int port;
+    int nfds;
+    int fds[8];
+    struct sockaddr_storage addrs[8];
+    struct mpt_io ios[8];
+    struct mpt_pending *pending;     /* accepted TCP connections before HELLO/JOIN */
+    struct mpt_socket *qhead, *qtail;
+    unsigned nconns;                 /* sockets created by this listener still alive */
+    int closed;
+};
 
 struct mpt_pending {
     struct mpt_listener *l;
@@ -43,6 +64,21 @@ static void listener_free(struct mpt_listener *l)
     if (l->srv)
         mpt_server_free(l->srv);
     free(l);
+}
+
+struct mpt_ctx *mpt_listener_ctx(const struct mpt_listener *l)
+{
+    return l->ctx;
+}
+
+int mpt_listener_closed(const struct mpt_listener *l)
+{
+    return l->closed;
+}
+
+void *mpt_listener_user(const struct mpt_listener *l)
+{
+    return l->user;
 }
 
 void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s)
@@ -475,4 +511,14 @@ int(mpt_accept)(struct mpt_listener *l, const struct mpt_callbacks *cb, void *us
                 struct mpt_socket **out)
 {
     return mpt_accept_sized(l, cb, MPT_CALLBACKS_SIZE_0_1, user, out);
+}
+
+/* mpt_ctx_free: the sockets are gone already; so go the listeners. */
+void mpt_listener_free_all(struct mpt_ctx *ctx)
+{
+    while (ctx->listeners != NULL) {
+        struct mpt_listener *l = ctx->listeners;
+        l->nconns = 0;
+        mpt_listener_close(l);
+    }
 }

@@ -18,7 +18,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "paths.h"
+#include "subflow.h"
 
 #define IOV_MAX_BATCH 64
 #define MPT_IO_ROOM_REFILL (64u * 1024u)
@@ -153,8 +154,7 @@ void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf)
     mpt_tmr_fini(&sf->ctimer);
     if (sf->fd >= 0)
         close(sf->fd);
-    if (sf->slot >= 0 && sf->slot < s->nslots && s->slots[sf->slot]->sf == sf->idx)
-        s->slots[sf->slot]->sf = -1;
+    mpt_paths_sf_gone(s, sf->slot, sf->idx);
     s->sf[sf->idx] = NULL;
     free(sf);
 }
@@ -417,33 +417,33 @@ void mpt_sock_linger_flush(struct mpt_ctx *ctx)
  * connect() has not finished yet) or the errno of the step that failed,
  * which *what names for the trace.
  */
-int mpt_sf_socket(struct mpt_ctx *ctx, const struct mpt_path *p, const struct mpt_raddr *r,
+int mpt_sf_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
+                  socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
                   int *fd, int *in_progress, const char **what)
 {
     int e;
 
     *in_progress = 0;
     *what = "socket";
-    if ((*fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+    if ((*fd = socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return errno;
     *what = "setsockopt";
     if ((e = mpt_sock_setopts(ctx, *fd)) != 0)
         return e;
-    if (p->ifname[0] != '\0') {
+    if (ifname[0] != '\0') {
         *what = "bindtodevice";
 #ifdef SO_BINDTODEVICE
-        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
-                       (socklen_t)strlen(p->ifname)) < 0)
+        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0)
             return errno;
 #else
         return ENOTSUP;
 #endif
     }
     *what = "bind";
-    if (p->src.ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+    if (src->ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)src, srclen) < 0)
         return errno;
     *what = "connect";
-    if (connect(*fd, (const struct sockaddr *)&r->sa, r->len) < 0) {
+    if (connect(*fd, (const struct sockaddr *)dst, dstlen) < 0) {
         if (errno != EINPROGRESS)
             return errno;
         *in_progress = 1;
