@@ -228,6 +228,8 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     ctx->wakefd = -1;
     mpt_netlink_init(&ctx->nl);
     LIST_INIT(&ctx->lingers);
+    LIST_INIT(&ctx->socks);
+    LIST_INIT(&ctx->listeners);
     if ((rc = take_config(ctx, cfg)) < 0)
         goto fail;
     rc = MPT_ENOMEM;
@@ -288,8 +290,8 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     mpt_events_fini(ctx);
     mpt_resolve_fini(&ctx->resolver);
     pthread_mutex_destroy(&ctx->wake_mu);
-    while (ctx->ws.tmrs)
-        mpt_tmr_fini(ctx->ws.tmrs);
+    while (!LIST_EMPTY(&ctx->ws.tmrs))
+        mpt_tmr_fini(LIST_FIRST(&ctx->ws.tmrs));
     if (ctx->trace_fp)
         fclose(ctx->trace_fp);
     mpt_watchers_fini(&ctx->ws);

@@ -40,8 +40,8 @@ struct mpt_ctx {
     pthread_mutex_t wake_mu;
     struct mpt_netlink nl;           /* rtnetlink watcher */
     LIST_HEAD(, mpt_linger) lingers; /* subflow sockets closing gracefully (subflow.c) */
-    struct mpt_socket *socks;        /* every socket, both roles */
-    struct mpt_listener *listeners;
+    LIST_HEAD(, mpt_socket) socks;   /* every socket, both roles */
+    LIST_HEAD(, mpt_listener) listeners;
     unsigned nconns;
     unsigned next_conn_id;
     int in_cb;                       /* application callback depth */

@@ -376,23 +376,21 @@ static void links_down(void *arg, const char *ifname, const struct sockaddr_stor
                        int naddrs, int err)
 {
     struct mpt_ctx *ctx = arg;
-    struct mpt_socket *s = ctx->socks;
+    struct mpt_socket *s, *next;
 
     MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d,\"error\":\"%s\"",
               ifname ? ifname : "", naddrs, mpt_err_name(err));
-    while (s != NULL) {
-        struct mpt_socket *next = s->next;
+    LIST_FOREACH_SAFE(s, &ctx->socks, link, next)
         sock_link_down(s, ifname, addrs, naddrs, err);
-        s = next;
-    }
 }
 
 static void links_changed(void *arg)
 {
     struct mpt_ctx *ctx = arg;
+    struct mpt_socket *s;
 
     MPT_TRACE(ctx, 0, "netlink_change", NULL);
-    for (struct mpt_socket *s = ctx->socks; s; s = s->next)
+    LIST_FOREACH(s, &ctx->socks, link)
         sock_paths_changed(s);
 }
 

@@ -40,10 +40,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     s->evsrc.s = s;
     s->id = ++ctx->next_conn_id;
     s->timer.w.data = s;
-    s->next = ctx->socks;
-    if (ctx->socks)
-        ctx->socks->prev = s;
-    ctx->socks = s;
+    LIST_INSERT_HEAD(&ctx->socks, s, link);
     ctx->nconns++;
     return s;
 }
@@ -63,12 +60,7 @@ void mpt_sock_destroy(struct mpt_socket *s)
         mpt_listener_conn_gone(s->listener, s);
     if (s->c)
         mpt_conn_free(s->c);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        ctx->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     ctx->nconns--;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
     free(s->host);
@@ -77,8 +69,8 @@ void mpt_sock_destroy(struct mpt_socket *s)
 
 void mpt_sock_free_all(struct mpt_ctx *ctx)
 {
-    while (ctx->socks != NULL) {
-        struct mpt_socket *s = ctx->socks;
+    while (!LIST_EMPTY(&ctx->socks)) {
+        struct mpt_socket *s = LIST_FIRST(&ctx->socks);
         s->busy = 0;
         mpt_sock_destroy(s);
     }

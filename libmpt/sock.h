@@ -7,6 +7,7 @@
 #define MPT_SOCK_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "ctx.h"
 
@@ -21,8 +22,8 @@ struct mpt_slot;
 
 struct mpt_socket {
     struct mpt_ctx *ctx;
-    struct mpt_socket *prev, *next;  /* ctx->socks */
-    struct mpt_socket *qnext;        /* listener's accept queue */
+    LIST_ENTRY(mpt_socket) link;     /* ctx->socks */
+    TAILQ_ENTRY(mpt_socket) qlink;   /* its listener's accept queue while queued */
     unsigned id;                     /* for traces */
     struct mpt_conn *c;              /* NULL until started */
     int server;

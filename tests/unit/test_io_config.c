@@ -140,7 +140,8 @@ static int brute_timeout(struct mpt_ctx *ctx)
 {
     double best = -1;
     ev_now_update(ctx->loop);
-    for (struct mpt_tmr *t = ctx->ws.tmrs; t; t = t->next)
+    struct mpt_tmr *t;
+    LIST_FOREACH(t, &ctx->ws.tmrs, link)
         if (ev_is_active(&t->w)) {
             double r = ev_timer_remaining(ctx->loop, &t->w);
             if (best < 0 || r < best)
