@@ -7,7 +7,8 @@
 #include <limits.h>
 #include <string.h>
 
-#include "io.h"
+#include "listener.h"
+#include "sock.h"
 
 struct waiter {
     int fired;
@@ -106,16 +107,17 @@ int mpt_blocking_accept(struct mpt_listener *l, int timeout_ms, struct mpt_socke
 
     if (out != NULL)
         *out = NULL;
-    if (l == NULL || out == NULL || l->closed)
+    if (l == NULL || out == NULL || mpt_listener_closed(l))
         return MPT_EINVAL;
-    if (l->ctx->in_cb)
+    struct mpt_ctx *ctx = mpt_listener_ctx(l);
+    if (ctx->in_cb)
         return MPT_ESTATE;
-    deadline_start(l->ctx, &d, timeout_ms);
+    deadline_start(ctx, &d, timeout_ms);
     while ((rc = mpt_accept(l, NULL, NULL, out)) == MPT_EAGAIN) {
-        if ((rc = step(l->ctx, &d)) < 0)
+        if ((rc = step(ctx, &d)) < 0)
             break;
     }
-    deadline_stop(l->ctx, &d);
+    deadline_stop(ctx, &d);
     return rc;
 }
 

@@ -20,7 +20,8 @@
 
 #include "core/cc.h"
 #include "core/sched.h"
-#include "io.h"
+#include "abi.h"
+#include "ctx.h"
 
 /* ---- Configuration ---------------------------------------------------------- */
 
@@ -227,6 +228,8 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     ctx->wakefd = -1;
     mpt_netlink_init(&ctx->nl);
     LIST_INIT(&ctx->lingers);
+    LIST_INIT(&ctx->socks);
+    LIST_INIT(&ctx->listeners);
     if ((rc = take_config(ctx, cfg)) < 0)
         goto fail;
     rc = MPT_ENOMEM;
@@ -280,23 +283,15 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    while (ctx->socks != NULL) {
-        struct mpt_socket *s = ctx->socks;
-        s->busy = 0;
-        mpt_sock_destroy(s);
-    }
-    while (ctx->listeners != NULL) {
-        struct mpt_listener *l = ctx->listeners;
-        l->nconns = 0;
-        mpt_listener_close(l);
-    }
+    mpt_sock_free_all(ctx);
+    mpt_listener_free_all(ctx);
     mpt_sock_linger_flush(ctx);
     mpt_netlink_stop(&ctx->nl);
     mpt_events_fini(ctx);
     mpt_resolve_fini(&ctx->resolver);
     pthread_mutex_destroy(&ctx->wake_mu);
-    while (ctx->ws.tmrs)
-        mpt_tmr_fini(ctx->ws.tmrs);
+    while (!LIST_EMPTY(&ctx->ws.tmrs))
+        mpt_tmr_fini(LIST_FIRST(&ctx->ws.tmrs));
     if (ctx->trace_fp)
         fclose(ctx->trace_fp);
     mpt_watchers_fini(&ctx->ws);

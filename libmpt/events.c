@@ -13,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "abi.h"
+#include "ctx.h"
+#include "listener.h"
+#include "sock.h"
 
 /* Kinds in the order they are reported: CLOSED last, after the data it ends. */
 static const enum mpt_ctx_event_type order[] = {
@@ -161,7 +164,7 @@ int mpt_ctx_next_event(struct mpt_ctx *ctx, struct mpt_ctx_event *ev)
             o.user = src->s->user;
         } else {
             o.listener = src->l;
-            o.user = src->l->user;
+            o.user = mpt_listener_user(src->l);
         }
         if (src->pending == 0)
             mpt_evq_forget(ctx, src);

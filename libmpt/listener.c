@@ -13,86 +13,40 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "abi.h"
+#include "listener.h"
+#include "sock.h"
+#include "subflow.h"
 
 #define PENDING_BUF 512
 
+struct mpt_listener {
+    struct mpt_ctx *ctx;
+    LIST_ENTRY(mpt_listener) link;   /* ctx->listeners */
+    struct mpt_server *srv;
+    mpt_accept_cb cb;                /* NULL: MPT_EVENT_ACCEPT in ctx->evq */
+    void *user;
+    struct mpt_evsrc evsrc;
+    int port;
+    int nfds;
+    int fds[8];
+    struct sockaddr_storage addrs[8];
+    struct mpt_io ios[8];
+    LIST_HEAD(, mpt_pending) pending; /* accepted TCP connections before HELLO/JOIN */
+    TAILQ_HEAD(, mpt_socket) queue;  /* established, waiting for mpt_accept */
+    unsigned nconns;                 /* sockets created by this listener still alive */
+    int closed;
+};
+
 struct mpt_pending {
     struct mpt_listener *l;
-    struct mpt_pending *prev, *next;
+    LIST_ENTRY(mpt_pending) link;    /* l->pending */
     int fd;
     struct mpt_io io;
     struct mpt_tmr tmr;
     size_t len;
     uint8_t buf[PENDING_BUF];
 };
-
-/* ---- conn -> socket table (open hashing, chains through s->hnext) ------------ */
-
-static size_t hash_ptr(const void *p, size_t size)
-{
-    uintptr_t v = (uintptr_t)p;
-    v ^= v >> 17;
-    v *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(v >> 20) & (size - 1);
-}
-
-static int htab_grow(struct mpt_listener *l)
-{
-    size_t nsize = l->hsize ? l->hsize * 2 : 64;
-    struct mpt_socket **n = calloc(nsize, sizeof *n);
-
-    if (n == NULL)
-        return MPT_ENOMEM;
-    for (size_t i = 0; i < l->hsize; i++) {
-        struct mpt_socket *s = l->htab[i], *next;
-        for (; s; s = next) {
-            next = s->hnext;
-            size_t h = hash_ptr(s->c, nsize);
-            s->hnext = n[h];
-            n[h] = s;
-        }
-    }
-    free(l->htab);
-    l->htab = n;
-    l->hsize = nsize;
-    return 0;
-}
-
-static int htab_add(struct mpt_listener *l, struct mpt_socket *s)
-{
-    if (l->hcount + 1 > l->hsize && htab_grow(l) < 0)
-        return MPT_ENOMEM;
-    size_t h = hash_ptr(s->c, l->hsize);
-    s->hnext = l->htab[h];
-    l->htab[h] = s;
-    l->hcount++;
-    return 0;
-}
-
-static struct mpt_socket *htab_find(struct mpt_listener *l, const struct mpt_conn *c)
-{
-    if (l->hsize == 0)
-        return NULL;
-    for (struct mpt_socket *s = l->htab[hash_ptr(c, l->hsize)]; s; s = s->hnext)
-        if (s->c == c)
-            return s;
-    return NULL;
-}
-
-static void htab_del(struct mpt_listener *l, struct mpt_socket *s)
-{
-    if (l->hsize == 0)
-        return;
-    struct mpt_socket **pp = &l->htab[hash_ptr(s->c, l->hsize)];
-    for (; *pp; pp = &(*pp)->hnext) {
-        if (*pp == s) {
-            *pp = s->hnext;
-            l->hcount--;
-            return;
-        }
-    }
-}
 
 /* ---- Lifetime -------------------------------------------------------------------- */
 
@@ -101,23 +55,33 @@ static void listener_free(struct mpt_listener *l)
     struct mpt_ctx *ctx = l->ctx;
 
     mpt_evq_forget(ctx, &l->evsrc);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        ctx->listeners = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    LIST_REMOVE(l, link);
     if (l->srv)
         mpt_server_free(l->srv);
-    free(l->htab);
     free(l);
+}
+
+struct mpt_ctx *mpt_listener_ctx(const struct mpt_listener *l)
+{
+    return l->ctx;
+}
+
+int mpt_listener_closed(const struct mpt_listener *l)
+{
+    return l->closed;
+}
+
+void *mpt_listener_user(const struct mpt_listener *l)
+{
+    return l->user;
 }
 
 void mpt_listener_conn_gone(struct mpt_listener *l, struct mpt_socket *s)
 {
     if (!s->accepted)
         mpt_listener_unqueue(l, s);
-    htab_del(l, s);
+    if (s->c != NULL)
+        mpt_conn_set_user(s->c, NULL); /* joins find no socket any more */
     s->listener = NULL;
     if (l->nconns > 0)
         l->nconns--;
@@ -130,12 +94,7 @@ void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s)
     if (s->queued || s->accepted || l->closed)
         return;
     s->queued = 1;
-    s->qnext = NULL;
-    if (l->qtail)
-        l->qtail->qnext = s;
-    else
-        l->qhead = s;
-    l->qtail = s;
+    TAILQ_INSERT_TAIL(&l->queue, s, qlink);
     if (l->cb) {
         l->ctx->in_cb++;
         l->cb(l, l->user);
@@ -147,39 +106,19 @@ void mpt_listener_ready(struct mpt_listener *l, struct mpt_socket *s)
 
 void mpt_listener_unqueue(struct mpt_listener *l, struct mpt_socket *s)
 {
-    struct mpt_socket *prev = NULL;
-
     if (!s->queued)
         return;
-    for (struct mpt_socket *q = l->qhead; q; prev = q, q = q->qnext) {
-        if (q != s)
-            continue;
-        if (prev)
-            prev->qnext = q->qnext;
-        else
-            l->qhead = q->qnext;
-        if (l->qtail == q)
-            l->qtail = prev;
-        break;
-    }
+    TAILQ_REMOVE(&l->queue, s, qlink);
     s->queued = 0;
-    s->qnext = NULL;
 }
 
 static void pending_free(struct mpt_pending *p, int close_fd)
 {
-    struct mpt_listener *l = p->l;
-
     mpt_io_set(&p->io, 0);
     mpt_tmr_fini(&p->tmr);
     if (close_fd && p->fd >= 0)
         close(p->fd);
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        l->pending = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    LIST_REMOVE(p, link);
     free(p);
 }
 
@@ -248,17 +187,11 @@ static void pending_try(struct mpt_pending *p)
         }
         s->c = a.conn;
         s->listener = l;
-        if (htab_add(l, s) < 0) {
-            s->released = s->done = 1;
-            s->listener = NULL;
-            mpt_sock_destroy(s);
-            a.reply_len = 0;
-            goto refuse;
-        }
+        mpt_conn_set_user(a.conn, s); /* joins find their socket through it */
         l->nconns++;
         MPT_TRACE(ctx, s->id, "conn_accepted", NULL);
     } else {
-        s = htab_find(l, a.conn);
+        s = mpt_conn_get_user(a.conn);
         if (s == NULL || s->done) {
             /* Should not happen: the engine knows the connection. */
             mpt_conn_sf_failed(a.conn, a.sf, MPT_ESTATE, now);
@@ -340,10 +273,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         mpt_io_init(&ctx->ws, &p->io, pending_io_cb, fd);
         p->io.w.data = p;
         p->tmr.w.data = p;
-        p->next = l->pending;
-        if (l->pending)
-            l->pending->prev = p;
-        l->pending = p;
+        LIST_INSERT_HEAD(&l->pending, p, link);
         mpt_io_set(&p->io, EV_READ);
         mpt_tmr_start(&p->tmr, ctx->cfg.handshake_timeout_ms / 1000.);
     }
@@ -392,6 +322,8 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
     }
     if ((l = calloc(1, sizeof *l)) == NULL)
         return MPT_ENOMEM;
+    LIST_INIT(&l->pending);
+    TAILQ_INIT(&l->queue);
     l->ctx = ctx;
     l->evsrc.l = l;
     l->cb = cb;
@@ -465,10 +397,7 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
         goto fail; /* rc: why the last address failed */
     for (int k = 0; k < l->nfds; k++)
         mpt_io_set(&l->ios[k], EV_READ);
-    l->next = ctx->listeners;
-    if (ctx->listeners)
-        ctx->listeners->prev = l;
-    ctx->listeners = l;
+    LIST_INSERT_HEAD(&ctx->listeners, l, link);
     MPT_TRACE(ctx, 0, "listen", "\"port\":%d,\"addrs\":%d", l->port, l->nfds);
     *out = l;
     return 0;
@@ -498,18 +427,18 @@ void mpt_listener_close(struct mpt_listener *l)
         close(l->fds[k]);
     }
     l->nfds = 0;
-    while (l->pending)
-        pending_free(l->pending, 1);
+    while (!LIST_EMPTY(&l->pending))
+        pending_free(LIST_FIRST(&l->pending), 1);
     /* Established but never accepted: abort. */
-    while (l->qhead) {
-        struct mpt_socket *s = l->qhead;
+    while (!TAILQ_EMPTY(&l->queue)) {
+        struct mpt_socket *s = TAILQ_FIRST(&l->queue);
         mpt_listener_unqueue(l, s);
         s->accepted = 1;
         mpt_abort(s);
     }
     /* Connections not yet established belong to nobody: abort them too. */
-    for (struct mpt_socket *s = l->ctx->socks, *next; s; s = next) {
-        next = s->next;
+    struct mpt_socket *s, *next;
+    LIST_FOREACH_SAFE(s, &l->ctx->socks, link, next) {
         if (s->listener == l && !s->accepted && !s->released) {
             s->accepted = 1;
             mpt_abort(s);
@@ -526,7 +455,7 @@ int mpt_accept_sized(struct mpt_listener *l, const struct mpt_callbacks *cb, siz
         *out = NULL;
     if (l == NULL || out == NULL || l->closed || !mpt_callbacks_size_ok(cb, cb_size))
         return MPT_EINVAL;
-    struct mpt_socket *s = l->qhead;
+    struct mpt_socket *s = TAILQ_FIRST(&l->queue);
     if (s == NULL)
         return MPT_EAGAIN;
     mpt_listener_unqueue(l, s);
@@ -548,4 +477,14 @@ int(mpt_accept)(struct mpt_listener *l, const struct mpt_callbacks *cb, void *us
                 struct mpt_socket **out)
 {
     return mpt_accept_sized(l, cb, MPT_CALLBACKS_SIZE_0_1, user, out);
+}
+
+/* mpt_ctx_free: the sockets are gone already; so go the listeners. */
+void mpt_listener_free_all(struct mpt_ctx *ctx)
+{
+    while (!LIST_EMPTY(&ctx->listeners)) {
+        struct mpt_listener *l = LIST_FIRST(&ctx->listeners);
+        l->nconns = 0;
+        mpt_listener_close(l);
+    }
 }

@@ -5,7 +5,13 @@ noinst_LTLIBRARIES += libmpt/libmptio.la
 libmpt_libmptio_la_CPPFLAGS = $(AM_CPPFLAGS) -DMPT_BUILDING_LIBRARY $(BSD_CFLAGS)
 libmpt_libmptio_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -pthread
 libmpt_libmptio_la_SOURCES = \
-	libmpt/io.h \
+	libmpt/abi.h \
+	libmpt/ctx.h \
+	libmpt/events.h \
+	libmpt/listener.h \
+	libmpt/paths.h \
+	libmpt/sock.h \
+	libmpt/subflow.h \
 	libmpt/netlink.h \
 	libmpt/resolve.h \
 	libmpt/util.h \

@@ -17,13 +17,41 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "netlink.h"
+#include "paths.h"
+#include "subflow.h"
+
+struct mpt_path {
+    int used, removed, backup;
+    char ifname[IF_NAMESIZE];        /* SO_BINDTODEVICE, or "" */
+    struct sockaddr_storage src;     /* ss_family AF_UNSPEC: no bind */
+    socklen_t srclen;
+};
+
+struct mpt_raddr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    int addr_id;                     /* server's id, -1 for the resolved one */
+    int removed;
+};
+
+struct mpt_slot {                    /* one (path, remote address, k) subflow */
+    int path, raddr;
+    int sf;                          /* engine index while a subflow exists, else -1 */
+    int dead;
+    unsigned fails;                  /* consecutive failures since one was up */
+    struct mpt_tmr retry;
+    struct mpt_socket *s;
+    int has_last;                    /* `last` holds the subflow that went down last */
+    struct mpt_subflow_info last;    /* as it went down (mpt_get_subflows records) */
+};
 
 static void slot_retry_cb(EV_P_ ev_timer *w, int revents);
+static void slot_connect(struct mpt_slot *sl);
 
 /* ---- Client path manager ------------------------------------------------------- */
 
-void mpt_paths_slot_free(struct mpt_slot *sl)
+static void slot_free(struct mpt_slot *sl)
 {
     mpt_tmr_fini(&sl->retry);
     free(sl);
@@ -108,7 +136,7 @@ void mpt_paths_start_all(struct mpt_socket *s)
     for (int i = 0; i < s->nslots; i++) {
         struct mpt_slot *sl = s->slots[i];
         if (sl->sf < 0 && !sl->dead && !ev_is_active(&sl->retry.w))
-            mpt_paths_slot_connect(sl);
+            slot_connect(sl);
     }
 }
 
@@ -181,7 +209,7 @@ static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
  * route) still becomes a subflow that fails at once, so that it is reported
  * and retried like one that fails later.
  */
-void mpt_paths_slot_connect(struct mpt_slot *sl)
+static void slot_connect(struct mpt_slot *sl)
 {
     struct mpt_socket *s = sl->s;
     struct mpt_path *p = &s->paths[sl->path];
@@ -202,7 +230,8 @@ void mpt_paths_slot_connect(struct mpt_slot *sl)
     }
     if (s->sf[idx] != NULL)
         sf_retire(s, s->sf[idx]);
-    e = mpt_sf_socket(s->ctx, p, r, &fd, &in_progress, &what);
+    e = mpt_sf_socket(s->ctx, p->ifname, &p->src, p->srclen, &r->sa, r->len, &fd, &in_progress,
+                      &what);
     if (e != 0 && fd >= 0) {
         close(fd);
         fd = -1;
@@ -347,23 +376,21 @@ static void links_down(void *arg, const char *ifname, const struct sockaddr_stor
                        int naddrs, int err)
 {
     struct mpt_ctx *ctx = arg;
-    struct mpt_socket *s = ctx->socks;
+    struct mpt_socket *s, *next;
 
     MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d,\"error\":\"%s\"",
               ifname ? ifname : "", naddrs, mpt_err_name(err));
-    while (s != NULL) {
-        struct mpt_socket *next = s->next;
+    LIST_FOREACH_SAFE(s, &ctx->socks, link, next)
         sock_link_down(s, ifname, addrs, naddrs, err);
-        s = next;
-    }
 }
 
 static void links_changed(void *arg)
 {
     struct mpt_ctx *ctx = arg;
+    struct mpt_socket *s;
 
     MPT_TRACE(ctx, 0, "netlink_change", NULL);
-    for (struct mpt_socket *s = ctx->socks; s; s = s->next)
+    LIST_FOREACH(s, &ctx->socks, link)
         sock_paths_changed(s);
 }
 
@@ -381,12 +408,12 @@ static void slot_retry_cb(EV_P_ ev_timer *w, int revents)
 
     if (sl->sf < 0 && !s->done && s->established) {
         MPT_TRACE(s->ctx, s->id, "sf_retry", "\"path\":%d,\"fails\":%u", sl->path, sl->fails);
-        mpt_paths_slot_connect(sl);
+        slot_connect(sl);
         mpt_sock_pump(s, 1);
     }
 }
 
-int mpt_paths_parse(const char *str, struct mpt_path *p)
+static int parse_path(const char *str, struct mpt_path *p)
 {
     char buf[128];
     size_t n;
@@ -420,7 +447,7 @@ int mpt_paths_parse(const char *str, struct mpt_path *p)
  * test bind, which is exactly what the subflow will do). An interface that
  * exists but is down, or comes and goes, is fine: it may come back.
  */
-int mpt_paths_check(const struct mpt_path *p)
+static int check_path(const struct mpt_path *p)
 {
     int fd, e = 0, one = 1;
 
@@ -441,7 +468,7 @@ int mpt_paths_check(const struct mpt_path *p)
     return e ? mpt_errno_to_mpt(e) : 0;
 }
 
-int mpt_paths_fullmesh(struct mpt_socket *s)
+static int fullmesh_paths(struct mpt_socket *s)
 {
     struct ifaddrs *ifa, *i;
 
@@ -480,7 +507,7 @@ int mpt_add_path(struct mpt_socket *s, const char *path)
         return MPT_EINVAL;
     if (s->server || s->done)
         return MPT_ESTATE;
-    if ((rc = mpt_paths_parse(path, &p)) < 0 || (rc = mpt_paths_check(&p)) < 0)
+    if ((rc = parse_path(path, &p)) < 0 || (rc = check_path(&p)) < 0)
         return rc;
     if (s->npaths >= MPT_IO_MAX_PATHS)
         return MPT_ETOOMANY;
@@ -570,9 +597,10 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
  * live connection, on either side. */
 /* A client slot with no subflow now, whose last one went down: its record
  * (the subflow as it failed, with when the slot retries). 0 if none. */
-int mpt_paths_slot_record(const struct mpt_socket *s, const struct mpt_slot *sl,
-                          struct mpt_subflow_info *o)
+int mpt_paths_slot_record(const struct mpt_socket *s, int k, struct mpt_subflow_info *o)
 {
+    const struct mpt_slot *sl = s->slots[k];
+
     if (sl->sf >= 0 || !sl->has_last || sl->dead || s->paths[sl->path].removed ||
         s->raddrs[sl->raddr].removed)
         return 0;
@@ -586,3 +614,99 @@ int mpt_paths_slot_record(const struct mpt_socket *s, const struct mpt_slot *sl,
     return 1;
 }
 
+/* ---- What the rest of the socket asks of its paths ---------------------------------- */
+
+/* mpt_connect: the paths given (parsed and checked; each refusal traced),
+ * every local address with fullmesh, or one unbound path. */
+int mpt_paths_setup(struct mpt_socket *s, const char *const *paths, size_t npaths)
+{
+    struct mpt_ctx *ctx = s->ctx;
+    int rc;
+
+    s->paths = calloc(MPT_IO_MAX_PATHS, sizeof *s->paths);
+    s->raddrs = calloc(MPT_IO_MAX_RADDRS, sizeof *s->raddrs);
+    if (s->paths == NULL || s->raddrs == NULL)
+        return MPT_ENOMEM;
+    for (size_t i = 0; i < npaths; i++) {
+        if ((rc = parse_path(paths[i], &s->paths[i])) < 0 ||
+            (rc = check_path(&s->paths[i])) < 0) {
+            MPT_TRACE(ctx, s->id, "path_refused", "\"path\":%zu,\"error\":\"%s\"", i,
+                      mpt_err_name(rc));
+            return rc;
+        }
+    }
+    s->npaths = (int)npaths;
+    if (npaths == 0 && ctx->cfg.fullmesh) {
+        if ((rc = fullmesh_paths(s)) < 0)
+            return rc;
+    }
+    if (s->npaths == 0) {
+        s->paths[0].used = 1;
+        s->paths[0].src.ss_family = AF_UNSPEC;
+        s->npaths = 1;
+    }
+    return 0;
+}
+
+/* The family to resolve the server's name in: the first explicit source
+ * address's, else any. */
+int mpt_paths_family(const struct mpt_socket *s)
+{
+    return s->paths[0].src.ss_family != AF_UNSPEC ? s->paths[0].src.ss_family : AF_UNSPEC;
+}
+
+/* The connection exists: its first subflow, on the first slot. */
+void mpt_paths_connect_first(struct mpt_socket *s)
+{
+    slot_connect(s->slots[0]);
+}
+
+void mpt_paths_free(struct mpt_socket *s)
+{
+    for (int i = 0; i < s->nslots; i++)
+        slot_free(s->slots[i]);
+    s->nslots = 0;
+    free(s->paths);
+    free(s->raddrs);
+    s->paths = NULL;
+    s->raddrs = NULL;
+}
+
+/* The connection is finished: no more retries. */
+void mpt_paths_stop(struct mpt_socket *s)
+{
+    for (int i = 0; i < s->nslots; i++)
+        mpt_tmr_stop(&s->slots[i]->retry);
+}
+
+int mpt_paths_slot_info(const struct mpt_socket *s, int k, int *path_id, uint32_t *failures)
+{
+    if (k < 0 || k >= s->nslots)
+        return 0;
+    *path_id = s->slots[k]->path;
+    *failures = s->slots[k]->fails;
+    return 1;
+}
+
+/* Slot k's subflow is up: its failures in a row end. */
+void mpt_paths_slot_up(struct mpt_socket *s, int k)
+{
+    if (k >= 0 && k < s->nslots)
+        s->slots[k]->fails = 0;
+}
+
+/* Engine subflow idx of slot k is gone: the slot has none (unless it has
+ * a newer one already). */
+void mpt_paths_sf_gone(struct mpt_socket *s, int k, int idx)
+{
+    if (k >= 0 && k < s->nslots && s->slots[k]->sf == idx)
+        s->slots[k]->sf = -1;
+}
+
+/* REMOVE_ADDR: the slots to that address die as their subflows end. */
+void mpt_paths_addr_removed(struct mpt_socket *s, int addr_id)
+{
+    for (int i = 0; i < s->nraddrs; i++)
+        if (s->raddrs[i].addr_id == addr_id)
+            s->raddrs[i].removed = 1;
+}

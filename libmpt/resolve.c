@@ -27,7 +27,7 @@ struct mpt_resolve_req {
     mpt_resolve_done_cb cb; /* NULL once cancelled; guarded by rs->mu */
     void *arg;
     uint16_t port;
-    struct mpt_resolve_req *next;
+    SLIST_ENTRY(mpt_resolve_req) link; /* rs->reqs */
     char *host;
     int family;
     int done, err, has_thread;
@@ -105,25 +105,27 @@ static void set_port(struct sockaddr_storage *sa, uint16_t port)
 static void resolve_async_cb(EV_P_ ev_async *w, int revents)
 {
     struct mpt_resolver *rs = w->data;
-    struct mpt_resolve_req *done = NULL, **pp;
+    SLIST_HEAD(, mpt_resolve_req) done = SLIST_HEAD_INITIALIZER(done);
+    struct mpt_resolve_req *r, *prev = NULL, *next;
 
     pthread_mutex_lock(&rs->mu);
     if (rs->hooks.woken != NULL)
         rs->hooks.woken(rs->hooks.arg);
-    for (pp = &rs->reqs; *pp;) {
-        struct mpt_resolve_req *r = *pp;
-        if (r->done) {
-            *pp = r->next;
-            r->next = done;
-            done = r;
-        } else {
-            pp = &r->next;
+    SLIST_FOREACH_SAFE(r, &rs->reqs, link, next) {
+        if (!r->done) {
+            prev = r;
+            continue;
         }
+        if (prev != NULL)
+            SLIST_REMOVE_AFTER(prev, link);
+        else
+            SLIST_REMOVE_HEAD(&rs->reqs, link);
+        SLIST_INSERT_HEAD(&done, r, link);
     }
     pthread_mutex_unlock(&rs->mu);
-    while (done) {
-        struct mpt_resolve_req *r = done;
-        done = r->next;
+    while (!SLIST_EMPTY(&done)) {
+        r = SLIST_FIRST(&done);
+        SLIST_REMOVE_HEAD(&done, link);
         if (r->has_thread)
             pthread_join(r->th, NULL);
         if (r->cb != NULL) {
@@ -143,6 +145,7 @@ int mpt_resolve_init(struct mpt_resolver *rs, struct ev_loop *loop,
     int rc;
 
     memset(rs, 0, sizeof *rs);
+    SLIST_INIT(&rs->reqs);
     if ((rc = pthread_mutex_init(&rs->mu, NULL)) != 0)
         return mpt_errno_to_mpt(rc);
     rs->loop = loop;
@@ -160,11 +163,11 @@ void mpt_resolve_fini(struct mpt_resolver *rs)
     struct mpt_resolve_req *r, *next;
 
     pthread_mutex_lock(&rs->mu);
-    r = rs->reqs;
-    rs->reqs = NULL;
+    r = SLIST_FIRST(&rs->reqs);
+    SLIST_INIT(&rs->reqs);
     pthread_mutex_unlock(&rs->mu);
     for (; r; r = next) {
-        next = r->next;
+        next = SLIST_NEXT(r, link);
         if (r->has_thread)
             pthread_join(r->th, NULL);
         free(r->host);
@@ -220,16 +223,14 @@ int mpt_resolve_start(struct mpt_resolver *rs, const char *host, uint16_t port, 
             free(r);
             return mpt_errno_to_mpt(rc); /* EAGAIN: MPT_ESYS, not "try again" */
         }
-        r->next = rs->reqs;
-        rs->reqs = r;
+        SLIST_INSERT_HEAD(&rs->reqs, r, link);
         *out = r;
         pthread_mutex_unlock(&rs->mu);
         resolve_hold(rs);
         return 0;
     }
     pthread_mutex_lock(&rs->mu);
-    r->next = rs->reqs;
-    rs->reqs = r;
+    SLIST_INSERT_HEAD(&rs->reqs, r, link);
     *out = r;
     pthread_mutex_unlock(&rs->mu);
     resolve_hold(rs);

@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 struct mpt_resolve_req;
@@ -27,7 +28,7 @@ struct mpt_resolver {
     struct ev_loop *loop;
     ev_async async;
     pthread_mutex_t mu;
-    struct mpt_resolve_req *reqs;    /* all outstanding */
+    SLIST_HEAD(, mpt_resolve_req) reqs; /* all outstanding */
     unsigned waiting;                /* lookups a caller still waits for (loop thread only) */
     struct mpt_resolve_hooks hooks;
 };

@@ -13,7 +13,11 @@
 
 #include "core/sched.h"
 #include "core/cc.h"
-#include "io.h"
+#include "abi.h"
+#include "listener.h"
+#include "paths.h"
+#include "sock.h"
+#include "subflow.h"
 
 static void sock_timer_cb(EV_P_ ev_timer *w, int revents);
 
@@ -36,10 +40,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     s->evsrc.s = s;
     s->id = ++ctx->next_conn_id;
     s->timer.w.data = s;
-    s->next = ctx->socks;
-    if (ctx->socks)
-        ctx->socks->prev = s;
-    ctx->socks = s;
+    LIST_INSERT_HEAD(&ctx->socks, s, link);
     ctx->nconns++;
     return s;
 }
@@ -51,8 +52,7 @@ void mpt_sock_destroy(struct mpt_socket *s)
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
         if (s->sf[i])
             mpt_sf_close(s, s->sf[i]);
-    for (int i = 0; i < s->nslots; i++)
-        mpt_paths_slot_free(s->slots[i]);
+    mpt_paths_free(s);
     mpt_resolve_cancel(&ctx->resolver, &s->rreq);
     mpt_evq_forget(ctx, &s->evsrc);
     mpt_tmr_fini(&s->timer);
@@ -60,18 +60,20 @@ void mpt_sock_destroy(struct mpt_socket *s)
         mpt_listener_conn_gone(s->listener, s);
     if (s->c)
         mpt_conn_free(s->c);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        ctx->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     ctx->nconns--;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
     free(s->host);
-    free(s->paths);
-    free(s->raddrs);
     free(s);
+}
+
+void mpt_sock_free_all(struct mpt_ctx *ctx)
+{
+    while (!LIST_EMPTY(&ctx->socks)) {
+        struct mpt_socket *s = LIST_FIRST(&ctx->socks);
+        s->busy = 0;
+        mpt_sock_destroy(s);
+    }
 }
 
 void mpt_sock_maybe_free(struct mpt_socket *s)
@@ -130,10 +132,7 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->rttvar_us = sf->info.rttvar / 1000u;
         o->cwnd_bytes = sf->info.cwnd_bytes;
         o->total_retrans = sf->info.total_retrans;
-        if (sf->slot >= 0 && sf->slot < s->nslots) {
-            o->path_id = s->slots[sf->slot]->path;
-            o->failures = s->slots[sf->slot]->fails;
-        }
+        mpt_paths_slot_info(s, sf->slot, &o->path_id, &o->failures);
         if (o->fail_error == 0)
             o->fail_error = sf->fail_error;
         if (o->fail_error == sf->fail_error)
@@ -162,8 +161,7 @@ static void sock_finish(struct mpt_socket *s, int err)
         }
         mpt_sf_close(s, sf);
     }
-    for (int i = 0; i < s->nslots; i++)
-        mpt_tmr_stop(&s->slots[i]->retry);
+    mpt_paths_stop(s);
     mpt_tmr_stop(&s->timer);
     if (s->server && !s->accepted) {
         /* Never handed to the application: nobody else will release it. */
@@ -246,8 +244,8 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     case MPT_EV_SF_UP:
         if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
             struct mpt_sfio *sf = s->sf[ev->sf];
-            if (sf && sf->slot >= 0 && sf->slot < s->nslots)
-                s->slots[sf->slot]->fails = 0;
+            if (sf)
+                mpt_paths_slot_up(s, sf->slot);
             fill_sf_info(s, ev->sf, &si);
             MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"id\":%d,\"path\":%d", ev->sf, si.id,
                       si.path_id);
@@ -303,9 +301,8 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     }
     case MPT_EV_ADDR_REMOVED:
         MPT_TRACE(s->ctx, s->id, "addr_removed", "\"addr_id\":%u", ev->addr.addr_id);
-        for (int i = 0; !s->server && i < s->nraddrs; i++)
-            if (s->raddrs[i].addr_id == ev->addr.addr_id)
-                s->raddrs[i].removed = 1;
+        if (!s->server)
+            mpt_paths_addr_removed(s, ev->addr.addr_id);
         break;
     case MPT_EV_CLOSED:
         sock_finish(s, 0);
@@ -479,7 +476,7 @@ static void sock_resolved(void *arg, int err, const struct sockaddr *sa, socklen
         return;
     }
     MPT_TRACE(ctx, s->id, "conn_start", "\"slots\":%d", s->nslots);
-    mpt_paths_slot_connect(s->slots[0]);
+    mpt_paths_connect_first(s);
     mpt_sock_pump(s, 1);
 }
 
@@ -499,37 +496,14 @@ int mpt_connect_sized(struct mpt_ctx *ctx, const char *host, uint16_t port,
     if ((s = mpt_sock_alloc(ctx, 0)) == NULL)
         return ctx->nconns >= ctx->cfg.max_connections ? MPT_ENOBUFS : MPT_ENOMEM;
     rc = MPT_ENOMEM;
-    s->paths = calloc(MPT_IO_MAX_PATHS, sizeof *s->paths);
-    s->raddrs = calloc(MPT_IO_MAX_RADDRS, sizeof *s->raddrs);
-    s->host = strdup(host);
-    if (s->paths == NULL || s->raddrs == NULL || s->host == NULL)
+    if ((s->host = strdup(host)) == NULL || (rc = mpt_paths_setup(s, paths, npaths)) < 0)
         goto fail;
-    for (size_t i = 0; i < npaths; i++) {
-        if ((rc = mpt_paths_parse(paths[i], &s->paths[i])) < 0 ||
-            (rc = mpt_paths_check(&s->paths[i])) < 0) {
-            MPT_TRACE(ctx, s->id, "path_refused", "\"path\":%zu,\"error\":\"%s\"", i,
-                      mpt_err_name(rc));
-            goto fail;
-        }
-    }
-    s->npaths = (int)npaths;
-    if (npaths == 0 && ctx->cfg.fullmesh) {
-        if ((rc = mpt_paths_fullmesh(s)) < 0)
-            goto fail;
-    }
-    if (s->npaths == 0) {
-        s->paths[0].used = 1;
-        s->paths[0].src.ss_family = AF_UNSPEC;
-        s->npaths = 1;
-    }
     s->port = port;
     mpt_callbacks_take(s, cb, cb_size);
     s->user = user;
     s->released = 0;
-    /* Prefer the family of the first explicit source address. */
-    int family = s->paths[0].src.ss_family != AF_UNSPEC ? s->paths[0].src.ss_family : AF_UNSPEC;
-    if ((rc = mpt_resolve_start(&ctx->resolver, host, port, family, sock_resolved, s,
-                                &s->rreq)) < 0)
+    if ((rc = mpt_resolve_start(&ctx->resolver, host, port, mpt_paths_family(s), sock_resolved,
+                                s, &s->rreq)) < 0)
         goto fail;
     mpt_paths_watch_links(ctx);
     MPT_TRACE(ctx, s->id, "connect", "\"port\":%u,\"paths\":%d", port, s->npaths);
@@ -829,7 +803,7 @@ int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *out, s
         count++;
     }
     for (int k = 0; k < s->nslots; k++) {
-        if (!mpt_paths_slot_record(s, s->slots[k], &o))
+        if (!mpt_paths_slot_record(s, k, &o))
             continue;
         if ((size_t)count < n)
             put_sf_info(out, (size_t)count, elem_size, &o);

@@ -18,7 +18,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "paths.h"
+#include "subflow.h"
 
 #define IOV_MAX_BATCH 64
 #define MPT_IO_ROOM_REFILL (64u * 1024u)
@@ -153,9 +154,7 @@ void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf)
     mpt_tmr_fini(&sf->ctimer);
     if (sf->fd >= 0)
         close(sf->fd);
-    free(sf->pend);
-    if (sf->slot >= 0 && sf->slot < s->nslots && s->slots[sf->slot]->sf == sf->idx)
-        s->slots[sf->slot]->sf = -1;
+    mpt_paths_sf_gone(s, sf->slot, sf->idx);
     s->sf[sf->idx] = NULL;
     free(sf);
 }
@@ -238,31 +237,12 @@ void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
                        size_t len, uint64_t now)
 {
+    /* The engine takes every byte, keeping an incomplete frame itself. */
     ssize_t used = mpt_conn_sf_input(s->c, sf->idx, data, len, now);
 
-    if (used < 0) {
+    if (used < 0)
         MPT_TRACE(s->ctx, s->id, "sf_protocol_error", "\"sf\":%d,\"error\":\"%s\"", sf->idx,
                   mpt_err_name((int)used));
-        sf->pend_len = 0;
-        return;
-    }
-    size_t rest = len - (size_t)used;
-    if (rest > 0) {
-        if (sf->pend == NULL || rest > sf->pend_len) {
-            uint8_t *p = realloc(sf->pend, rest);
-            if (p == NULL) {
-                mpt_conn_sf_failed(s->c, sf->idx, MPT_ENOMEM, now);
-                return;
-            }
-            sf->pend = p;
-        }
-        memmove(sf->pend, data + used, rest);
-        sf->pend_len = rest;
-    } else if (sf->pend != NULL) {
-        free(sf->pend);
-        sf->pend = NULL;
-        sf->pend_len = 0;
-    }
 }
 
 static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
@@ -270,10 +250,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
     uint8_t *buf = s->ctx->rbuf;
 
     for (int round = 0; round < 4; round++) {
-        size_t off = sf->pend_len;
-        if (off > 0)
-            memcpy(buf, sf->pend, off);
-        ssize_t n = read(sf->fd, buf + off, MPT_IO_RBUF - off);
+        ssize_t n = read(sf->fd, buf, MPT_IO_RBUF);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -297,10 +274,10 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             mpt_conn_sf_failed(s->c, sf->idx, MPT_ECLOSED, now);
             return;
         }
-        mpt_sock_sf_input(s, sf, buf, off + (size_t)n, now);
+        mpt_sock_sf_input(s, sf, buf, (size_t)n, now);
         if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
             return;
-        if ((size_t)n < MPT_IO_RBUF - off)
+        if ((size_t)n < MPT_IO_RBUF)
             return;
     }
 }
@@ -440,33 +417,33 @@ void mpt_sock_linger_flush(struct mpt_ctx *ctx)
  * connect() has not finished yet) or the errno of the step that failed,
  * which *what names for the trace.
  */
-int mpt_sf_socket(struct mpt_ctx *ctx, const struct mpt_path *p, const struct mpt_raddr *r,
+int mpt_sf_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
+                  socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
                   int *fd, int *in_progress, const char **what)
 {
     int e;
 
     *in_progress = 0;
     *what = "socket";
-    if ((*fd = socket(r->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+    if ((*fd = socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return errno;
     *what = "setsockopt";
     if ((e = mpt_sock_setopts(ctx, *fd)) != 0)
         return e;
-    if (p->ifname[0] != '\0') {
+    if (ifname[0] != '\0') {
         *what = "bindtodevice";
 #ifdef SO_BINDTODEVICE
-        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, p->ifname,
-                       (socklen_t)strlen(p->ifname)) < 0)
+        if (setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0)
             return errno;
 #else
         return ENOTSUP;
 #endif
     }
     *what = "bind";
-    if (p->src.ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
+    if (src->ss_family != AF_UNSPEC && bind(*fd, (const struct sockaddr *)src, srclen) < 0)
         return errno;
     *what = "connect";
-    if (connect(*fd, (const struct sockaddr *)&r->sa, r->len) < 0) {
+    if (connect(*fd, (const struct sockaddr *)dst, dstlen) < 0) {
         if (errno != EINPROGRESS)
             return errno;
         *in_progress = 1;

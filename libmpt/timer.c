@@ -110,10 +110,7 @@ int mpt_tmr_init(struct mpt_watchers *ws, struct mpt_tmr *t, void (*cb)(EV_P_ ev
     t->cb = cb;
     t->hidx = NOT_IN_HEAP;
     ev_timer_init(&t->w, tmr_fired, 0., 0.);
-    t->next = ws->tmrs;
-    if (ws->tmrs)
-        ws->tmrs->prev = t;
-    ws->tmrs = t;
+    LIST_INSERT_HEAD(&ws->tmrs, t, link);
     ws->ntmrs++;
     return 0;
 }
@@ -142,13 +139,7 @@ void mpt_tmr_fini(struct mpt_tmr *t)
     if (ws == NULL)
         return;
     mpt_tmr_stop(t);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        ws->tmrs = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
+    LIST_REMOVE(t, link);
     t->ws = NULL;
     ws->ntmrs--;
 }

@@ -11,6 +11,7 @@
 
 #include <ev.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct mpt_watchers;
 
@@ -18,7 +19,7 @@ struct mpt_io {
     ev_io w;
     struct mpt_watchers *ws;
     int events;                      /* EV_READ | EV_WRITE currently wanted */
-    struct mpt_io *prev, *next;      /* ws->ios while events != 0 */
+    LIST_ENTRY(mpt_io) link;         /* ws->ios while events != 0 */
 };
 
 /* A one-shot timer: a libev timer that is also kept in the heap. */
@@ -27,14 +28,14 @@ struct mpt_tmr {
     struct mpt_watchers *ws;
     void (*cb)(EV_P_ ev_timer *, int);
     uint32_t hidx;                   /* index in ws->theap while started */
-    struct mpt_tmr *prev, *next;     /* ws->tmrs while initialised */
+    LIST_ENTRY(mpt_tmr) link;        /* ws->tmrs while initialised */
 };
 
 struct mpt_watchers {
     struct ev_loop *loop;
     int extfd;                       /* epoll fd mirroring the ios, or -1 */
-    struct mpt_io *ios;              /* the started ones */
-    struct mpt_tmr *tmrs;            /* every initialised timer */
+    LIST_HEAD(, mpt_io) ios;         /* the started ones */
+    LIST_HEAD(, mpt_tmr) tmrs;       /* every initialised timer */
     struct mpt_tmr **theap;          /* the started ones, a min-heap by expiry */
     uint32_t theap_n, theap_cap, ntmrs;
 };

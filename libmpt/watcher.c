@@ -21,6 +21,8 @@ void mpt_watchers_init(struct mpt_watchers *ws, struct ev_loop *loop)
     memset(ws, 0, sizeof *ws);
     ws->loop = loop;
     ws->extfd = -1;
+    LIST_INIT(&ws->ios);
+    LIST_INIT(&ws->tmrs);
 }
 
 void mpt_watchers_fini(struct mpt_watchers *ws)
@@ -71,19 +73,9 @@ void mpt_io_set(struct mpt_io *io, int events)
         ev_io_start(ws->loop, &io->w);
     }
     if (old == 0 && events != 0) {
-        io->prev = NULL;
-        io->next = ws->ios;
-        if (ws->ios)
-            ws->ios->prev = io;
-        ws->ios = io;
+        LIST_INSERT_HEAD(&ws->ios, io, link);
     } else if (old != 0 && events == 0) {
-        if (io->prev)
-            io->prev->next = io->next;
-        else
-            ws->ios = io->next;
-        if (io->next)
-            io->next->prev = io->prev;
-        io->prev = io->next = NULL;
+        LIST_REMOVE(io, link);
     }
     if (ws->extfd >= 0) {
 #ifdef __linux__
@@ -100,7 +92,8 @@ int mpt_watchers_mirror(struct mpt_watchers *ws)
             ws->extfd = -1;
             return -1;
         }
-        for (struct mpt_io *io = ws->ios; io; io = io->next)
+        struct mpt_io *io;
+        LIST_FOREACH(io, &ws->ios, link)
             ext_ctl(ws, EPOLL_CTL_ADD, io);
     }
     return ws->extfd;

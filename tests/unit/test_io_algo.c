@@ -15,7 +15,7 @@
 
 #include <mpt/mpt.h>
 
-/* Internal (libmpt/io.h): the kernel socket of subflow index sf. */
+/* Internal (libmpt/subflow.h): the kernel socket of subflow index sf. */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
 static const char *const lo1[] = {"127.0.0.1"};

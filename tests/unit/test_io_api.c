@@ -24,7 +24,7 @@
 
 #include "core/frame.h"
 
-/* Internal (libmpt/io.h): the errno -> MPT_E* map every syscall site uses,
+/* Internal (libmpt/util.h, subflow.h): the errno -> MPT_E* map every syscall site uses,
  * and the kernel socket of subflow index sf. */
 int mpt_errno_to_mpt(int e);
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);

@@ -1,7 +1,7 @@
 /*
  * The context itself: its configuration (struct mpt_config -> the engine's
  * settings) and its timers (the heap behind mpt_ctx_timeout). These tests
- * look inside the context (libmpt/io.h), so they link the I/O layer
+ * look inside the context (libmpt/ctx.h), so they link the I/O layer
  * statically like the other test_io_* programs.
  */
 #include <check.h>
@@ -9,7 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "io.h"
+#include "abi.h"
+#include "ctx.h"
 
 START_TEST(ack_timeout_maps_to_the_engine)
 {
@@ -139,7 +140,8 @@ static int brute_timeout(struct mpt_ctx *ctx)
 {
     double best = -1;
     ev_now_update(ctx->loop);
-    for (struct mpt_tmr *t = ctx->ws.tmrs; t; t = t->next)
+    struct mpt_tmr *t;
+    LIST_FOREACH(t, &ctx->ws.tmrs, link)
         if (ev_is_active(&t->w)) {
             double r = ev_timer_remaining(ctx->loop, &t->w);
             if (best < 0 || r < best)

@@ -14,7 +14,7 @@
 
 #include <mpt/mpt.h>
 
-/* Internal, test-only: the kernel socket of subflow sf (libmpt/io.h). */
+/* Internal, test-only: the kernel socket of subflow sf (libmpt/subflow.h). */
 struct mpt_socket;
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 

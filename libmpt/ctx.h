@@ -1,0 +1,76 @@
+/*
+ * The context (ctx.c): configuration, the loop and what runs on it, the
+ * sockets and listeners it holds, and the trace. Everything runs on the
+ * loop thread; the only other thread is the name resolver's (resolve.h).
+ */
+#ifndef MPT_CTX_H
+#define MPT_CTX_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/queue.h>
+
+#include <mpt/mpt.h>
+
+#include "core/conn.h"
+#include "events.h"
+#include "netlink.h"
+#include "resolve.h"
+#include "util.h"
+#include "watch.h"
+
+/* The shared read buffer: a whole read batch plus one frame. */
+#define MPT_IO_RBUF (256u * 1024u + MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)
+
+struct mpt_socket;
+struct mpt_listener;
+struct mpt_linger;
+
+struct mpt_ctx {
+    struct ev_loop *loop;
+    int own_loop;
+    struct mpt_config cfg;           /* full copy, strings below */
+    char *cfg_sched, *cfg_cc, *cfg_tcpcc;
+    struct mpt_core_settings core;   /* derived from cfg */
+    uint64_t t0;                     /* trace epoch, ns */
+    uint8_t *rbuf;                   /* shared read buffer, MPT_IO_RBUF bytes */
+    struct mpt_watchers ws;          /* every watcher and timer (watcher.c, timer.c) */
+    int wakefd;                      /* eventfd in ws.extfd: wake-ups, or -1; wake_mu */
+    pthread_mutex_t wake_mu;
+    struct mpt_netlink nl;           /* rtnetlink watcher */
+    LIST_HEAD(, mpt_linger) lingers; /* subflow sockets closing gracefully (subflow.c) */
+    LIST_HEAD(, mpt_socket) socks;   /* every socket, both roles */
+    LIST_HEAD(, mpt_listener) listeners;
+    unsigned nconns;
+    unsigned next_conn_id;
+    int in_cb;                       /* application callback depth */
+    int breaking;
+    /* trace */
+    FILE *trace_fp;
+    mpt_trace_cb trace_cb;
+    void *trace_user;
+    struct mpt_resolver resolver;
+    /* pull-style events and mpt_ctx_wakeup (events.c) */
+    struct mpt_evsrc_q evq;
+    ev_async wake_async;
+    int wake_pending;
+    int running;                     /* inside mpt_ctx_run: a wake-up ends it */
+};
+
+/* Trace: cheap check first. */
+#define MPT_TRACING(ctx) ((ctx)->trace_fp != NULL || (ctx)->trace_cb != NULL)
+void mpt_trace_emit(struct mpt_ctx *ctx, unsigned conn, const char *ev, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define MPT_TRACE(ctx, conn, ev, ...)                                                       \
+    do {                                                                                     \
+        if (MPT_TRACING(ctx))                                                                \
+            mpt_trace_emit((ctx), (conn), (ev), __VA_ARGS__);                                \
+    } while (0)
+
+/* What mpt_ctx_free asks of the files that own the context's handles. */
+void mpt_sock_free_all(struct mpt_ctx *ctx);      /* sock.c: every socket, no callback */
+void mpt_listener_free_all(struct mpt_ctx *ctx);  /* listener.c */
+void mpt_sock_linger_flush(struct mpt_ctx *ctx);  /* subflow.c: lingering closes end */
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * One multipath connection of the I/O layer (sock.c), as the files that
+ * carry it out see it: its subflow sockets (subflow.h), its client paths
+ * (paths.h, whose structs only paths.c sees) and its listener (listener.h).
+ */
+#ifndef MPT_SOCK_H
+#define MPT_SOCK_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "ctx.h"
+
+#define MPT_IO_MAX_PATHS 16
+#define MPT_IO_MAX_RADDRS 16
+#define MPT_IO_MAX_SLOTS 64
+
+struct mpt_sfio;
+struct mpt_path;
+struct mpt_raddr;
+struct mpt_slot;
+
+struct mpt_socket {
+    struct mpt_ctx *ctx;
+    LIST_ENTRY(mpt_socket) link;     /* ctx->socks */
+    TAILQ_ENTRY(mpt_socket) qlink;   /* its listener's accept queue while queued */
+    unsigned id;                     /* for traces */
+    struct mpt_conn *c;              /* NULL until started */
+    int server;
+    struct mpt_listener *listener;   /* server side, until the listener is gone */
+    struct mpt_callbacks cb;
+    void *user;
+    int pull;                        /* no callbacks: events go to ctx->evq */
+    struct mpt_evsrc evsrc;
+    struct mpt_tmr timer;            /* engine deadline, or 0 for a kick */
+    struct mpt_sfio *sf[MPT_MAX_SUBFLOWS_LIMIT];
+    int established, done, released, accepted, queued, error;
+    int sys_errno;                   /* errno behind `error`, or 0 (mpt_info) */
+    int last_fail_error, last_sys_errno; /* the latest subflow syscall failure */
+    int busy;
+    int shut;
+    uint64_t trace_reinj;            /* reinjected bytes already traced */
+    const struct mpt_sched_ops *sched; /* chosen before the engine exists */
+    const struct mpt_cc_ops *cc;
+    /* client */
+    char *host;
+    uint16_t port;
+    struct mpt_resolve_req *rreq;
+    struct mpt_path *paths;          /* MPT_IO_MAX_PATHS, client only */
+    int npaths;
+    struct mpt_raddr *raddrs;        /* MPT_IO_MAX_RADDRS, client only */
+    int nraddrs;
+    struct mpt_slot *slots[MPT_IO_MAX_SLOTS];
+    int nslots;
+};
+
+struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server);
+/* Writes what the engine has, closes dead subflows, re-arms the timer;
+ * events are delivered only with dispatch (from the loop). */
+void mpt_sock_pump(struct mpt_socket *s, int dispatch);
+void mpt_sock_kick(struct mpt_socket *s);
+void mpt_sock_maybe_free(struct mpt_socket *s);
+void mpt_sock_destroy(struct mpt_socket *s);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * The kernel socket of one subflow (subflow.c): what sock.c, paths.c and
+ * listener.c hand it and ask of it.
+ */
+#ifndef MPT_SUBFLOW_H
+#define MPT_SUBFLOW_H
+
+#include <net/if.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "sock.h"
+
+struct mpt_sfio {
+    struct mpt_socket *s;
+    int idx;                         /* engine subflow index */
+    int fd;
+    int slot;                        /* client: path-manager slot, or -1 */
+    int connecting;
+    int backup;
+    struct mpt_io io;
+    struct mpt_tmr ctimer;           /* connect timeout (client) */
+    size_t room_left;
+    uint64_t last_info;
+    struct mpt_sf_info info;
+    struct sockaddr_storage local, remote;
+    char ifname[IF_NAMESIZE];
+    int down_reported;
+    int fail_error;                  /* MPT_E* cause seen by the I/O layer, or 0 */
+    int sys_errno;                   /* the errno behind fail_error, or 0 */
+    int eof_seen;                    /* peer FIN during a graceful close */
+};
+
+struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);
+void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
+                       size_t len, uint64_t now);
+int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */
+/* Test-only accessor (not exported in the installed header). */
+int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
+
+void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf);
+void mpt_sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                     uint64_t now);
+void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sf_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sf_linger_close(struct mpt_ctx *ctx, int fd);
+/* A subflow's socket, created, configured, bound (ifname "" and src
+ * AF_UNSPEC: not) and connecting to dst. 0 (*fd set, *in_progress until
+ * connect() finishes) or the errno of the step that failed (*what). */
+int mpt_sf_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
+                  socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
+                  int *fd, int *in_progress, const char **what);
+
+#endif
