@@ -42,7 +42,7 @@ libmpt_libmpt_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(MPT_LT_VERSION) -no-und
 # What the tests and examples link to reach the I/O layer (static, with hooks).
 MPT_IO_LIBS = libmpt/libmptio.la libmpt/core/libmptcore.la $(EV_LIBS) $(CRYPTO_LIBS) $(BSD_LIBS) -lpthread
 
-# Man pages: one per public function or small family (doc/man/).
+# Man pages: the overview and one page per family of functions (doc/man/).
 man3_MANS += \
 	doc/man/libmpt.3 \
 	doc/man/mpt_config_default.3 \
@@ -58,7 +58,8 @@ man3_MANS += \
 	doc/man/mpt_set_trace_file.3 \
 	doc/man/mpt_blocking_connect.3 \
 	doc/man/mpt_strerror.3
-# Link pages (.so) for every other function, pointing at its family's page.
+# A page of its own for every other function (no .so links: every page
+# renders with `man -l` from the source tree, tests/check-docs.sh).
 man3_MANS += \
 	doc/man/mpt_abort.3 \
 	doc/man/mpt_accept.3 \
