@@ -52,7 +52,7 @@ enum {
 #define FLAG_RESUME 1u
 #define HDR 5                       /* type (1) + payload length (4, big-endian) */
 #define MAX_PAYLOAD (1u << 20)
-#define DATA_CHUNK (256u * 1024)
+#define DATA_CHUNK (64u * 1024)
 #define MAX_NAME 4096
 #define MAX_ENTRIES 1000000
 
@@ -473,6 +473,8 @@ static void progress_tick(int final)
             fprintf(log_file, "%.3f %s %" PRIu64 " %.3f\n", now - t_start, paths.path[k].label,
                     paths.path[k].bytes,
                     nhist > 1 ? mbit(paths.path[k].bytes - hist[old].path[k], dt) : 0.0);
+        /* Read while it grows (tests/demo.sh times its outage by it). */
+        fflush(log_file);
     }
     if (quiet || final || t_data0 == 0)
         return;
