@@ -156,6 +156,8 @@ expect tree 0 0
 for f in empty small large sparse "with space/a file with spaces" "ünïcødé ✓/fïlé – ✓.txt" sub/deeper/x many/f1 many/f500; do
     cmp -s "$t/$f" "$work/dst/tree/$f" || fail "tree: $f differs"
 done
+alloc=$(($(stat -c '%b * %B' "$work/dst/tree/sparse")))
+[ "$alloc" -lt $((1 << 20)) ] || fail "tree: the sparse file takes $alloc bytes on disk at the receiver"
 listing "$t" >"$work/src.list"
 listing "$work/dst/tree" >"$work/dst.list"
 diff "$work/src.list" "$work/dst.list" >"$work/list.diff" || fail "tree: names, modes, mtimes, sizes or links differ: $(head "$work/list.diff")"
@@ -170,6 +172,7 @@ last=$(awk '$2 == "total" { b = $3 } END { print b }' "$work/tree-rx.log")
     fail "tree: the receiver's --log ends at $last bytes"
 ok "a 513-entry tree (empty, small, 64 MiB, 100 MiB sparse, 500 small files, spaces, unicode, a link) byte-exact with modes and mtimes, $(grep 'path 127.0.0.2' "$work/tree-tx.out" | sed 's/^mpt-copy: //')"
 ok "--log: the receiver's last total is every byte ($last)"
+ok "the 100 MiB sparse file stays sparse at the receiver ($alloc bytes allocated)"
 
 # ---- resume after the receiver is killed mid-transfer ----------------------------------
 head -c $((64 << 20)) /dev/urandom >"$work/src/resume.bin"
