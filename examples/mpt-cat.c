@@ -1,22 +1,21 @@
 /*
  * mpt-cat: netcat over libmpt.
  *
- *   mpt-cat -l PORT [--listen-addr ADDR]...      serve one connection
- *   mpt-cat HOST PORT [--path IF_OR_ADDR[/backup]]...
+ *   mpt-cat [options] HOST PORT
+ *   mpt-cat [options] -l [-k] [ADDR]... PORT
  *
- * Standard input goes to the peer, the peer's data to standard output. End of
- * input shuts down the sending side; the program exits when both directions
- * are finished. The context runs on the application's own libev loop, which
- * also watches standard input.
- *
- * Exit status: 0 only after a graceful close (both directions complete);
- * 1 for any failure (never connected, a send or receive error, a stream that
- * ended in error, a loop that ran dry first), with a message naming the
- * peer and the cause; 2 for a usage error.
+ * Standard input goes to the peer, the peer's data to standard output. The
+ * two directions end separately: end of input becomes the end of the
+ * libmpt stream (mpt_shutdown), the peer's end of stream ends the output,
+ * and the tool is done once both are over and the connection has closed
+ * gracefully. Everything runs on one libev loop, which also watches
+ * standard input and output (both non-blocking, restored at exit).
+ * doc/man/mpt-cat.1 is the user's documentation.
  */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,233 +23,583 @@
 
 #include <mpt/mpt.h>
 
+#include "tool.h"
+
+/* A local read or write failed: standard input or output. */
+#define EXIT_LOCAL_IO 3
+
+#define BUF_SIZE 65536
+
+static struct tool T;
+static struct ev_loop *loop;
 static struct mpt_ctx *ctx;
-static struct mpt_socket *sock;
-static ev_io stdin_w;
-static char inbuf[65536];
-static size_t inlen;
-static int in_eof, out_eof, verbose;
-static int exit_code = 1; /* until the connection has closed gracefully */
-static int reported;       /* a failure message was printed */
-static char peer[300];    /* "host:port" or ":port" (listening) */
+static struct mpt_listener *listener;
 
-/* "peer: what: MPT_E...: text (errno N: text)" */
-static void fail_msg(const char *what, int err)
+/* ---- options --------------------------------------------------------------- */
+
+static int listening, keep;
+static const char *host;
+static uint16_t port;
+static const char *laddrs[TOOL_MAX_ADDRS];
+static size_t nladdrs;
+static char where[400]; /* "host:port" (client) or "addr:port" (server): every message */
+
+/* ---- standard input and output ------------------------------------------------ */
+
+static ev_io in_w, out_w;
+static char inbuf[BUF_SIZE], outbuf[BUF_SIZE];
+static size_t inlen, outoff, outlen;
+static int in_eof;    /* standard input has ended (it is read once, even with -k) */
+static int stdin_tty; /* a terminal: the peer's end of stream also ends our sending side */
+
+/* ---- the connection being served ------------------------------------------------- */
+
+static struct session {
+    struct mpt_socket *s;
+    char peer[80];
+    int established;
+    int shut;        /* our end of stream was sent */
+    int stop_input;  /* send what is buffered, then end the stream */
+    int peer_eof;    /* the peer's end of stream was read */
+    int closed;      /* `closed` came; status says how */
+    int status;
+    int reported;    /* its failure was printed */
+    int stats_done;  /* --stats printed */
+    int result;      /* TOOL_EXIT_OK, TOOL_EXIT_FAIL or EXIT_LOCAL_IO */
+    uint64_t sent, received;
+    double t_start;
+} cur;
+
+/* A client that connected while the current one was only waiting for the
+ * close to complete: served next rather than refused (sequential clients
+ * of -k would otherwise race the previous close). */
+static struct mpt_socket *pending;
+static unsigned served;
+static int exit_code = TOOL_EXIT_OK;
+static int stopping; /* a fatal local error or a signal: no next client */
+
+static void session_done(void);
+static void pump_recv(void);
+static void flush_input(void);
+
+/* --stats once both directions are over, while the subflows still exist
+ * (they are gone once the close completes), or at the end of a failure. */
+static void stats_once(void)
 {
-    struct mpt_info info = {.size = sizeof info};
-    int e = 0;
+    if (T.stats && cur.s != NULL && !cur.stats_done) {
+        cur.stats_done = 1;
+        tool_print_stats(&T, stderr, cur.s);
+    }
+}
 
-    reported = 1;
-    if (sock != NULL && mpt_get_info(sock, &info) == 0 && info.error == err)
-        e = info.sys_errno;
-    if (e != 0)
-        fprintf(stderr, "mpt-cat: %s: %s: %s: %s (errno %d: %s)\n", peer, what, mpt_err_name(err),
-                mpt_strerror(err), e, strerror(e));
+static void set_result(int code)
+{
+    if (cur.result == TOOL_EXIT_OK)
+        cur.result = code;
+}
+
+static void fail_conn(const char *what, int err)
+{
+    if (!cur.reported) {
+        char w[500];
+        snprintf(w, sizeof w, "%s%s%s", where, listening ? " from " : "", listening ? cur.peer : "");
+        tool_conn_error(&T, cur.s, w, what, err);
+        if (err == MPT_ERESET && !listening && cur.received == 0)
+            fprintf(stderr, "%s: %s: (an mpt-cat -l aborts a client that comes while it "
+                            "serves another one)\n", T.name, where);
+    }
+    cur.reported = 1;
+    set_result(TOOL_EXIT_FAIL);
+}
+
+/* Standard input or output failed: the transfer cannot complete, so the
+ * peer is told with an abort rather than a clean end of stream. */
+static void fail_local(const char *what, const char *op, int e)
+{
+    tool_error_errno(&T, what, e == EPIPE ? "write (the reader went away)" : op, e);
+    set_result(EXIT_LOCAL_IO);
+    cur.reported = 1;
+    stopping = 1;
+    if (cur.s != NULL && !cur.closed) {
+        cur.closed = 1;
+        cur.status = MPT_ECLOSED;
+    }
+    session_done();
+}
+
+static void input_watch(int on)
+{
+    if (on && cur.established && !cur.closed && !in_eof && !cur.shut && !cur.stop_input &&
+        inlen < sizeof inbuf)
+        ev_io_start(loop, &in_w);
     else
-        fprintf(stderr, "mpt-cat: %s: %s: %s: %s\n", peer, what, mpt_err_name(err),
-                mpt_strerror(err));
+        ev_io_stop(loop, &in_w);
 }
 
-static void finish(int code)
+static void maybe_done(void)
 {
-    static int failed;
-
-    failed |= code != 0; /* a failure is never undone by a later close */
-    exit_code = failed ? 1 : 0;
-    ev_break(mpt_ctx_loop(ctx), EVBREAK_ALL);
+    if (cur.s != NULL && cur.closed && outlen == 0 && (cur.peer_eof || cur.status < 0))
+        session_done();
 }
+
+/* ---- sending: standard input -> peer ----------------------------------------------- */
 
 static void flush_input(void)
 {
+    if (cur.s == NULL || cur.closed || cur.shut)
+        return;
     while (inlen > 0) {
-        ssize_t n = mpt_send(sock, inbuf, inlen);
+        ssize_t n = mpt_send(cur.s, inbuf, inlen);
         if (n == MPT_EAGAIN) {
-            ev_io_stop(mpt_ctx_loop(ctx), &stdin_w); /* wait for `writable` */
+            input_watch(0); /* `writable` resumes */
             return;
         }
         if (n < 0) {
-            fail_msg("send", (int)n);
-            finish(1);
-            return;
+            input_watch(0);
+            fail_conn("send", (int)n);
+            return; /* `closed` follows */
         }
         memmove(inbuf, inbuf + n, inlen - (size_t)n);
         inlen -= (size_t)n;
+        cur.sent += (uint64_t)n;
     }
-    if (in_eof) {
-        mpt_shutdown(sock);
+    if (in_eof || cur.stop_input) {
+        int rc = mpt_shutdown(cur.s);
+        input_watch(0);
+        cur.shut = 1;
+        if (rc < 0 && rc != MPT_EPIPE) {
+            fail_conn("end of stream", rc);
+            return;
+        }
+        tool_verbose(&T, "%s: sent end of stream after %llu bytes (%s)", where,
+                     (unsigned long long)cur.sent,
+                     in_eof ? "end of standard input" : "the peer ended, input is a terminal");
+        if (cur.peer_eof)
+            stats_once();
         return;
     }
-    ev_io_start(mpt_ctx_loop(ctx), &stdin_w);
+    input_watch(1);
 }
 
 static void stdin_cb(EV_P_ ev_io *w, int revents)
 {
     ssize_t n = read(STDIN_FILENO, inbuf + inlen, sizeof inbuf - inlen);
+
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n <= 0) {
-        in_eof = 1;
-        ev_io_stop(EV_A_ w);
-    } else {
-        inlen += (size_t)n;
+    if (n < 0) {
+        fail_local("standard input", "read", errno);
+        return;
     }
+    if (n == 0)
+        in_eof = 1;
+    else
+        inlen += (size_t)n;
     flush_input();
 }
 
-static void on_readable(struct mpt_socket *s, void *user)
+/* ---- receiving: peer -> standard output ----------------------------------------------- */
+
+/* Writes what is buffered; 1 when the buffer is empty, 0 when stdout is
+ * full (out_w waits), -1 after a write error was reported. */
+static int write_out(void)
 {
-    char buf[65536];
-    for (;;) {
-        ssize_t n = mpt_recv(s, buf, sizeof buf);
+    while (outoff < outlen) {
+        ssize_t n = write(STDOUT_FILENO, outbuf + outoff, outlen - outoff);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            ev_io_start(loop, &out_w);
+            return 0;
+        }
+        if (n < 0) {
+            fail_local("standard output", "write", errno);
+            return -1;
+        }
+        outoff += (size_t)n;
+    }
+    outoff = outlen = 0;
+    ev_io_stop(loop, &out_w);
+    return 1;
+}
+
+static void stdout_cb(EV_P_ ev_io *w, int revents)
+{
+    if (write_out() == 1) {
+        pump_recv();
+        maybe_done();
+    }
+}
+
+/* Moves received data to standard output while it takes it: the unread
+ * rest stays in libmpt, whose receive window then holds the peer back. */
+static void pump_recv(void)
+{
+    while (cur.s != NULL && outlen == 0 && !cur.peer_eof) {
+        ssize_t n = mpt_recv(cur.s, outbuf, sizeof outbuf);
         if (n == MPT_EAGAIN)
             return;
         if (n < 0) {
-            fail_msg("recv", (int)n);
-            finish(1);
+            fail_conn(cur.closed ? "the connection was aborted" : "receive", (int)n);
+            cur.peer_eof = 1; /* nothing more will come */
+            maybe_done();
             return;
         }
         if (n == 0) {
-            out_eof = 1;
+            cur.peer_eof = 1;
+            if (!keep) /* -k writes the next client's data there too */
+                tool_release_stdout(); /* a reader of our output sees its end now */
+            tool_verbose(&T, "%s: end of stream from the peer after %llu bytes", where,
+                         (unsigned long long)cur.received);
+            if (stdin_tty && !cur.shut) {
+                cur.stop_input = 1;
+                flush_input();
+            }
+            if (cur.shut)
+                stats_once();
+            maybe_done();
             return;
         }
-        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
-            fprintf(stderr, "mpt-cat: %s: standard output: %s\n", peer, strerror(errno));
-            reported = 1;
-            finish(1);
+        cur.received += (uint64_t)n;
+        outlen = (size_t)n;
+        if (write_out() < 0)
             return;
-        }
-        fflush(stdout);
     }
 }
 
-static void on_writable(struct mpt_socket *s, void *user)
+/* ---- libmpt callbacks ----------------------------------------------------------- */
+
+static void session_start(struct mpt_socket *s)
 {
-    flush_input();
+    struct mpt_subflow_info sf[4];
+
+    memset(&cur, 0, sizeof cur);
+    cur.s = s;
+    cur.t_start = tool_now();
+    snprintf(cur.peer, sizeof cur.peer, "?");
+    if (listening) {
+        if (mpt_get_subflows(s, sf, 4) > 0)
+            tool_addr(&sf[0].remote, cur.peer, sizeof cur.peer);
+        cur.established = 1;
+        served++;
+        tool_verbose(&T, "%s: accepted a client from %s", where, cur.peer);
+        flush_input();
+        pump_recv();
+    }
 }
 
 static void on_connected(struct mpt_socket *s, int status, void *user)
 {
+    if (s != cur.s)
+        return;
     if (status < 0) {
-        fail_msg("connect", status);
+        char what[400] = "connect";
+        int n = (int)strlen(what);
+        for (size_t i = 0; i < T.npaths && n < (int)sizeof what; i++)
+            n += snprintf(what + n, sizeof what - (size_t)n, "%s%s", i ? "," : " over paths ",
+                          T.paths[i]);
+        fail_conn(what, status);
         return; /* `closed` follows */
     }
-    if (verbose)
-        fprintf(stderr, "mpt-cat: connected\n");
-    ev_io_start(mpt_ctx_loop(ctx), &stdin_w);
+    cur.established = 1;
+    tool_verbose(&T, "connected to %s", where);
+    flush_input();
+    pump_recv();
+}
+
+static void on_readable(struct mpt_socket *s, void *user)
+{
+    if (s == cur.s)
+        pump_recv();
+}
+
+static void on_writable(struct mpt_socket *s, void *user)
+{
+    if (s == cur.s)
+        flush_input();
 }
 
 static void on_closed(struct mpt_socket *s, int status, void *user)
 {
-    if (status < 0 && !reported)
-        fail_msg("connection failed", status);
-    else if (verbose)
-        fprintf(stderr, "mpt-cat: %s: connection closed\n", peer);
-    finish(status < 0 ? 1 : 0);
+    if (s == pending) {
+        mpt_close(pending);
+        pending = NULL;
+        return;
+    }
+    if (s != cur.s)
+        return;
+    cur.closed = 1;
+    cur.status = status;
+    input_watch(0);
+    if (status < 0)
+        fail_conn(cur.established ? "the connection was aborted" : "connect", status);
+    pump_recv(); /* what arrived before the close is still delivered */
+    maybe_done();
 }
 
-static void on_sf(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+static void on_subflow(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
 {
-    if (verbose)
-        fprintf(stderr, "mpt-cat: subflow %d (path %d) %s\n", sf->id, sf->path_id,
-                sf->state == MPT_SUBFLOW_ESTABLISHED ? "up" : "down");
+    if (s == cur.s)
+        tool_subflow_event(&T, sf);
 }
 
 static const struct mpt_callbacks cbs = {
     .connected = on_connected,
     .readable = on_readable,
     .writable = on_writable,
-    .subflow_up = on_sf,
-    .subflow_down = on_sf,
+    .subflow_up = on_subflow,
+    .subflow_down = on_subflow,
     .closed = on_closed,
 };
 
-static void on_accept(struct mpt_listener *l, void *user)
+/* The current client is over: report it, then serve the next one (-k) or
+ * end the loop. */
+static void session_done(void)
 {
-    if (sock != NULL)
-        return; /* one connection only */
-    if (mpt_accept(l, &cbs, NULL, &sock) == 0) {
-        if (verbose)
-            fprintf(stderr, "mpt-cat: accepted\n");
-        ev_io_start(mpt_ctx_loop(ctx), &stdin_w);
-        on_readable(sock, NULL);
+    struct mpt_socket *s = cur.s;
+
+    if (s == NULL)
+        return;
+    if (!cur.shut && cur.result == TOOL_EXIT_OK)
+        set_result(TOOL_EXIT_FAIL);
+    if (cur.status < 0)
+        set_result(TOOL_EXIT_FAIL);
+    tool_verbose(&T, "%s%s%s: connection %s: sent %llu B, received %llu B in %.3f s", where,
+                 listening ? " from " : "", listening ? cur.peer : "",
+                 cur.result == TOOL_EXIT_OK ? "closed" : "failed", (unsigned long long)cur.sent,
+                 (unsigned long long)cur.received, tool_now() - cur.t_start);
+    stats_once();
+    if (cur.result != TOOL_EXIT_OK && exit_code == TOOL_EXIT_OK)
+        exit_code = cur.result;
+    input_watch(0);
+    ev_io_stop(loop, &out_w);
+    outoff = outlen = 0;
+    inlen = 0; /* input the failed connection did not take is lost with it */
+    if (cur.closed && cur.status == 0)
+        mpt_close(s);
+    else
+        mpt_abort(s);
+    cur.s = NULL;
+    if (!listening || !keep || stopping) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    if (pending != NULL) {
+        struct mpt_socket *p = pending;
+        pending = NULL;
+        session_start(p);
     }
 }
 
-static void usage(void)
+static void on_accept(struct mpt_listener *l, void *user)
 {
-    fprintf(stderr, "usage: mpt-cat [-v] [--trace FILE] -l PORT [--listen-addr ADDR]...\n"
-                    "       mpt-cat [-v] [--trace FILE] HOST PORT [--path IF_OR_ADDR[/backup]]...\n");
-    exit(2);
+    struct mpt_socket *s;
+
+    while (mpt_accept(l, &cbs, NULL, &s) == 0) {
+        if (cur.s == NULL && !stopping) {
+            session_start(s);
+            continue;
+        }
+        if (cur.s != NULL && cur.shut && cur.peer_eof && pending == NULL) {
+            pending = s; /* the current one only waits for its close to complete */
+            continue;
+        }
+        struct mpt_subflow_info sf[4];
+        char who[80] = "?";
+        if (mpt_get_subflows(s, sf, 4) > 0)
+            tool_addr(&sf[0].remote, who, sizeof who);
+        fprintf(stderr, "%s: %s: refused a client from %s: busy with %s (one client at a time)\n",
+                T.name, where, who, cur.peer);
+        mpt_abort(s);
+    }
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static void usage_lines(FILE *f)
+{
+    fprintf(f, "usage: mpt-cat [options] HOST PORT\n"
+               "       mpt-cat [options] -l [-k] [ADDR]... PORT\n");
+}
+
+static void help(void)
+{
+    usage_lines(stdout);
+    fputs("\n"
+          "Netcat over libmpt: standard input goes to the peer, the peer's data to\n"
+          "standard output. End of input ends the stream to the peer; the tool exits\n"
+          "once the peer has ended its stream too and everything was written.\n"
+          "\n"
+          "  -l, --listen          wait for a client on PORT (0: any free port, shown by\n"
+          "                        -v), at each numeric ADDR or at every address\n"
+          "  -k, --keep-listening  with -l: serve the next client after one is done, until\n"
+          "                        SIGINT or SIGTERM; a client that comes while one is\n"
+          "                        served is refused (aborted at once)\n",
+          stdout);
+    tool_common_help(stdout);
+    fputs("\nExit status: 0 when every transfer completed, 1 when a connection failed\n"
+          "(never connected, reset, aborted, cannot listen), 2 for a usage error, 3 when\n"
+          "reading standard input or writing standard output failed. See mpt-cat(1).\n",
+          stdout);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", T.name);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    usage_lines(stderr);
+    return TOOL_EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv)
+{
+    const char *pos[TOOL_MAX_ADDRS + 1];
+    size_t npos = 0;
+    int only_pos = 0;
+
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i];
+        if (!only_pos && a[0] == '-' && a[1] != '\0') {
+            int rc = tool_common_option(&T, argc, argv, &i);
+            if (rc < 0)
+                return TOOL_EXIT_USAGE;
+            if (rc > 0)
+                continue;
+            i++;
+            if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+                help();
+                exit(TOOL_EXIT_OK);
+            } else if (strcmp(a, "--version") == 0) {
+                tool_version(&T);
+                exit(TOOL_EXIT_OK);
+            } else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
+                listening = 1;
+            } else if (strcmp(a, "-k") == 0 || strcmp(a, "--keep-listening") == 0) {
+                keep = 1;
+            } else if (strcmp(a, "-lk") == 0 || strcmp(a, "-kl") == 0) {
+                listening = keep = 1;
+            } else if (strcmp(a, "--") == 0) {
+                only_pos = 1;
+            } else {
+                return usage_error("unknown option '%s'", a);
+            }
+            continue;
+        }
+        if (npos == sizeof pos / sizeof pos[0])
+            return usage_error("unexpected argument '%s'", a);
+        pos[npos++] = a;
+        i++;
+    }
+
+    if (keep && !listening)
+        return usage_error("%s", "-k needs -l");
+    if (!listening) {
+        if (npos != 2)
+            return usage_error("%s", npos < 2 ? "HOST and PORT are needed (or -l [ADDR] PORT)"
+                                              : "too many arguments: HOST PORT");
+        host = pos[0];
+        if (tool_parse_port(&T, "PORT", pos[1], &port) < 0)
+            return TOOL_EXIT_USAGE;
+        if (port == 0)
+            return usage_error("%s", "PORT: port 0 is not a port to connect to");
+        snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+        return TOOL_EXIT_OK;
+    }
+    if (npos == 0)
+        return usage_error("%s", "-l needs a PORT");
+    if (T.npaths || T.all_paths)
+        return usage_error("%s", "--path and --all-paths are for connecting, not with -l");
+    if (tool_parse_port(&T, "PORT", pos[npos - 1], &port) < 0)
+        return TOOL_EXIT_USAGE;
+    nladdrs = npos - 1;
+    for (size_t i = 0; i < nladdrs; i++)
+        laddrs[i] = pos[i];
+    return TOOL_EXIT_OK;
+}
+
+static void on_signal(EV_P_ ev_signal *w, int revents)
+{
+    stopping = 1;
+    if (cur.s != NULL) {
+        fprintf(stderr, "%s: %s%s%s: interrupted (signal %d) after sending %llu B and receiving "
+                        "%llu B\n", T.name, where, listening ? " from " : "",
+                listening ? cur.peer : "", w->signum, (unsigned long long)cur.sent,
+                (unsigned long long)cur.received);
+        cur.reported = 1;
+        set_result(TOOL_EXIT_FAIL);
+        session_done();
+    }
+    ev_break(EV_A_ EVBREAK_ALL);
 }
 
 int main(int argc, char **argv)
 {
-    const char *paths[16], *laddrs[8], *pos[2], *trace = NULL;
-    size_t npaths = 0, nladdrs = 0, npos = 0;
-    int listen_port = -1, rc;
-    struct mpt_listener *l = NULL;
+    ev_signal sigint_w, sigterm_w;
+    int rc;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-l") == 0 && i + 1 < argc)
-            listen_port = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--path") == 0 && i + 1 < argc && npaths < 16)
-            paths[npaths++] = argv[++i];
-        else if (strcmp(argv[i], "--listen-addr") == 0 && i + 1 < argc && nladdrs < 8)
-            laddrs[nladdrs++] = argv[++i];
-        else if (strcmp(argv[i], "--trace") == 0 && i + 1 < argc)
-            trace = argv[++i];
-        else if (strcmp(argv[i], "-v") == 0)
-            verbose = 1;
-        else if (argv[i][0] != '-' && npos < 2)
-            pos[npos++] = argv[i];
-        else
-            usage();
+    tool_init(&T, "mpt-cat");
+    if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
+        return rc;
+    signal(SIGPIPE, SIG_IGN); /* a closed output is an EPIPE to report */
+    stdin_tty = isatty(STDIN_FILENO);
+    if (tool_nonblock_stdio() < 0) {
+        tool_error_errno(&T, "standard input and output", "cannot make them non-blocking", errno);
+        return EXIT_LOCAL_IO;
     }
-    if ((listen_port < 0 && npos != 2) || (listen_port >= 0 && npos != 0))
-        usage();
+    loop = EV_DEFAULT;
+    if (tool_ctx_new(&T, loop, &ctx) < 0)
+        return TOOL_EXIT_FAIL;
+    ev_io_init(&in_w, stdin_cb, STDIN_FILENO, EV_READ);
+    ev_io_init(&out_w, stdout_cb, STDOUT_FILENO, EV_WRITE);
 
-    struct ev_loop *loop = EV_DEFAULT;
-    if ((rc = mpt_ctx_new(&ctx, loop, NULL)) < 0) {
-        fprintf(stderr, "mpt-cat: %s\n", mpt_strerror(rc));
-        return 1;
-    }
-    if (trace && (rc = mpt_set_trace_file(ctx, trace)) < 0)
-        fprintf(stderr, "mpt-cat: trace: %s\n", mpt_strerror(rc));
-    fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
-    ev_io_init(&stdin_w, stdin_cb, STDIN_FILENO, EV_READ);
-
-    if (listen_port >= 0) {
-        snprintf(peer, sizeof peer, "%s:%d", nladdrs ? laddrs[0] : "", listen_port);
-        rc = mpt_listen(ctx, nladdrs ? laddrs : NULL, nladdrs, (uint16_t)listen_port, on_accept,
-                        NULL, &l);
+    if (listening) {
+        rc = mpt_listen(ctx, nladdrs ? laddrs : NULL, nladdrs, port, on_accept, NULL, &listener);
+        snprintf(where, sizeof where, strchr(nladdrs ? laddrs[0] : "", ':') ? "[%s]:%u" : "%s:%u",
+                 nladdrs ? laddrs[0] : "*", rc < 0 ? port : (unsigned)mpt_listener_port(listener));
         if (rc < 0) {
-            fail_msg("listen", rc);
+            tool_error(&T, where, "listen", rc, 0);
             mpt_ctx_free(ctx);
-            return 1;
+            return TOOL_EXIT_FAIL;
         }
-        snprintf(peer, sizeof peer, "%s:%d", nladdrs ? laddrs[0] : "", mpt_listener_port(l));
-        if (verbose)
-            fprintf(stderr, "mpt-cat: listening on port %d\n", mpt_listener_port(l));
+        tool_verbose(&T, "listening on %s", where);
+        /* With -k the tool runs until a signal; a signal during a client is a failure. */
+        if (keep) {
+            ev_signal_init(&sigint_w, on_signal, SIGINT);
+            ev_signal_start(loop, &sigint_w);
+            ev_signal_init(&sigterm_w, on_signal, SIGTERM);
+            ev_signal_start(loop, &sigterm_w);
+        }
     } else {
-        snprintf(peer, sizeof peer, "%s:%s", pos[0], pos[1]);
-        rc = mpt_connect(ctx, pos[0], (uint16_t)atoi(pos[1]), paths, npaths, &cbs, NULL, &sock);
+        memset(&cur, 0, sizeof cur);
+        cur.t_start = tool_now();
+        tool_verbose(&T, "connecting to %s", where);
+        rc = mpt_connect(ctx, host, port, T.paths, T.npaths, &cbs, NULL, &cur.s);
         if (rc < 0) {
             char what[400] = "connect";
-            for (size_t i = 0; i < npaths; i++)
-                snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s",
-                         i == 0 ? " over paths " : ",", paths[i]);
-            fail_msg(what, rc);
+            int n = (int)strlen(what);
+            for (size_t i = 0; i < T.npaths && n < (int)sizeof what; i++)
+                n += snprintf(what + n, sizeof what - (size_t)n, "%s%s", i ? "," : " over paths ",
+                              T.paths[i]);
+            tool_error(&T, where, what, rc, 0);
             mpt_ctx_free(ctx);
-            return 1;
+            return TOOL_EXIT_FAIL;
         }
     }
     ev_run(loop, 0);
-    if (exit_code != 0 && !reported)
-        fprintf(stderr, "mpt-cat: %s: the connection did not finish (the event loop ran dry)\n",
-                peer);
-    if (sock)
-        mpt_close(sock);
-    mpt_listener_close(l);
+
+    if (cur.s != NULL) {
+        /* The loop ran dry with the connection open: libmpt lost track of it. */
+        if (!cur.reported)
+            fprintf(stderr, "%s: %s: the connection did not finish\n", T.name, where);
+        set_result(TOOL_EXIT_FAIL);
+        session_done();
+    }
+    if (pending != NULL)
+        mpt_abort(pending);
+    if (listening && keep)
+        tool_verbose(&T, "%s: stopped after %u client(s)", where, served);
+    mpt_listener_close(listener);
     mpt_ctx_free(ctx);
     return exit_code;
 }

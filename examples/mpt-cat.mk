@@ -1,4 +1,10 @@
 # mpt-cat: netcat over libmpt.
-noinst_PROGRAMS += examples/mpt-cat
+bin_PROGRAMS += examples/mpt-cat
 examples_mpt_cat_SOURCES = examples/mpt-cat.c
-examples_mpt_cat_LDADD = $(MPT_IO_LIBS)
+examples_mpt_cat_LDADD = examples/libmpttool.la $(MPT_IO_LIBS)
+man1_MANS += doc/man/mpt-cat.1
+
+# Byte-exact both ways over two loopback paths, half-close, -k, a second
+# client refused, exit statuses, arguments, --help against the man page.
+dist_check_SCRIPTS += tests/test-cat.sh
+TESTS += tests/test-cat.sh

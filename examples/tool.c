@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 double tool_now(void)
 {
@@ -402,4 +403,65 @@ const char *tool_bytes(uint64_t n, char *buf, size_t len)
     else
         snprintf(buf, len, "%.2f GiB", (double)n / (1 << 30));
     return buf;
+}
+
+/* mpt-cat / mpt-stream */
+
+
+static int stdio_saved, stdio_flags[2];
+
+static void restore_stdio(void)
+{
+    /* Output first: if both share a description, input's copy wins, and
+     * both hold the flags from before any change. */
+    if (stdio_saved) {
+        (void)fcntl(STDOUT_FILENO, F_SETFL, stdio_flags[1]);
+        (void)fcntl(STDIN_FILENO, F_SETFL, stdio_flags[0]);
+    }
+    restore_flags();
+}
+
+static void restore_stdio_and_die(int sig)
+{
+    restore_stdio();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int tool_nonblock_stdio(void)
+{
+    int in = fcntl(STDIN_FILENO, F_GETFL), out = fcntl(STDOUT_FILENO, F_GETFL);
+
+    if (in < 0 || out < 0)
+        return -1;
+    if (!stdio_saved) {
+        stdio_flags[0] = in;
+        stdio_flags[1] = out;
+        stdio_saved = 1;
+        atexit(restore_stdio);
+        signal(SIGINT, restore_stdio_and_die);
+        signal(SIGTERM, restore_stdio_and_die);
+        signal(SIGHUP, restore_stdio_and_die);
+    }
+    if (fcntl(STDIN_FILENO, F_SETFL, in | O_NONBLOCK) < 0 ||
+        fcntl(STDOUT_FILENO, F_SETFL, out | O_NONBLOCK) < 0)
+        return -1;
+    return 0;
+}
+
+void tool_release_stdout(void)
+{
+    struct stat in, out;
+    int fd;
+
+    if (isatty(STDOUT_FILENO) || fstat(STDOUT_FILENO, &out) < 0 ||
+        (fstat(STDIN_FILENO, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino))
+        return;
+    if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
+        return;
+    if (stdio_saved)
+        (void)fcntl(STDOUT_FILENO, F_SETFL, stdio_flags[1]);
+    if (dup2(fd, STDOUT_FILENO) >= 0)
+        stdio_flags[1] = fcntl(STDOUT_FILENO, F_GETFL);
+    close(fd);
 }

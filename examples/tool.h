@@ -121,3 +121,23 @@ void tool_paths_sample(struct tool_paths *p, struct mpt_socket *s, int by_remote
 const char *tool_bytes(uint64_t n, char *buf, size_t len);
 
 #endif
+
+/* mpt-cat / mpt-stream */
+
+/*
+ * Makes standard input and standard output non-blocking and puts both
+ * back at exit (also on SIGINT, SIGTERM and SIGHUP). Both flags are read
+ * before either is changed: a terminal's fds 0 and 1 share one open file
+ * description, so setting one sets the other, and the flags saved second
+ * would otherwise be the changed ones. Returns -1 (errno) on failure.
+ */
+int tool_nonblock_stdio(void);
+
+/*
+ * Standard output is finished: its flags are put back and fd 1 becomes
+ * /dev/null, so that a reader at the other end of a pipe sees its end of
+ * file while the tool still runs (mpt-cat -l PORT | sort | ...). Left
+ * alone when it is a terminal or the same file as standard input (a
+ * socket from inetd), where closing it would end nothing or too much.
+ */
+void tool_release_stdout(void);
