@@ -30,6 +30,10 @@ static void deadline_start(struct mpt_ctx *ctx, struct deadline *d, int timeout_
     memset(d, 0, sizeof *d);
     if (timeout_ms < 0)
         return;
+    /* libev times a timer from the loop's cached time, which is as old as
+     * the last iteration: refresh it, or a blocking call made long after
+     * the loop last ran times out early by that much. */
+    ev_now_update(ctx->loop);
     ev_timer_init(&d->t, deadline_cb, timeout_ms / 1000., 0.);
     d->t.data = &d->w;
     ev_timer_start(ctx->loop, &d->t);
