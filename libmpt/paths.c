@@ -200,7 +200,7 @@ static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
         mpt_paths_slot_down(s, sf->idx, &si);
     }
     MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", sf->idx);
-    mpt_sf_close(s, sf);
+    mpt_sfio_close(s, sf);
 }
 
 /*
@@ -230,8 +230,8 @@ static void slot_connect(struct mpt_slot *sl)
     }
     if (s->sf[idx] != NULL)
         sf_retire(s, s->sf[idx]);
-    e = mpt_sf_socket(s->ctx, p->ifname, &p->src, p->srclen, &r->sa, r->len, &fd, &in_progress,
-                      &what);
+    e = mpt_sfio_socket(s->ctx, p->ifname, &p->src, p->srclen, &r->sa, r->len, &fd,
+                        &in_progress, &what);
     if (e != 0 && fd >= 0) {
         close(fd);
         fd = -1;
@@ -259,12 +259,12 @@ static void slot_connect(struct mpt_slot *sl)
     if (e != 0) {
         MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
                   "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d", idx, sl->path, what, e);
-        mpt_sf_fail_sys(s, sf, "sf_error", e, now);
+        mpt_sfio_fail_sys(s, sf, "sf_error", e, now);
     } else {
         MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx,
                   sl->path, sl->raddr);
         if (!in_progress)
-            mpt_sf_connected(s, sf, now);
+            mpt_sfio_connected(s, sf, now);
         else
             mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
     }
