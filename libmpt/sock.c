@@ -45,6 +45,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     return s;
 }
 
+/* Frees everything at once; no callback. */
 void mpt_sock_destroy(struct mpt_socket *s)
 {
     struct mpt_ctx *ctx = s->ctx;
