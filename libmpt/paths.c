@@ -3,8 +3,8 @@
  * (interfaces, source addresses, or every address with fullmesh) times the
  * server's addresses times subflows_per_path gives the slots; each slot
  * opens its subflow once the connection is established and, when it goes
- * down, is retried after a backoff computed in one place
- * (slot_schedule_retry), at once after a link change (netlink.c). Links
+ * down, is retried after a backoff computed in one place (mpt_pm_backoff,
+ * core/pm.c), soon after a link change (netlink.c). Links
  * going down fail the subflows that use them.
  */
 #include "config.h"
@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/pm.h"
 #include "netlink.h"
 #include "paths.h"
 #include "subflow.h"
@@ -57,18 +58,18 @@ static void slot_free(struct mpt_slot *sl)
     free(sl);
 }
 
-/* Frees everything at once; no callback. */
 /* The slot's next attempt, after reconnect_min_ms doubling per consecutive
- * failure up to reconnect_max_ms. Traced with the cause: retries are never
- * silent. */
+ * failure up to reconnect_max_ms (the engine's path manager's rule,
+ * mpt_pm_backoff, so that the simulator tests the same delays). Traced with
+ * the cause: retries are never silent. */
 static void slot_schedule_retry(struct mpt_socket *s, struct mpt_slot *sl, int si, int err,
                                 int sys_errno)
 {
-    unsigned shift = sl->fails < 16 ? sl->fails : 16;
-    uint64_t ms = (uint64_t)s->ctx->cfg.reconnect_min_ms << shift;
+    uint64_t ms = mpt_pm_backoff((uint64_t)s->ctx->cfg.reconnect_min_ms * MPT_NS_PER_MS,
+                                 (uint64_t)s->ctx->cfg.reconnect_max_ms * MPT_NS_PER_MS,
+                                 sl->fails) /
+                  MPT_NS_PER_MS;
 
-    if (ms > s->ctx->cfg.reconnect_max_ms)
-        ms = s->ctx->cfg.reconnect_max_ms;
     sl->fails++;
     MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled",
               "\"slot\":%d,\"path\":%d,\"fails\":%u,\"error\":\"%s\",\"errno\":%d,\"ms\":%llu", si,
@@ -200,7 +201,7 @@ static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
         mpt_paths_slot_down(s, sf->idx, &si);
     }
     MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", sf->idx);
-    mpt_sf_close(s, sf);
+    mpt_sfio_close(s, sf);
 }
 
 /*
@@ -230,8 +231,8 @@ static void slot_connect(struct mpt_slot *sl)
     }
     if (s->sf[idx] != NULL)
         sf_retire(s, s->sf[idx]);
-    e = mpt_sf_socket(s->ctx, p->ifname, &p->src, p->srclen, &r->sa, r->len, &fd, &in_progress,
-                      &what);
+    e = mpt_sfio_socket(s->ctx, p->ifname, &p->src, p->srclen, &r->sa, r->len, &fd,
+                        &in_progress, &what);
     if (e != 0 && fd >= 0) {
         close(fd);
         fd = -1;
@@ -259,12 +260,12 @@ static void slot_connect(struct mpt_slot *sl)
     if (e != 0) {
         MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
                   "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d", idx, sl->path, what, e);
-        mpt_sf_fail_sys(s, sf, "sf_error", e, now);
+        mpt_sfio_fail_sys(s, sf, "sf_error", e, now);
     } else {
         MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx,
                   sl->path, sl->raddr);
         if (!in_progress)
-            mpt_sf_connected(s, sf, now);
+            mpt_sfio_connected(s, sf, now);
         else
             mpt_tmr_start(&sf->ctimer, s->ctx->cfg.connect_timeout_ms / 1000.);
     }

@@ -45,13 +45,14 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     return s;
 }
 
+/* Frees everything at once; no callback. */
 void mpt_sock_destroy(struct mpt_socket *s)
 {
     struct mpt_ctx *ctx = s->ctx;
 
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
         if (s->sf[i])
-            mpt_sf_close(s, s->sf[i]);
+            mpt_sfio_close(s, s->sf[i]);
     mpt_paths_free(s);
     mpt_resolve_cancel(&ctx->resolver, &s->rreq);
     mpt_evq_forget(ctx, &s->evsrc);
@@ -154,12 +155,12 @@ static void sock_finish(struct mpt_socket *s, int err)
         if (sf == NULL)
             continue;
         if (s->c != NULL)
-            mpt_sf_flush(s, sf, now); /* last frames (CLOSE, FASTCLOSE), best effort */
+            mpt_sfio_flush(s, sf, now); /* last frames (CLOSE, FASTCLOSE), best effort */
         if (err == 0 && sf->fd >= 0 && !sf->connecting) {
-            mpt_sf_linger_close(s->ctx, sf->fd);
+            mpt_sfio_linger_close(s->ctx, sf->fd);
             sf->fd = -1;
         }
-        mpt_sf_close(s, sf);
+        mpt_sfio_close(s, sf);
     }
     mpt_paths_stop(s);
     mpt_tmr_stop(&s->timer);
@@ -366,7 +367,7 @@ void mpt_sock_pump(struct mpt_socket *s, int dispatch)
             struct mpt_sfio *sf = s->sf[i];
             if (sf == NULL)
                 continue;
-            mpt_sf_flush(s, sf, now); /* in any state: final CLOSE / ERROR frames */
+            mpt_sfio_flush(s, sf, now); /* in any state: final CLOSE / ERROR frames */
         }
         if (!dispatch)
             break;
@@ -390,7 +391,7 @@ void mpt_sock_pump(struct mpt_socket *s, int dispatch)
                 mpt_paths_slot_down(s, i, &si);
             }
             MPT_TRACE(s->ctx, s->id, "sf_closed", "\"sf\":%d", i);
-            mpt_sf_close(s, sf);
+            mpt_sfio_close(s, sf);
         }
         if (MPT_TRACING(s->ctx)) {
             struct mpt_conn_stats st;
@@ -428,7 +429,7 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
     if (!s->done && mpt_conn_next_timeout(s->c) <= now) {
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
             if (s->sf[i] && now - s->sf[i]->last_info > 10 * MPT_NS_PER_MS)
-                mpt_sf_sample_info(s, s->sf[i], now);
+                mpt_sfio_sample_info(s, s->sf[i], now);
         mpt_conn_handle_timeout(s->c, now);
     }
     mpt_sock_pump(s, 1);
@@ -647,7 +648,7 @@ int mpt_abort(struct mpt_socket *s)
         uint64_t now = mpt_io_now();
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
             if (s->sf[i])
-                mpt_sf_flush(s, s->sf[i], now);
+                mpt_sfio_flush(s, s->sf[i], now);
     }
     sock_finish(s, MPT_ECLOSED);
     mpt_sock_maybe_free(s);

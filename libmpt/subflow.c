@@ -54,7 +54,7 @@ int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
     return 0;
 }
 
-void mpt_sf_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
 #if defined(__linux__) && defined(TCP_INFO)
     struct tcp_info ti;
@@ -145,7 +145,7 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
     return sf;
 }
 
-void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf)
+void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf)
 {
     /* the engine may reuse the slot once its socket is gone */
     if (s->c != NULL && mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
@@ -168,8 +168,8 @@ int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
 
 /* A system call on subflow sf failed with errno e: record the cause (its
  * MPT_E* code and the errno), trace it, and fail the subflow. */
-void mpt_sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
-                     uint64_t now)
+void mpt_sfio_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                       uint64_t now)
 {
     sf->sys_errno = s->last_sys_errno = e;
     sf->fail_error = s->last_fail_error = mpt_errno_to_mpt(e);
@@ -179,7 +179,7 @@ void mpt_sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what
 }
 
 /* Writes what the engine has for sf, within what the socket takes. */
-void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     struct mpt_iovec miov[IOV_MAX_BATCH];
     struct iovec iov[IOV_MAX_BATCH];
@@ -212,7 +212,7 @@ void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 break;
             }
             if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
-                mpt_sf_fail_sys(s, sf, "sf_write_error", errno, now);
+                mpt_sfio_fail_sys(s, sf, "sf_write_error", errno, now);
             mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
             return;
         }
@@ -256,7 +256,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            mpt_sf_fail_sys(s, sf, "sf_read_error", errno, now);
+            mpt_sfio_fail_sys(s, sf, "sf_read_error", errno, now);
             return;
         }
         if (n == 0) {
@@ -282,7 +282,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
     }
 }
 
-void mpt_sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+void mpt_sfio_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     socklen_t l = sizeof sf->local;
 
@@ -308,15 +308,15 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
         if (getsockopt(sf->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
             err = errno;
         if (err != 0) {
-            mpt_sf_fail_sys(s, sf, "sf_connect_failed", err, now);
+            mpt_sfio_fail_sys(s, sf, "sf_connect_failed", err, now);
         } else {
-            mpt_sf_connected(s, sf, now);
+            mpt_sfio_connected(s, sf, now);
         }
         mpt_sock_pump(s, 1);
         return;
     }
     if (revents & EV_WRITE) {
-        mpt_sf_sample_info(s, sf, now);
+        mpt_sfio_sample_info(s, sf, now);
         sf->room_left = writable_room(s->ctx, sf);
         mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     }
@@ -325,7 +325,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
          * window writes nothing, so no writable wake-up would refresh the
          * TCP-level bytes in flight that its cap is measured against. */
         if (now - sf->last_info > MPT_NS_PER_MS)
-            mpt_sf_sample_info(s, sf, now);
+            mpt_sfio_sample_info(s, sf, now);
         sf_read(s, sf, now);
     }
     mpt_sock_pump(s, 1);
@@ -387,7 +387,7 @@ static void linger_tmr_cb(EV_P_ ev_timer *w, int revents)
     linger_end(w->data);
 }
 
-void mpt_sf_linger_close(struct mpt_ctx *ctx, int fd)
+void mpt_sfio_linger_close(struct mpt_ctx *ctx, int fd)
 {
     struct mpt_linger *lf = malloc(sizeof *lf);
 
@@ -417,9 +417,9 @@ void mpt_sock_linger_flush(struct mpt_ctx *ctx)
  * connect() has not finished yet) or the errno of the step that failed,
  * which *what names for the trace.
  */
-int mpt_sf_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
-                  socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
-                  int *fd, int *in_progress, const char **what)
+int mpt_sfio_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
+                    socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
+                    int *fd, int *in_progress, const char **what)
 {
     int e;
 

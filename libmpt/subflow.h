@@ -38,18 +38,18 @@ int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */
 /* Test-only accessor (not exported in the installed header). */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
-void mpt_sf_close(struct mpt_socket *s, struct mpt_sfio *sf);
-void mpt_sf_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
-                     uint64_t now);
-void mpt_sf_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
-void mpt_sf_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
-void mpt_sf_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
-void mpt_sf_linger_close(struct mpt_ctx *ctx, int fd);
+void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf);
+void mpt_sfio_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
+                       uint64_t now);
+void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sfio_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+void mpt_sfio_linger_close(struct mpt_ctx *ctx, int fd);
 /* A subflow's socket, created, configured, bound (ifname "" and src
  * AF_UNSPEC: not) and connecting to dst. 0 (*fd set, *in_progress until
  * connect() finishes) or the errno of the step that failed (*what). */
-int mpt_sf_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
-                  socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
-                  int *fd, int *in_progress, const char **what);
+int mpt_sfio_socket(struct mpt_ctx *ctx, const char *ifname, const struct sockaddr_storage *src,
+                    socklen_t srclen, const struct sockaddr_storage *dst, socklen_t dstlen,
+                    int *fd, int *in_progress, const char **what);
 
 #endif

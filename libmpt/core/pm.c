@@ -249,11 +249,19 @@ void mpt_pm_up(struct mpt_pm *pm, int slot)
         pm->slots[slot].failures = 0;
 }
 
+uint64_t mpt_pm_backoff(uint64_t min_backoff, uint64_t max_backoff, unsigned failures)
+{
+    unsigned shift = failures < 16 ? failures : 16;
+    uint64_t wait = min_backoff << shift;
+
+    if (wait > max_backoff || (shift && wait >> shift != min_backoff))
+        wait = max_backoff;
+    return wait;
+}
+
 void mpt_pm_down(struct mpt_pm *pm, int slot, uint64_t now)
 {
     struct pm_slot *sl;
-    unsigned shift;
-    uint64_t wait;
 
     if (!pm || slot < 0 || slot >= pm->nslots)
         return;
@@ -264,13 +272,9 @@ void mpt_pm_down(struct mpt_pm *pm, int slot, uint64_t now)
         sl->state = MPT_PM_DEAD;
         return;
     }
-    shift = sl->failures < 16 ? sl->failures : 16;
-    wait = pm->s.min_backoff << shift;
-    if (wait > pm->s.max_backoff || (shift && wait >> shift != pm->s.min_backoff))
-        wait = pm->s.max_backoff;
+    sl->retry_at = now + mpt_pm_backoff(pm->s.min_backoff, pm->s.max_backoff, sl->failures);
     sl->failures++;
     sl->state = MPT_PM_WAITING;
-    sl->retry_at = now + wait;
 }
 
 int mpt_pm_nslots(const struct mpt_pm *pm)

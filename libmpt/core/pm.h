@@ -88,6 +88,11 @@ int mpt_pm_next(struct mpt_pm *pm, uint64_t now, struct mpt_pm_action *a);
 /* When mpt_pm_next may have something: MPT_TIME_NEVER if nothing waits. */
 uint64_t mpt_pm_next_timeout(const struct mpt_pm *pm);
 
+/* The wait before retrying a slot after `failures` failures in a row:
+ * min_backoff << failures (the shift at most 16), at most max_backoff. The
+ * one place this is computed, for the I/O layer too. */
+uint64_t mpt_pm_backoff(uint64_t min_backoff, uint64_t max_backoff, unsigned failures);
+
 void mpt_pm_up(struct mpt_pm *pm, int slot);                /* its subflow is established */
 void mpt_pm_down(struct mpt_pm *pm, int slot, uint64_t now); /* failed, closed or refused */
 

@@ -189,6 +189,24 @@ START_TEST(subflow_limit)
 }
 END_TEST
 
+/* The one backoff rule, which the I/O layer's retries use too (paths.c):
+ * doubling from the minimum, capped, and capped too when the shift would
+ * overflow (so a huge minimum never wraps to a retry at once). */
+START_TEST(backoff_doubles_and_is_capped)
+{
+    const uint64_t ms = MPT_NS_PER_MS;
+
+    ck_assert_uint_eq(mpt_pm_backoff(250 * ms, 30000 * ms, 0), 250 * ms);
+    ck_assert_uint_eq(mpt_pm_backoff(250 * ms, 30000 * ms, 1), 500 * ms);
+    ck_assert_uint_eq(mpt_pm_backoff(250 * ms, 30000 * ms, 6), 16000 * ms);
+    ck_assert_uint_eq(mpt_pm_backoff(250 * ms, 30000 * ms, 7), 30000 * ms);
+    ck_assert_uint_eq(mpt_pm_backoff(250 * ms, 30000 * ms, 1000), 30000 * ms);
+    ck_assert_uint_eq(mpt_pm_backoff(1, UINT64_MAX, 1000), 1u << 16); /* shift at most 16 */
+    ck_assert_uint_eq(mpt_pm_backoff(1ull << 60, UINT64_MAX, 8), UINT64_MAX);
+    ck_assert_uint_eq(mpt_pm_backoff(500 * ms, 100 * ms, 0), 100 * ms);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_pm");
@@ -201,6 +219,7 @@ int main(void)
     tcase_add_test(tc, recreated_with_backoff_and_at_once_on_recovery);
     tcase_add_test(tc, joins_follow_add_addr_and_remove_addr);
     tcase_add_test(tc, subflow_limit);
+    tcase_add_test(tc, backoff_doubles_and_is_capped);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
