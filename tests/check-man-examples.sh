@@ -15,10 +15,21 @@ la=$build/libmpt/libmpt.la
 lt=$build/libtool
 [ -f "$la" ] || { echo "check-man-examples: $la not built"; exit 99; }
 [ -x "$lt" ] || { echo "check-man-examples: no $lt (run configure)"; exit 99; }
-# The compiler configure chose (tests do not get $CC from make).
-cc=${CC:-$(sed -n 's/^LTCC="\(.*\)"$/\1/p' "$lt" | head -n 1)}
+# The compiler and sanitizer flags configure chose (tests get no $CC from
+# make; the build's Makefile has them): an ASan build's static libmpt links
+# only with -fsanitize=address, and the examples run sanitized too.
+mkvar() { sed -n "s/^$1 = //p" "$build/Makefile" 2>/dev/null | head -n 1; }
+cc=${CC:-$(mkvar CC)}
 cc=${cc:-cc}
-cflags="-std=c11 -Wall -Wextra -Werror -pthread"
+san=""
+for w in $(mkvar MPT_CFLAGS); do
+    case $w in
+    -fsanitize=fuzzer*) ;;
+    -fsanitize=* | -fno-sanitize* | -fno-omit-frame-pointer) san="$san $w" ;;
+    esac
+done
+cflags="-std=c11 -Wall -Wextra -Werror -pthread$san"
+ldflags=$(mkvar MPT_LDFLAGS)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mpt-manex.XXXXXX") || exit 99
 trap 'rm -rf "$work"' EXIT
@@ -65,7 +76,7 @@ for page in "$top"/doc/man/*.3; do
         ;;
     esac
     if ! (cd "$work" && "$lt" --quiet --mode=link --tag=CC $cc $cflags -I"$top/include" \
-            -o "$name" "$src" "$la") >"$work/$name.cc" 2>&1; then
+            $ldflags -o "$name" "$src" "$la") >"$work/$name.cc" 2>&1; then
         err "$name.3: EXAMPLE does not compile:"
         sed 's/^/    /' "$work/$name.cc" | head -n 30
         continue
