@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -479,41 +480,62 @@ static void progress_tick(int final)
     if (quiet || final || t_data0 == 0)
         return;
 
-    char line[1024];
-    int len = 0;
+    char line[1024], rest[900];
+    int len = 0, rlen = 0;
     double pct = data_total ? 100.0 * (double)data_done / (double)data_total : 100.0;
-    if (tty) {
-        char bar[21];
-        int fill = (int)(pct / 5);
-        for (int i = 0; i < 20; i++)
-            bar[i] = i < fill ? '#' : '-';
-        bar[20] = '\0';
-        len += snprintf(line + len, sizeof line - len, "%3.0f%% [%s] %s/%s %5.1f Mbit/s", pct, bar,
-                        tool_bytes(data_done, a, sizeof a), tool_bytes(data_total, b, sizeof b),
-                        rate);
-    } else {
+    if (!tty) {
         if (now - t_last_line < (double)interval_s)
             return;
         t_last_line = now;
-        len += snprintf(line + len, sizeof line - len, "%.1f s: %.0f%% %s of %s, %.1f Mbit/s",
-                        now - t_start, pct, tool_bytes(data_done, a, sizeof a),
-                        tool_bytes(data_total, b, sizeof b), rate);
     }
-    for (size_t k = 0; k < paths.n && len < (int)sizeof line - 100; k++)
-        len += snprintf(line + len, sizeof line - len, "%s %s %.1f%s%s", tty ? " |" : ";",
-                        paths.path[k].label,
-                        nhist > 1 ? mbit(paths.path[k].bytes - hist[old].path[k], dt) : 0.0,
-                        tty ? "" : " Mbit/s", paths.path[k].up ? "" : " (down)");
-    if (tty && rate > 0 && data_total > data_done) {
+    for (size_t k = 0; k < paths.n && rlen < (int)sizeof rest - 100; k++)
+        rlen += snprintf(rest + rlen, sizeof rest - rlen, "%s %s %.1f%s%s", tty ? " |" : ";",
+                         paths.path[k].label,
+                         nhist > 1 ? mbit(paths.path[k].bytes - hist[old].path[k], dt) : 0.0,
+                         tty ? "" : " Mbit/s", paths.path[k].up ? "" : " (down)");
+    if (!tty) {
+        fprintf(stderr, "%s: %.1f s: %.0f%% %s of %s, %.1f Mbit/s%s\n", T.name, now - t_start, pct,
+                tool_bytes(data_done, a, sizeof a), tool_bytes(data_total, b, sizeof b), rate, rest);
+        fflush(stderr);
+        return;
+    }
+    if (rate > 0 && data_total > data_done) {
         double eta = (double)(data_total - data_done) * 8 / (rate * 1e6);
-        snprintf(line + len, sizeof line - len, " | ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+        snprintf(rest + rlen, sizeof rest - rlen, " | ETA %d:%02d", (int)eta / 60, (int)eta % 60);
     }
-    if (tty) {
-        fprintf(stderr, "\r%s\033[K", line);
-        bar_drawn = 1;
-    } else {
-        fprintf(stderr, "%s: %s\n", T.name, line);
+    tool_bytes(data_done, a, sizeof a);
+    tool_bytes(data_total, b, sizeof b);
+    char *ua = strchr(a, ' '), *ub = strchr(b, ' ');
+    if (ua != NULL && ub != NULL && strcmp(ua, ub) == 0)
+        *ua = '\0'; /* "28.8/64.0 MiB" */
+    len = snprintf(line, sizeof line, "%3.0f%% %s/%s %.1f Mbit/s", pct, a, b, rate);
+    /* The bar gets what the numbers leave of the terminal's width (up to 20). */
+    struct winsize ws;
+    int width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+    /* Only ever narrower, so that it does not jitter as the numbers change. */
+    static int bar_max = 20;
+    int barw = width - 1 - len - (int)strlen(rest) - 3;
+    if (barw > bar_max)
+        barw = bar_max;
+    else if (barw >= 5)
+        bar_max = barw;
+    char bar[24] = "";
+    if (barw >= 5) {
+        int fill = (int)(pct * barw / 100);
+        bar[0] = ' ';
+        bar[1] = '[';
+        for (int i = 0; i < barw; i++)
+            bar[2 + i] = i < fill ? '#' : '-';
+        bar[2 + barw] = ']';
+        bar[3 + barw] = '\0';
     }
+    char full[2048];
+    snprintf(full, sizeof full, "%.4s%s%s%s", line, bar, line + 4, rest);
+    /* Never wider than the terminal: a wrapped line cannot be redrawn. */
+    if ((int)strlen(full) > width - 1)
+        full[width - 1] = '\0';
+    fprintf(stderr, "\r%s\033[K", full);
+    bar_drawn = 1;
     fflush(stderr);
 }
 
