@@ -974,7 +974,8 @@ static int run_sender(void)
         if (sstate != S_CONNECTING) {
             if ((r = fill_in()) < 0) {
                 clear_bar();
-                tool_conn_error(&T, sock, peer, "receive", r);
+                tool_conn_error(&T, sock, peer, "connection lost before the receiver confirmed "
+                                "every file", r);
                 return TOOL_EXIT_FAIL;
             }
             moved |= r;
@@ -993,7 +994,8 @@ static int run_sender(void)
             moved |= r;
             if ((r = flush_out()) < 0) {
                 clear_bar();
-                tool_conn_error(&T, sock, peer, "send", r);
+                tool_conn_error(&T, sock, peer, "connection lost before the receiver confirmed "
+                                "every file", r);
                 return TOOL_EXIT_FAIL;
             }
             moved |= r;
@@ -1252,11 +1254,20 @@ static int start_file(struct rd *r)
     part_name(leaf, rcur_part, sizeof rcur_part);
     if (offset > 0 && e->offered_from_final && renameat(rcur_pfd, leaf, rcur_pfd, rcur_part) < 0)
         return rfail(TOOL_EXIT_FAIL, "%s/%s: rename: %s", destdir, e->name, strerror(errno));
+    /* A fresh file, never one found under that name: a hard link planted
+     * there would otherwise have its other name overwritten. */
+    if (offset == 0 && unlinkat(rcur_pfd, rcur_part, 0) < 0 && errno != ENOENT)
+        return rfail(TOOL_EXIT_FAIL, "%s/%s: cannot remove the old partial file: %s", destdir,
+                     e->name, strerror(errno));
     rcur_fd = openat(rcur_pfd, rcur_part,
-                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (offset ? 0 : O_TRUNC), 0600);
+                     O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (offset ? 0 : O_CREAT | O_EXCL), 0600);
     if (rcur_fd < 0)
         return rfail(TOOL_EXIT_FAIL, "%s/%s: cannot create: %s", destdir, e->name,
                      strerror(errno));
+    struct stat st;
+    if (fstat(rcur_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+        return rfail(TOOL_EXIT_FAIL, "%s/%s: the partial file is not a plain file with one "
+                     "name: not resumed", destdir, e->name);
     if (offset > 0 && ftruncate(rcur_fd, (off_t)offset) < 0)
         return rfail(TOOL_EXIT_FAIL, "%s/%s: truncate: %s", destdir, e->name, strerror(errno));
     mbedtls_sha256_init(&rcur_sha);

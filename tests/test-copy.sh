@@ -251,6 +251,17 @@ send inway "$work/src/ltree"
 expect inway 3 3
 [ -z "$(ls -A "$work/outside")" ] || fail "the receiver wrote through a link: $(ls -A "$work/outside")"
 ok "a link in the destination is not followed: exit 3, $(grep -o 'a symbolic link.*' "$work/inway-rx.err" | head -n 1)"
+# A hard link planted as the partial file: replaced, its other name untouched.
+mkdir -p "$work/hdst"
+printf 'precious\n' >"$work/precious"
+ln "$work/precious" "$work/hdst/.victim.mpt-part"
+printf 'new contents\n' >"$work/src/victim"
+start_receiver hard "$work/hdst"
+send hard "$work/src/victim"
+expect hard 0 0
+[ "$(cat "$work/precious")" = precious ] && cmp -s "$work/src/victim" "$work/hdst/victim" ||
+    fail "a hard link planted as the partial file was written through"
+ok "a hard link planted as .NAME.mpt-part is replaced, not written through"
 # The sender's own tree with an absolute link.
 mkdir -p "$work/src/abs"; ln -s /etc/passwd "$work/src/abs/pw"
 start_receiver abslink "$work/adst"
