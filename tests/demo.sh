@@ -156,7 +156,8 @@ if command -v gnuplot >/dev/null; then
         echo "     '$work/p2.dat' with lines lw 2 title '$label2'"
     } >"$work/plot.gp"
     if gnuplot "$work/plot.gp" 2>"$work/gnuplot.err"; then
-        echo "== plot: $plot"
+        cp "$work/rx.log" "${plot%.png}.log"
+        echo "== plot: $plot (data: ${plot%.png}.log, mpt-copy --log format)"
     else
         echo "== gnuplot failed: $(head -n 1 "$work/gnuplot.err")"
     fi
