@@ -56,6 +56,7 @@ enum {
 #define DATA_CHUNK (64u * 1024)
 #define MAX_NAME 4096
 #define MAX_ENTRIES 1000000
+#define MAX_MANIFEST (256u << 20)  /* receiver memory for names and entries */
 
 enum {
     FR_HELLO = 'H', FR_ENTRY = 'E', FR_MANIFEST_END = 'M', FR_START = 'S', FR_DATA = 'D',
@@ -1419,6 +1420,8 @@ static int finish_tree(void)
     return 0;
 }
 
+static size_t manifest_bytes;
+
 static int parse_entry(struct rd *r)
 {
     uint32_t id = (uint32_t)getn(r, 4);
@@ -1446,6 +1449,10 @@ static int parse_entry(struct rd *r)
         data_total += e->size;
         nfiles_total++;
     }
+    /* A sender may not make the receiver hold an unbounded manifest. */
+    manifest_bytes += sizeof *e + strlen(e->name) + (e->target ? strlen(e->target) : 0);
+    if (manifest_bytes > MAX_MANIFEST)
+        return rfail(TOOL_EXIT_FAIL, "%s: the manifest exceeds %u MiB", peer, MAX_MANIFEST >> 20);
     return 0;
 }
 

@@ -236,6 +236,14 @@ expect checksum 4 4
 grep -q 'SHA-256 mismatch' "$work/checksum-rx.err" && [ ! -e "$work/jail/ck/bad" ] &&
     [ -z "$(ls -A "$work/jail/ck")" ] || fail "checksum: not refused, or something left"
 ok "a wrong SHA-256 -> exit 4 both ends, nothing left: $(grep mismatch "$work/checksum-rx.err" | head -n 1)"
+for kind in bad-magic huge-frame; do
+    python3 "$evil" "$kind" "$work/$kind.stream"
+    start_receiver "$kind" "$work/jail/$kind"
+    MPT_COPY_TEST_STREAM=$work/$kind.stream send "$kind" "$work/x"
+    expect "$kind" 1 1
+    grep -q 'not an mpt-copy sender\|protocol error' "$work/$kind-rx.err" || fail "$kind: $(cat "$work/$kind-rx.err")"
+done
+ok "not an mpt-copy sender, a 2 GiB frame -> exit 1 both ends: $(grep -h 'protocol error' "$work"/huge-frame-rx.err | head -n 1)"
 python3 "$evil" good "$work/good.stream"
 start_receiver good "$work/jail/good"
 MPT_COPY_TEST_STREAM=$work/good.stream send good "$work/x"
