@@ -562,7 +562,8 @@ static void summary(const char *verb)
         printf("%s: path %s: %s (%.0f%%)\n", T.name, paths.path[k].label,
                tool_bytes(paths.path[k].bytes, a, sizeof a),
                all ? 100.0 * (double)paths.path[k].bytes / (double)all : 0.0);
-    printf("%s: longest stall: %.2f s", T.name, stall_max);
+    printf("%s: longest stall: %.2f s with no new file data %s", T.name, stall_max,
+           listen_mode ? "received" : "acknowledged");
     if (stall_max > 0)
         printf(" (from %.2f s)", stall_at);
     printf("\n");
