@@ -5,7 +5,8 @@
 # modes and mtimes kept; resume after the receiver is killed mid-transfer;
 # hostile sender streams (tests/copy-evil.py, from the documented protocol)
 # and a link in the destination refused; read and write errors reported;
-# every documented exit status; --help and the man page listing the same
+# a second sender turned away while a transfer runs; every documented exit
+# status; --help and the man page listing the same
 # options. Run by `make check` from the build directory.
 set -u
 copy=$PWD/examples/mpt-copy
@@ -214,6 +215,28 @@ expect differ 0 0
 cmp -s "$work/src/other" "$work/rdst/other" && grep -q 'differ: sending it all' "$work/differ-tx.err" ||
     fail "resume with a foreign prefix"
 ok "--resume with a prefix that differs: sent again in full, byte-exact"
+
+# ---- one transfer per receiver: a second sender is turned away -------------------------
+start_receiver second "$work/sdst"
+send_bg "$work/src/resume.bin"
+for _ in $(seq 4000); do
+    [ -s "$work/sdst/.resume.bin.mpt-part" ] && break
+    sleep 0.002
+done
+first=$(pgrep -P "$snd" -x mpt-copy)
+[ -n "$first" ] || fail "second: no sender process under $snd"
+kill -STOP "$first" # the first transfer waits, still connected
+timeout 30 "$copy" -q 127.0.0.1 "$cport" "$work/x" >/dev/null 2>"$work/second-tx.err"
+rc2=$?
+kill -CONT "$first"
+wait "$snd"
+src=$?
+expect second 0 0
+[ $rc2 -eq 1 ] || fail "a second sender exited $rc2"
+grep -q 'refusing a second sender' "$work/second-rx.err" || fail "the receiver did not say it refused"
+cmp -s "$work/src/resume.bin" "$work/sdst/resume.bin" && [ ! -e "$work/sdst/x" ] ||
+    fail "the first transfer was disturbed by the second sender"
+ok "a second sender -> exit 1 ($(head -n 1 "$work/second-tx.err")); the first transfer completes"
 
 # ---- hostile senders: refused, nothing written outside ---------------------------------
 mkdir -p "$work/jail"
