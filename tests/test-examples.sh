@@ -106,7 +106,8 @@ ok "mpt-copy: 3000000 bytes, both exit 0"
 
 # 6. The sender dies mid-stream (SIGKILL, so no graceful close): the
 # receiver must not exit 0.
-# Random, not zeros: zeros are left as holes, and the loop below waits for data.
+# Random bytes: zero runs would travel as holes, and the partial file would
+# stay empty until the very end.
 head -c 100000000 /dev/urandom >"$work/big"
 start_copy_receiver cut "$work/dest2"
 "$copy" -q 127.0.0.1 "$cport" "$work/big" >/dev/null 2>"$work/cut-send.err" &
