@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,7 @@ enum {
 #define DATA_CHUNK (64u * 1024)
 #define MAX_NAME 4096
 #define MAX_ENTRIES 1000000
+#define MAX_MANIFEST (256u << 20)  /* receiver memory for names and entries */
 
 enum {
     FR_HELLO = 'H', FR_ENTRY = 'E', FR_MANIFEST_END = 'M', FR_START = 'S', FR_DATA = 'D',
@@ -479,41 +481,62 @@ static void progress_tick(int final)
     if (quiet || final || t_data0 == 0)
         return;
 
-    char line[1024];
-    int len = 0;
+    char line[1024], rest[900];
+    int len = 0, rlen = 0;
     double pct = data_total ? 100.0 * (double)data_done / (double)data_total : 100.0;
-    if (tty) {
-        char bar[21];
-        int fill = (int)(pct / 5);
-        for (int i = 0; i < 20; i++)
-            bar[i] = i < fill ? '#' : '-';
-        bar[20] = '\0';
-        len += snprintf(line + len, sizeof line - len, "%3.0f%% [%s] %s/%s %5.1f Mbit/s", pct, bar,
-                        tool_bytes(data_done, a, sizeof a), tool_bytes(data_total, b, sizeof b),
-                        rate);
-    } else {
+    if (!tty) {
         if (now - t_last_line < (double)interval_s)
             return;
         t_last_line = now;
-        len += snprintf(line + len, sizeof line - len, "%.1f s: %.0f%% %s of %s, %.1f Mbit/s",
-                        now - t_start, pct, tool_bytes(data_done, a, sizeof a),
-                        tool_bytes(data_total, b, sizeof b), rate);
     }
-    for (size_t k = 0; k < paths.n && len < (int)sizeof line - 100; k++)
-        len += snprintf(line + len, sizeof line - len, "%s %s %.1f%s%s", tty ? " |" : ";",
-                        paths.path[k].label,
-                        nhist > 1 ? mbit(paths.path[k].bytes - hist[old].path[k], dt) : 0.0,
-                        tty ? "" : " Mbit/s", paths.path[k].up ? "" : " (down)");
-    if (tty && rate > 0 && data_total > data_done) {
+    for (size_t k = 0; k < paths.n && rlen < (int)sizeof rest - 100; k++)
+        rlen += snprintf(rest + rlen, sizeof rest - rlen, "%s %s %.1f%s%s", tty ? " |" : ";",
+                         paths.path[k].label,
+                         nhist > 1 ? mbit(paths.path[k].bytes - hist[old].path[k], dt) : 0.0,
+                         tty ? "" : " Mbit/s", paths.path[k].up ? "" : " (down)");
+    if (!tty) {
+        fprintf(stderr, "%s: %.1f s: %.0f%% %s of %s, %.1f Mbit/s%s\n", T.name, now - t_start, pct,
+                tool_bytes(data_done, a, sizeof a), tool_bytes(data_total, b, sizeof b), rate, rest);
+        fflush(stderr);
+        return;
+    }
+    if (rate > 0 && data_total > data_done) {
         double eta = (double)(data_total - data_done) * 8 / (rate * 1e6);
-        snprintf(line + len, sizeof line - len, " | ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+        snprintf(rest + rlen, sizeof rest - rlen, " | ETA %d:%02d", (int)eta / 60, (int)eta % 60);
     }
-    if (tty) {
-        fprintf(stderr, "\r%s\033[K", line);
-        bar_drawn = 1;
-    } else {
-        fprintf(stderr, "%s: %s\n", T.name, line);
+    tool_bytes(data_done, a, sizeof a);
+    tool_bytes(data_total, b, sizeof b);
+    char *ua = strchr(a, ' '), *ub = strchr(b, ' ');
+    if (ua != NULL && ub != NULL && strcmp(ua, ub) == 0)
+        *ua = '\0'; /* "28.8/64.0 MiB" */
+    len = snprintf(line, sizeof line, "%3.0f%% %s/%s %.1f Mbit/s", pct, a, b, rate);
+    /* The bar gets what the numbers leave of the terminal's width (up to 20). */
+    struct winsize ws;
+    int width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+    /* Only ever narrower, so that it does not jitter as the numbers change. */
+    static int bar_max = 20;
+    int barw = width - 1 - len - (int)strlen(rest) - 3;
+    if (barw > bar_max)
+        barw = bar_max;
+    else if (barw >= 5)
+        bar_max = barw;
+    char bar[24] = "";
+    if (barw >= 5) {
+        int fill = (int)(pct * barw / 100);
+        bar[0] = ' ';
+        bar[1] = '[';
+        for (int i = 0; i < barw; i++)
+            bar[2 + i] = i < fill ? '#' : '-';
+        bar[2 + barw] = ']';
+        bar[3 + barw] = '\0';
     }
+    char full[2048];
+    snprintf(full, sizeof full, "%.4s%s%s%s", line, bar, line + 4, rest);
+    /* Never wider than the terminal: a wrapped line cannot be redrawn. */
+    if ((int)strlen(full) > width - 1)
+        full[width - 1] = '\0';
+    fprintf(stderr, "\r%s\033[K", full);
+    bar_drawn = 1;
     fflush(stderr);
 }
 
@@ -539,7 +562,8 @@ static void summary(const char *verb)
         printf("%s: path %s: %s (%.0f%%)\n", T.name, paths.path[k].label,
                tool_bytes(paths.path[k].bytes, a, sizeof a),
                all ? 100.0 * (double)paths.path[k].bytes / (double)all : 0.0);
-    printf("%s: longest stall: %.2f s", T.name, stall_max);
+    printf("%s: longest stall: %.2f s with no new file data %s", T.name, stall_max,
+           listen_mode ? "received" : "acknowledged");
     if (stall_max > 0)
         printf(" (from %.2f s)", stall_at);
     printf("\n");
@@ -952,7 +976,8 @@ static int run_sender(void)
         if (sstate != S_CONNECTING) {
             if ((r = fill_in()) < 0) {
                 clear_bar();
-                tool_conn_error(&T, sock, peer, "receive", r);
+                tool_conn_error(&T, sock, peer, "connection lost before the receiver confirmed "
+                                "every file", r);
                 return TOOL_EXIT_FAIL;
             }
             moved |= r;
@@ -971,7 +996,8 @@ static int run_sender(void)
             moved |= r;
             if ((r = flush_out()) < 0) {
                 clear_bar();
-                tool_conn_error(&T, sock, peer, "send", r);
+                tool_conn_error(&T, sock, peer, "connection lost before the receiver confirmed "
+                                "every file", r);
                 return TOOL_EXIT_FAIL;
             }
             moved |= r;
@@ -1230,11 +1256,20 @@ static int start_file(struct rd *r)
     part_name(leaf, rcur_part, sizeof rcur_part);
     if (offset > 0 && e->offered_from_final && renameat(rcur_pfd, leaf, rcur_pfd, rcur_part) < 0)
         return rfail(TOOL_EXIT_FAIL, "%s/%s: rename: %s", destdir, e->name, strerror(errno));
+    /* A fresh file, never one found under that name: a hard link planted
+     * there would otherwise have its other name overwritten. */
+    if (offset == 0 && unlinkat(rcur_pfd, rcur_part, 0) < 0 && errno != ENOENT)
+        return rfail(TOOL_EXIT_FAIL, "%s/%s: cannot remove the old partial file: %s", destdir,
+                     e->name, strerror(errno));
     rcur_fd = openat(rcur_pfd, rcur_part,
-                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (offset ? 0 : O_TRUNC), 0600);
+                     O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (offset ? 0 : O_CREAT | O_EXCL), 0600);
     if (rcur_fd < 0)
         return rfail(TOOL_EXIT_FAIL, "%s/%s: cannot create: %s", destdir, e->name,
                      strerror(errno));
+    struct stat st;
+    if (fstat(rcur_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+        return rfail(TOOL_EXIT_FAIL, "%s/%s: the partial file is not a plain file with one "
+                     "name: not resumed", destdir, e->name);
     if (offset > 0 && ftruncate(rcur_fd, (off_t)offset) < 0)
         return rfail(TOOL_EXIT_FAIL, "%s/%s: truncate: %s", destdir, e->name, strerror(errno));
     mbedtls_sha256_init(&rcur_sha);
@@ -1386,6 +1421,8 @@ static int finish_tree(void)
     return 0;
 }
 
+static size_t manifest_bytes;
+
 static int parse_entry(struct rd *r)
 {
     uint32_t id = (uint32_t)getn(r, 4);
@@ -1413,6 +1450,10 @@ static int parse_entry(struct rd *r)
         data_total += e->size;
         nfiles_total++;
     }
+    /* A sender may not make the receiver hold an unbounded manifest. */
+    manifest_bytes += sizeof *e + strlen(e->name) + (e->target ? strlen(e->target) : 0);
+    if (manifest_bytes > MAX_MANIFEST)
+        return rfail(TOOL_EXIT_FAIL, "%s: the manifest exceeds %u MiB", peer, MAX_MANIFEST >> 20);
     return 0;
 }
 

@@ -5,7 +5,8 @@ one attack to OUT; tests/test-copy.sh has mpt-copy send them verbatim
 (MPT_COPY_TEST_STREAM) and checks that the receiver refuses them.
 
 KIND: dotdot, absolute, inner-dotdot, empty-part, link-absolute,
-link-climbs, checksum (a file whose announced SHA-256 is wrong), good (a
+link-climbs, checksum (a file whose announced SHA-256 is wrong),
+bad-magic (not an mpt-copy sender), huge-frame (a 2 GiB length), good (a
 well-formed one-file stream, to show the generator itself is right).
 """
 import hashlib
@@ -63,6 +64,10 @@ def main():
         s = stream([entry(0, 2, b"d", mode=0o755), entry(1, 3, b"d/l", target=b"../../x")], [])
     elif kind == "checksum":
         s = one_file(b"bad", b"payload\n", hashlib.sha256(b"other\n").digest())
+    elif kind == "bad-magic":
+        s = frame("H", b"NOTCOPY" + bytes([1]) + struct.pack(">I", 0))
+    elif kind == "huge-frame":
+        s = frame("H", b"MPTCOPY" + bytes([1]) + struct.pack(">I", 0)) + b"E" + struct.pack(">I", 0x7fffffff)
     elif kind == "good":
         s = one_file(b"good", b"payload\n")
     else:

@@ -136,7 +136,11 @@ if [ -s "$work/outage" ]; then
         $1 <= o && $2 == l1 { x1 = $3 } $1 <= o && $2 == l2 { x2 = $3 }
         $2 == l1 { e1 = $3 } $2 == l2 { e2 = $3 }
         END { printf "%d %d\n", (e1 - x1) / 1048576, (e2 - x2) / 1048576 }' "$work/rx.log")"
-    echo "== after the outage at $o s: path 1 carried $b1 MiB, path 2 $b2 MiB: the copy finished on path 2"
+    if [ "$b1" -eq 0 ]; then
+        echo "== after the outage at $o s: path 1 carried nothing, path 2 $b2 MiB: the copy finished on path 2"
+    else
+        echo "== after the outage at $o s: path 1 still carried $b1 MiB (the blackhole did not hold), path 2 $b2 MiB"
+    fi
 fi
 grep -o 'longest stall.*' "$work/rx.out" | sed 's/^/== /'
 
@@ -156,7 +160,8 @@ if command -v gnuplot >/dev/null; then
         echo "     '$work/p2.dat' with lines lw 2 title '$label2'"
     } >"$work/plot.gp"
     if gnuplot "$work/plot.gp" 2>"$work/gnuplot.err"; then
-        echo "== plot: $plot"
+        cp "$work/rx.log" "${plot%.png}.log"
+        echo "== plot: $plot (data: ${plot%.png}.log, mpt-copy --log format)"
     else
         echo "== gnuplot failed: $(head -n 1 "$work/gnuplot.err")"
     fi

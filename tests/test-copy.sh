@@ -5,7 +5,8 @@
 # modes and mtimes kept; resume after the receiver is killed mid-transfer;
 # hostile sender streams (tests/copy-evil.py, from the documented protocol)
 # and a link in the destination refused; read and write errors reported;
-# every documented exit status; --help and the man page listing the same
+# a second sender turned away while a transfer runs; every documented exit
+# status; --help and the man page listing the same
 # options. Run by `make check` from the build directory.
 set -u
 copy=$PWD/examples/mpt-copy
@@ -215,6 +216,28 @@ cmp -s "$work/src/other" "$work/rdst/other" && grep -q 'differ: sending it all' 
     fail "resume with a foreign prefix"
 ok "--resume with a prefix that differs: sent again in full, byte-exact"
 
+# ---- one transfer per receiver: a second sender is turned away -------------------------
+start_receiver second "$work/sdst"
+send_bg "$work/src/resume.bin"
+for _ in $(seq 4000); do
+    [ -s "$work/sdst/.resume.bin.mpt-part" ] && break
+    sleep 0.002
+done
+first=$(pgrep -P "$snd" -x mpt-copy)
+[ -n "$first" ] || fail "second: no sender process under $snd"
+kill -STOP "$first" # the first transfer waits, still connected
+timeout 30 "$copy" -q 127.0.0.1 "$cport" "$work/x" >/dev/null 2>"$work/second-tx.err"
+rc2=$?
+kill -CONT "$first"
+wait "$snd"
+src=$?
+expect second 0 0
+[ $rc2 -eq 1 ] || fail "a second sender exited $rc2"
+grep -q 'refusing a second sender' "$work/second-rx.err" || fail "the receiver did not say it refused"
+cmp -s "$work/src/resume.bin" "$work/sdst/resume.bin" && [ ! -e "$work/sdst/x" ] ||
+    fail "the first transfer was disturbed by the second sender"
+ok "a second sender -> exit 1 ($(head -n 1 "$work/second-tx.err")); the first transfer completes"
+
 # ---- hostile senders: refused, nothing written outside ---------------------------------
 mkdir -p "$work/jail"
 for kind in dotdot absolute inner-dotdot empty-part link-absolute link-climbs; do
@@ -236,6 +259,14 @@ expect checksum 4 4
 grep -q 'SHA-256 mismatch' "$work/checksum-rx.err" && [ ! -e "$work/jail/ck/bad" ] &&
     [ -z "$(ls -A "$work/jail/ck")" ] || fail "checksum: not refused, or something left"
 ok "a wrong SHA-256 -> exit 4 both ends, nothing left: $(grep mismatch "$work/checksum-rx.err" | head -n 1)"
+for kind in bad-magic huge-frame; do
+    python3 "$evil" "$kind" "$work/$kind.stream"
+    start_receiver "$kind" "$work/jail/$kind"
+    MPT_COPY_TEST_STREAM=$work/$kind.stream send "$kind" "$work/x"
+    expect "$kind" 1 1
+    grep -q 'not an mpt-copy sender\|protocol error' "$work/$kind-rx.err" || fail "$kind: $(cat "$work/$kind-rx.err")"
+done
+ok "not an mpt-copy sender, a 2 GiB frame -> exit 1 both ends: $(grep -h 'protocol error' "$work"/huge-frame-rx.err | head -n 1)"
 python3 "$evil" good "$work/good.stream"
 start_receiver good "$work/jail/good"
 MPT_COPY_TEST_STREAM=$work/good.stream send good "$work/x"
@@ -251,6 +282,17 @@ send inway "$work/src/ltree"
 expect inway 3 3
 [ -z "$(ls -A "$work/outside")" ] || fail "the receiver wrote through a link: $(ls -A "$work/outside")"
 ok "a link in the destination is not followed: exit 3, $(grep -o 'a symbolic link.*' "$work/inway-rx.err" | head -n 1)"
+# A hard link planted as the partial file: replaced, its other name untouched.
+mkdir -p "$work/hdst"
+printf 'precious\n' >"$work/precious"
+ln "$work/precious" "$work/hdst/.victim.mpt-part"
+printf 'new contents\n' >"$work/src/victim"
+start_receiver hard "$work/hdst"
+send hard "$work/src/victim"
+expect hard 0 0
+[ "$(cat "$work/precious")" = precious ] && cmp -s "$work/src/victim" "$work/hdst/victim" ||
+    fail "a hard link planted as the partial file was written through"
+ok "a hard link planted as .NAME.mpt-part is replaced, not written through"
 # The sender's own tree with an absolute link.
 mkdir -p "$work/src/abs"; ln -s /etc/passwd "$work/src/abs/pw"
 start_receiver abslink "$work/adst"
