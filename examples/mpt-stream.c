@@ -97,6 +97,18 @@ static void fail(const char *what, int err)
         exit_code = TOOL_EXIT_FAIL;
 }
 
+/* --stats once: at the end of the stream, while the subflows still exist
+ * (they are gone once the close completes), or at the end of a failure. */
+static void stats_once(void)
+{
+    static int done;
+
+    if (T.stats && sock != NULL && !done) {
+        done = 1;
+        tool_print_stats(&T, stderr, sock);
+    }
+}
+
 static void on_subflow(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
 {
     tool_subflow_event(&T, sf);
@@ -217,6 +229,7 @@ static void src_finish_stream(void)
     shut = 1;
     ev_timer_stop(loop, &tick_w);
     ev_io_stop(loop, &in_w);
+    stats_once();
     if ((rc = mpt_shutdown(sock)) < 0)
         fail("end of stream", rc);
     tool_verbose(&T, "%s: %" PRIu64 " messages sent, end of stream", where, seq);
@@ -502,6 +515,7 @@ static int sink_message(const uint8_t *p, size_t len, double now, double mono)
     if (type == MSG_END) {
         got_end = 1;
         end_count = n;
+        stats_once();
         tool_verbose(&T, "%s: end message: the source sent %" PRIu64 " messages", where, n);
         return 0;
     }
@@ -896,8 +910,7 @@ int main(int argc, char **argv)
         }
         tool_verbose(&T, "listening on %s", where);
         ev_run(loop, 0);
-        if (sock != NULL && T.stats)
-            tool_print_stats(&T, stderr, sock);
+        stats_once();
         if (got_hello)
             sink_report(1);
         sink_summary();
@@ -927,8 +940,7 @@ int main(int argc, char **argv)
             return TOOL_EXIT_FAIL;
         }
         ev_run(loop, 0);
-        if (sock != NULL && T.stats)
-            tool_print_stats(&T, stderr, sock);
+        stats_once();
         if (hello_done)
             src_report();
         if (exit_code == TOOL_EXIT_OK && !(closed_seen && close_status == 0 && shut)) {

@@ -90,7 +90,7 @@ usage 127.0.0.1 9 --frobnicate
 ok "bad arguments exit 2 with a message ($("$stream" 127.0.0.1 9 --rate 8X 2>&1 | head -n 1))"
 
 # ---- 8 Mbit/s of 1 KiB messages for 4 s over two paths ----------------------------------
-sink cbr
+sink cbr --stats
 timeout 60 "$stream" -p 127.0.0.1 -p 127.0.0.2 127.0.0.1 "$port" --rate 8M --size 1024 \
     --duration 4 >"$work/cbr-src.out" 2>"$work/cbr-src.err" || fail "source: exit $?"
 wait "$snk" || fail "sink: exit $?"
@@ -124,6 +124,7 @@ awk -v l="$(sed -n '/^summary/p' "$work/cbr.out")" 'BEGIN {
 awk '/^t=/ && $2 == "dt=1.00" { split($4, r, "="); if (r[2] < 6.4 || r[2] > 9.6) { print; bad = 1 } }
      END { exit bad }' "$work/cbr.out" >"$work/cbr.bad" || fail "a second outside 6.4-9.6 Mbit/s: $(cat "$work/cbr.bad")"
 grep -q 'subflows_mbps=1:[0-9.]*,2:' "$work/cbr.out" || fail "the reports do not show two subflows"
+grep -q "127.0.0.2:[0-9]* *established" "$work/cbr.err" || fail "--stats: no line for the second path"
 ok "8M x 1 KiB for 4 s: $(sed -n 's/^summary \(.*\)/\1/p' "$work/cbr.out" | cut -d' ' -f2-11)"
 
 # ---- the scheduler shows in the subflows' shares ---------------------------------------
