@@ -385,8 +385,12 @@ static double hist_pct(double p)
 
     for (int b = 0; b < NBUCKETS; b++) {
         seen += hist[b];
-        if (seen >= want && seen > 0)
-            return b == 0 ? 1e-6 : pow(1.01, b) * 1e-6; /* the bucket's upper edge */
+        if (seen >= want && seen > 0) {
+            /* The bucket's upper edge, which for the top bucket may lie
+             * above the largest latency itself. */
+            double edge = b == 0 ? 1e-6 : pow(1.01, b) * 1e-6;
+            return edge < lat_max_total ? edge : lat_max_total;
+        }
     }
     return 0.0;
 }
