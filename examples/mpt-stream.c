@@ -856,6 +856,12 @@ static int parse_args(int argc, char **argv)
     if (port == 0)
         return usage_error("%s", "PORT: port 0 is not a port to connect to");
     interval = (double)msg_size * 8 / rate;
+    if (!from_stdin && duration > 0 && duration < interval) {
+        fprintf(stderr, "%s: --duration %g s is shorter than one message's interval at this "
+                        "--rate and --size (%g s): nothing would be sent\n", T.name, duration,
+                interval);
+        return TOOL_EXIT_USAGE;
+    }
     snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
     return TOOL_EXIT_OK;
 }

@@ -81,6 +81,7 @@ usage 127.0.0.1 9 --size 10
 usage 127.0.0.1 9 --size 2M
 usage 127.0.0.1 9 --duration -1
 usage 127.0.0.1 9 --duration 1s
+usage 127.0.0.1 9 --rate 1k --size 1M --duration 1
 usage 127.0.0.1 9 --stall 10
 usage 127.0.0.1 9 --stdin --rate 1M
 usage -l 0 --rate 1M
