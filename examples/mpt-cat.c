@@ -432,9 +432,9 @@ static void help(void)
           "\n"
           "  -l, --listen          wait for a client on PORT (0: any free port, shown by\n"
           "                        -v), at each numeric ADDR or at every address\n"
-          "  -k, --keep-listening  with -l: serve the next client after one is done, until\n"
-          "                        SIGINT or SIGTERM; a client that comes while one is\n"
-          "                        served is refused (aborted at once)\n",
+          "  -k, --keep-listening  with -l (together: -lk): serve the next client after\n"
+          "                        one is done, until SIGINT or SIGTERM; a client that\n"
+          "                        comes while one is served is refused (aborted at once)\n",
           stdout);
     tool_common_help(stdout);
     fputs("\nExit status: 0 when every transfer completed, 1 when a connection failed\n"

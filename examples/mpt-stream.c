@@ -97,6 +97,18 @@ static void fail(const char *what, int err)
         exit_code = TOOL_EXIT_FAIL;
 }
 
+/* --stats once: at the end of the stream, while the subflows still exist
+ * (they are gone once the close completes), or at the end of a failure. */
+static void stats_once(void)
+{
+    static int done;
+
+    if (T.stats && sock != NULL && !done) {
+        done = 1;
+        tool_print_stats(&T, stderr, sock);
+    }
+}
+
 static void on_subflow(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
 {
     tool_subflow_event(&T, sf);
@@ -217,6 +229,7 @@ static void src_finish_stream(void)
     shut = 1;
     ev_timer_stop(loop, &tick_w);
     ev_io_stop(loop, &in_w);
+    stats_once();
     if ((rc = mpt_shutdown(sock)) < 0)
         fail("end of stream", rc);
     tool_verbose(&T, "%s: %" PRIu64 " messages sent, end of stream", where, seq);
@@ -372,8 +385,12 @@ static double hist_pct(double p)
 
     for (int b = 0; b < NBUCKETS; b++) {
         seen += hist[b];
-        if (seen >= want && seen > 0)
-            return b == 0 ? 1e-6 : pow(1.01, b) * 1e-6; /* the bucket's upper edge */
+        if (seen >= want && seen > 0) {
+            /* The bucket's upper edge, which for the top bucket may lie
+             * above the largest latency itself. */
+            double edge = b == 0 ? 1e-6 : pow(1.01, b) * 1e-6;
+            return edge < lat_max_total ? edge : lat_max_total;
+        }
     }
     return 0.0;
 }
@@ -502,6 +519,7 @@ static int sink_message(const uint8_t *p, size_t len, double now, double mono)
     if (type == MSG_END) {
         got_end = 1;
         end_count = n;
+        stats_once();
         tool_verbose(&T, "%s: end message: the source sent %" PRIu64 " messages", where, n);
         return 0;
     }
@@ -838,6 +856,12 @@ static int parse_args(int argc, char **argv)
     if (port == 0)
         return usage_error("%s", "PORT: port 0 is not a port to connect to");
     interval = (double)msg_size * 8 / rate;
+    if (!from_stdin && duration > 0 && duration < interval) {
+        fprintf(stderr, "%s: --duration %g s is shorter than one message's interval at this "
+                        "--rate and --size (%g s): nothing would be sent\n", T.name, duration,
+                interval);
+        return TOOL_EXIT_USAGE;
+    }
     snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
     return TOOL_EXIT_OK;
 }
@@ -896,8 +920,7 @@ int main(int argc, char **argv)
         }
         tool_verbose(&T, "listening on %s", where);
         ev_run(loop, 0);
-        if (sock != NULL && T.stats)
-            tool_print_stats(&T, stderr, sock);
+        stats_once();
         if (got_hello)
             sink_report(1);
         sink_summary();
@@ -927,8 +950,7 @@ int main(int argc, char **argv)
             return TOOL_EXIT_FAIL;
         }
         ev_run(loop, 0);
-        if (sock != NULL && T.stats)
-            tool_print_stats(&T, stderr, sock);
+        stats_once();
         if (hello_done)
             src_report();
         if (exit_code == TOOL_EXIT_OK && !(closed_seen && close_status == 0 && shut)) {

@@ -207,7 +207,7 @@ rc=$?
 [ $rc -eq 0 ] || fail "-k: SIGTERM while idle, every client complete: exit $rc, not 0"
 ok "-k: clients 1, 2, 3, 5 served in turn; 4, concurrent, refused in $((t1 - t0)) s with exit 1 ($(head -n 1 "$work/k4.err"))"
 
-server keep2 -l -k 0
+server keep2 -lk 0
 (sleep 5) | timeout 30 "$cat" 127.0.0.1 "$port" >/dev/null 2>"$work/k6.err" &
 k6=$!
 pids="$pids $k6"

@@ -81,6 +81,7 @@ usage 127.0.0.1 9 --size 10
 usage 127.0.0.1 9 --size 2M
 usage 127.0.0.1 9 --duration -1
 usage 127.0.0.1 9 --duration 1s
+usage 127.0.0.1 9 --rate 1k --size 1M --duration 1
 usage 127.0.0.1 9 --stall 10
 usage 127.0.0.1 9 --stdin --rate 1M
 usage -l 0 --rate 1M
@@ -90,7 +91,7 @@ usage 127.0.0.1 9 --frobnicate
 ok "bad arguments exit 2 with a message ($("$stream" 127.0.0.1 9 --rate 8X 2>&1 | head -n 1))"
 
 # ---- 8 Mbit/s of 1 KiB messages for 4 s over two paths ----------------------------------
-sink cbr
+sink cbr --stats
 timeout 60 "$stream" -p 127.0.0.1 -p 127.0.0.2 127.0.0.1 "$port" --rate 8M --size 1024 \
     --duration 4 >"$work/cbr-src.out" 2>"$work/cbr-src.err" || fail "source: exit $?"
 wait "$snk" || fail "sink: exit $?"
@@ -120,15 +121,22 @@ awk -v l="$(sed -n '/^summary/p' "$work/cbr.out")" 'BEGIN {
         if (v["rate_mbps"] < 6.4 || v["rate_mbps"] > 9.6) exit 2
         if (v["lat_max_ms"] <= 0) exit 3
     }' || fail "summary out of bounds (exit $?): $(grep '^summary' "$work/cbr.out")"
-# The full seconds in the middle each within 20% of 8 Mbit/s too.
-awk '/^t=/ && $2 == "dt=1.00" { split($4, r, "="); if (r[2] < 6.4 || r[2] > 9.6) { print; bad = 1 } }
-     END { exit bad }' "$work/cbr.out" >"$work/cbr.bad" || fail "a second outside 6.4-9.6 Mbit/s: $(cat "$work/cbr.bad")"
+# The full seconds within 20% of 8 Mbit/s too, but one: on a loaded machine
+# a process descheduled for a few hundred ms moves messages into the next
+# second (the summary above holds the whole stream to 20%).
+awk '/^t=/ && $2 == "dt=1.00" { split($4, r, "="); if (r[2] < 6.4 || r[2] > 9.6) { print; bad++ } }
+     END { exit bad > 1 }' "$work/cbr.out" >"$work/cbr.bad" || fail "seconds outside 6.4-9.6 Mbit/s: $(cat "$work/cbr.bad")"
 grep -q 'subflows_mbps=1:[0-9.]*,2:' "$work/cbr.out" || fail "the reports do not show two subflows"
+grep -q "127.0.0.2:[0-9]* *established" "$work/cbr.err" || fail "--stats: no line for the second path"
 ok "8M x 1 KiB for 4 s: $(sed -n 's/^summary \(.*\)/\1/p' "$work/cbr.out" | cut -d' ' -f2-11)"
 
 # ---- the scheduler shows in the subflows' shares ---------------------------------------
-share() { # FILE: "lo hi" Mbit/s of the two subflows in the second report line
-    sed -n '/^t=/{n;p;q}' "$1" | sed 's/.*subflows_mbps=1:\([0-9.]*\),2:\([0-9.]*\).*/\1 \2/'
+share() { # FILE: the two subflows' Mbit/s over the whole stream (the report lines, by dt)
+    awk '/^t=/ && /subflows_mbps=1:[0-9.]*,2:/ {
+            split($2, d, "="); s = $0; sub(/.*subflows_mbps=/, "", s); split(s, f, /[:,]/)
+            a += f[2] * d[2]; b += f[4] * d[2]; t += d[2]
+         }
+         END { if (t > 0) printf "%.3f %.3f\n", a / t, b / t }' "$1"
 }
 sink rr
 timeout 60 "$stream" --scheduler roundrobin -p 127.0.0.1 -p 127.0.0.2 127.0.0.1 "$port" \
