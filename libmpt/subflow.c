@@ -26,6 +26,7 @@
 
 static void sf_io_cb(EV_P_ ev_io *w, int revents);
 static void sf_ctimer_cb(EV_P_ ev_timer *w, int revents);
+static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
 
 /* ---- Socket options ---------------------------------------------------------- */
 
@@ -211,8 +212,15 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
                 want_write = 1;
                 break;
             }
-            if (mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
-                mpt_sfio_fail_sys(s, sf, "sf_write_error", errno, now);
+            /* The peer may have said why before it closed (a FASTCLOSE or
+             * ERROR still unread in our receive queue, which outlives its
+             * RST): read that first, or an abort would look like a path
+             * failure and the connection would retry until no path remained. */
+            int e = errno;
+            if (!sf->eof_seen)
+                sf_read(s, sf, now);
+            if (s->c != NULL && mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+                mpt_sfio_fail_sys(s, sf, "sf_write_error", e, now);
             mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
             return;
         }

@@ -418,6 +418,56 @@ START_TEST(blocking_close_aborts_on_timeout)
 }
 END_TEST
 
+/* The server aborts while the client is not looking; the client's next
+ * writes then fail (the server's socket is gone) before it has read the
+ * FASTCLOSE waiting in its receive queue. The abort must still reach it as
+ * MPT_ERESET, not as a path failure that retries until MPT_ENOPATH. */
+static void closed_status(struct mpt_socket *s, int status, void *user)
+{
+    (void)s;
+    *(int *)user = status;
+}
+
+START_TEST(abort_read_before_write_error)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct quiet q = {NULL, 0, 0};
+    struct mpt_callbacks cb = {.closed = closed_status};
+    static char chunk[16384];
+    int status = 1;
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, quiet_accept, &q, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (q.s == NULL && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_ptr_nonnull(q.s);
+    mpt_set_callbacks(s, &cb, &status);
+    ck_assert_int_eq(mpt_abort(q.s), 0); /* FASTCLOSE written, socket closed */
+    /* Without running the loop: the first write draws the closed socket's
+     * RST, the next ones fail on it. */
+    for (int i = 0; i < 4; i++) {
+        struct timespec d = {0, 30 * 1000 * 1000};
+        nanosleep(&d, NULL);
+        (void)mpt_send(s, chunk, sizeof chunk);
+    }
+    t0 = now_s();
+    while (status == 1 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 20);
+    ck_assert_msg(status == MPT_ERESET, "client saw %s after %.3f s", mpt_err_name(status),
+                  now_s() - t0);
+    ck_assert(now_s() - t0 < 1.0);
+    mpt_close(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 /* Another event loop (poll) drives libmpt through mpt_ctx_fd. */
 struct ext {
     int connected;
@@ -1313,6 +1363,7 @@ int main(void)
     tcase_add_test(tc, blocking_echo_and_state_errors);
     tcase_add_test(tc, external_loop_fd);
     tcase_add_test(tc, blocking_close_aborts_on_timeout);
+    tcase_add_test(tc, abort_read_before_write_error);
     tcase_add_test(tc, resolve_keeps_app_loop_alive);
     tcase_add_test(tc, resolve_keeps_ctx_run_alive);
     tcase_add_test(tc, trace_callback_and_file);
