@@ -768,11 +768,12 @@ static int sender_open_next(void)
         err_sys(e->src, "cannot open", errno);
         return -1;
     }
-    if (fstat(cur_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        if (errno == 0 || S_ISREG(st.st_mode) == 0)
-            msg("%s: is no longer a regular file", e->src);
-        else
-            err_sys(e->src, "cannot read", errno);
+    if (fstat(cur_fd, &st) < 0) {
+        err_sys(e->src, "cannot read", errno);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        msg("%s: is no longer a regular file", e->src);
         return -1;
     }
     mbedtls_sha256_init(&cur_sha);

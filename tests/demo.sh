@@ -36,7 +36,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'echo; echo "== interrupted: cleaning up"; exit 130' INT TERM HUP
+# A trap runs with the redirections of the command it interrupts (the
+# sender's >tx.out): say it on the demo's own standard output.
+exec 3>&1
+trap 'printf "\n== interrupted: cleaning up\n" >&3; exit 130' INT TERM HUP
 
 can_netns() {
     [ "${DEMO_LOOPBACK:-0}" != 1 ] && [ "$(id -u)" -eq 0 ] && [ -e /dev/net/tun ] || return 1

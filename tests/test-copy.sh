@@ -225,10 +225,19 @@ for _ in $(seq 4000); do
 done
 first=$(pgrep -P "$snd" -x mpt-copy)
 [ -n "$first" ] || fail "second: no sender process under $snd"
-kill -STOP "$first" # the first transfer waits, still connected
-timeout 30 "$copy" -q 127.0.0.1 "$cport" "$work/x" >/dev/null 2>"$work/second-tx.err"
-rc2=$?
+# The first transfer waits, still connected, until the receiver has turned
+# the second sender away (a pause of more than ~2 s would end it: libmpt's
+# liveness checks).
+kill -STOP "$first"
+timeout 30 "$copy" -q 127.0.0.1 "$cport" "$work/x" >/dev/null 2>"$work/second-tx.err" &
+snd2=$!
+for _ in $(seq 1000); do
+    grep -q 'refusing a second sender' "$work/second-rx.err" && break
+    sleep 0.01
+done
 kill -CONT "$first"
+wait "$snd2"
+rc2=$?
 wait "$snd"
 src=$?
 expect second 0 0
