@@ -54,6 +54,8 @@ struct mpt_paths {
     struct mpt_slot slot[MPT_PM_MAX_SLOTS];
 };
 
+_Static_assert(MPT_IO_MAX_PATHS == MPT_PM_MAX_PATHS, "mpt_connect's limit is the manager's");
+
 static void slot_open(struct mpt_paths *ps, const struct mpt_pm_action *a, uint64_t now);
 
 /* ---- Carrying out the manager's decisions ------------------------------------------ */
