@@ -1,11 +1,13 @@
 /*
- * The client's path manager, carried out over real sockets: local paths
- * (interfaces, source addresses, or every address with fullmesh) times the
- * server's addresses times subflows_per_path gives the slots; each slot
- * opens its subflow once the connection is established and, when it goes
- * down, is retried after a backoff computed in one place (mpt_pm_backoff,
- * core/pm.c), soon after a link change (netlink.c). Links
- * going down fail the subflows that use them.
+ * The client's path manager, carried out over real sockets. The decisions
+ * are the engine's sans-I/O path manager's (core/pm.c, which the simulator
+ * drives too): the slots (local path x server address x subflows_per_path),
+ * which of them open when, and the backoff after a failure. This file keeps
+ * only what is I/O: each path's interface or source address, each server
+ * address's sockaddr, the engine subflow that carries a slot and the record
+ * of its last one (mpt_get_subflows), opening the sockets, and one timer at
+ * the manager's next deadline. Links going down (netlink.c) fail the
+ * subflows that use them; any link change makes waiting slots retry soon.
  */
 #include "config.h"
 
@@ -22,165 +24,148 @@
 #include "paths.h"
 #include "subflow.h"
 
-struct mpt_path {
-    int used, removed, backup;
+struct mpt_path {                    /* a local path: where its subflows bind */
     char ifname[IF_NAMESIZE];        /* SO_BINDTODEVICE, or "" */
     struct sockaddr_storage src;     /* ss_family AF_UNSPEC: no bind */
     socklen_t srclen;
+    int backup;                      /* as given ("/backup"); the manager has it since */
 };
 
-struct mpt_raddr {
+struct mpt_raddr {                   /* a server address, at the manager's index */
     struct sockaddr_storage sa;
     socklen_t len;
-    int addr_id;                     /* server's id, -1 for the resolved one */
-    int removed;
+    int addr_id;                     /* server's id, -1 for the resolved one until advertised */
+    int pm_id;                       /* the id the manager knows it by (0: the resolved one) */
 };
 
-struct mpt_slot {                    /* one (path, remote address, k) subflow */
-    int path, raddr;
+struct mpt_slot {                    /* the I/O side of one manager slot */
     int sf;                          /* engine index while a subflow exists, else -1 */
-    int dead;
-    unsigned fails;                  /* consecutive failures since one was up */
-    struct mpt_tmr retry;
-    struct mpt_socket *s;
-    int has_last;                    /* `last` holds the subflow that went down last */
-    struct mpt_subflow_info last;    /* as it went down (mpt_get_subflows records) */
+    struct mpt_subflow_info *last;   /* its subflow that went down last, or NULL */
 };
 
-static void slot_retry_cb(EV_P_ ev_timer *w, int revents);
-static void slot_connect(struct mpt_slot *sl);
+struct mpt_paths {
+    struct mpt_socket *s;
+    struct mpt_pm *pm;
+    struct mpt_tmr timer;            /* at mpt_pm_next_timeout, once established */
+    struct mpt_path path[MPT_PM_MAX_PATHS];
+    int npaths;
+    struct mpt_raddr raddr[MPT_PM_MAX_ADDRS];
+    int nraddrs;
+    struct mpt_slot slot[MPT_PM_MAX_SLOTS];
+};
 
-/* ---- Client path manager ------------------------------------------------------- */
+_Static_assert(MPT_IO_MAX_PATHS == MPT_PM_MAX_PATHS, "mpt_connect's limit is the manager's");
 
-static void slot_free(struct mpt_slot *sl)
+static void slot_open(struct mpt_paths *ps, const struct mpt_pm_action *a, uint64_t now);
+
+/* ---- Carrying out the manager's decisions ------------------------------------------ */
+
+/* The manager's timer: its next deadline. Before establishment nothing but
+ * the first subflow opens (mpt_paths_connect_first), and a retry of that
+ * one would be moot: the connection fails with it. */
+static void paths_arm(struct mpt_paths *ps, uint64_t now)
 {
-    mpt_tmr_fini(&sl->retry);
-    free(sl);
+    struct mpt_socket *s = ps->s;
+    uint64_t t = mpt_pm_next_timeout(ps->pm);
+
+    if (s->done || !s->established || t == MPT_TIME_NEVER) {
+        mpt_tmr_stop(&ps->timer);
+        return;
+    }
+    mpt_tmr_start(&ps->timer, t > now ? (double)(t - now) / 1e9 : 0.);
 }
 
-/* The slot's next attempt, after reconnect_min_ms doubling per consecutive
- * failure up to reconnect_max_ms (the engine's path manager's rule,
- * mpt_pm_backoff, so that the simulator tests the same delays). Traced with
- * the cause: retries are never silent. */
-static void slot_schedule_retry(struct mpt_socket *s, struct mpt_slot *sl, int si, int err,
-                                int sys_errno)
+/* Opens every slot the manager says is due (traced as retries when the
+ * timer says so), then re-arms the timer. After mpt_shutdown or the end of
+ * the connection no subflow opens any more. Returns how many were opened. */
+static int paths_run(struct mpt_paths *ps, int retry)
 {
-    uint64_t ms = mpt_pm_backoff((uint64_t)s->ctx->cfg.reconnect_min_ms * MPT_NS_PER_MS,
-                                 (uint64_t)s->ctx->cfg.reconnect_max_ms * MPT_NS_PER_MS,
-                                 sl->fails) /
-                  MPT_NS_PER_MS;
+    struct mpt_socket *s = ps->s;
+    struct mpt_pm_action a;
+    struct mpt_pm_slot_info si;
+    uint64_t now = mpt_io_now();
+    int n = 0;
 
-    sl->fails++;
-    MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled",
-              "\"slot\":%d,\"path\":%d,\"fails\":%u,\"error\":\"%s\",\"errno\":%d,\"ms\":%llu", si,
-              sl->path, sl->fails, mpt_err_name(err), sys_errno, (unsigned long long)ms);
-    mpt_tmr_start(&sl->retry, (double)ms / 1000.);
+    if (s->done || s->shut)
+        mpt_pm_stop(ps->pm);
+    while (mpt_pm_next(ps->pm, now, &a)) {
+        if (retry && mpt_pm_slot_info(ps->pm, a.slot, &si) == 0)
+            MPT_TRACE(s->ctx, s->id, "sf_retry", "\"path\":%d,\"fails\":%u", a.path, si.failures);
+        slot_open(ps, &a, now);
+        n++;
+    }
+    paths_arm(ps, now);
+    return n;
+}
+
+static void paths_timer_cb(EV_P_ ev_timer *w, int revents)
+{
+    struct mpt_paths *ps = w->data;
+    struct mpt_socket *s = ps->s;
+
+    if (!s->done && s->established && paths_run(ps, 1) > 0)
+        mpt_sock_pump(s, 1);
+}
+
+/* Slot k's subflow is gone or never came (err, sys_errno: why): the
+ * manager decides whether and when it retries; a retry is never silent. */
+static void slot_down(struct mpt_paths *ps, int k, int err, int sys_errno, uint64_t now)
+{
+    struct mpt_socket *s = ps->s;
+    struct mpt_pm_slot_info si;
+
+    if (s->done || s->shut)
+        mpt_pm_stop(ps->pm);
+    mpt_pm_down(ps->pm, k, now);
+    if (mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.state == MPT_PM_WAITING) {
+        uint64_t ms = si.retry_at > now ? (si.retry_at - now) / MPT_NS_PER_MS : 0;
+        MPT_TRACE(s->ctx, s->id, "sf_retry_scheduled",
+                  "\"slot\":%d,\"path\":%d,\"fails\":%u,\"error\":\"%s\",\"errno\":%d,\"ms\":%llu",
+                  k, si.path, si.failures, mpt_err_name(err), sys_errno, (unsigned long long)ms);
+    }
+    paths_arm(ps, now);
+}
+
+/* Keeps si as slot k's record of its last subflow (no record if there is
+ * no memory for it: the slot still retries). */
+static void slot_record(struct mpt_paths *ps, int k, const struct mpt_subflow_info *si)
+{
+    struct mpt_slot *sl = &ps->slot[k];
+
+    if (sl->last == NULL && (sl->last = malloc(sizeof *sl->last)) == NULL)
+        return;
+    *sl->last = *si;
+    sl->last->state = si->fail_error != 0 ? MPT_SUBFLOW_FAILED : MPT_SUBFLOW_CLOSED;
 }
 
 /* Subflow idx of a client slot went down (si: as reported): keep it as the
- * slot's record of its last failure and schedule the retry. */
+ * slot's record of its last failure and let the manager schedule the retry. */
 void mpt_paths_slot_down(struct mpt_socket *s, int idx, const struct mpt_subflow_info *si)
 {
+    struct mpt_paths *ps = s->paths;
     struct mpt_sfio *sf = s->sf[idx];
     int k = sf ? sf->slot : -1;
 
-    if (k < 0 || k >= s->nslots)
+    if (ps == NULL || k < 0 || k >= mpt_pm_nslots(ps->pm))
         return;
-    struct mpt_slot *sl = s->slots[k];
-    sl->sf = -1;
-    sl->last = *si;
-    sl->last.state = si->fail_error != 0 ? MPT_SUBFLOW_FAILED : MPT_SUBFLOW_CLOSED;
-    sl->has_last = 1;
-    if (s->done || s->shut || sl->dead || s->paths[sl->path].removed ||
-        s->raddrs[sl->raddr].removed)
-        return;
-    slot_schedule_retry(s, sl, k, si->fail_error, si->sys_errno);
-}
-
-/* What a subflow that went down looks like to subflow_down and the slot
- * record: the engine's view completed by the event's cause. */
-static int family_ok(const struct mpt_path *p, const struct mpt_raddr *r)
-{
-    return p->src.ss_family == AF_UNSPEC || p->src.ss_family == r->sa.ss_family;
-}
-
-static int sock_add_slot(struct mpt_socket *s, int path, int raddr)
-{
-    struct mpt_slot *sl;
-
-    if (s->nslots >= MPT_IO_MAX_SLOTS)
-        return MPT_ETOOMANY;
-    if ((sl = calloc(1, sizeof *sl)) == NULL)
-        return MPT_ENOMEM;
-    if (mpt_tmr_init(&s->ctx->ws, &sl->retry, slot_retry_cb) < 0) {
-        free(sl);
-        return MPT_ENOMEM;
-    }
-    sl->path = path;
-    sl->raddr = raddr;
-    sl->sf = -1;
-    sl->s = s;
-    sl->retry.w.data = sl;
-    s->slots[s->nslots] = sl;
-    return s->nslots++;
-}
-
-static void make_slots(struct mpt_socket *s, int path, int raddr)
-{
-    for (unsigned k = 0; k < s->ctx->cfg.subflows_per_path; k++)
-        if (family_ok(&s->paths[path], &s->raddrs[raddr]))
-            (void)sock_add_slot(s, path, raddr);
-}
-
-void mpt_paths_start_all(struct mpt_socket *s)
-{
-    for (int i = 0; i < s->nslots; i++) {
-        struct mpt_slot *sl = s->slots[i];
-        if (sl->sf < 0 && !sl->dead && !ev_is_active(&sl->retry.w))
-            slot_connect(sl);
-    }
-}
-
-int mpt_paths_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *ss, socklen_t len,
-                        int addr_id)
-{
-    for (int i = 0; i < s->nraddrs; i++) {
-        if (s->raddrs[i].len == len && memcmp(&s->raddrs[i].sa, ss, len) == 0) {
-            if (s->raddrs[i].addr_id < 0)
-                s->raddrs[i].addr_id = addr_id;
-            return i;
-        }
-    }
-    if (s->nraddrs >= MPT_IO_MAX_RADDRS)
-        return MPT_ETOOMANY;
-    int r = s->nraddrs++;
-    s->raddrs[r].sa = *ss;
-    s->raddrs[r].len = len;
-    s->raddrs[r].addr_id = addr_id;
-    for (int p = 0; p < s->npaths; p++)
-        if (s->paths[p].used && !s->paths[p].removed)
-            make_slots(s, p, r);
-    if (s->established)
-        mpt_paths_start_all(s);
-    return r;
+    ps->slot[k].sf = -1;
+    slot_record(ps, k, si);
+    slot_down(ps, k, si->fail_error, si->sys_errno, mpt_io_now());
 }
 
 /* A slot could not even get a subflow (engine limit, no memory): record
  * the cause and retry later like any failure. */
-static void slot_fail_now(struct mpt_slot *sl, int err)
+static void slot_fail_now(struct mpt_paths *ps, const struct mpt_pm_action *a, int err,
+                          uint64_t now)
 {
-    struct mpt_socket *s = sl->s;
-    int k = 0;
+    struct mpt_subflow_info si;
 
-    while (k < s->nslots && s->slots[k] != sl)
-        k++;
-    memset(&sl->last, 0, sizeof sl->last);
-    sl->last.path_id = sl->path;
-    sl->last.state = MPT_SUBFLOW_FAILED;
-    sl->last.remote = s->raddrs[sl->raddr].sa;
-    sl->last.fail_error = err;
-    sl->has_last = 1;
-    slot_schedule_retry(s, sl, k, err, 0);
+    memset(&si, 0, sizeof si);
+    si.path_id = a->path;
+    si.remote = ps->raddr[a->addr].sa;
+    si.fail_error = err;
+    slot_record(ps, a->slot, &si);
+    slot_down(ps, a->slot, err, 0, now);
 }
 
 /* A subflow the I/O layer still holds although the engine has already
@@ -188,11 +173,12 @@ static void slot_fail_now(struct mpt_slot *sl, int err)
  * callback: this can run inside an API call). */
 static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
 {
+    struct mpt_pm_slot_info psi;
     struct mpt_subflow_info si;
 
     if (!sf->down_reported) {
         memset(&si, 0, sizeof si);
-        si.path_id = sf->slot >= 0 && sf->slot < s->nslots ? s->slots[sf->slot]->path : -1;
+        si.path_id = mpt_pm_slot_info(s->paths->pm, sf->slot, &psi) == 0 ? psi.path : -1;
         si.remote = sf->remote;
         si.local = sf->local;
         si.fail_error = sf->fail_error ? sf->fail_error : MPT_ECLOSED;
@@ -205,28 +191,31 @@ static void sf_retire(struct mpt_socket *s, struct mpt_sfio *sf)
 }
 
 /*
- * Opens the TCP connection of a slot and reserves its engine subflow. A
- * socket that cannot be made (no such interface any more, address gone, no
- * route) still becomes a subflow that fails at once, so that it is reported
- * and retried like one that fails later.
+ * Opens the TCP connection the manager asked for and reserves its engine
+ * subflow. A socket that cannot be made (no such interface any more,
+ * address gone, no route) still becomes a subflow that fails at once, so
+ * that it is reported and retried like one that fails later. An engine
+ * that takes no more subflows at all (the connection is closing) stops the
+ * manager.
  */
-static void slot_connect(struct mpt_slot *sl)
+static void slot_open(struct mpt_paths *ps, const struct mpt_pm_action *a, uint64_t now)
 {
-    struct mpt_socket *s = sl->s;
-    struct mpt_path *p = &s->paths[sl->path];
-    struct mpt_raddr *r = &s->raddrs[sl->raddr];
+    struct mpt_socket *s = ps->s;
+    struct mpt_path *p = &ps->path[a->path];
+    struct mpt_raddr *r = &ps->raddr[a->addr];
     struct mpt_sfio *sf;
-    uint64_t now = mpt_io_now();
     const char *what;
     int fd, idx, in_progress, e;
 
-    if (s->done || p->removed || r->removed)
-        return;
-    idx = mpt_conn_add_subflow(s->c, (uint8_t)sl->path, p->backup, now);
+    idx = mpt_conn_add_subflow(s->c, (uint8_t)a->path, a->backup, now);
     if (idx < 0) {
         MPT_TRACE(s->ctx, s->id, "sf_add_refused", "\"error\":\"%s\"", mpt_err_name(idx));
-        if (idx == MPT_ETOOMANY)
-            slot_fail_now(sl, idx);
+        if (idx == MPT_ETOOMANY) {
+            slot_fail_now(ps, a, idx, now);
+        } else {
+            mpt_pm_stop(ps->pm);
+            mpt_pm_down(ps->pm, a->slot, now);
+        }
         return;
     }
     if (s->sf[idx] != NULL)
@@ -241,29 +230,27 @@ static void slot_connect(struct mpt_slot *sl)
         if (fd >= 0)
             close(fd);
         MPT_TRACE(s->ctx, s->id, "sf_connect_failed", "\"sf\":%d,\"path\":%d,\"error\":\"%s\"",
-                  idx, sl->path, mpt_err_name(MPT_ENOMEM));
+                  idx, a->path, mpt_err_name(MPT_ENOMEM));
         mpt_conn_sf_failed(s->c, idx, MPT_ENOMEM, now);
-        slot_fail_now(sl, MPT_ENOMEM);
+        slot_fail_now(ps, a, MPT_ENOMEM, now);
         mpt_sock_kick(s);
         return;
     }
-    for (int i = 0; i < s->nslots; i++)
-        if (s->slots[i] == sl)
-            sf->slot = i;
+    sf->slot = a->slot;
     sf->remote = r->sa;
-    sf->backup = p->backup;
+    sf->backup = a->backup;
     if (p->src.ss_family != AF_UNSPEC)
         memcpy(&sf->local, &p->src, p->srclen);
     memcpy(sf->ifname, p->ifname, sizeof sf->ifname);
-    sl->sf = idx;
+    ps->slot[a->slot].sf = idx;
     (void)mpt_conn_sf_set_remote_id(s->c, idx, r->addr_id > 0 ? (uint8_t)r->addr_id : 0);
     if (e != 0) {
         MPT_TRACE(s->ctx, s->id, "sf_connect_failed",
-                  "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d", idx, sl->path, what, e);
+                  "\"sf\":%d,\"path\":%d,\"step\":\"%s\",\"errno\":%d", idx, a->path, what, e);
         mpt_sfio_fail_sys(s, sf, "sf_error", e, now);
     } else {
         MPT_TRACE(s->ctx, s->id, "sf_connect", "\"sf\":%d,\"path\":%d,\"raddr\":%d", idx,
-                  sl->path, sl->raddr);
+                  a->path, a->addr);
         if (!in_progress)
             mpt_sfio_connected(s, sf, now);
         else
@@ -272,17 +259,42 @@ static void slot_connect(struct mpt_slot *sl)
     mpt_sock_kick(s);
 }
 
-/* A link, address or route changed (netlink.c): retry waiting subflows now. */
+int mpt_paths_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *ss, socklen_t len,
+                        int addr_id)
+{
+    struct mpt_paths *ps = s->paths;
+    int a, is_new;
+
+    /* The manager tells addresses apart by id; the same sockaddr under
+     * another id (the resolved one, advertised) is the same address. */
+    for (int i = 0; i < ps->nraddrs; i++) {
+        if (ps->raddr[i].len == len && memcmp(&ps->raddr[i].sa, ss, len) == 0) {
+            if (ps->raddr[i].addr_id < 0)
+                ps->raddr[i].addr_id = addr_id;
+            return i;
+        }
+    }
+    a = mpt_pm_add_addr(ps->pm, ss->ss_family, addr_id < 0 ? 0 : addr_id, mpt_io_now(), &is_new);
+    if (a < 0 || !is_new)
+        return a;
+    ps->raddr[a].sa = *ss;
+    ps->raddr[a].len = len;
+    ps->raddr[a].addr_id = addr_id;
+    ps->raddr[a].pm_id = addr_id < 0 ? 0 : addr_id;
+    ps->nraddrs = a + 1;
+    if (s->established)
+        (void)paths_run(ps, 0);
+    return a;
+}
+
+/* A link, address or route changed (netlink.c): waiting slots retry soon. */
 static void sock_paths_changed(struct mpt_socket *s)
 {
-    if (s->server || s->done || !s->established)
+    if (s->server || s->done || !s->established || s->paths == NULL)
         return;
-    for (int i = 0; i < s->nslots; i++) {
-        struct mpt_slot *sl = s->slots[i];
-        if (sl->sf < 0 && !sl->dead && ev_is_active(&sl->retry.w) &&
-            ev_timer_remaining(s->ctx->loop, &sl->retry.w) > 0.05)
-            mpt_tmr_start(&sl->retry, 0.02); /* let bursts of changes settle */
-    }
+    uint64_t now = mpt_io_now();
+    mpt_pm_links_changed(s->paths->pm, now);
+    paths_arm(s->paths, now);
 }
 
 /* Same address, ignoring ports; IPv4-mapped IPv6 compares as IPv4. */
@@ -334,7 +346,7 @@ static int is_loopback(const struct sockaddr_storage *ss)
  * live subflow bound to ifname (SO_BINDTODEVICE) or whose local address is
  * one of addrs, instead of waiting for the engine's stall detector. Client
  * slots then retry with their usual backoff, and a link coming back makes
- * them retry at once (sock_paths_changed). Pumps without dispatch (the
+ * them retry soon (sock_paths_changed). Pumps without dispatch (the
  * caller walks ctx->socks): events are delivered from the kicked timer.
  * err is the cause the subflows report: MPT_ENODEV (interface deleted),
  * MPT_ENETUNREACH (link down), MPT_EADDRNOTAVAIL (address removed).
@@ -402,18 +414,6 @@ void mpt_paths_watch_links(struct mpt_ctx *ctx)
     mpt_netlink_start(&ctx->nl, &ctx->ws, &hooks);
 }
 
-static void slot_retry_cb(EV_P_ ev_timer *w, int revents)
-{
-    struct mpt_slot *sl = w->data;
-    struct mpt_socket *s = sl->s;
-
-    if (sl->sf < 0 && !s->done && s->established) {
-        MPT_TRACE(s->ctx, s->id, "sf_retry", "\"path\":%d,\"fails\":%u", sl->path, sl->fails);
-        slot_connect(sl);
-        mpt_sock_pump(s, 1);
-    }
-}
-
 static int parse_path(const char *str, struct mpt_path *p)
 {
     char buf[128];
@@ -429,15 +429,12 @@ static int parse_path(const char *str, struct mpt_path *p)
     }
     if (buf[0] == '\0')
         return MPT_EINVAL;
-    if (mpt_parse_addr(buf, 0, &p->src, &p->srclen) == 0) {
-        p->used = 1;
+    if (mpt_parse_addr(buf, 0, &p->src, &p->srclen) == 0)
         return 0;
-    }
     if (strlen(buf) >= IF_NAMESIZE || strchr(buf, '/') != NULL || strchr(buf, ' ') != NULL)
         return MPT_EINVAL;
     strcpy(p->ifname, buf);
     p->src.ss_family = AF_UNSPEC;
-    p->used = 1;
     return 0;
 }
 
@@ -469,16 +466,30 @@ static int check_path(const struct mpt_path *p)
     return e ? mpt_errno_to_mpt(e) : 0;
 }
 
-static int fullmesh_paths(struct mpt_socket *s)
+/* Path p (parsed) joins the manager: its index there is its path id. */
+static int path_add(struct mpt_paths *ps, const struct mpt_path *p)
+{
+    int id = mpt_pm_add_path(ps->pm, p->src.ss_family, p->backup, mpt_io_now());
+
+    if (id < 0)
+        return id;
+    ps->path[id] = *p;
+    ps->npaths = id + 1;
+    return id;
+}
+
+static int fullmesh_paths(struct mpt_paths *ps)
 {
     struct ifaddrs *ifa, *i;
+    struct mpt_path p;
+    int rc = 0;
 
     if (getifaddrs(&ifa) < 0)
         return mpt_errno_to_mpt(errno);
-    for (i = ifa; i && s->npaths < MPT_IO_MAX_PATHS; i = i->ifa_next) {
+    for (i = ifa; i && ps->npaths < MPT_PM_MAX_PATHS && rc >= 0; i = i->ifa_next) {
         if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP))
             continue;
-        if ((i->ifa_flags & IFF_LOOPBACK) && !s->ctx->cfg.include_loopback)
+        if ((i->ifa_flags & IFF_LOOPBACK) && !ps->s->ctx->cfg.include_loopback)
             continue;
         int fam = i->ifa_addr->sa_family;
         if (fam != AF_INET && fam != AF_INET6)
@@ -486,15 +497,13 @@ static int fullmesh_paths(struct mpt_socket *s)
         if (fam == AF_INET6 &&
             IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr))
             continue;
-        struct mpt_path *p = &s->paths[s->npaths];
-        memset(p, 0, sizeof *p);
-        p->srclen = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-        memcpy(&p->src, i->ifa_addr, p->srclen);
-        p->used = 1;
-        s->npaths++;
+        memset(&p, 0, sizeof p);
+        p.srclen = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        memcpy(&p.src, i->ifa_addr, p.srclen);
+        rc = path_add(ps, &p);
     }
     freeifaddrs(ifa);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- Paths ------------------------------------------------------------------------ */
@@ -502,7 +511,7 @@ static int fullmesh_paths(struct mpt_socket *s)
 int mpt_add_path(struct mpt_socket *s, const char *path)
 {
     struct mpt_path p;
-    int rc;
+    int rc, id;
 
     if (s == NULL || s->released || path == NULL)
         return MPT_EINVAL;
@@ -510,15 +519,10 @@ int mpt_add_path(struct mpt_socket *s, const char *path)
         return MPT_ESTATE;
     if ((rc = parse_path(path, &p)) < 0 || (rc = check_path(&p)) < 0)
         return rc;
-    if (s->npaths >= MPT_IO_MAX_PATHS)
-        return MPT_ETOOMANY;
-    int id = s->npaths++;
-    s->paths[id] = p;
-    for (int r = 0; r < s->nraddrs; r++)
-        if (!s->raddrs[r].removed)
-            make_slots(s, id, r);
+    if ((id = path_add(s->paths, &p)) < 0)
+        return id;
     if (s->established) {
-        mpt_paths_start_all(s);
+        (void)paths_run(s->paths, 0);
         mpt_sock_pump(s, 0);
     }
     MPT_TRACE(s->ctx, s->id, "path_added", "\"path\":%d", id);
@@ -527,23 +531,23 @@ int mpt_add_path(struct mpt_socket *s, const char *path)
 
 int mpt_remove_path(struct mpt_socket *s, int path_id)
 {
+    struct mpt_paths *ps;
+    struct mpt_pm_slot_info si;
+    uint64_t now;
+
     if (s == NULL || s->released)
         return MPT_EINVAL;
     if (s->server)
         return MPT_ESTATE;
-    if (path_id < 0 || path_id >= s->npaths || s->paths[path_id].removed)
+    ps = s->paths;
+    if (mpt_pm_remove_path(ps->pm, path_id) < 0)
         return MPT_ENOTFOUND;
-    s->paths[path_id].removed = 1;
-    uint64_t now = mpt_io_now();
-    for (int i = 0; i < s->nslots; i++) {
-        struct mpt_slot *sl = s->slots[i];
-        if (sl->path != path_id)
-            continue;
-        sl->dead = 1;
-        mpt_tmr_stop(&sl->retry);
-        if (sl->sf >= 0 && s->c)
-            mpt_conn_sf_close(s->c, sl->sf, MPT_REASON_PATH_REMOVED, now);
-    }
+    now = mpt_io_now();
+    for (int k = 0; k < mpt_pm_nslots(ps->pm); k++)
+        if (mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.path == path_id &&
+            ps->slot[k].sf >= 0 && s->c)
+            mpt_conn_sf_close(s->c, ps->slot[k].sf, MPT_REASON_PATH_REMOVED, now);
+    paths_arm(ps, now);
     MPT_TRACE(s->ctx, s->id, "path_removed", "\"path\":%d", path_id);
     if (s->c && !s->done)
         mpt_sock_pump(s, 0);
@@ -561,6 +565,8 @@ static int sf_index_of_id(const struct mpt_socket *s, int id)
     return -1;
 }
 
+/* Switches the live connection, on either side: the server names a
+ * subflow by its id, the client a path (its subflows now and later). */
 int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
 {
     uint64_t now = mpt_io_now();
@@ -577,13 +583,14 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
             return MPT_ENOTFOUND;
         rc = mpt_conn_sf_set_backup(s->c, idx, backup, now);
     } else {
-        if (path_id < 0 || path_id >= s->npaths || s->paths[path_id].removed)
+        struct mpt_paths *ps = s->paths;
+        struct mpt_pm_slot_info si;
+        if (mpt_pm_set_backup(ps->pm, path_id, backup) < 0)
             return MPT_ENOTFOUND;
-        s->paths[path_id].backup = backup;
-        for (int i = 0; i < s->nslots; i++) {
-            struct mpt_slot *sl = s->slots[i];
-            if (sl->path == path_id && sl->sf >= 0) {
-                int r = mpt_conn_sf_set_backup(s->c, sl->sf, backup, now);
+        for (int k = 0; k < mpt_pm_nslots(ps->pm); k++) {
+            if (mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.path == path_id &&
+                ps->slot[k].sf >= 0) {
+                int r = mpt_conn_sf_set_backup(s->c, ps->slot[k].sf, backup, now);
                 if (r < 0 && r != MPT_ESTATE)
                     rc = r;
             }
@@ -593,23 +600,23 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
     return rc < 0 ? rc : 0;
 }
 
-/* Before the engine exists (a client between mpt_connect and the name's
- * resolution) the choice waits in the socket; afterwards it switches the
- * live connection, on either side. */
 /* A client slot with no subflow now, whose last one went down: its record
- * (the subflow as it failed, with when the slot retries). 0 if none. */
+ * (the subflow as it went down, with the manager's failure count and when
+ * it retries). 0 if none, or if its path or address was removed. */
 int mpt_paths_slot_record(const struct mpt_socket *s, int k, struct mpt_subflow_info *o)
 {
-    const struct mpt_slot *sl = s->slots[k];
+    const struct mpt_paths *ps = s->paths;
+    struct mpt_pm_slot_info si;
 
-    if (sl->sf >= 0 || !sl->has_last || sl->dead || s->paths[sl->path].removed ||
-        s->raddrs[sl->raddr].removed)
+    if (ps == NULL || mpt_pm_slot_info(ps->pm, k, &si) < 0 || ps->slot[k].sf >= 0 ||
+        ps->slot[k].last == NULL || si.removed)
         return 0;
-    *o = sl->last;
-    o->failures = sl->fails;
+    *o = *ps->slot[k].last;
+    o->failures = si.failures;
     o->retry_ms = -1;
-    if (ev_is_active(&sl->retry.w)) {
-        double left = ev_timer_remaining(s->ctx->loop, (ev_timer *)&sl->retry.w) * 1000.;
+    if (si.state == MPT_PM_WAITING) {
+        uint64_t now = mpt_io_now();
+        double left = si.retry_at > now ? (double)(si.retry_at - now) / MPT_NS_PER_MS : 0.;
         o->retry_ms = left <= 0. ? 0 : left >= (double)INT32_MAX ? INT32_MAX : (int)left + 1;
     }
     return 1;
@@ -617,34 +624,53 @@ int mpt_paths_slot_record(const struct mpt_socket *s, int k, struct mpt_subflow_
 
 /* ---- What the rest of the socket asks of its paths ---------------------------------- */
 
-/* mpt_connect: the paths given (parsed and checked; each refusal traced),
- * every local address with fullmesh, or one unbound path. */
+/* mpt_connect: the manager, and the paths given (parsed and checked; each
+ * refusal traced), every local address with fullmesh, or one unbound path. */
 int mpt_paths_setup(struct mpt_socket *s, const char *const *paths, size_t npaths)
 {
     struct mpt_ctx *ctx = s->ctx;
+    struct mpt_pm_settings set;
+    struct mpt_paths *ps;
+    struct mpt_path p;
     int rc;
 
-    s->paths = calloc(MPT_IO_MAX_PATHS, sizeof *s->paths);
-    s->raddrs = calloc(MPT_IO_MAX_RADDRS, sizeof *s->raddrs);
-    if (s->paths == NULL || s->raddrs == NULL)
+    if ((ps = calloc(1, sizeof *ps)) == NULL)
         return MPT_ENOMEM;
+    if (mpt_tmr_init(&ctx->ws, &ps->timer, paths_timer_cb) < 0) {
+        free(ps);
+        return MPT_ENOMEM;
+    }
+    ps->timer.w.data = ps;
+    ps->s = s;
+    for (int k = 0; k < MPT_PM_MAX_SLOTS; k++)
+        ps->slot[k].sf = -1;
+    s->paths = ps;
+    mpt_pm_settings_default(&set);
+    set.subflows_per_path = ctx->cfg.subflows_per_path;
+    set.min_backoff = (uint64_t)ctx->cfg.reconnect_min_ms * MPT_NS_PER_MS;
+    set.max_backoff = (uint64_t)ctx->cfg.reconnect_max_ms * MPT_NS_PER_MS;
+    if (set.min_backoff > set.max_backoff)
+        set.min_backoff = set.max_backoff; /* the same delays: the ceiling */
+    if ((rc = mpt_pm_new(&set, &ps->pm)) < 0)
+        return rc;
     for (size_t i = 0; i < npaths; i++) {
-        if ((rc = parse_path(paths[i], &s->paths[i])) < 0 ||
-            (rc = check_path(&s->paths[i])) < 0) {
+        if ((rc = parse_path(paths[i], &p)) < 0 || (rc = check_path(&p)) < 0) {
             MPT_TRACE(ctx, s->id, "path_refused", "\"path\":%zu,\"error\":\"%s\"", i,
                       mpt_err_name(rc));
             return rc;
         }
-    }
-    s->npaths = (int)npaths;
-    if (npaths == 0 && ctx->cfg.fullmesh) {
-        if ((rc = fullmesh_paths(s)) < 0)
+        if ((rc = path_add(ps, &p)) < 0)
             return rc;
     }
-    if (s->npaths == 0) {
-        s->paths[0].used = 1;
-        s->paths[0].src.ss_family = AF_UNSPEC;
-        s->npaths = 1;
+    if (npaths == 0 && ctx->cfg.fullmesh) {
+        if ((rc = fullmesh_paths(ps)) < 0)
+            return rc;
+    }
+    if (ps->npaths == 0) {
+        memset(&p, 0, sizeof p);
+        p.src.ss_family = AF_UNSPEC;
+        if ((rc = path_add(ps, &p)) < 0)
+            return rc;
     }
     return 0;
 }
@@ -653,61 +679,90 @@ int mpt_paths_setup(struct mpt_socket *s, const char *const *paths, size_t npath
  * address's, else any. */
 int mpt_paths_family(const struct mpt_socket *s)
 {
-    return s->paths[0].src.ss_family != AF_UNSPEC ? s->paths[0].src.ss_family : AF_UNSPEC;
+    return s->paths->path[0].src.ss_family;
 }
 
-/* The connection exists: its first subflow, on the first slot. */
+int mpt_paths_count(const struct mpt_socket *s)
+{
+    return s->paths ? s->paths->npaths : 0;
+}
+
+int mpt_paths_nslots(const struct mpt_socket *s)
+{
+    return s->paths ? mpt_pm_nslots(s->paths->pm) : 0;
+}
+
+/* The connection exists: its first subflow, on the first slot (the only
+ * one the manager opens before establishment). */
 void mpt_paths_connect_first(struct mpt_socket *s)
 {
-    slot_connect(s->slots[0]);
+    (void)paths_run(s->paths, 0);
+}
+
+/* Established: every slot without a subflow opens. */
+void mpt_paths_start_all(struct mpt_socket *s)
+{
+    mpt_pm_established(s->paths->pm, mpt_io_now());
+    (void)paths_run(s->paths, 0);
 }
 
 void mpt_paths_free(struct mpt_socket *s)
 {
-    for (int i = 0; i < s->nslots; i++)
-        slot_free(s->slots[i]);
-    s->nslots = 0;
-    free(s->paths);
-    free(s->raddrs);
+    struct mpt_paths *ps = s->paths;
+
+    if (ps == NULL)
+        return;
+    for (int k = 0; k < MPT_PM_MAX_SLOTS; k++)
+        free(ps->slot[k].last);
+    mpt_tmr_fini(&ps->timer);
+    mpt_pm_free(ps->pm);
+    free(ps);
     s->paths = NULL;
-    s->raddrs = NULL;
 }
 
-/* The connection is finished: no more retries. */
+/* The connection is finished: no more subflows. */
 void mpt_paths_stop(struct mpt_socket *s)
 {
-    for (int i = 0; i < s->nslots; i++)
-        mpt_tmr_stop(&s->slots[i]->retry);
+    if (s->paths == NULL)
+        return;
+    mpt_pm_stop(s->paths->pm);
+    mpt_tmr_stop(&s->paths->timer);
 }
 
 int mpt_paths_slot_info(const struct mpt_socket *s, int k, int *path_id, uint32_t *failures)
 {
-    if (k < 0 || k >= s->nslots)
+    struct mpt_pm_slot_info si;
+
+    if (s->paths == NULL || mpt_pm_slot_info(s->paths->pm, k, &si) < 0)
         return 0;
-    *path_id = s->slots[k]->path;
-    *failures = s->slots[k]->fails;
+    *path_id = si.path;
+    *failures = si.failures;
     return 1;
 }
 
 /* Slot k's subflow is up: its failures in a row end. */
 void mpt_paths_slot_up(struct mpt_socket *s, int k)
 {
-    if (k >= 0 && k < s->nslots)
-        s->slots[k]->fails = 0;
+    if (s->paths != NULL)
+        mpt_pm_up(s->paths->pm, k);
 }
 
 /* Engine subflow idx of slot k is gone: the slot has none (unless it has
  * a newer one already). */
 void mpt_paths_sf_gone(struct mpt_socket *s, int k, int idx)
 {
-    if (k >= 0 && k < s->nslots && s->slots[k]->sf == idx)
-        s->slots[k]->sf = -1;
+    if (s->paths != NULL && k >= 0 && k < MPT_PM_MAX_SLOTS && s->paths->slot[k].sf == idx)
+        s->paths->slot[k].sf = -1;
 }
 
-/* REMOVE_ADDR: the slots to that address die as their subflows end. */
+/* REMOVE_ADDR: the manager's slots to that address die (their subflows end
+ * as the engine closes them). */
 void mpt_paths_addr_removed(struct mpt_socket *s, int addr_id)
 {
-    for (int i = 0; i < s->nraddrs; i++)
-        if (s->raddrs[i].addr_id == addr_id)
-            s->raddrs[i].removed = 1;
+    struct mpt_paths *ps = s->paths;
+
+    for (int i = 0; i < ps->nraddrs; i++)
+        if (ps->raddr[i].addr_id == addr_id)
+            (void)mpt_pm_remove_addr(ps->pm, ps->raddr[i].pm_id);
+    paths_arm(ps, mpt_io_now());
 }

@@ -1,7 +1,7 @@
 /*
- * The client's paths and the (re)creation of their subflows (paths.c):
- * what the rest of the socket asks of them. A slot is an index k into
- * s->slots; only paths.c sees the slots', paths' and addresses' fields.
+ * The client's paths and the (re)creation of their subflows (paths.c,
+ * carrying out core/pm.c's decisions): what the rest of the socket asks of
+ * them. A slot k is the path manager's; only paths.c sees s->paths.
  */
 #ifndef MPT_PATHS_H
 #define MPT_PATHS_H
@@ -15,12 +15,14 @@
 int mpt_paths_setup(struct mpt_socket *s, const char *const *paths, size_t npaths);
 int mpt_paths_family(const struct mpt_socket *s);
 void mpt_paths_free(struct mpt_socket *s);
+int mpt_paths_count(const struct mpt_socket *s);  /* local paths (0: server) */
+int mpt_paths_nslots(const struct mpt_socket *s); /* the manager's slots (0: server) */
 /* A server address (id -1: the resolved one); its index or MPT_ETOOMANY. */
 int mpt_paths_add_raddr(struct mpt_socket *s, const struct sockaddr_storage *ss, socklen_t len,
                         int addr_id);
 void mpt_paths_addr_removed(struct mpt_socket *s, int addr_id);
 void mpt_paths_connect_first(struct mpt_socket *s);
-/* Established (or a new address or path): every slot without a subflow opens. */
+/* Established: every slot without a subflow opens. */
 void mpt_paths_start_all(struct mpt_socket *s);
 void mpt_paths_stop(struct mpt_socket *s);
 void mpt_paths_slot_up(struct mpt_socket *s, int k);

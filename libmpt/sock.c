@@ -455,7 +455,7 @@ static void sock_resolved(void *arg, int err, const struct sockaddr *sa, socklen
         rc = mpt_paths_add_raddr(s, &ss, len, -1);
         if (rc < 0)
             err = rc;
-        else if (s->nslots == 0)
+        else if (mpt_paths_nslots(s) == 0)
             err = MPT_ENOPATH; /* no local path of the right family */
     }
     if (err == 0) {
@@ -476,7 +476,7 @@ static void sock_resolved(void *arg, int err, const struct sockaddr *sa, socklen
         mpt_sock_maybe_free(s);
         return;
     }
-    MPT_TRACE(ctx, s->id, "conn_start", "\"slots\":%d", s->nslots);
+    MPT_TRACE(ctx, s->id, "conn_start", "\"slots\":%d", mpt_paths_nslots(s));
     mpt_paths_connect_first(s);
     mpt_sock_pump(s, 1);
 }
@@ -507,7 +507,7 @@ int mpt_connect_sized(struct mpt_ctx *ctx, const char *host, uint16_t port,
                                 s, &s->rreq)) < 0)
         goto fail;
     mpt_paths_watch_links(ctx);
-    MPT_TRACE(ctx, s->id, "connect", "\"port\":%u,\"paths\":%d", port, s->npaths);
+    MPT_TRACE(ctx, s->id, "connect", "\"port\":%u,\"paths\":%d", port, mpt_paths_count(s));
     *out = s;
     return 0;
 fail:
@@ -803,7 +803,7 @@ int mpt_get_subflows_sized(struct mpt_socket *s, struct mpt_subflow_info *out, s
         }
         count++;
     }
-    for (int k = 0; k < s->nslots; k++) {
+    for (int k = 0; k < mpt_paths_nslots(s); k++) {
         if (!mpt_paths_slot_record(s, k, &o))
             continue;
         if ((size_t)count < n)

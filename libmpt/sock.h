@@ -11,14 +11,10 @@
 
 #include "ctx.h"
 
-#define MPT_IO_MAX_PATHS 16
-#define MPT_IO_MAX_RADDRS 16
-#define MPT_IO_MAX_SLOTS 64
+#define MPT_IO_MAX_PATHS 16           /* MPT_PM_MAX_PATHS */
 
 struct mpt_sfio;
-struct mpt_path;
-struct mpt_raddr;
-struct mpt_slot;
+struct mpt_paths;
 
 struct mpt_socket {
     struct mpt_ctx *ctx;
@@ -46,12 +42,7 @@ struct mpt_socket {
     char *host;
     uint16_t port;
     struct mpt_resolve_req *rreq;
-    struct mpt_path *paths;          /* MPT_IO_MAX_PATHS, client only */
-    int npaths;
-    struct mpt_raddr *raddrs;        /* MPT_IO_MAX_RADDRS, client only */
-    int nraddrs;
-    struct mpt_slot *slots[MPT_IO_MAX_SLOTS];
-    int nslots;
+    struct mpt_paths *paths;         /* client only: its path manager (paths.c) */
 };
 
 struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server);

@@ -74,28 +74,24 @@ static int compatible(const struct pm_path *p, const struct pm_addr *a)
     return p->family == 0 || a->family == 0 || p->family == a->family;
 }
 
-/* New slots for (path, addr): ready at once. */
-static int make_slots(struct mpt_pm *pm, int path, int addr, uint64_t now)
+/* New slots for (path, addr), ready at once: those that fit. */
+static void make_slots(struct mpt_pm *pm, int path, int addr, uint64_t now)
 {
     if (!compatible(&pm->paths[path], &pm->addrs[addr]))
-        return 0;
-    for (unsigned k = 0; k < pm->s.subflows_per_path; k++) {
-        struct pm_slot *sl;
-        if (pm->nslots >= MPT_PM_MAX_SLOTS)
-            return MPT_ETOOMANY;
-        sl = &pm->slots[pm->nslots++];
+        return;
+    for (unsigned k = 0; k < pm->s.subflows_per_path && pm->nslots < MPT_PM_MAX_SLOTS; k++) {
+        struct pm_slot *sl = &pm->slots[pm->nslots++];
         sl->path = path;
         sl->addr = addr;
         sl->state = pm->stopped ? MPT_PM_DEAD : MPT_PM_WAITING;
         sl->failures = 0;
         sl->retry_at = now;
     }
-    return 0;
 }
 
 int mpt_pm_add_path(struct mpt_pm *pm, int family, int backup, uint64_t now)
 {
-    int id, rc = 0;
+    int id;
 
     if (!pm)
         return MPT_EINVAL;
@@ -105,10 +101,10 @@ int mpt_pm_add_path(struct mpt_pm *pm, int family, int backup, uint64_t now)
     pm->paths[id].family = family;
     pm->paths[id].backup = backup ? 1 : 0;
     pm->paths[id].removed = 0;
-    for (int a = 0; a < pm->naddrs && rc == 0; a++)
+    for (int a = 0; a < pm->naddrs; a++)
         if (!pm->addrs[a].removed)
-            rc = make_slots(pm, id, a, now);
-    return rc < 0 ? rc : id;
+            make_slots(pm, id, a, now);
+    return id;
 }
 
 int mpt_pm_remove_path(struct mpt_pm *pm, int path)
@@ -132,7 +128,7 @@ int mpt_pm_set_backup(struct mpt_pm *pm, int path, int backup)
 
 int mpt_pm_add_addr(struct mpt_pm *pm, int family, int addr_id, uint64_t now, int *is_new)
 {
-    int a, rc = 0;
+    int a;
 
     if (is_new)
         *is_new = 0;
@@ -149,10 +145,10 @@ int mpt_pm_add_addr(struct mpt_pm *pm, int family, int addr_id, uint64_t now, in
     pm->addrs[a].removed = 0;
     if (is_new)
         *is_new = 1;
-    for (int p = 0; p < pm->npaths && rc == 0; p++)
+    for (int p = 0; p < pm->npaths; p++)
         if (!pm->paths[p].removed)
-            rc = make_slots(pm, p, a, now);
-    return rc < 0 ? rc : a;
+            make_slots(pm, p, a, now);
+    return a;
 }
 
 int mpt_pm_remove_addr(struct mpt_pm *pm, int addr_id)
@@ -294,5 +290,6 @@ int mpt_pm_slot_info(const struct mpt_pm *pm, int slot, struct mpt_pm_slot_info 
     out->state = sl->state;
     out->failures = sl->failures;
     out->retry_at = sl->retry_at;
+    out->removed = pm->paths[sl->path].removed || pm->addrs[sl->addr].removed;
     return 0;
 }

@@ -13,7 +13,8 @@
  * afterwards every slot without a subflow opens, and a slot whose subflow
  * fails or closes is retried after min_backoff << failures (at most
  * max_backoff), at once after a link change. Slots of a removed path or
- * address are dead.
+ * address are dead. At most MPT_PM_MAX_SLOTS slots exist: a path or address
+ * added beyond that is still added, with the slots that fit.
  */
 #ifndef MPT_CORE_PM_H
 #define MPT_CORE_PM_H
@@ -54,6 +55,8 @@ struct mpt_pm_slot_info {
     enum mpt_pm_slot_state state;
     unsigned failures;  /* in a row, since the last established subflow */
     uint64_t retry_at;  /* WAITING: when it opens */
+    int removed;        /* DEAD because its path or address was removed (not
+                           because the manager stopped) */
 };
 
 /* 0, MPT_EINVAL or MPT_ENOMEM. s may be NULL for the defaults. */
@@ -61,7 +64,7 @@ int mpt_pm_new(const struct mpt_pm_settings *s, struct mpt_pm **out);
 void mpt_pm_free(struct mpt_pm *pm);
 
 /* A local path; family AF_INET / AF_INET6 value, or 0 for any. Returns its
- * index, MPT_ETOOMANY or MPT_ENOMEM. */
+ * index (0, 1, ... in the order added) or MPT_ETOOMANY. */
 int mpt_pm_add_path(struct mpt_pm *pm, int family, int backup, uint64_t now);
 /* The path's slots die; the caller closes their subflows. MPT_ENOTFOUND. */
 int mpt_pm_remove_path(struct mpt_pm *pm, int path);
@@ -71,7 +74,8 @@ int mpt_pm_set_backup(struct mpt_pm *pm, int path, int backup);
  * A server address: wire id 0 for the one first connected to, else the
  * ADD_ADDR id. The caller decides whether two addresses are the same (it
  * holds them); a known id is not added again (`*is_new` says which).
- * Returns the address index, MPT_ETOOMANY or MPT_EINVAL.
+ * Returns the address index (0, 1, ... in the order added), MPT_ETOOMANY or
+ * MPT_EINVAL.
  */
 int mpt_pm_add_addr(struct mpt_pm *pm, int family, int addr_id, uint64_t now, int *is_new);
 /* REMOVE_ADDR: the address's slots die. MPT_ENOTFOUND if no such id. */

@@ -1324,6 +1324,52 @@ END_TEST
 
 /* A path given as an interface name is bound with SO_BINDTODEVICE (needs
  * CAP_NET_RAW: without it the connection fails, which is also checked). */
+/* The server listens on two addresses and advertises the one the client
+ * did not connect to (ADD_ADDR): the path manager joins it with
+ * subflows_per_path subflows, as many as to the first address. */
+START_TEST(advertised_address_joined)
+{
+    static const char *const lo13[] = {"127.0.0.1", "127.0.0.3"};
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct mpt_config cfg;
+    struct echo e = {0, 0};
+    struct mpt_subflow_info sf[8];
+    int to1 = 0, to3 = 0, n;
+    char b[8];
+
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.subflows_per_path = 2;
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo13, 2, 0, echo_accept, &e, &l), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 4 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(established_subflows(s), 4);
+    mpt_ctx_run(ctx, 100); /* and no more */
+    n = mpt_get_subflows(s, sf, 8);
+    ck_assert_int_eq(n, 4);
+    for (int i = 0; i < n; i++) {
+        uint32_t a = ntohl(((struct sockaddr_in *)&sf[i].remote)->sin_addr.s_addr);
+        ck_assert_int_eq(sf[i].path_id, 0);
+        ck_assert_int_eq(sf[i].state, MPT_SUBFLOW_ESTABLISHED);
+        to1 += a == 0x7f000001;
+        to3 += a == 0x7f000003;
+    }
+    ck_assert_int_eq(to1, 2);
+    ck_assert_int_eq(to3, 2);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "aa", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(path_by_interface_name)
 {
     struct mpt_ctx *ctx;
@@ -1373,6 +1419,7 @@ int main(void)
     tcase_add_test(tc, struct_sizes_old_and_new);
     tcase_add_test(tc, subflows_per_path_and_fullmesh);
     tcase_add_test(tc, path_by_interface_name);
+    tcase_add_test(tc, advertised_address_joined);
     tcase_add_test(tc, bad_paths_refused_up_front);
     tcase_add_test(tc, runtime_path_failure_recorded);
     tcase_add_test(tc, ids_received_bytes_and_unacked);

@@ -157,6 +157,44 @@ START_TEST(removed_path_and_limits)
 }
 END_TEST
 
+/* Slots beyond MPT_PM_MAX_SLOTS are not made, but the path or address is
+ * still added (its index stays that of the caller's table); slot info says
+ * whether a dead slot's path or address was removed or the manager stopped. */
+START_TEST(slot_limit_and_removed_in_slot_info)
+{
+    struct mpt_pm_settings s;
+    struct mpt_pm *pm;
+    struct mpt_pm_slot_info si;
+    int is_new;
+
+    mpt_pm_settings_default(&s);
+    s.subflows_per_path = 8;
+    ck_assert_int_eq(mpt_pm_new(&s, &pm), 0);
+    ck_assert_int_eq(mpt_pm_add_addr(pm, AF_INET, 0, 0, &is_new), 0);
+    for (int p = 0; p < 8; p++)
+        ck_assert_int_eq(mpt_pm_add_path(pm, 0, 0, 0), p);
+    ck_assert_int_eq(mpt_pm_nslots(pm), 64);
+    ck_assert_int_eq(mpt_pm_add_path(pm, 0, 0, 0), 8); /* added, no slot fits */
+    ck_assert_int_eq(mpt_pm_add_addr(pm, AF_INET, 3, 0, &is_new), 1);
+    ck_assert_int_eq(is_new, 1);
+    ck_assert_int_eq(mpt_pm_nslots(pm), 64);
+    ck_assert_int_eq(mpt_pm_remove_path(pm, 8), 0);
+    ck_assert_int_eq(mpt_pm_remove_path(pm, 1), 0);
+    ck_assert_int_eq(mpt_pm_slot_info(pm, 8, &si), 0);
+    ck_assert_int_eq(si.path, 1);
+    ck_assert_int_eq(si.state, MPT_PM_DEAD);
+    ck_assert_int_eq(si.removed, 1);
+    ck_assert_int_eq(mpt_pm_slot_info(pm, 0, &si), 0);
+    ck_assert_int_eq(si.state, MPT_PM_WAITING);
+    ck_assert_int_eq(si.removed, 0);
+    mpt_pm_stop(pm);
+    ck_assert_int_eq(mpt_pm_slot_info(pm, 0, &si), 0);
+    ck_assert_int_eq(si.state, MPT_PM_DEAD);
+    ck_assert_int_eq(si.removed, 0);
+    mpt_pm_free(pm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pm");
@@ -168,6 +206,7 @@ int main(void)
     tcase_add_test(tc, n_per_path_families_and_advertised_addresses);
     tcase_add_test(tc, backoff_doubles_to_the_cap_and_resets_when_up);
     tcase_add_test(tc, removed_path_and_limits);
+    tcase_add_test(tc, slot_limit_and_removed_in_slot_info);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
