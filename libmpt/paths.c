@@ -617,7 +617,11 @@ int mpt_paths_slot_record(const struct mpt_socket *s, int k, struct mpt_subflow_
     if (si.state == MPT_PM_WAITING) {
         uint64_t now = mpt_io_now();
         double left = si.retry_at > now ? (double)(si.retry_at - now) / MPT_NS_PER_MS : 0.;
-        o->retry_ms = left <= 0. ? 0 : left >= (double)INT32_MAX ? INT32_MAX : (int)left + 1;
+        /* Rounded up, so that 0 means due; an exact 400 ms stays 400, the
+         * bound a caller may check against reconnect_max_ms. */
+        o->retry_ms = left <= 0.                 ? 0
+                      : left >= (double)INT32_MAX ? INT32_MAX
+                                                  : (int)left + ((double)(int)left < left);
     }
     return 1;
 }
