@@ -467,13 +467,7 @@ static int parse_args(int argc, char **argv)
             if (rc > 0)
                 continue;
             i++;
-            if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-                help();
-                exit(TOOL_EXIT_OK);
-            } else if (strcmp(a, "--version") == 0) {
-                tool_version(&T);
-                exit(TOOL_EXIT_OK);
-            } else if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
+            if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
                 listening = 1;
             } else if (strcmp(a, "-k") == 0 || strcmp(a, "--keep-listening") == 0) {
                 keep = 1;
@@ -539,6 +533,7 @@ int main(int argc, char **argv)
     int rc;
 
     tool_init(&T, "mpt-cat");
+    T.help = help;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN); /* a closed output is an EPIPE to report */

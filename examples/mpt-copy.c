@@ -1701,14 +1701,6 @@ static int parse_args(int argc, char **argv)
             return TOOL_EXIT_USAGE;
         if (rc > 0)
             continue;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            help();
-            exit(TOOL_EXIT_OK);
-        }
-        if (strcmp(a, "--version") == 0) {
-            tool_version(&T);
-            exit(TOOL_EXIT_OK);
-        }
         if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0) {
             listen_mode = 1;
         } else if (strcmp(a, "--resume") == 0) {
@@ -1770,6 +1762,7 @@ int main(int argc, char **argv)
     int rc;
 
     tool_init(&T, "mpt-copy");
+    T.help = help;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN);

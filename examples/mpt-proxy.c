@@ -992,13 +992,10 @@ static int parse_args(int argc, char **argv)
 
     if (argc < 2)
         return usage_error("%s", "a mode is needed: client or server (see --help)");
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        help();
-        exit(TOOL_EXIT_OK);
-    }
-    if (strcmp(argv[1], "--version") == 0) {
-        tool_version(&T);
-        exit(TOOL_EXIT_OK);
+    if (argv[1][0] == '-') { /* --help or --version before a mode */
+        int i = 1;
+        if (tool_common_option(&T, argc, argv, &i) < 0)
+            return TOOL_EXIT_USAGE;
     }
     if (strcmp(argv[1], "client") == 0)
         mode = MODE_CLIENT;
@@ -1014,14 +1011,6 @@ static int parse_args(int argc, char **argv)
             return TOOL_EXIT_USAGE;
         if (rc > 0)
             continue;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            help();
-            exit(TOOL_EXIT_OK);
-        }
-        if (strcmp(a, "--version") == 0) {
-            tool_version(&T);
-            exit(TOOL_EXIT_OK);
-        }
         if (strcmp(a, "--allow-any") == 0) {
             allow_any = 1;
             i++;
@@ -1104,6 +1093,7 @@ int main(int argc, char **argv)
     int rc;
 
     tool_init(&T, "mpt-proxy");
+    T.help = help;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN);

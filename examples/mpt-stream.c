@@ -773,14 +773,6 @@ static int parse_args(int argc, char **argv)
             return TOOL_EXIT_USAGE;
         if (rc > 0)
             continue;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            help();
-            exit(TOOL_EXIT_OK);
-        }
-        if (strcmp(a, "--version") == 0) {
-            tool_version(&T);
-            exit(TOOL_EXIT_OK);
-        }
         if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0 || strcmp(a, "--stdin") == 0) {
             *(a[2] == 's' ? &from_stdin : &listening) = 1;
             i++;
@@ -889,6 +881,7 @@ int main(int argc, char **argv)
     int rc;
 
     tool_init(&T, "mpt-stream");
+    T.help = help;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN);

@@ -42,6 +42,14 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
     const char *a = argv[*i];
     const char **slot = NULL;
 
+    if ((strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) && t->help != NULL) {
+        t->help();
+        exit(TOOL_EXIT_OK);
+    }
+    if (strcmp(a, "--version") == 0) {
+        tool_version(t);
+        exit(TOOL_EXIT_OK);
+    }
     if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
         t->verbose = 1;
         (*i)++;

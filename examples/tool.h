@@ -35,13 +35,15 @@ struct tool {
     int verbose;                        /* -v: connection and subflow events on stderr */
     int stats;                          /* --stats: per-subflow table at the end */
     double t0;                          /* tool_now() at start, for -v times */
+    void (*help)(void);                 /* the tool's --help text on stdout */
 };
 
 /* Initialises t for the tool called name. */
 void tool_init(struct tool *t, const char *name);
 
 /*
- * Takes argv[*i] if it is a common option (with its value, argv[*i + 1]):
+ * Takes argv[*i] if it is a common option (with its value, argv[*i + 1]);
+ * -h/--help (t->help) and --version print on stdout and exit 0 here:
  * returns 1 and advances *i past what it took, 0 if argv[*i] is not a
  * common option, or -1 after printing why it is wrong (the caller exits
  * TOOL_EXIT_USAGE).
