@@ -443,15 +443,6 @@ static void help(void)
           stdout);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", T.name);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    usage_lines(stderr);
-    return TOOL_EXIT_USAGE;
-}
-
 static int parse_args(int argc, char **argv)
 {
     const char *pos[TOOL_MAX_ADDRS + 1];
@@ -476,34 +467,34 @@ static int parse_args(int argc, char **argv)
             } else if (strcmp(a, "--") == 0) {
                 only_pos = 1;
             } else {
-                return usage_error("unknown option '%s'", a);
+                return tool_usage_error(&T, "unknown option '%s'", a);
             }
             continue;
         }
         if (npos == sizeof pos / sizeof pos[0])
-            return usage_error("unexpected argument '%s'", a);
+            return tool_usage_error(&T, "unexpected argument '%s'", a);
         pos[npos++] = a;
         i++;
     }
 
     if (keep && !listening)
-        return usage_error("%s", "-k needs -l");
+        return tool_usage_error(&T, "%s", "-k needs -l");
     if (!listening) {
         if (npos != 2)
-            return usage_error("%s", npos < 2 ? "HOST and PORT are needed (or -l [ADDR] PORT)"
+            return tool_usage_error(&T, "%s", npos < 2 ? "HOST and PORT are needed (or -l [ADDR] PORT)"
                                               : "too many arguments: HOST PORT");
         host = pos[0];
         if (tool_parse_port(&T, "PORT", pos[1], &port) < 0)
             return TOOL_EXIT_USAGE;
         if (port == 0)
-            return usage_error("%s", "PORT: port 0 is not a port to connect to");
+            return tool_usage_error(&T, "%s", "PORT: port 0 is not a port to connect to");
         snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
         return TOOL_EXIT_OK;
     }
     if (npos == 0)
-        return usage_error("%s", "-l needs a PORT");
+        return tool_usage_error(&T, "%s", "-l needs a PORT");
     if (T.npaths || T.all_paths)
-        return usage_error("%s", "--path and --all-paths are for connecting, not with -l");
+        return tool_usage_error(&T, "%s", "--path and --all-paths are for connecting, not with -l");
     if (tool_parse_port(&T, "PORT", pos[npos - 1], &port) < 0)
         return TOOL_EXIT_USAGE;
     nladdrs = npos - 1;
@@ -534,6 +525,7 @@ int main(int argc, char **argv)
 
     tool_init(&T, "mpt-cat");
     T.help = help;
+    T.usage = usage_lines;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN); /* a closed output is an EPIPE to report */

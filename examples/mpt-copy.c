@@ -1670,15 +1670,6 @@ static void help(void)
           stdout);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", T.name);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    usage_lines(stderr);
-    return TOOL_EXIT_USAGE;
-}
-
 static int parse_args(int argc, char **argv)
 {
     char **pos = posv = xrealloc(NULL, (size_t)argc * sizeof *pos);
@@ -1721,36 +1712,36 @@ static int parse_args(int argc, char **argv)
             else if (tool_parse_u64(&T, a, v, 1, 3600, &interval_s) < 0)
                 return TOOL_EXIT_USAGE;
         } else {
-            return usage_error("unknown option '%s'", a);
+            return tool_usage_error(&T, "unknown option '%s'", a);
         }
         i++;
     }
     if (listen_mode) {
         if (npos < 1 || npos > 2)
-            return usage_error("%s", "-l takes [ADDR] PORT");
+            return tool_usage_error(&T, "%s", "-l takes [ADDR] PORT");
         if (npos == 2)
             listen_addr = pos[0];
         if (tool_parse_port(&T, "-l PORT", pos[npos - 1], &port) < 0)
             return TOOL_EXIT_USAGE;
         if (destdir == NULL)
-            return usage_error("%s", "the receiver needs -o DESTDIR");
+            return tool_usage_error(&T, "%s", "the receiver needs -o DESTDIR");
         if (resume)
-            return usage_error("%s", "--resume is a sender option (the receiver always offers "
+            return tool_usage_error(&T, "%s", "--resume is a sender option (the receiver always offers "
                                      "what it has when the sender asks)");
         if (T.npaths || T.all_paths)
-            return usage_error("%s", "--path and --all-paths are sender options");
+            return tool_usage_error(&T, "%s", "--path and --all-paths are sender options");
     } else {
         if (npos < 3)
-            return usage_error("%s", npos == 0 ? "HOST, PORT and at least one FILE or DIR are "
+            return tool_usage_error(&T, "%s", npos == 0 ? "HOST, PORT and at least one FILE or DIR are "
                                                  "needed (or -l to receive)"
                                                : "at least one FILE or DIR to send is needed");
         if (destdir != NULL)
-            return usage_error("%s", "-o is a receiver option (with -l)");
+            return tool_usage_error(&T, "%s", "-o is a receiver option (with -l)");
         host = pos[0];
         if (tool_parse_port(&T, "PORT", pos[1], &port) < 0)
             return TOOL_EXIT_USAGE;
         if (port == 0)
-            return usage_error("%s", "port 0 is not a port to connect to");
+            return tool_usage_error(&T, "%s", "port 0 is not a port to connect to");
         sources = pos + 2;
         nsources = npos - 2;
     }
@@ -1763,6 +1754,7 @@ int main(int argc, char **argv)
 
     tool_init(&T, "mpt-copy");
     T.help = help;
+    T.usage = usage_lines;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN);

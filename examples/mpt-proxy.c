@@ -903,15 +903,6 @@ static void help(void)
           stdout);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", T.name);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    usage_lines(stderr);
-    return TOOL_EXIT_USAGE;
-}
-
 /* [ADDR:]PORT or HOST:PORT into host/port; -1 after printing why not. */
 static int parse_endpoint(const char *opt, const char *s, int optional_host, char *host,
                           size_t hostlen, uint16_t *port, int allow_zero)
@@ -991,7 +982,7 @@ static int parse_args(int argc, char **argv)
     const char *err;
 
     if (argc < 2)
-        return usage_error("%s", "a mode is needed: client or server (see --help)");
+        return tool_usage_error(&T, "%s", "a mode is needed: client or server (see --help)");
     if (argv[1][0] == '-') { /* --help or --version before a mode */
         int i = 1;
         if (tool_common_option(&T, argc, argv, &i) < 0)
@@ -1002,7 +993,7 @@ static int parse_args(int argc, char **argv)
     else if (strcmp(argv[1], "server") == 0)
         mode = MODE_SERVER;
     else
-        return usage_error("unknown mode '%s' (client or server)", argv[1]);
+        return tool_usage_error(&T, "unknown mode '%s' (client or server)", argv[1]);
 
     for (int i = 2; i < argc;) {
         const char *a = argv[i];
@@ -1022,7 +1013,7 @@ static int parse_args(int argc, char **argv)
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= strcmp(a, with_value[k]) == 0;
         if (!known)
-            return usage_error(a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
+            return tool_usage_error(&T, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
         if (i + 1 >= argc || argv[i + 1][0] == '\0') {
             fprintf(stderr, "%s: option %s needs a value (see --help)\n", T.name, a);
             return TOOL_EXIT_USAGE;
@@ -1063,24 +1054,24 @@ static int parse_args(int argc, char **argv)
 
     if (mode == MODE_CLIENT) {
         if (!have_listen && !have_socks)
-            return usage_error("%s", "client: --listen or --socks5 is needed");
+            return tool_usage_error(&T, "%s", "client: --listen or --socks5 is needed");
         if (!have_to)
-            return usage_error("%s", "client: --to HOST:PORT (the mpt-proxy server) is needed");
+            return tool_usage_error(&T, "%s", "client: --to HOST:PORT (the mpt-proxy server) is needed");
         if (have_forward || nallow || allow_any)
-            return usage_error("%s", "client: --forward, --allow and --allow-any are server options");
+            return tool_usage_error(&T, "%s", "client: --forward, --allow and --allow-any are server options");
         if (listen_host[0] == '\0')
             strcpy(listen_host, "127.0.0.1");
         if (socks_host[0] == '\0')
             strcpy(socks_host, "127.0.0.1");
     } else {
         if (!have_listen)
-            return usage_error("%s", "server: --listen [ADDR:]PORT is needed");
+            return tool_usage_error(&T, "%s", "server: --listen [ADDR:]PORT is needed");
         if (have_socks || have_to)
-            return usage_error("%s", "server: --socks5 and --to are client options");
+            return tool_usage_error(&T, "%s", "server: --socks5 and --to are client options");
         if (T.npaths || T.all_paths)
-            return usage_error("%s", "server: --path and --all-paths are client options");
+            return tool_usage_error(&T, "%s", "server: --path and --all-paths are client options");
         if (!have_forward && !nallow && !allow_any)
-            return usage_error("%s", "server: nothing to forward to: give --forward, --allow or "
+            return tool_usage_error(&T, "%s", "server: nothing to forward to: give --forward, --allow or "
                                      "--allow-any");
     }
     return TOOL_EXIT_OK;
@@ -1094,6 +1085,7 @@ int main(int argc, char **argv)
 
     tool_init(&T, "mpt-proxy");
     T.help = help;
+    T.usage = usage_lines;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN);

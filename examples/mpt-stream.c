@@ -719,15 +719,6 @@ static void help(void)
           stdout);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "%s: ", T.name);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    usage_lines(stderr);
-    return TOOL_EXIT_USAGE;
-}
-
 /* A positive decimal number with an optional k/M/G (x1000) suffix when si. */
 static int parse_number(const char *opt, const char *s, int si, double min, double max, double *out)
 {
@@ -763,7 +754,7 @@ static int parse_args(int argc, char **argv)
         const char *a = argv[i];
         if (a[0] != '-' || a[1] == '\0') {
             if (npos == sizeof pos / sizeof pos[0])
-                return usage_error("unexpected argument '%s'", a);
+                return tool_usage_error(&T, "unexpected argument '%s'", a);
             pos[npos++] = a;
             i++;
             continue;
@@ -784,7 +775,7 @@ static int parse_args(int argc, char **argv)
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= strcmp(a, with_value[k]) == 0;
         if (!known)
-            return usage_error("unknown option '%s'", a);
+            return tool_usage_error(&T, "unknown option '%s'", a);
         if (i + 1 >= argc || argv[i + 1][0] == '\0') {
             fprintf(stderr, "%s: option %s needs a value (see --help)\n", T.name, a);
             return TOOL_EXIT_USAGE;
@@ -821,11 +812,11 @@ static int parse_args(int argc, char **argv)
 
     if (listening) {
         if (from_stdin || have_rate || have_size)
-            return usage_error("%s", "--rate, --size and --stdin are source options, not with -l");
+            return tool_usage_error(&T, "%s", "--rate, --size and --stdin are source options, not with -l");
         if (T.npaths || T.all_paths)
-            return usage_error("%s", "--path and --all-paths are source options, not with -l");
+            return tool_usage_error(&T, "%s", "--path and --all-paths are source options, not with -l");
         if (npos == 0)
-            return usage_error("%s", "-l needs a PORT");
+            return tool_usage_error(&T, "%s", "-l needs a PORT");
         if (tool_parse_port(&T, "PORT", pos[npos - 1], &port) < 0)
             return TOOL_EXIT_USAGE;
         nladdrs = npos - 1;
@@ -836,17 +827,17 @@ static int parse_args(int argc, char **argv)
         return TOOL_EXIT_OK;
     }
     if (have_stall || have_iv)
-        return usage_error("%s", "--stall and --interval are sink options (with -l)");
+        return tool_usage_error(&T, "%s", "--stall and --interval are sink options (with -l)");
     if (from_stdin && (have_rate || have_dur))
-        return usage_error("%s", "--stdin sends at the input's pace: no --rate or --duration");
+        return tool_usage_error(&T, "%s", "--stdin sends at the input's pace: no --rate or --duration");
     if (npos != 2)
-        return usage_error("%s", npos < 2 ? "HOST and PORT are needed (or -l [ADDR] PORT)"
+        return tool_usage_error(&T, "%s", npos < 2 ? "HOST and PORT are needed (or -l [ADDR] PORT)"
                                           : "too many arguments: HOST PORT");
     host = pos[0];
     if (tool_parse_port(&T, "PORT", pos[1], &port) < 0)
         return TOOL_EXIT_USAGE;
     if (port == 0)
-        return usage_error("%s", "PORT: port 0 is not a port to connect to");
+        return tool_usage_error(&T, "%s", "PORT: port 0 is not a port to connect to");
     interval = (double)msg_size * 8 / rate;
     if (!from_stdin && duration > 0 && duration < interval) {
         fprintf(stderr, "%s: --duration %g s is shorter than one message's interval at this "
@@ -882,6 +873,7 @@ int main(int argc, char **argv)
 
     tool_init(&T, "mpt-stream");
     T.help = help;
+    T.usage = usage_lines;
     if ((rc = parse_args(argc, argv)) != TOOL_EXIT_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN);

@@ -37,6 +37,16 @@ static int need_value(const struct tool *t, int argc, char **argv, int i)
     return 0;
 }
 
+int tool_usage_error(const struct tool *t, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", t->name);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    if (t->usage != NULL)
+        t->usage(stderr);
+    return TOOL_EXIT_USAGE;
+}
+
 int tool_common_option(struct tool *t, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];

@@ -36,6 +36,7 @@ struct tool {
     int stats;                          /* --stats: per-subflow table at the end */
     double t0;                          /* tool_now() at start, for -v times */
     void (*help)(void);                 /* the tool's --help text on stdout */
+    void (*usage)(FILE *f);             /* its usage lines, after a usage error */
 };
 
 /* Initialises t for the tool called name. */
@@ -49,6 +50,9 @@ void tool_init(struct tool *t, const char *name);
  * TOOL_EXIT_USAGE).
  */
 int tool_common_option(struct tool *t, int argc, char **argv, int *i);
+/* "NAME: " fmt (one %s for arg), then t->usage on stderr; returns
+ * TOOL_EXIT_USAGE for the caller to return. */
+int tool_usage_error(const struct tool *t, const char *fmt, const char *arg);
 /* The common options' lines for a tool's --help. */
 void tool_common_help(FILE *f);
 /* "NAME (libmpt VERSION)" on stdout, for --version. */
