@@ -33,8 +33,9 @@ int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f)
         }
         return 0;
     }
-    mpt_addr_hmac(c->key_peer, c->key_local, f->u.add_addr.addr_id, f->u.add_addr.family,
-                  f->u.add_addr.port, f->u.add_addr.addr, mac);
+    mpt_addr_hmac_tls(c->key_peer, c->key_local, c->has_secret ? c->secret : NULL,
+                      f->u.add_addr.addr_id, f->u.add_addr.family,
+                      f->u.add_addr.port, f->u.add_addr.addr, mac);
     if (f->u.add_addr.addr_id == 0 || !mpt_ct_equal(mac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN)) {
         c->addr_bad++; /* id 0 is the first subflow's and never advertised (10.1) */
         return 0;
@@ -77,8 +78,8 @@ int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const
     f.u.add_addr.family = family;
     f.u.add_addr.port = port;
     memcpy(f.u.add_addr.addr, addr, family == 4 ? 4 : 16);
-    mpt_addr_hmac(c->key_local, c->key_peer, addr_id, family, port, f.u.add_addr.addr,
-                  f.u.add_addr.hmac);
+    mpt_addr_hmac_tls(c->key_local, c->key_peer, c->has_secret ? c->secret : NULL, addr_id,
+                      family, port, f.u.add_addr.addr, f.u.add_addr.hmac);
     a = NULL;
     for (uint32_t k = 0; k < c->advs.n; k++) {
         struct adv *x = mpt_ring_at(&c->advs, k);

@@ -63,6 +63,8 @@ struct mpt_core_settings {
     uint64_t close_timeout;       /* graceful close; default 10 s */
     int accept_tls;               /* server: the caller runs TLS on subflows whose preamble
                                      asks for it; 0 (default): such preambles are refused */
+    int tls;                      /* client: every preamble asks for TLS (the caller runs it);
+                                     server: a preamble without TLS is refused (TLS required) */
     uint64_t ack_timeout;         /* data outstanding and the cumulative DATA_ACK has not
                                      moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout */
@@ -233,7 +235,32 @@ int mpt_server_preamble(struct mpt_server *srv, const uint8_t *data, size_t len,
 int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
                            const uint8_t *data, size_t len, uint64_t now, struct mpt_accept *a);
 
+/*
+ * mpt_server_first_frame for a subflow that ran TLS: `binding` is the
+ * MPT_SECRET_LEN-byte exporter of this subflow's own TLS session (doc/
+ * protocol.md 6.5), which a JOIN's HMACs then cover; NULL is the same as
+ * mpt_server_first_frame. A JOIN to a connection keyed by TLS
+ * (mpt_conn_set_secret) without a binding, or the reverse, is refused with
+ * ERROR(PROTOCOL) and MPT_ETLS.
+ */
+int mpt_server_first_frame_bound(struct mpt_server *srv, const struct mpt_preamble *p,
+                                 const uint8_t *binding, const uint8_t *data, size_t len,
+                                 uint64_t now, struct mpt_accept *a);
+
 /* ---- Both sides ------------------------------------------------------------ */
+
+/*
+ * TLS keying (doc/protocol.md 6.5): the MPT_SECRET_LEN-byte exporter of the
+ * first subflow's TLS session, given by each side as soon as its handshake
+ * is over (client: before any frame is read; server: right after
+ * mpt_server_first_frame accepted the HELLO). From then on every join and
+ * ADD_ADDR HMAC, sent and checked, is keyed by it too. Once only: 0,
+ * MPT_EINVAL, MPT_ESTATE (already set).
+ */
+int mpt_conn_set_secret(struct mpt_conn *c, const uint8_t secret[MPT_SECRET_LEN]);
+/* Client: the exporter of join subflow sf's own TLS session, before its
+ * JOIN_ACK is read. 0, MPT_EINVAL, MPT_ESTATE (not a join in its handshake). */
+int mpt_conn_sf_set_binding(struct mpt_conn *c, int sf, const uint8_t binding[MPT_SECRET_LEN]);
 
 /* Frees the connection and everything it holds (unlinks it from its server). */
 void mpt_conn_free(struct mpt_conn *c);

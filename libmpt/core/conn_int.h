@@ -109,6 +109,8 @@ struct sf {
     uint8_t remote_id;
     uint8_t join_flags;
     uint8_t nonce_local[MPT_NONCE_LEN], nonce_peer[MPT_NONCE_LEN];
+    uint8_t binding[MPT_SECRET_LEN]; /* join over TLS: its session's exporter (6.5) */
+    int has_binding;
     size_t room;
     struct mpt_ring q; /* struct oitem */
     size_t q_bytes;
@@ -145,6 +147,8 @@ struct mpt_conn {
     int in_table;
 
     uint8_t key_local[MPT_KEY_LEN], key_peer[MPT_KEY_LEN];
+    uint8_t secret[MPT_SECRET_LEN]; /* TLS: the first subflow's exporter (6.5) */
+    int has_secret;
     uint64_t token_local, token_peer, idsn_local, idsn_peer;
     uint8_t routing_id[MPT_ROUTING_ID_LEN];
     uint16_t features;

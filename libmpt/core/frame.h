@@ -58,6 +58,7 @@
 #define MPT_FRAME_MAX_REMOVE 32
 #define MPT_FRAME_MAX_TEXT 255
 #define MPT_KEY_LEN 32
+#define MPT_SECRET_LEN 32 /* a TLS exporter output keying HMACs (6.5) */
 #define MPT_NONCE_LEN 16
 #define MPT_HMAC_LEN 32
 #define MPT_ADDR_HMAC_LEN 8
