@@ -35,6 +35,12 @@ struct tool {
     int verbose;                        /* -v: connection and subflow events on stderr */
     int stats;                          /* --stats: per-subflow table at the end */
     double t0;                          /* tool_now() at start, for -v times */
+    /* TLS on every subflow (--tls-*): any of them turns it on */
+    int tls;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_name, *tls_psk_id;
+    uint8_t tls_psk[64];                /* --tls-psk HEX */
+    size_t tls_psk_len;
+    int tls_insecure;                   /* --tls-insecure */
     void (*help)(void);                 /* the tool's --help text on stdout */
     void (*usage)(FILE *f);             /* its usage lines, after a usage error */
 };

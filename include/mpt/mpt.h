@@ -55,6 +55,39 @@ struct mpt_listener; /* a server endpoint: one port on one or more addresses */
 /* ---- Configuration --------------------------------------------------------- */
 
 /*
+ * TLS on every subflow (doc/security.md), pointed to by mpt_config.tls: TLS
+ * 1.2 with AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305; with a
+ * PSK, PSK and ECDHE-PSK suites). Fill it with zeros and set size =
+ * sizeof(struct mpt_tls_config); mpt_ctx_new() loads the files and copies
+ * everything (the struct and its strings need not outlive the call).
+ * A client verifies the server's certificate against ca_file / ca_path and
+ * the name server_name (default: the host given to mpt_connect); a server
+ * needs cert_file + key_file or a PSK, and with a CA it also requires and
+ * verifies client certificates. Every subflow of a TLS context runs TLS:
+ * a server refuses subflows without it, and the reverse.
+ */
+struct mpt_tls_config {
+    size_t size;                  /* sizeof(struct mpt_tls_config) */
+    const char *ca_file;          /* PEM file of trusted CAs, or NULL */
+    const char *ca_path;          /* or a directory of PEM CA files, or NULL */
+    const char *cert_file;        /* own PEM certificate (chain), or NULL */
+    const char *key_file;         /* its PEM private key (unencrypted) */
+    const char *server_name;      /* client: name the server's certificate must carry, also
+                                     sent as SNI; NULL: mpt_connect's host */
+    const uint8_t *psk;           /* pre-shared key (both sides), or NULL */
+    size_t psk_len;
+    const char *psk_identity;     /* required with psk */
+    int insecure_skip_verify;     /* client: accept any server certificate. For tests only:
+                                     anyone on the path can then read and change everything */
+};
+
+/* Loads tls as mpt_ctx_new() would, and says why it cannot (which file, and
+ * mbedTLS's reason) in why (NUL-terminated, may be NULL). 0, MPT_EINVAL
+ * (settings that do not fit together), MPT_ETLS (a file mbedTLS could not
+ * load), MPT_ENOMEM. */
+MPT_EXPORT int mpt_tls_config_check(const struct mpt_tls_config *tls, char *why, size_t why_len);
+
+/*
  * Context configuration. Always fill it with mpt_config_default() first (or
  * the MPT_CONFIG_DEFAULT macro), then change fields: the struct grows at its
  * end in later versions and `size` tells the library how much of it the
@@ -97,6 +130,7 @@ struct mpt_config {
     uint32_t ack_timeout_ms;      /* data outstanding and the peer's cumulative DATA_ACK has
                                      not moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout_ms */
+    const struct mpt_tls_config *tls; /* TLS on every subflow; NULL (default): plain TCP */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -295,6 +329,26 @@ struct mpt_info {
     uint64_t reorder_frames;
     uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
 };
+
+/*
+ * TLS on a connection's subflows (mpt_config.tls), from mpt_get_tls_info().
+ * Set size = sizeof(struct mpt_tls_info) first; it grows like mpt_info.
+ */
+struct mpt_tls_info {
+    size_t size;
+    uint32_t full_handshakes;    /* handshakes completed in full (certificate or PSK key
+                                    exchange): 1 per connection ... */
+    uint32_t resumed_handshakes; /* ... and resumed from the first subflow's session
+                                    ticket: every join (one round trip) */
+    const char *suite;           /* the first subflow's cipher suite, or "" (static string) */
+    const char *error;           /* why the last failed TLS handshake failed (e.g. the
+                                    certificate's verification result), or NULL; valid
+                                    until mpt_close() or mpt_abort() */
+};
+
+/* Fills info (size set by the caller). 0, or MPT_EINVAL. A connection
+ * without TLS reports zeros, "" and NULL. */
+MPT_EXPORT int mpt_get_tls_info(struct mpt_socket *s, struct mpt_tls_info *info);
 
 /*
  * Per-connection callbacks; any may be NULL. `user` is the pointer given with
