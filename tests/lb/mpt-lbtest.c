@@ -21,6 +21,7 @@
  *     Prints one line per failed connection and
  *       role=client conns=N ok=K failed=F failed_killed=X per_server=ID:n,...
  *       connect_p50_ms=.. connect_max_ms=.. connects_per_s=..
+ *     --subflow-timeout MS (both modes): mpt_config.subflow_timeout_ms.
  *     --serial: one handshake at a time (connect_p50_ms is then the latency of
  *     a handshake alone). failed_after_max_s: the longest time from the end of
  *     the pause to a connection's failure.
@@ -59,6 +60,9 @@ static uint8_t pat(unsigned idx, uint64_t off)
     uint64_t x = off * 0x9e3779b97f4a7c15ull + idx * 0x632be59bd9b4e019ull;
     return (uint8_t)(x >> 56 ^ off);
 }
+
+/* --subflow-timeout: the liveness timeout of both ends (mpt_config). */
+static uint32_t sf_timeout_ms;
 
 static int usage(void)
 {
@@ -175,6 +179,7 @@ static int server(const char *bind, uint16_t port, uint32_t id, const char **adv
 
     MPT_CONFIG_DEFAULT(&cfg);
     cfg.server_id = id;
+    cfg.subflow_timeout_ms = sf_timeout_ms;
     s_id = id;
     if ((rc = mpt_ctx_new(&ctx, NULL, &cfg)) < 0 ||
         (rc = mpt_set_trace_callback(ctx, s_trace, NULL)) < 0 ||
@@ -363,6 +368,7 @@ static int client(const char *host, uint16_t port, const char **paths, size_t np
                   int serial)
 {
     struct mpt_ctx *ctx;
+    struct mpt_config cfg;
     double t_start = now_s(), deadline = t_start + timeout;
     int rc;
 
@@ -371,7 +377,9 @@ static int client(const char *host, uint16_t port, const char **paths, size_t np
     want_subflows = subflows;
     if ((cc = calloc((size_t)n, sizeof *cc)) == NULL)
         return 1;
-    if ((rc = mpt_ctx_new(&ctx, NULL, NULL)) < 0) {
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.subflow_timeout_ms = sf_timeout_ms;
+    if ((rc = mpt_ctx_new(&ctx, NULL, &cfg)) < 0) {
         fprintf(stderr, "mpt-lbtest: client: %s\n", mpt_strerror(rc));
         return 1;
     }
@@ -506,6 +514,8 @@ int main(int argc, char **argv)
             pause = v;
         else if (!strcmp(a, "--killed"))
             killed = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--subflow-timeout"))
+            sf_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--timeout"))
             timeout = strtol(v, NULL, 10);
         else
