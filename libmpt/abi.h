@@ -97,11 +97,17 @@ MPT_SAME_FIELD_(advertise_addresses);
 #undef MPT_SAME_FIELD_
 _Static_assert(offsetof(struct mpt_config, ack_timeout_ms) >= MPT_CONFIG_SIZE_0_1,
                "struct mpt_config: fields added after 0.1.0 start beyond its padding");
-/* The layout before `tls` (ack_timeout_ms last), which programs built
- * between the two changes may pass. */
-#define MPT_CONFIG_SIZE_ACK offsetof(struct mpt_config, tls)
-_Static_assert(offsetof(struct mpt_config, tls) >= offsetof(struct mpt_config, ack_timeout_ms) + 4,
-               "struct mpt_config: tls starts beyond ack_timeout_ms");
+/* The unreleased layouts that ended with ack_timeout_ms and with
+ * server_id, which programs built in between may pass (the Python binding's
+ * hand copy, for one). Each new field starts beyond the sizeof of the
+ * layout before it (its tail padding included). */
+#define MPT_CONFIG_SIZE_ACK offsetof(struct mpt_config, server_id)
+#define MPT_CONFIG_SIZE_SRVID offsetof(struct mpt_config, tls)
+_Static_assert(offsetof(struct mpt_config, server_id) >= offsetof(struct mpt_config, ack_timeout_ms) + 4,
+               "struct mpt_config: server_id starts beyond ack_timeout_ms");
+_Static_assert(offsetof(struct mpt_config, tls) % sizeof(void *) == 0 &&
+                   offsetof(struct mpt_config, tls) >= offsetof(struct mpt_config, server_id) + 4,
+               "struct mpt_config: tls starts beyond the server_id layout's padding");
 /* A struct from a newer program may be at most this much larger. */
 #define MPT_CONFIG_MAX_TAIL 4096u
 

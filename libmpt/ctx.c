@@ -72,7 +72,8 @@ static int config_size_ok(const struct mpt_config *in)
 {
     const uint8_t *p = (const uint8_t *)in;
 
-    if (in->size == MPT_CONFIG_SIZE_0_1 || in->size == MPT_CONFIG_SIZE_ACK)
+    if (in->size == MPT_CONFIG_SIZE_0_1 || in->size == MPT_CONFIG_SIZE_ACK ||
+        in->size == MPT_CONFIG_SIZE_SRVID)
         return in->size == MPT_CONFIG_SIZE_0_1 || in->reserved0 == 0;
     if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
         return 0;
@@ -197,6 +198,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->handshake_timeout = (uint64_t)c->handshake_timeout_ms * MPT_NS_PER_MS;
     s->close_timeout = (uint64_t)c->close_timeout_ms * MPT_NS_PER_MS;
     s->ack_timeout = (uint64_t)c->ack_timeout_ms * MPT_NS_PER_MS; /* 0: the engine's 4 x */
+    s->server_id = c->server_id;
     s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
     s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
     s->rand = rand_fill;
