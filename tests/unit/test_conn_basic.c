@@ -1228,6 +1228,31 @@ START_TEST(tls_plain_join_refused)
 }
 END_TEST
 
+/* The reverse: a JOIN over TLS (with a binding) to a connection that did
+ * not start with TLS. */
+START_TEST(tls_join_to_plain_connection_refused)
+{
+    struct world w;
+    struct mpt_preamble p;
+    struct mpt_accept a;
+    uint8_t b[MPT_SECRET_LEN];
+
+    world_init(&w);
+    w.ss.accept_tls = 1; /* the server could run TLS, this connection did not */
+    establish(&w);
+    ck_assert_int_eq(open_link(&w, 1, 0), 1);
+    drain_out(&w, w.cli, w.l[1].csf, &w.l[1], 1);
+    memset(b, 0x33, sizeof b);
+    ck_assert_int_gt(mpt_server_preamble(w.srv, w.l[1].first_c2s, 16, &p, &a), 0);
+    ck_assert_int_eq(mpt_server_first_frame_bound(w.srv, &p, b, w.l[1].first_c2s + 16,
+                                                  w.l[1].first_c2s_len - 16, w.now, &a),
+                     MPT_ETLS);
+    ck_assert_uint_gt(a.reply_len, 0);
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), 1);
+    world_free(&w);
+}
+END_TEST
+
 /* An observer recorded the first subflow's bytes. Here the harness hands
  * it the plaintext, keys included (with TLS a wire observer sees less:
  * ciphertext), and it builds a JOIN + JOIN_CONFIRM from them. Without TLS
@@ -1372,6 +1397,7 @@ int main(void)
     tcase_add_test(tc, tls_join_without_secret_refused);
     tcase_add_test(tc, tls_join_relayed_across_sessions_refused);
     tcase_add_test(tc, tls_plain_join_refused);
+    tcase_add_test(tc, tls_join_to_plain_connection_refused);
     tcase_add_test(tc, observer_forges_join_without_tls);
     tcase_add_test(tc, observer_cannot_forge_join_with_tls);
     tcase_add_test(tc, tls_required_refuses_plain_preamble);
