@@ -490,7 +490,10 @@ static ssize_t tls_read(struct mpt_tp *b, uint8_t *buf, size_t len)
         }
         if (got > 0)
             break; /* the end or the error shows on the next call */
-        if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+        /* A TCP FIN without close_notify is an end of stream too: the
+         * frames inside (DATA_FIN, CLOSE) say whether the stream was
+         * complete, so a truncation cannot pass for a clean end. */
+        if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF)
             return 0;
         return tls_fail(tp, ret, "TLS read");
     }

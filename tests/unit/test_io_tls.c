@@ -95,7 +95,7 @@ struct xfer {
     struct mpt_socket *cli, *srv;
     int server_sends;
     uint64_t total, sent, recvd;
-    int eof, error, shut, closed_cli, closed_srv, sf_up_cli, conn_status;
+    int eof, error, shut, closed_cli, closed_srv, sf_up_cli, sf_down_cli, conn_status;
     double t_connected;
 };
 
@@ -200,6 +200,12 @@ static void on_sf_up(struct mpt_socket *s, const struct mpt_subflow_info *sf, vo
     ((struct xfer *)user)->sf_up_cli++;
 }
 
+static void on_sf_down(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user)
+{
+    fprintf(stderr, "subflow %d down: %s\n", sf->id, mpt_err_name(sf->fail_error));
+    ((struct xfer *)user)->sf_down_cli++;
+}
+
 static void on_accept(struct mpt_listener *l, void *user)
 {
     struct xfer *x = user;
@@ -229,6 +235,7 @@ static void connect_to(struct mpt_ctx *cctx, int port, int npaths, struct xfer *
     cb.writable = on_writable;
     cb.closed = on_closed_cli;
     cb.subflow_up = on_sf_up;
+    cb.subflow_down = on_sf_down;
     ck_assert_int_eq(mpt_connect(cctx, "127.0.0.1", (uint16_t)port, cli_paths, (size_t)npaths,
                                  &cb, x, &x->cli),
                      0);
@@ -269,6 +276,7 @@ static void run_transfer(const struct mpt_tls_config *st, const struct mpt_tls_c
     ck_assert(x.eof);
     ck_assert_uint_eq(x.recvd, total);
     ck_assert_int_ge(x.sf_up_cli, nsub);
+    ck_assert_int_eq(x.sf_down_cli, 0); /* a graceful close is no failure, TLS or not */
     ck_assert_int_eq(x.closed_cli, 1);
     ck_assert_int_eq(x.closed_srv, 1);
     /* One full handshake per connection; every join resumed it. */
