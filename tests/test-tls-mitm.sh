@@ -7,7 +7,10 @@
 #     first subflow read by the relay, as documented, but no join through the
 #     relay is accepted: each join is bound to its own TLS session
 #     (doc/protocol.md 6.5), so the client sees MPT_EAUTH;
-#  3. the control: the same insecure client straight to the server joins.
+#  3. the control: the same insecure client straight to the server joins;
+#  4. an observer (tests/tls/observer.py) that records the first subflow and
+#     forges a join from the recorded bytes: the server takes it without TLS
+#     (the control), and refuses it with TLS (the bytes are ciphertext).
 # Certificates are made at run time (tests/tls/make-certs.sh, OpenSSL).
 # Run by `make check` from the build directory.
 set -u
@@ -101,4 +104,40 @@ cmp -s "$work/data" "$work/s3.out" || fail "3: data differs"
 grep -q 'MPT_EAUTH' "$work/c3.err" && fail "3: a direct join failed authentication"
 grep -q 'subflow 2 up: path 1' "$work/c3.err" || fail "3: the direct join did not come up"
 ok "3: direct joins are accepted"
+# 4. An observer forging a join from the first subflow's recorded bytes.
+# observe TAG SERVER_PORT [client TLS options]: one-path client through it.
+observe() {
+    tag=$1 sp=$2
+    shift 2
+    python3 "$srcdir/tests/tls/observer.py" "$sp" >"$work/$tag.log" 2>&1 &
+    pids="$pids $!"
+    for _ in $(seq 200); do
+        oport=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$work/$tag.log")
+        [ -n "$oport" ] && break
+        sleep 0.05
+    done
+    [ -n "$oport" ] || fail "$tag: observer.py did not start"
+    (cat "$work/data"; sleep 2) | timeout 30 "$cat" -v -p 127.0.0.1 "$@" 127.0.0.1 "$oport" \
+        >/dev/null 2>"$work/$tag-client.err" || fail "$tag: the client's transfer failed"
+}
+timeout 60 "$cat" -v -l 127.0.0.1 0 </dev/null >"$work/s4.out" 2>"$work/s4.err" &
+pids="$pids $!"
+for _ in $(seq 200); do
+    port=$(sed -n 's/.* listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$work/s4.err")
+    [ -n "$port" ] && break
+    sleep 0.05
+done
+observe o4 "$port"
+sleep 0.3
+grep -q 'forged join: sent JOIN_CONFIRM' "$work/o4.log" || fail "4: the observer could not forge a join without TLS"
+[ "$(grep -c 'subflow [0-9]* up' "$work/s4.err")" = 2 ] || fail "4: the server did not take the forged join (control)"
+ok "4: without TLS, an observer of the first subflow joins (the control)"
+server s5
+observe o5 "$port" --tls-ca "$c/ca.pem" --tls-name mpt-test.example
+sleep 0.3
+cmp -s "$work/data" "$work/s5.out" || fail "5: data differs"
+grep -q 'a TLS record' "$work/o5.log" || fail "5: the observer saw no TLS after the preamble"
+grep -q 'forged join: refused' "$work/o5.log" || fail "5: the forged join was not refused"
+[ "$(grep -c 'subflow [0-9]* up' "$work/s5.err")" = 1 ] || fail "5: the server took the forged join"
+ok "5: with TLS, the observer's forged join is refused ($(grep -o 'refused: .*' "$work/o5.log"))"
 echo "test-tls-mitm: all passed"
