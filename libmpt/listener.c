@@ -301,6 +301,7 @@ static void pending_try(struct mpt_pending *p)
         advertise(l, s, sf->fd, now);
     if (rest > 0)
         mpt_sock_sf_input(s, sf, tmp, rest, now);
+    mpt_sfio_read_held(s, sf, now);
     mpt_sock_pump(s, 1);
     return;
 
