@@ -167,8 +167,10 @@ void tool_common_help(FILE *f)
 {
     fputs("Paths and algorithms:\n"
           "  -p, --path PATH      a local path: an interface (eth0) or a source address\n"
-          "                       (192.0.2.10, 2001:db8::10); PATH/backup for a backup\n"
-          "                       path; repeat for several (client side)\n"
+          "                       (192.0.2.10, 2001:db8::10); PATH/secondary, /backup\n"
+          "                       or /never for its tier\n"
+          "                       (see mpt_set_priority(3)); repeat for several\n"
+          "                       (client side)\n"
           "      --all-paths      one path per local interface address that is up\n"
           "      --scheduler NAME minrtt (default), roundrobin, redundant, blest, ecf,\n"
           "                       weighted\n"

@@ -87,6 +87,7 @@ man3_MANS += \
 	doc/man/mpt_recv.3 \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \
+	doc/man/mpt_set_priority.3 \
 	doc/man/mpt_set_scheduler.3 \
 	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_callbacks_sized.3 \

@@ -117,6 +117,7 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->state = (enum mpt_subflow_state)st.state;
         o->bytes_received = st.bytes_received;
         o->backup = st.backup;
+        o->priority = (enum mpt_priority)st.prio;
         o->bytes_sent = st.bytes_sent;
         o->bytes_acked = st.bytes_acked;
         o->fail_error = st.fail_error;

@@ -20,7 +20,6 @@ struct mpt_sfio {
     int tp_ready;                    /* its own handshake is over: frames flow */
     int slot;                        /* client: path-manager slot, or -1 */
     int connecting;
-    int backup;
     struct mpt_io io;
     struct mpt_tmr ctimer;           /* connect timeout (client) */
     size_t room_left;

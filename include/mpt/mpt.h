@@ -272,6 +272,20 @@ MPT_EXPORT const char *mpt_state_name(enum mpt_state state);
  * "unknown" for any other value. Static. */
 MPT_EXPORT const char *mpt_subflow_state_name(enum mpt_subflow_state state);
 
+/*
+ * A path's (client) or subflow's (server) priority tier: which subflows
+ * carry data (doc/policy.md). The peer is told (PRIO), so that its data
+ * follows the same tiers. PRIMARY and BACKUP have the values of
+ * mpt_set_backup's 0 and 1.
+ */
+enum mpt_priority {
+    MPT_PRIORITY_PRIMARY = 0,   /* carries data (the default) */
+    MPT_PRIORITY_BACKUP = 1,    /* only while no primary or secondary subflow is usable */
+    MPT_PRIORITY_SECONDARY = 2, /* only while every usable primary is full (saturated),
+                                   or none is usable */
+    MPT_PRIORITY_NEVER = 3,     /* no data at all, only control frames */
+};
+
 /* One subflow as seen by mpt_get_subflows() and the subflow callbacks. It
  * grows at its end in later versions: arrays of it are passed with their
  * element size (mpt_get_subflows is a macro that does that), and callbacks
@@ -301,6 +315,8 @@ struct mpt_subflow_info {
     int retry_ms;                    /* client, record of a failed slot: ms until the next
                                         attempt; -1 if none is scheduled (or a live subflow) */
     uint64_t bytes_received;         /* DATA payload received on it (duplicates included) */
+    enum mpt_priority priority;      /* its tier (mpt_set_priority); backup is set for
+                                        BACKUP and NEVER */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -404,8 +420,9 @@ MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
 /*
  * Starts a connection to host (a name or a numeric IPv4/IPv6 address) and
  * port. paths lists the local paths, each an interface name ("eth1", bound
- * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"); a
- * path ending in "/backup" is a backup path. An interface that does not exist
+ * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"),
+ * optionally followed by its tier: "/primary" (the default), "/secondary",
+ * "/backup" or "/never" (enum mpt_priority). An interface that does not exist
  * is MPT_ENODEV and a source address that is not local MPT_EADDRNOTAVAIL, at
  * once. With npaths == 0 the context's
  * configuration decides (one unbound path, or fullmesh). The first path
@@ -522,8 +539,15 @@ MPT_EXPORT int mpt_add_path(struct mpt_socket *s, const char *path);
 /* Closes the path's subflows and stops re-creating them. MPT_ENOTFOUND. */
 MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
 /* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
- * the server side path_id is a subflow's id (struct mpt_subflow_info.id). */
+ * the server side path_id is a subflow's id (struct mpt_subflow_info.id).
+ * The same as mpt_set_priority() with MPT_PRIORITY_BACKUP or _PRIMARY. */
 MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
+/* Sets the tier of a path (client: path_id; its subflows now and later) or
+ * of one subflow (server: its id), at any time while the connection is
+ * open; the peer is told with PRIO (an older peer learns BACKUP for BACKUP
+ * and NEVER, regular for the others). Errors: MPT_EINVAL (bad prio),
+ * MPT_ENOTFOUND (no such path or subflow), MPT_ESTATE (ended). */
+MPT_EXPORT int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_priority prio);
 /* Chooses the connection's scheduler by name: "minrtt" (the default),
  * "roundrobin", "redundant", "blest", "ecf", "weighted" (doc/design.md).
  * Works on either side and at any time while the connection is open: the

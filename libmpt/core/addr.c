@@ -158,26 +158,53 @@ int mpt_conn_sf_set_weight(struct mpt_conn *c, int i, uint32_t weight)
     return 0;
 }
 
-int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
+uint8_t mpt_prio_flags(const struct mpt_conn *c, int prio)
+{
+    int tiers = (c->features & MPT_FEAT_TIERS) != 0;
+
+    switch (prio) {
+    case MPT_PRIO_BACKUP: return MPT_FF_PRIO_BACKUP;
+    case MPT_PRIO_NEVER: return tiers ? MPT_FF_PRIO_BACKUP | MPT_FF_PRIO_NEVER : MPT_FF_PRIO_BACKUP;
+    case MPT_PRIO_SECONDARY: return tiers ? MPT_FF_PRIO_SECONDARY : 0;
+    default: return 0;
+    }
+}
+
+int mpt_conn_sf_set_prio(struct mpt_conn *c, int i, int prio, uint64_t now)
 {
     struct sf *s;
 
-    if (!valid_sf(c, i))
+    if (!valid_sf(c, i) || prio < MPT_PRIO_PRIMARY || prio > MPT_PRIO_NEVER)
         return MPT_EINVAL;
     s = &c->sf[i];
     c->now = now;
     if (!sf_live(s))
         return MPT_ESTATE;
-    s->backup = backup ? 1 : 0;
+    s->prio = prio;
     if (s->state == MPT_SF_ESTABLISHED)
-        mpt_q_simple(s, MPT_FT_PRIO, backup ? MPT_FF_PRIO_BACKUP : 0);
+        mpt_q_simple(s, MPT_FT_PRIO, mpt_prio_flags(c, prio));
     mpt_post(c, now);
     return 0;
 }
 
+int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
+{
+    return mpt_conn_sf_set_prio(c, i, backup ? MPT_PRIO_BACKUP : MPT_PRIO_PRIMARY, now);
+}
+
+/* NEVER wins over BACKUP, BACKUP over SECONDARY: an old peer's BACKUP stays
+ * BACKUP, and a combination nobody sends still means "less" rather than more. */
 void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f)
 {
-    c->sf[i].backup = (f->flags & MPT_FF_PRIO_BACKUP) ? 1 : 0;
+    int p = MPT_PRIO_PRIMARY;
+
+    if (f->flags & MPT_FF_PRIO_NEVER)
+        p = MPT_PRIO_NEVER;
+    else if (f->flags & MPT_FF_PRIO_BACKUP)
+        p = MPT_PRIO_BACKUP;
+    else if (f->flags & MPT_FF_PRIO_SECONDARY)
+        p = MPT_PRIO_SECONDARY;
+    c->sf[i].prio = p;
 }
 
 /* 10.3: forget the ids and close the subflows that use them: for a server

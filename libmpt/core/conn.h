@@ -166,11 +166,21 @@ struct mpt_conn_stats {
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
 };
 
+/* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
+ * old backup flag's 0 and 1. */
+enum mpt_prio {
+    MPT_PRIO_PRIMARY = 0,   /* carries data */
+    MPT_PRIO_BACKUP = 1,    /* only while no primary or secondary subflow is usable */
+    MPT_PRIO_SECONDARY = 2, /* only while every usable primary is full, or none is usable */
+    MPT_PRIO_NEVER = 3,     /* no data at all (control frames only) */
+};
+
 struct mpt_sf_stats {
     uint32_t id;              /* stable: never reused within the connection (slot
                                  indexes are); the first subflow is 1 */
     enum mpt_sf_state state;
-    int backup;
+    int backup;               /* prio is BACKUP or NEVER */
+    int prio;                 /* enum mpt_prio */
     uint8_t addr_id;          /* client: local address id; server: the JOIN's */
     uint8_t remote_id;        /* client: server address id (mpt_conn_sf_set_remote_id) */
     uint64_t srtt;            /* engine's estimate (PING/PONG or sf_info), ns */
@@ -193,7 +203,8 @@ int mpt_conn_client_new(const struct mpt_core_settings *s, uint64_t now, struct 
  * MPT_ETOOMANY, MPT_ESTATE. Call mpt_conn_sf_connected() when the TCP
  * connection is up, or mpt_conn_sf_failed() if it could not be made.
  */
-int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int backup, uint64_t now);
+/* prio: enum mpt_prio (0 primary, 1 backup: the old backup flag). */
+int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int prio, uint64_t now);
 
 /* ---- Server side ---------------------------------------------------------- */
 
@@ -353,6 +364,10 @@ int mpt_conn_sf_set_weight(struct mpt_conn *c, int sf, uint32_t weight);
 
 /* Mark subflow sf backup (1) or regular (0); tells the peer with PRIO. */
 int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now);
+/* Sets subflow sf's tier (enum mpt_prio) here and tells the peer with PRIO:
+ * SECONDARY and NEVER as such if TIERS is in force, else as regular and
+ * backup. MPT_EINVAL, MPT_ESTATE (the subflow is gone). */
+int mpt_conn_sf_set_prio(struct mpt_conn *c, int sf, int prio, uint64_t now);
 
 /* Server: advertise an additional address (ADD_ADDR). */
 int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,

@@ -90,7 +90,7 @@ struct adv {
 struct sf {
     enum mpt_sf_state state;
     int used_ever;
-    int backup;
+    int prio;            /* enum mpt_prio */
     int stalled;
     int is_join;
     int handshake_sf; /* client: carries HELLO */
@@ -339,6 +339,12 @@ void mpt_live_on_pong(struct mpt_conn *c, int i, const struct mpt_frame *f, uint
 int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f);
 void mpt_addr_resend(struct mpt_conn *c, int gone);
 void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f);
+/* PRIO's flags for a tier, as far as the features in force can say it. */
+uint8_t mpt_prio_flags(const struct mpt_conn *c, int prio);
+static inline int mpt_prio_is_backup(int prio)
+{
+    return prio == MPT_PRIO_BACKUP || prio == MPT_PRIO_NEVER;
+}
 void mpt_addr_on_remove_addr(struct mpt_conn *c, const struct mpt_frame *f, uint64_t now);
 
 /* ---- schedulers and congestion control (algo.c) -------------------------------- */

@@ -93,11 +93,14 @@ enum mpt_frame_type {
 #define MPT_FF_JOIN_BACKUP 0x01
 #define MPT_FF_ADD_ADDR_ECHO 0x01
 #define MPT_FF_PRIO_BACKUP 0x01
+#define MPT_FF_PRIO_SECONDARY 0x02 /* with TIERS in force (protocol 4.3, 5.11) */
+#define MPT_FF_PRIO_NEVER 0x04     /* with TIERS, always together with BACKUP */
 
 /* HELLO/HELLO_ACK feature bits; unknown bits are ignored by the receiver and
  * the answer carries only the bits both sides understand. */
 #define MPT_FEAT_SACK 0x0001u   /* DATA_ACK may carry ranges */
 #define MPT_FEAT_TLS 0x0002u    /* informational: subflows run TLS after the preamble */
+#define MPT_FEAT_TIERS 0x0004u  /* PRIO may carry SECONDARY and NEVER */
 
 /* Reason codes carried by FASTCLOSE, SUBFLOW_CLOSE and ERROR. */
 enum mpt_reason {

@@ -95,7 +95,7 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
         p.kind = MPT_PRE_NEW;
         f.type = MPT_FT_HELLO;
         f.u.hello.version_min = f.u.hello.version_max = MPT_PROTO_VERSION;
-        f.u.hello.features = MPT_FEAT_SACK | (c->s.tls ? MPT_FEAT_TLS : 0);
+        f.u.hello.features = MPT_FEAT_SACK | MPT_FEAT_TIERS | (c->s.tls ? MPT_FEAT_TLS : 0);
         memcpy(f.u.hello.key, c->key_local, MPT_KEY_LEN);
         f.u.hello.window = (uint32_t)zmin(c->s.rcvbuf, MAX_WINDOW);
     } else {
@@ -104,7 +104,7 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
         p.kind = MPT_PRE_JOIN;
         memcpy(p.routing_id, c->routing_id, MPT_ROUTING_ID_LEN);
         c->s.rand(c->s.rand_user, s->nonce_local, MPT_NONCE_LEN);
-        s->join_flags = s->backup ? MPT_FF_JOIN_BACKUP : 0;
+        s->join_flags = mpt_prio_is_backup(s->prio) ? MPT_FF_JOIN_BACKUP : 0;
         f.type = MPT_FT_JOIN;
         f.flags = s->join_flags;
         f.u.join.token = c->token_peer;
@@ -244,7 +244,7 @@ static int accept_new(struct mpt_server *srv, const struct mpt_frame *f, uint64_
         c->routing_id[2] = (uint8_t)(c->s.server_id >> 8);
         c->routing_id[3] = (uint8_t)c->s.server_id;
     }
-    c->features = f->u.hello.features & MPT_FEAT_SACK;
+    c->features = f->u.hello.features & (MPT_FEAT_SACK | MPT_FEAT_TIERS);
     set_peer_key(c, f->u.hello.key, f->u.hello.window);
     c->srv = srv;
     RB_INSERT(tok_tree, &srv->tokens, c);
@@ -313,7 +313,7 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f,
     s->state = MPT_SF_HANDSHAKE;
     s->addr_id = f->u.join.addr_id;
     s->join_flags = f->flags;
-    s->backup = (f->flags & MPT_FF_JOIN_BACKUP) ? 1 : 0;
+    s->prio = (f->flags & MPT_FF_JOIN_BACKUP) ? MPT_PRIO_BACKUP : MPT_PRIO_PRIMARY;
     s->hs_deadline = now + c->s.handshake_timeout;
     s->hs_sent_at = now;
     s->last_rx = now;
@@ -446,7 +446,7 @@ int mpt_hs_on_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
             return MPT_EVERSION;
         }
         memcpy(c->routing_id, f->u.hello_ack.routing_id, MPT_ROUTING_ID_LEN);
-        c->features = f->u.hello_ack.features & MPT_FEAT_SACK;
+        c->features = f->u.hello_ack.features & (MPT_FEAT_SACK | MPT_FEAT_TIERS);
         set_peer_key(c, f->u.hello_ack.key, f->u.hello_ack.window);
         c->state = MPT_CONN_ESTABLISHED;
         mpt_ev_push(c, MPT_EV_ESTABLISHED, -1, 0, 0);
