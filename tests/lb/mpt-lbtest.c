@@ -21,7 +21,10 @@
  *     Prints one line per failed connection and
  *       role=client conns=N ok=K failed=F failed_killed=X per_server=ID:n,...
  *       connect_p50_ms=.. connect_max_ms=.. connects_per_s=..
+ *       tls_full=.. tls_resumed=.. (TLS handshakes of the completed connections)
  *     --subflow-timeout MS (both modes): mpt_config.subflow_timeout_ms.
+ *     --tls-ca F, --tls-cert F, --tls-key F, --tls-name N (both modes): TLS on
+ *     every subflow (struct mpt_tls_config).
  *     --serial: one handshake at a time (connect_p50_ms is then the latency of
  *     a handshake alone). failed_after_max_s: the longest time from the end of
  *     the pause to a connection's failure.
@@ -63,6 +66,9 @@ static uint8_t pat(unsigned idx, uint64_t off)
 
 /* --subflow-timeout: the liveness timeout of both ends (mpt_config). */
 static uint32_t sf_timeout_ms;
+/* --tls-ca / --tls-cert / --tls-key / --tls-name: TLS on every subflow */
+static struct mpt_tls_config tls = {.size = sizeof tls};
+static int use_tls;
 
 static int usage(void)
 {
@@ -180,6 +186,7 @@ static int server(const char *bind, uint16_t port, uint32_t id, const char **adv
     MPT_CONFIG_DEFAULT(&cfg);
     cfg.server_id = id;
     cfg.subflow_timeout_ms = sf_timeout_ms;
+    cfg.tls = use_tls ? &tls : NULL;
     s_id = id;
     if ((rc = mpt_ctx_new(&ctx, NULL, &cfg)) < 0 ||
         (rc = mpt_set_trace_callback(ctx, s_trace, NULL)) < 0 ||
@@ -211,6 +218,7 @@ struct cconn {
     uint64_t sent, rcvd, limit; /* limit: what may be sent in this phase */
     int sf, max_sf;
     int done, err, eof, bad;
+    uint32_t tls_full, tls_resumed;
     double t0, t_conn, t_done;
 };
 
@@ -241,6 +249,9 @@ static void c_readable(struct mpt_socket *s, void *user)
             return;
         }
         if (n == 0) {
+            struct mpt_tls_info ti = {.size = sizeof ti};
+            if (mpt_get_tls_info(s, &ti) == 0)
+                c->tls_full = ti.full_handshakes, c->tls_resumed = ti.resumed_handshakes;
             c->eof = 1;
             c->done = 1;
             mpt_close(s);
@@ -379,6 +390,7 @@ static int client(const char *host, uint16_t port, const char **paths, size_t np
         return 1;
     MPT_CONFIG_DEFAULT(&cfg);
     cfg.subflow_timeout_ms = sf_timeout_ms;
+    cfg.tls = use_tls ? &tls : NULL;
     if ((rc = mpt_ctx_new(&ctx, NULL, &cfg)) < 0) {
         fprintf(stderr, "mpt-lbtest: client: %s\n", mpt_strerror(rc));
         return 1;
@@ -419,7 +431,7 @@ static int client(const char *host, uint16_t port, const char **paths, size_t np
     if (wait_all(ctx, finished, deadline) < 0)
         fprintf(stderr, "mpt-lbtest: timed out after %d s\n", timeout);
 
-    long ok = 0, failed = 0, failed_killed = 0, bad = 0;
+    long ok = 0, failed = 0, failed_killed = 0, bad = 0, tls_full = 0, tls_resumed = 0;
     long per[16] = {0};
     double *lat = calloc((size_t)n, sizeof *lat);
     size_t nlat = 0;
@@ -429,6 +441,8 @@ static int client(const char *host, uint16_t port, const char **paths, size_t np
                    c->max_sf >= subflows;
         if (c->server < 16)
             per[c->server]++;
+        tls_full += c->tls_full;
+        tls_resumed += c->tls_resumed;
         if (c->t_conn > 0 && lat)
             lat[nlat++] = (c->t_conn - c->t0) * 1e3;
         if (good) {
@@ -459,9 +473,11 @@ static int client(const char *host, uint16_t port, const char **paths, size_t np
             printf("%s%d:%ld", first ? "" : ",", k, per[k]);
             first = 0;
         }
-    printf(" connect_p50_ms=%.2f connect_max_ms=%.2f connects_per_s=%.1f failed_after_max_s=%.2f\n",
+    printf(" connect_p50_ms=%.2f connect_max_ms=%.2f connects_per_s=%.1f failed_after_max_s=%.2f"
+           " tls_full=%ld tls_resumed=%ld\n",
            nlat ? lat[nlat / 2] : -1.0, nlat ? lat[nlat - 1] : -1.0,
-           t_ready > t_start ? (double)nlat / (t_ready - t_start) : 0.0, fail_max);
+           t_ready > t_start ? (double)nlat / (t_ready - t_start) : 0.0, fail_max, tls_full,
+           tls_resumed);
     free(lat);
     mpt_ctx_free(ctx);
     /* Connections on the killed server must fail, the others complete. */
@@ -514,6 +530,14 @@ int main(int argc, char **argv)
             pause = v;
         else if (!strcmp(a, "--killed"))
             killed = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--tls-ca"))
+            tls.ca_file = v, use_tls = 1;
+        else if (!strcmp(a, "--tls-cert"))
+            tls.cert_file = v, use_tls = 1;
+        else if (!strcmp(a, "--tls-key"))
+            tls.key_file = v, use_tls = 1;
+        else if (!strcmp(a, "--tls-name"))
+            tls.server_name = v, use_tls = 1;
         else if (!strcmp(a, "--subflow-timeout"))
             sf_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--timeout"))

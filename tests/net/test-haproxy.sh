@@ -9,6 +9,9 @@
 #      an unknown token (each subflow reached the process holding it).
 #   2. The same with server 2 killed (SIGKILL) mid-transfer: exactly its
 #      connections fail, each with an error, and all the others complete.
+#   2b. Run 1 again with TLS on every subflow: byte-exact, one full TLS
+#      handshake per connection and every join resumed (so it reached the
+#      process that holds the session).
 #   3. The load figure: connects per second and handshake latency through
 #      the balancer and directly to one server, printed (not judged).
 # Everything runs in one network namespace of its own (addresses on lo),
@@ -179,6 +182,36 @@ if [ $rc -eq 0 ] && [ "$on2" -gt 0 ] && [ "$fk" -eq "$on2" ] && [ $((ok + fk)) -
     pass "server 2 killed: its $on2 connections failed with an error, the other $ok completed"
 else
     fail "server 2 killed: clients exit $rc, $ok completed, $fk of $on2 failed"; show_errs run2
+fi
+
+# ---- 2b. the same with TLS on every subflow ------------------------------------
+# The preamble stays in clear before TLS, so the balancer routes as before;
+# each join resumes its connection's TLS session, which only the process
+# holding the connection can do.
+if command -v openssl >/dev/null && sh "$top/tests/tls/make-certs.sh" "$work/certs" >"$work/certs.log" 2>&1; then
+    stls=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key")
+    ctls=(--tls-ca "$work/certs/ca.pem" --tls-name mpt-test.example)
+    for id in 1 2 3; do
+        "${NSX[@]}" env "$(trace_env "tls-server$id")" "$lbtest" server --bind 127.0.0.1 --port 700$id \
+            --server-id $id --subflow-timeout "$sft" --advertise $vip2:7000 "${stls[@]}" \
+            >"$work/tls-server$id.out" 2>"$work/tls-server$id.err" &
+        spid[$id]=$!
+    done
+    sleep 1.5
+    clients tls $vip1 7000 4 "${ctls[@]}"
+    wait_clients; rc=$?
+    stop_servers
+    ok=$(sum ok "$work"/tls-client*.out) full=$(sum tls_full "$work"/tls-client*.out)
+    res=$(sum tls_resumed "$work"/tls-client*.out) refused=$(sum joins_refused_token "$work"/tls-server*.out)
+    echo "tls: clients exit $rc, $ok of 200 byte-exact, $full full and $res resumed TLS handshakes, $refused joins refused (unknown token)"
+    if [ $rc -eq 0 ] && [ "$ok" -eq 200 ] && [ "$full" -eq 200 ] && [ "$res" -ge 600 ] && [ "$refused" -eq 0 ]; then
+        pass "TLS on: 200 connections x 4 subflows byte-exact, one full handshake each, every join resumed"
+    else
+        fail "TLS on: clients exit $rc, $ok of 200, $full full / $res resumed handshakes, $refused refused"
+        show_errs tls
+    fi
+else
+    fail "TLS on: could not make test certificates (openssl; see certs.log)"
 fi
 
 # ---- 3. the load figure -------------------------------------------------------------
