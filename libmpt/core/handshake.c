@@ -10,6 +10,7 @@
  * bad one fails the subflow with ERROR(AUTH), the connection carries on.
  */
 #include "conn_int.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,7 @@ int mpt_server_new(const struct mpt_core_settings *s, struct mpt_server **out)
 
     if (!s || !s->rand || !out)
         return MPT_EINVAL;
-    srv = calloc(1, sizeof *srv);
+    srv = mpt_calloc(1, sizeof *srv);
     if (!srv)
         return MPT_ENOMEM;
     srv->s = *s;
@@ -127,7 +128,7 @@ void mpt_server_free(struct mpt_server *srv)
         c->in_table = 0;
         c->srv = NULL;
     }
-    free(srv);
+    mpt_free(srv);
 }
 
 #define VERSION_TEXT "supported 1-1" /* 7.2: the server's range */
