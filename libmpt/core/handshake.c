@@ -283,6 +283,9 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64
                   s->addr_id, s->join_flags, r.u.join_ack.hmac);
     if (mpt_q_frame(s, &r)) {
         s->state = MPT_SF_CLOSED;
+        /* reserving the slot cleared the no-path clock: a connection whose
+         * last subflow had already failed would otherwise wait forever */
+        mpt_check_nopath(c, now);
         refuse(a, MPT_REASON_RESOURCE, MPT_FT_JOIN);
         return MPT_ENOMEM;
     }

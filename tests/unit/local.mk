@@ -107,11 +107,12 @@ tests_unit_test_io_hostile_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_hostile_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_hostile
 
-# Allocation failure (core/alloc.h).
+# Allocation failure, in the engine (simulator) and in the I/O layer.
 check_PROGRAMS += tests/unit/test_alloc
 tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c
+tests_unit_test_alloc_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/sim
 tests_unit_test_alloc_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_alloc_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+tests_unit_test_alloc_LDADD = tests/sim/libmptsim.la $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_alloc
 
 check_PROGRAMS += tests/unit/test_io_relay
