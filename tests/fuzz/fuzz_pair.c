@@ -4,13 +4,14 @@
  * which connection when and in what chunks, when time advances (and so which
  * timers fire), when a connection is reset or refused, when the client opens
  * another subflow, what the applications write, read and shut down, and
- * (once the allocator hook exists) which allocation fails.
+ * which allocation fails (core/alloc.h's hook: one, or every one after it).
  *
  * Oracles, checked after every step (abort on breach):
  *   - what either application reads is exactly a prefix of what the other
  *     wrote (every byte is compared with the writer's pure stream function),
  *     and end of stream comes only after every byte the peer wrote;
- *   - receive and send memory never exceed the configured rcvbuf / sndbuf;
+ *   - receive and send memory never exceed the configured rcvbuf / sndbuf,
+ *     also when allocations fail (an error, never a crash or a leak);
  *   - every byte an engine writes decodes as a valid preamble or frame;
  *   - after the schedule, both applications shut down and the connections
  *     run on a well-behaved network: both engines must end (CLOSED or
@@ -24,6 +25,7 @@
 
 #include <mpt/error.h>
 
+#include "core/alloc.h"
 #include "core/conn.h"
 #include "core/frame.h"
 #include "input.h"
@@ -383,6 +385,8 @@ static void settle(struct world *w)
 {
     uint64_t limit = w->now + 600 * 1000 * MS;
 
+    mpt_alloc_fail_at(0, 0); /* the network and the allocator behave from now on */
+
     for (int s = 0; s < 2; s++)
         if (w->c[s] && !w->shut[s] && mpt_conn_shutdown(w->c[s], w->now) == 0)
             w->shut[s] = 1;
@@ -489,6 +493,11 @@ static void step(struct world *w, struct fz_in *in)
     case 10:
         if (w->c[s] && (op & 0x70) == 0x70)
             (void)mpt_conn_abort(w->c[s], fz_u8(in), w->now);
+        else if ((op & 0x70) == 0x10) { /* an allocation soon fails, maybe all after it */
+            unsigned v = fz_u8(in);
+            mpt_alloc_fail_at((v & 0x7f) + 1, v >> 7);
+        } else if ((op & 0x70) == 0x20)
+            mpt_alloc_fail_at(0, 0);
         break;
     case 11:
         if (w->c[s])
@@ -526,6 +535,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fz_in in = {data, size, 0};
     unsigned cfg = fz_u8(&in);
 
+    mpt_alloc_fail_at(0, 0);
     memset(&w, 0, sizeof w);
     w.rng = 0x9e3779b97f4a7c15ull;
     mpt_core_settings_default(&w.set);

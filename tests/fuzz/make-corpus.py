@@ -129,6 +129,10 @@ def seeds_pair():
                                bytes([0xfa, 0, 7]) + ALL)
     s["rcv_limit_and_stall"] = (bytes([0]) + ALL * 3 + bytes([0x8b, 0]) + u16(256) +
                                 write(0, 19000) + ALL * 2 + time(20000) + ALL + read(1, 30000))
+    s["alloc_fail_once"] = (bytes([0]) + ALL + bytes([0x1a, 0, 3]) + ALL * 2 + bytes([8, 0, 1]) +
+                            ALL * 2 + write(0, 4000) + ALL * 3 + read(1, 65535))
+    s["alloc_fail_all"] = (bytes([0]) + ALL * 3 + write(1, 3000) + bytes([0x1a, 0, 0x81]) +
+                           bytes([8, 0, 2]) + ALL * 3 + write(0, 3000) + ALL * 3 + time(3000) + ALL)
     return s
 
 
