@@ -107,6 +107,13 @@ tests_unit_test_io_hostile_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_hostile_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_hostile
 
+# Hostile peers over loopback beside a well-behaved connection (doc/security.md).
+check_PROGRAMS += tests/unit/test_io_peers
+tests_unit_test_io_peers_SOURCES = tests/unit/test_io_peers.c
+tests_unit_test_io_peers_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_peers_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_peers
+
 # Allocation failure, in the engine (simulator) and in the I/O layer.
 check_PROGRAMS += tests/unit/test_alloc
 tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c
