@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #endif
 
+#include "core/alloc.h"
 #include "core/cc.h"
 #include "core/sched.h"
 #include "abi.h"
@@ -158,14 +159,14 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     if (c->scheduler != NULL) {
         if (mpt_sched_find(c->scheduler) == NULL)
             return MPT_ENOTFOUND;
-        if ((ctx->cfg_sched = strdup(c->scheduler)) == NULL)
+        if ((ctx->cfg_sched = mpt_strdup(c->scheduler)) == NULL)
             return MPT_ENOMEM;
         c->scheduler = ctx->cfg_sched;
     }
     if (c->congestion != NULL) {
         if (mpt_cc_find(c->congestion) == NULL)
             return MPT_ENOTFOUND;
-        if ((ctx->cfg_cc = strdup(c->congestion)) == NULL)
+        if ((ctx->cfg_cc = mpt_strdup(c->congestion)) == NULL)
             return MPT_ENOMEM;
         c->congestion = ctx->cfg_cc;
     }
@@ -173,7 +174,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
         int rc = tcp_congestion_check(c->tcp_congestion);
         if (rc < 0)
             return rc;
-        if ((ctx->cfg_tcpcc = strdup(c->tcp_congestion)) == NULL)
+        if ((ctx->cfg_tcpcc = mpt_strdup(c->tcp_congestion)) == NULL)
             return MPT_ENOMEM;
         c->tcp_congestion = ctx->cfg_tcpcc;
     }
@@ -245,7 +246,7 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     if (out == NULL)
         return MPT_EINVAL;
     *out = NULL;
-    if ((ctx = calloc(1, sizeof *ctx)) == NULL)
+    if ((ctx = mpt_calloc(1, sizeof *ctx)) == NULL)
         return MPT_ENOMEM;
     ctx->wakefd = -1;
     mpt_netlink_init(&ctx->nl);
@@ -255,7 +256,7 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     if ((rc = take_config(ctx, cfg)) < 0)
         goto fail;
     rc = MPT_ENOMEM;
-    if ((ctx->rbuf = malloc(MPT_IO_RBUF)) == NULL)
+    if ((ctx->rbuf = mpt_malloc(MPT_IO_RBUF)) == NULL)
         goto fail;
     if (ev_loop != NULL) {
         ctx->loop = ev_loop;
@@ -293,12 +294,12 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     *out = ctx;
     return 0;
 fail:
-    free(ctx->cfg_sched);
-    free(ctx->cfg_cc);
-    free(ctx->cfg_tcpcc);
+    mpt_free(ctx->cfg_sched);
+    mpt_free(ctx->cfg_cc);
+    mpt_free(ctx->cfg_tcpcc);
     mpt_tls_free(ctx->tls);
-    free(ctx->rbuf);
-    free(ctx);
+    mpt_free(ctx->rbuf);
+    mpt_free(ctx);
     return rc;
 }
 
@@ -322,12 +323,12 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
         close(ctx->wakefd);
     if (ctx->own_loop)
         ev_loop_destroy(ctx->loop);
-    free(ctx->cfg_sched);
-    free(ctx->cfg_cc);
-    free(ctx->cfg_tcpcc);
+    mpt_free(ctx->cfg_sched);
+    mpt_free(ctx->cfg_cc);
+    mpt_free(ctx->cfg_tcpcc);
     mpt_tls_free(ctx->tls);
-    free(ctx->rbuf);
-    free(ctx);
+    mpt_free(ctx->rbuf);
+    mpt_free(ctx);
 }
 
 void *mpt_ctx_loop(struct mpt_ctx *ctx)

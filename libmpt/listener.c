@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "abi.h"
 #include "listener.h"
 #include "sock.h"
@@ -67,7 +68,7 @@ static void listener_free(struct mpt_listener *l)
     LIST_REMOVE(l, link);
     if (l->srv)
         mpt_server_free(l->srv);
-    free(l);
+    mpt_free(l);
 }
 
 struct mpt_ctx *mpt_listener_ctx(const struct mpt_listener *l)
@@ -129,7 +130,7 @@ static void pending_free(struct mpt_pending *p, int close_fd)
     if (close_fd && p->fd >= 0)
         close(p->fd);
     LIST_REMOVE(p, link);
-    free(p);
+    mpt_free(p);
 }
 
 /* ---- First bytes of an accepted subflow -------------------------------------------- */
@@ -393,12 +394,12 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or EMFILE etc.: try again on the next wakeup */
-        struct mpt_pending *p = malloc(sizeof *p);
+        struct mpt_pending *p = mpt_malloc(sizeof *p);
         if (p != NULL)
             memset(p, 0, offsetof(struct mpt_pending, buf));
         if (p == NULL || ctx->nconns >= ctx->cfg.max_connections ||
             mpt_tmr_init(&ctx->ws, &p->tmr, pending_tmr_cb) < 0) {
-            free(p);
+            mpt_free(p);
             close(fd);
             continue;
         }
@@ -457,7 +458,7 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
         addrs = wild;
         naddrs = 2;
     }
-    if ((l = calloc(1, sizeof *l)) == NULL)
+    if ((l = mpt_calloc(1, sizeof *l)) == NULL)
         return MPT_ENOMEM;
     LIST_INIT(&l->pending);
     TAILQ_INIT(&l->queue);
@@ -543,7 +544,7 @@ fail:
         close(l->fds[k]);
     if (l->srv)
         mpt_server_free(l->srv);
-    free(l);
+    mpt_free(l);
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/pm.h"
 #include "netlink.h"
 #include "paths.h"
@@ -133,7 +134,7 @@ static void slot_record(struct mpt_paths *ps, int k, const struct mpt_subflow_in
 {
     struct mpt_slot *sl = &ps->slot[k];
 
-    if (sl->last == NULL && (sl->last = malloc(sizeof *sl->last)) == NULL)
+    if (sl->last == NULL && (sl->last = mpt_malloc(sizeof *sl->last)) == NULL)
         return;
     *sl->last = *si;
     sl->last->state = si->fail_error != 0 ? MPT_SUBFLOW_FAILED : MPT_SUBFLOW_CLOSED;
@@ -654,10 +655,10 @@ int mpt_paths_setup(struct mpt_socket *s, const char *const *paths, size_t npath
     struct mpt_path p;
     int rc;
 
-    if ((ps = calloc(1, sizeof *ps)) == NULL)
+    if ((ps = mpt_calloc(1, sizeof *ps)) == NULL)
         return MPT_ENOMEM;
     if (mpt_tmr_init(&ctx->ws, &ps->timer, paths_timer_cb) < 0) {
-        free(ps);
+        mpt_free(ps);
         return MPT_ENOMEM;
     }
     ps->timer.w.data = ps;
@@ -733,10 +734,10 @@ void mpt_paths_free(struct mpt_socket *s)
     if (ps == NULL)
         return;
     for (int k = 0; k < MPT_PM_MAX_SLOTS; k++)
-        free(ps->slot[k].last);
+        mpt_free(ps->slot[k].last);
     mpt_tmr_fini(&ps->timer);
     mpt_pm_free(ps->pm);
-    free(ps);
+    mpt_free(ps);
     s->paths = NULL;
 }
 

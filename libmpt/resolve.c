@@ -19,6 +19,7 @@
 
 #include <mpt/mpt.h>
 
+#include "core/alloc.h"
 #include "resolve.h"
 #include "util.h"
 
@@ -134,8 +135,8 @@ static void resolve_async_cb(EV_P_ ev_async *w, int revents)
                 set_port(&r->sa, r->port);
             r->cb(r->arg, r->err, (struct sockaddr *)&r->sa, r->len);
         }
-        free(r->host);
-        free(r);
+        mpt_free(r->host);
+        mpt_free(r);
     }
 }
 
@@ -170,8 +171,8 @@ void mpt_resolve_fini(struct mpt_resolver *rs)
         next = SLIST_NEXT(r, link);
         if (r->has_thread)
             pthread_join(r->th, NULL);
-        free(r->host);
-        free(r);
+        mpt_free(r->host);
+        mpt_free(r);
     }
     while (rs->waiting > 0)
         resolve_release(rs);
@@ -188,7 +189,7 @@ int mpt_resolve_pending(struct mpt_resolver *rs)
 int mpt_resolve_start(struct mpt_resolver *rs, const char *host, uint16_t port, int family,
                       mpt_resolve_done_cb done, void *arg, struct mpt_resolve_req **out)
 {
-    struct mpt_resolve_req *r = calloc(1, sizeof *r);
+    struct mpt_resolve_req *r = mpt_calloc(1, sizeof *r);
 
     if (r == NULL)
         return MPT_ENOMEM;
@@ -197,16 +198,16 @@ int mpt_resolve_start(struct mpt_resolver *rs, const char *host, uint16_t port, 
     r->arg = arg;
     r->port = port;
     r->family = family;
-    if ((r->host = strdup(host)) == NULL) {
-        free(r);
+    if ((r->host = mpt_strdup(host)) == NULL) {
+        mpt_free(r);
         return MPT_ENOMEM;
     }
     if (lookup(host, family, 1, &r->sa, &r->len) == 0) {
         r->done = 1;
     } else if (strspn(host, "0123456789.:") == strlen(host) && strchr(host, '.') != NULL) {
         /* Looks numeric but is not a valid address (or wrong family). */
-        free(r->host);
-        free(r);
+        mpt_free(r->host);
+        mpt_free(r);
         return MPT_ERESOLVE;
     } else {
         pthread_attr_t attr;
@@ -219,8 +220,8 @@ int mpt_resolve_start(struct mpt_resolver *rs, const char *host, uint16_t port, 
         pthread_attr_destroy(&attr);
         if (rc != 0) {
             pthread_mutex_unlock(&rs->mu);
-            free(r->host);
-            free(r);
+            mpt_free(r->host);
+            mpt_free(r);
             return mpt_errno_to_mpt(rc); /* EAGAIN: MPT_ESYS, not "try again" */
         }
         SLIST_INSERT_HEAD(&rs->reqs, r, link);

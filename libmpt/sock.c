@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/sched.h"
 #include "core/cc.h"
 #include "abi.h"
@@ -30,10 +31,10 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
 
     if (ctx->nconns >= ctx->cfg.max_connections)
         return NULL;
-    if ((s = calloc(1, sizeof *s)) == NULL)
+    if ((s = mpt_calloc(1, sizeof *s)) == NULL)
         return NULL;
     if (mpt_tmr_init(&ctx->ws, &s->timer, sock_timer_cb) < 0) {
-        free(s);
+        mpt_free(s);
         return NULL;
     }
     s->ctx = ctx;
@@ -66,8 +67,8 @@ void mpt_sock_destroy(struct mpt_socket *s)
     ctx->nconns--;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
     mpt_tls_session_free(s->tls_session);
-    free(s->host);
-    free(s);
+    mpt_free(s->host);
+    mpt_free(s);
 }
 
 void mpt_sock_free_all(struct mpt_ctx *ctx)
@@ -500,7 +501,7 @@ int mpt_connect_sized(struct mpt_ctx *ctx, const char *host, uint16_t port,
     if ((s = mpt_sock_alloc(ctx, 0)) == NULL)
         return ctx->nconns >= ctx->cfg.max_connections ? MPT_ENOBUFS : MPT_ENOMEM;
     rc = MPT_ENOMEM;
-    if ((s->host = strdup(host)) == NULL || (rc = mpt_paths_setup(s, paths, npaths)) < 0)
+    if ((s->host = mpt_strdup(host)) == NULL || (rc = mpt_paths_setup(s, paths, npaths)) < 0)
         goto fail;
     s->port = port;
     mpt_callbacks_take(s, cb, cb_size);

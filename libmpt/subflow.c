@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "paths.h"
 #include "subflow.h"
 #include "tls.h"
@@ -116,17 +117,17 @@ static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int c
     struct mpt_sfio *sf;
 
     if (idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] != NULL ||
-        (sf = calloc(1, sizeof *sf)) == NULL) {
+        (sf = mpt_calloc(1, sizeof *sf)) == NULL) {
         mpt_tp_free(tp);
         return NULL;
     }
     if (fd >= 0 && tp == NULL && (tp = mpt_tp_plain_new(fd)) == NULL) {
-        free(sf);
+        mpt_free(sf);
         return NULL;
     }
     if (mpt_tmr_init(&s->ctx->ws, &sf->ctimer, sf_ctimer_cb) < 0) {
         mpt_tp_free(tp);
-        free(sf);
+        mpt_free(sf);
         return NULL;
     }
     sf->s = s;
@@ -179,7 +180,7 @@ void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf)
         close(sf->fd);
     mpt_paths_sf_gone(s, sf->slot, sf->idx);
     s->sf[sf->idx] = NULL;
-    free(sf);
+    mpt_free(sf);
 }
 
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
@@ -500,7 +501,7 @@ static void linger_end(struct mpt_linger *lf)
     mpt_tmr_fini(&lf->tmr);
     LIST_REMOVE(lf, link);
     close(fd);
-    free(lf);
+    mpt_free(lf);
 }
 
 static void linger_io_cb(EV_P_ ev_io *w, int revents)
@@ -520,11 +521,11 @@ static void linger_tmr_cb(EV_P_ ev_timer *w, int revents)
 
 void mpt_sfio_linger_close(struct mpt_ctx *ctx, int fd)
 {
-    struct mpt_linger *lf = malloc(sizeof *lf);
+    struct mpt_linger *lf = mpt_malloc(sizeof *lf);
 
     shutdown(fd, SHUT_WR);
     if (lf == NULL || mpt_tmr_init(&ctx->ws, &lf->tmr, linger_tmr_cb) < 0) {
-        free(lf);
+        mpt_free(lf);
         close(fd);
         return;
     }

@@ -14,6 +14,7 @@
 
 #include <mpt/mpt.h>
 
+#include "core/alloc.h"
 #include "watch.h"
 
 #define NOT_IN_HEAP UINT32_MAX
@@ -99,7 +100,7 @@ int mpt_tmr_init(struct mpt_watchers *ws, struct mpt_tmr *t, void (*cb)(EV_P_ ev
 {
     if (ws->ntmrs == ws->theap_cap) {
         uint32_t cap = ws->theap_cap ? 2 * ws->theap_cap : 64;
-        struct mpt_tmr **h = reallocarray(ws->theap, cap, sizeof *h);
+        struct mpt_tmr **h = mpt_reallocarray(ws->theap, cap, sizeof *h);
         if (h == NULL)
             return MPT_ENOMEM;
         ws->theap = h;

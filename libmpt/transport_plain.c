@@ -13,6 +13,7 @@
 #include <ev.h>
 #include <mpt/error.h>
 
+#include "core/alloc.h"
 #include "transport.h"
 
 static int plain_handshake(struct mpt_tp *tp)
@@ -55,7 +56,7 @@ static int plain_export(struct mpt_tp *tp, const char *label, uint8_t *out, size
 
 static void plain_free(struct mpt_tp *tp)
 {
-    free(tp);
+    mpt_free(tp);
 }
 
 static const struct mpt_tp_ops plain_ops = {
@@ -69,7 +70,7 @@ static const struct mpt_tp_ops plain_ops = {
 
 struct mpt_tp *mpt_tp_plain_new(int fd)
 {
-    struct mpt_tp *tp = calloc(1, sizeof *tp);
+    struct mpt_tp *tp = mpt_calloc(1, sizeof *tp);
 
     if (tp == NULL)
         return NULL;

@@ -30,6 +30,7 @@
 #include <mbedtls/x509_crt.h>
 #include <mpt/error.h>
 
+#include "core/alloc.h"
 #include "core/frame.h"
 #include "tls.h"
 
@@ -192,7 +193,7 @@ int mpt_tls_new(const struct mpt_tls_config *in, struct mpt_tls **out, char *why
                                 "certificate to serve, no PSK, and insecure_skip_verify not set");
         return MPT_EINVAL;
     }
-    if ((t = calloc(1, sizeof *t)) == NULL)
+    if ((t = mpt_calloc(1, sizeof *t)) == NULL)
         return MPT_ENOMEM;
     mbedtls_entropy_init(&t->entropy);
     mbedtls_ctr_drbg_init(&t->drbg);
@@ -237,7 +238,7 @@ int mpt_tls_new(const struct mpt_tls_config *in, struct mpt_tls **out, char *why
         }
         t->have_cert = 1;
     }
-    if (cfg->server_name != NULL && (t->server_name = strdup(cfg->server_name)) == NULL) {
+    if (cfg->server_name != NULL && (t->server_name = mpt_strdup(cfg->server_name)) == NULL) {
         rc = MPT_ENOMEM;
         goto fail;
     }
@@ -282,8 +283,8 @@ void mpt_tls_free(struct mpt_tls *t)
     mbedtls_x509_crt_free(&t->ca);
     mbedtls_ctr_drbg_free(&t->drbg);
     mbedtls_entropy_free(&t->entropy);
-    free(t->server_name);
-    free(t);
+    mpt_free(t->server_name);
+    mpt_free(t);
 }
 
 int mpt_tls_can_serve(const struct mpt_tls *t)
@@ -470,7 +471,7 @@ static int tls_handshake(struct mpt_tp *b)
     if (ret != 0)
         return tls_fail(tp, ret, "TLS handshake");
     tp->hs_done = 1;
-    free(tp->early);
+    mpt_free(tp->early);
     tp->early = NULL;
     tp->early_len = tp->early_off = 0;
     return 0;
@@ -595,8 +596,8 @@ static void tls_tp_free(struct mpt_tp *b)
 
     mbedtls_ssl_free(&tp->ssl);
     mbedtls_platform_zeroize(tp->ms, sizeof tp->ms);
-    free(tp->early);
-    free(tp);
+    mpt_free(tp->early);
+    mpt_free(tp);
 }
 
 static const struct mpt_tp_ops tls_ops = {
@@ -610,7 +611,7 @@ static const struct mpt_tp_ops tls_ops = {
 
 static struct tls_tp *tp_new(struct mpt_tls *t, int fd, int server)
 {
-    struct tls_tp *tp = calloc(1, sizeof *tp);
+    struct tls_tp *tp = mpt_calloc(1, sizeof *tp);
 
     if (tp == NULL)
         return NULL;
@@ -621,7 +622,7 @@ static struct tls_tp *tp_new(struct mpt_tls *t, int fd, int server)
     mbedtls_ssl_init(&tp->ssl);
     if (mbedtls_ssl_setup(&tp->ssl, server ? &t->srv : &t->cli) != 0) {
         mbedtls_ssl_free(&tp->ssl);
-        free(tp);
+        mpt_free(tp);
         return NULL;
     }
     mbedtls_ssl_set_bio(&tp->ssl, tp, bio_send, bio_recv, NULL);
@@ -655,7 +656,7 @@ struct mpt_tp *mpt_tp_tls_server(struct mpt_tls *t, int fd, const uint8_t *early
     if (!t->can_serve || (tp = tp_new(t, fd, 1)) == NULL)
         return NULL;
     if (early_len > 0) {
-        if ((tp->early = malloc(early_len)) == NULL) {
+        if ((tp->early = mpt_malloc(early_len)) == NULL) {
             tls_tp_free(&tp->base);
             return NULL;
         }
@@ -677,12 +678,12 @@ int mpt_tp_tls_save_session(struct mpt_tp *b, void **out)
 
     if (b->ops != &tls_ops || !tp->hs_done)
         return MPT_ESTATE;
-    if ((s = malloc(sizeof *s)) == NULL)
+    if ((s = mpt_malloc(sizeof *s)) == NULL)
         return MPT_ENOMEM;
     mbedtls_ssl_session_init(s);
     if (mbedtls_ssl_get_session(&tp->ssl, s) != 0) {
         mbedtls_ssl_session_free(s);
-        free(s);
+        mpt_free(s);
         return MPT_ETLS;
     }
     mpt_tls_session_free(*out);
@@ -695,7 +696,7 @@ void mpt_tls_session_free(void *session)
     if (session == NULL)
         return;
     mbedtls_ssl_session_free(session);
-    free(session);
+    mpt_free(session);
 }
 
 const char *mpt_tp_tls_suite(const struct mpt_tp *b)

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #endif
 
+#include "core/alloc.h"
 #include "watch.h"
 
 void mpt_watchers_init(struct mpt_watchers *ws, struct ev_loop *loop)
@@ -27,7 +28,7 @@ void mpt_watchers_init(struct mpt_watchers *ws, struct ev_loop *loop)
 
 void mpt_watchers_fini(struct mpt_watchers *ws)
 {
-    free(ws->theap);
+    mpt_free(ws->theap);
     ws->theap = NULL;
     if (ws->extfd >= 0)
         close(ws->extfd);

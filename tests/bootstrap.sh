@@ -83,7 +83,7 @@ test)
     build asan --enable-asan --enable-ubsan --disable-shared
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_unit asan || true
     if [ -x tests/fuzz/run.sh ]; then
-        echo "== fuzzing the decoders (60 s) =="
+        echo "== fuzzing the codec, engine, handshake, reassembly and pair (60 s in all) =="
         build fuzz --enable-fuzz --disable-shared CC=clang
         rc=0; tests/fuzz/run.sh build/fuzz 60 || rc=$?; count fuzz $rc
     fi

@@ -5,6 +5,7 @@
  * switching either algorithm on a live connection.
  */
 #include "conn_int.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,7 @@ void mpt_cc_sf_up(struct mpt_conn *c, int i, uint64_t now)
 
     if (s->cc_up)
         return;
-    if (c->cc->sf_state_size && !(s->cc_sf = calloc(1, c->cc->sf_state_size)))
+    if (c->cc->sf_state_size && !(s->cc_sf = mpt_calloc(1, c->cc->sf_state_size)))
         return; /* out of memory: the subflow runs uncapped by us */
     s->cc_up = 1;
     if (c->cc->sf_up) {
@@ -111,7 +112,7 @@ void mpt_cc_sf_down(struct mpt_conn *c, int i, uint64_t now)
         c->cc->sf_down(&e, which, now);
     }
     s->cc_up = 0;
-    free(s->cc_sf);
+    mpt_free(s->cc_sf);
     s->cc_sf = NULL;
 }
 
@@ -146,10 +147,10 @@ int mpt_algo_init(struct mpt_conn *c, const struct mpt_sched_ops *sched,
 {
     void *ss = NULL, *cs = NULL;
 
-    if (sched->state_size && !(ss = calloc(1, sched->state_size)))
+    if (sched->state_size && !(ss = mpt_calloc(1, sched->state_size)))
         return MPT_ENOMEM;
-    if (cc->state_size && !(cs = calloc(1, cc->state_size))) {
-        free(ss);
+    if (cc->state_size && !(cs = mpt_calloc(1, cc->state_size))) {
+        mpt_free(ss);
         return MPT_ENOMEM;
     }
     c->sched = sched;
@@ -166,7 +167,7 @@ int mpt_algo_init(struct mpt_conn *c, const struct mpt_sched_ops *sched,
 void mpt_algo_fini(struct mpt_conn *c)
 {
     for (int i = 0; i < c->nslots; i++) {
-        free(c->sf[i].cc_sf);
+        mpt_free(c->sf[i].cc_sf);
         c->sf[i].cc_sf = NULL;
         c->sf[i].cc_up = 0;
     }
@@ -174,8 +175,8 @@ void mpt_algo_fini(struct mpt_conn *c)
         c->sched->fini(c->sched_state);
     if (c->cc && c->cc->fini)
         c->cc->fini(c->cc_state);
-    free(c->sched_state);
-    free(c->cc_state);
+    mpt_free(c->sched_state);
+    mpt_free(c->cc_state);
     c->sched_state = c->cc_state = NULL;
 }
 
@@ -186,11 +187,11 @@ int mpt_conn_set_sched(struct mpt_conn *c, const struct mpt_sched_ops *ops, uint
     if (!c || !ops || !ops->pick)
         return MPT_EINVAL;
     c->now = now;
-    if (ops->state_size && !(st = calloc(1, ops->state_size)))
+    if (ops->state_size && !(st = mpt_calloc(1, ops->state_size)))
         return MPT_ENOMEM;
     if (c->sched->fini)
         c->sched->fini(c->sched_state);
-    free(c->sched_state);
+    mpt_free(c->sched_state);
     c->sched = ops;
     c->sched_state = st;
     if (ops->init)
@@ -209,13 +210,13 @@ int mpt_conn_set_cc(struct mpt_conn *c, const struct mpt_cc_ops *ops, uint64_t n
     if (!c || !ops)
         return MPT_EINVAL;
     c->now = now;
-    if (ops->state_size && !(st = calloc(1, ops->state_size)))
+    if (ops->state_size && !(st = mpt_calloc(1, ops->state_size)))
         return MPT_ENOMEM;
     for (int i = 0; i < c->nslots; i++)
         mpt_cc_sf_down(c, i, now);
     if (c->cc->fini)
         c->cc->fini(c->cc_state);
-    free(c->cc_state);
+    mpt_free(c->cc_state);
     c->cc = ops;
     c->cc_state = st;
     if (ops->init)

@@ -9,6 +9,7 @@
  * is a per-subflow queue of items turned into iovecs on demand.
  */
 #include "conn_int.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
 
     if (!s || !s->rand || !out || s->max_frame_payload == 0 || s->sndbuf == 0 || s->rcvbuf == 0)
         return MPT_EINVAL;
-    c = calloc(1, sizeof *c);
+    c = mpt_calloc(1, sizeof *c);
     if (!c)
         return MPT_ENOMEM;
     c->s = *s;
@@ -46,7 +47,7 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
         c->s.max_frame_payload = MPT_FRAME_MAX_DATA;
     if (mpt_algo_init(c, s->sched ? s->sched : &mpt_sched_minrtt,
                       s->cc ? s->cc : &mpt_cc_uncoupled) < 0) {
-        free(c);
+        mpt_free(c);
         return MPT_ENOMEM;
     }
     c->is_server = is_server;
@@ -88,7 +89,7 @@ void mpt_conn_free(struct mpt_conn *c)
     mpt_hs_unlink(c);
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         mpt_ring_free(&c->sf[i].q);
-        free(c->sf[i].pend);
+        mpt_free(c->sf[i].pend);
         mpt_ring_free(&c->sf[i].recs);
     }
     mpt_ring_free(&c->reinj);
@@ -98,7 +99,7 @@ void mpt_conn_free(struct mpt_conn *c)
         mpt_rcvbuf_free(&c->rb);
     mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
-    free(c);
+    mpt_free(c);
 }
 
 void mpt_conn_set_user(struct mpt_conn *c, void *user)
@@ -146,8 +147,8 @@ int mpt_alloc_slot(struct mpt_conn *c)
     {
         struct sf *s = &c->sf[i];
         struct mpt_ring q = s->q, recs = s->recs;
-        free(s->pend);
-        free(s->cc_sf);
+        mpt_free(s->pend);
+        mpt_free(s->cc_sf);
         memset(s, 0, sizeof *s);
         s->q = q;
         s->recs = recs;
@@ -404,7 +405,7 @@ static ssize_t input_frames(struct mpt_conn *c, int i, const uint8_t *data, size
  * frame is incomplete). */
 static int pend_keep(struct sf *s, const uint8_t *data, size_t len)
 {
-    if (!s->pend && !(s->pend = malloc(MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)))
+    if (!s->pend && !(s->pend = mpt_malloc(MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)))
         return MPT_ENOMEM;
     memcpy(s->pend + s->pend_len, data, len);
     s->pend_len += len;
@@ -413,7 +414,7 @@ static int pend_keep(struct sf *s, const uint8_t *data, size_t len)
 
 static void pend_clear(struct sf *s)
 {
-    free(s->pend);
+    mpt_free(s->pend);
     s->pend = NULL;
     s->pend_len = 0;
 }

@@ -10,6 +10,7 @@
  * bad one fails the subflow with ERROR(AUTH), the connection carries on.
  */
 #include "conn_int.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,7 @@ int mpt_server_new(const struct mpt_core_settings *s, struct mpt_server **out)
 
     if (!s || !s->rand || !out)
         return MPT_EINVAL;
-    srv = calloc(1, sizeof *srv);
+    srv = mpt_calloc(1, sizeof *srv);
     if (!srv)
         return MPT_ENOMEM;
     srv->s = *s;
@@ -157,7 +158,7 @@ void mpt_server_free(struct mpt_server *srv)
         c->in_table = 0;
         c->srv = NULL;
     }
-    free(srv);
+    mpt_free(srv);
 }
 
 #define VERSION_TEXT "supported 1-1" /* 7.2: the server's range */
@@ -331,6 +332,9 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f,
                       r.u.join_ack.hmac);
     if (mpt_q_frame(s, &r)) {
         s->state = MPT_SF_CLOSED;
+        /* reserving the slot cleared the no-path clock: a connection whose
+         * last subflow had already failed would otherwise wait forever */
+        mpt_check_nopath(c, now);
         refuse(a, MPT_REASON_RESOURCE, MPT_FT_JOIN);
         return MPT_ENOMEM;
     }

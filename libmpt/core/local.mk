@@ -7,6 +7,7 @@ libmpt_core_libmptcore_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 libmpt_core_libmptcore_la_LIBADD = $(CRYPTO_LIBS) $(BSD_LIBS)
 libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/error.c \
+	libmpt/core/alloc.c libmpt/core/alloc.h \
 	libmpt/core/frame.c libmpt/core/frame.h \
 	libmpt/core/crypto.c libmpt/core/crypto.h \
 	libmpt/core/conn.c libmpt/core/conn.h libmpt/core/conn_int.h libmpt/core/dsn.h \

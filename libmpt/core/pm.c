@@ -1,5 +1,6 @@
 /* The client path manager (pm.h): slots per (path, address), backoff. */
 #include "pm.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ int mpt_pm_new(const struct mpt_pm_settings *s, struct mpt_pm **out)
     *out = NULL;
     if (s && (s->subflows_per_path > 8 || s->min_backoff > s->max_backoff))
         return MPT_EINVAL;
-    if (!(pm = calloc(1, sizeof *pm)))
+    if (!(pm = mpt_calloc(1, sizeof *pm)))
         return MPT_ENOMEM;
     if (s)
         pm->s = *s;
@@ -66,7 +67,7 @@ int mpt_pm_new(const struct mpt_pm_settings *s, struct mpt_pm **out)
 
 void mpt_pm_free(struct mpt_pm *pm)
 {
-    free(pm);
+    mpt_free(pm);
 }
 
 static int compatible(const struct pm_path *p, const struct pm_addr *a)

@@ -1,5 +1,6 @@
 /* Reassembly over a byte ring and a presence bitmap (rcvbuf.h). */
 #include "rcvbuf.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,8 @@ void mpt_rcvbuf_init(struct mpt_rcvbuf *rb, size_t cap, uint64_t dsn0)
 
 void mpt_rcvbuf_free(struct mpt_rcvbuf *rb)
 {
-    free(rb->buf);
-    free(rb->bits);
+    mpt_free(rb->buf);
+    mpt_free(rb->bits);
     rb->buf = NULL;
     rb->bits = NULL;
     rb->ooo_bytes = 0;
@@ -181,7 +182,7 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
     if ((uint64_t)(e - rb->nxt) > (uint64_t)(edge - rb->nxt))
         return MPT_EFLOW;
     len = (size_t)(e - s);
-    if (!rb->buf && !(rb->buf = malloc(rb->cap)))
+    if (!rb->buf && !(rb->buf = mpt_malloc(rb->cap)))
         return MPT_ENOMEM;
 
     if (s == rb->nxt) {
@@ -204,7 +205,7 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
 
     /* out of order: mark present, merging with the runs it touches */
     if (!rb->bits) {
-        rb->bits = calloc((rb->cap + WBITS - 1) / WBITS, sizeof *rb->bits);
+        rb->bits = mpt_calloc((rb->cap + WBITS - 1) / WBITS, sizeof *rb->bits);
         if (!rb->bits)
             return MPT_ENOMEM;
     }

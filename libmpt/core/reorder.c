@@ -1,6 +1,7 @@
 /* Reorder-buffer delay per DATA frame (reorder.h). */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "dsn.h"
 #include "reorder.h"
 
@@ -43,7 +44,7 @@ void mpt_reorder_on_frame(struct mpt_reorder *r, uint64_t end, uint64_t nxt, uin
         r->in_order++;
         return;
     }
-    if (r->tab == NULL && (r->tab = calloc(1, sizeof *r->tab)) == NULL) {
+    if (r->tab == NULL && (r->tab = mpt_calloc(1, sizeof *r->tab)) == NULL) {
         r->unsampled++; /* statistics only: never an error */
         return;
     }
@@ -103,6 +104,6 @@ uint64_t mpt_reorder_quantile(const struct mpt_reorder *r, unsigned permille)
 
 void mpt_reorder_free(struct mpt_reorder *r)
 {
-    free(r->tab);
+    mpt_free(r->tab);
     r->tab = NULL;
 }

@@ -1,5 +1,6 @@
 /* A small growable ring of fixed-size elements (ring.h). */
 #include "ring.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,13 @@ void *mpt_ring_at(const struct mpt_ring *r, uint32_t i)
 static int ring_grow(struct mpt_ring *r)
 {
     uint32_t nc = r->cap ? r->cap * 2 : 8;
-    uint8_t *na = calloc(1, (size_t)nc * r->esz);
+    uint8_t *na = mpt_calloc(1, (size_t)nc * r->esz);
 
     if (!na)
         return -1;
     for (uint32_t i = 0; i < r->n; i++)
         memcpy(na + (size_t)i * r->esz, mpt_ring_at(r, i), r->esz);
-    free(r->a);
+    mpt_free(r->a);
     r->a = na;
     r->head = 0;
     r->cap = nc;
@@ -61,7 +62,7 @@ void mpt_ring_pop_back(struct mpt_ring *r)
 
 void mpt_ring_free(struct mpt_ring *r)
 {
-    free(r->a);
+    mpt_free(r->a);
     r->a = NULL;
     r->n = r->cap = r->head = 0;
 }

@@ -1,4 +1,5 @@
 #include "sendbuf.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ void mpt_sendbuf_init(struct mpt_sendbuf *sb, size_t cap, uint64_t dsn0)
 
 void mpt_sendbuf_free(struct mpt_sendbuf *sb)
 {
-    free(sb->buf);
+    mpt_free(sb->buf);
     sb->buf = NULL;
 }
 
@@ -35,7 +36,7 @@ long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len)
     if (len == 0)
         return 0;
     if (!sb->buf) {
-        sb->buf = calloc(1, sb->cap);
+        sb->buf = mpt_calloc(1, sb->cap);
         if (!sb->buf)
             return MPT_ENOMEM;
     }

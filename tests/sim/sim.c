@@ -1578,6 +1578,8 @@ static int app_pass(struct sim *sim, int side)
         }
         if (r != MPT_EAGAIN) {
             ap->write_err = (int)r;
+            if (!wd->write_error)
+                wd->write_error = (int)r;
             trace(sim, "%s: send: %s", side_name(side), mpt_err_name((int)r));
         }
         break;

@@ -199,6 +199,8 @@ struct sim_dir_result {
     uint64_t t_first_read, t_last_read;
     uint64_t max_gap;     /* longest interval between successive deliveries */
     uint64_t max_gap_at;  /* when that gap ended */
+    int write_error;      /* first error mpt_conn_send returned to the writer (not
+                             MPT_EAGAIN); the simulated application then stops writing */
 };
 
 struct sim_side_result {

@@ -73,6 +73,8 @@ endif
 # The sans-I/O core must stay free of syscalls, clocks and libev.
 dist_check_SCRIPTS += tests/check-layering.sh
 TESTS += tests/check-layering.sh
+dist_check_SCRIPTS += tests/check-alloc.sh
+TESTS += tests/check-alloc.sh
 
 # Every exported function has an installed man page and is listed in
 # libmpt(3); doc/abi.md states the current -version-info.
@@ -104,6 +106,21 @@ tests_unit_test_io_hostile_SOURCES = tests/unit/test_io_hostile.c
 tests_unit_test_io_hostile_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_hostile_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_hostile
+
+# Hostile peers over loopback beside a well-behaved connection (doc/security.md).
+check_PROGRAMS += tests/unit/test_io_peers
+tests_unit_test_io_peers_SOURCES = tests/unit/test_io_peers.c
+tests_unit_test_io_peers_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_peers_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_peers
+
+# Allocation failure, in the engine (simulator) and in the I/O layer.
+check_PROGRAMS += tests/unit/test_alloc
+tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c
+tests_unit_test_alloc_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/sim
+tests_unit_test_alloc_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_alloc_LDADD = tests/sim/libmptsim.la $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_alloc
 
 check_PROGRAMS += tests/unit/test_io_relay
 tests_unit_test_io_relay_SOURCES = tests/unit/test_io_relay.c
