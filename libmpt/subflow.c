@@ -287,6 +287,10 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             return;
         if ((size_t)n < MPT_IO_RBUF)
             return;
+        /* mpt_blocking_recv's buffer is full: more now would only be
+         * copied into the ring and out again */
+        if (mpt_conn_recv_lend_full(s->c))
+            return;
     }
 }
 

@@ -266,6 +266,33 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
     return 0;
 }
 
+long mpt_rcvbuf_deliver(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
+                        uint64_t edge, uint8_t *out, size_t room)
+{
+    size_t k = len < room ? len : room;
+
+    if (k == 0 || dsn != rb->nxt || rb->read != rb->nxt)
+        return 0;
+    if (mpt_dsn_gt(edge, mpt_rcvbuf_right_edge(rb)))
+        edge = mpt_rcvbuf_right_edge(rb);
+    if ((uint64_t)len > (uint64_t)(edge - rb->nxt))
+        return MPT_EFLOW;
+    if (rb->bits && mpt_dsn_lt(dsn, rb->ooo_end)) {
+        /* stop short of the first byte held above the cumulative point */
+        size_t span = (size_t)(rb->ooo_end - dsn), lim = span < k ? span : k;
+        size_t held = range_find(rb, dsn, lim, 1);
+        if (held < lim)
+            k = held;
+        if (k == 0)
+            return 0;
+    }
+    memcpy(out, data, k);
+    rb->nxt += k;
+    rb->read = rb->nxt;
+    advance(rb);
+    return (long)k;
+}
+
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)
 {
     size_t avail = mpt_rcvbuf_readable(rb);
