@@ -12,6 +12,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/paths.h \
 	libmpt/sock.h \
 	libmpt/subflow.h \
+	libmpt/transport.h \
 	libmpt/netlink.h \
 	libmpt/resolve.h \
 	libmpt/util.h \
@@ -24,6 +25,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/timer.c \
 	libmpt/sock.c \
 	libmpt/subflow.c \
+	libmpt/transport_plain.c \
 	libmpt/paths.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \
