@@ -152,6 +152,7 @@ struct mpt_conn {
     struct sf sf[MPT_MAX_SUBFLOWS_LIMIT];
     int nslots; /* highest slot index ever used + 1 */
     uint32_t next_sf_id;
+    int failing_on_notice;             /* mpt_sf_fail called for the peer's SUBFLOW_FAILED */
 
     /* send */
     struct mpt_sendbuf sb;
