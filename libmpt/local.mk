@@ -81,6 +81,7 @@ man3_MANS += \
 	doc/man/mpt_get_user.3 \
 	doc/man/mpt_listener_close.3 \
 	doc/man/mpt_listener_port.3 \
+	doc/man/mpt_listener_set_advertised.3 \
 	doc/man/mpt_recv.3 \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \
