@@ -2,6 +2,7 @@
 #include "tool.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -70,6 +71,33 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
         (*i)++;
         return 1;
     }
+    if (strcmp(a, "--tls-insecure") == 0) {
+        t->tls = t->tls_insecure = 1;
+        (*i)++;
+        return 1;
+    }
+    if (strcmp(a, "--tls-psk") == 0) {
+        const char *h;
+        size_t n = 0;
+        if (need_value(t, argc, argv, *i) < 0)
+            return -1;
+        for (h = argv[*i + 1]; h[0] != '\0' && h[1] != '\0' && n < sizeof t->tls_psk; h += 2) {
+            unsigned v;
+            if (sscanf(h, "%2x", &v) != 1 || !isxdigit((unsigned char)h[0]) ||
+                !isxdigit((unsigned char)h[1]))
+                break;
+            t->tls_psk[n++] = (uint8_t)v;
+        }
+        if (h[0] != '\0' || n < 16) {
+            fprintf(stderr, "%s: --tls-psk wants 16 to %zu bytes in hex, not \"%s\"\n", t->name,
+                    sizeof t->tls_psk, argv[*i + 1]);
+            return -1;
+        }
+        t->tls_psk_len = n;
+        t->tls = 1;
+        *i += 2;
+        return 1;
+    }
     if (strcmp(a, "--all-paths") == 0) {
         t->all_paths = 1;
         (*i)++;
@@ -114,10 +142,22 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
         slot = &t->tcp_cc;
     else if (strcmp(a, "--trace") == 0)
         slot = &t->trace;
+    else if (strcmp(a, "--tls-ca") == 0)
+        slot = &t->tls_ca;
+    else if (strcmp(a, "--tls-cert") == 0)
+        slot = &t->tls_cert;
+    else if (strcmp(a, "--tls-key") == 0)
+        slot = &t->tls_key;
+    else if (strcmp(a, "--tls-name") == 0)
+        slot = &t->tls_name;
+    else if (strcmp(a, "--tls-psk-identity") == 0)
+        slot = &t->tls_psk_id;
     if (slot == NULL)
         return 0;
     if (need_value(t, argc, argv, *i) < 0)
         return -1;
+    if (strncmp(a, "--tls-", 6) == 0)
+        t->tls = 1;
     *slot = argv[*i + 1];
     *i += 2;
     return 1;
@@ -127,14 +167,26 @@ void tool_common_help(FILE *f)
 {
     fputs("Paths and algorithms:\n"
           "  -p, --path PATH      a local path: an interface (eth0) or a source address\n"
-          "                       (192.0.2.10, 2001:db8::10); PATH/backup for a backup\n"
-          "                       path; repeat for several (client side)\n"
+          "                       (192.0.2.10, 2001:db8::10); PATH/secondary, /backup\n"
+          "                       or /never for its tier\n"
+          "                       (see mpt_set_priority(3)); repeat for several\n"
+          "                       (client side)\n"
           "      --all-paths      one path per local interface address that is up\n"
           "      --scheduler NAME minrtt (default), roundrobin, redundant, blest, ecf,\n"
           "                       weighted\n"
           "      --cc NAME        uncoupled (default), lia, olia, balia\n"
           "      --tcp-cc NAME    the kernel's TCP congestion control per subflow (cubic,\n"
           "                       reno, bbr)\n"
+          "TLS on every subflow (each option below turns it on; doc/security.md):\n"
+          "      --tls-ca FILE|DIR    CAs that verify the peer's certificate\n"
+          "      --tls-cert FILE      this side's certificate (PEM; a server needs one, or a PSK)\n"
+          "      --tls-key FILE       its private key (PEM)\n"
+          "      --tls-name NAME      the name the server's certificate must carry (default:\n"
+          "                           the host connected to)\n"
+          "      --tls-psk HEX        a pre-shared key (16 to 64 bytes in hex) instead of\n"
+          "                           certificates; with --tls-psk-identity ID (default mpt)\n"
+          "      --tls-insecure       accept any server certificate (tests only: anyone on\n"
+          "                           the path can read and change everything)\n"
           "Servers behind a load balancer (doc/loadbalancing.md):\n"
           "      --server-id N    1-4294967295: this process's routing id prefix, which\n"
           "                       every join carries in clear for the balancer\n"
@@ -215,11 +267,37 @@ int tool_ctx_new(const struct tool *t, void *loop, struct mpt_ctx **ctx)
     struct mpt_config cfg;
     int rc;
 
+    struct mpt_tls_config tls;
+    char why[256];
+
     MPT_CONFIG_DEFAULT(&cfg);
     cfg.scheduler = t->sched;
     cfg.congestion = t->cc;
     cfg.tcp_congestion = t->tcp_cc;
     cfg.fullmesh = t->all_paths;
+    if (t->tls) {
+        struct stat st;
+        memset(&tls, 0, sizeof tls);
+        tls.size = sizeof tls;
+        if (t->tls_ca != NULL && stat(t->tls_ca, &st) == 0 && S_ISDIR(st.st_mode))
+            tls.ca_path = t->tls_ca;
+        else
+            tls.ca_file = t->tls_ca;
+        tls.cert_file = t->tls_cert;
+        tls.key_file = t->tls_key;
+        tls.server_name = t->tls_name;
+        if (t->tls_psk_len > 0) {
+            tls.psk = t->tls_psk;
+            tls.psk_len = t->tls_psk_len;
+            tls.psk_identity = t->tls_psk_id != NULL ? t->tls_psk_id : "mpt";
+        }
+        tls.insecure_skip_verify = t->tls_insecure;
+        if ((rc = mpt_tls_config_check(&tls, why, sizeof why)) < 0) {
+            fprintf(stderr, "%s: TLS options: %s: %s\n", t->name, mpt_err_name(rc), why);
+            return rc;
+        }
+        cfg.tls = &tls;
+    }
     cfg.server_id = t->server_id;
     if ((rc = mpt_ctx_new(ctx, loop, &cfg)) < 0) {
         const char *what = "cannot start libmpt";
@@ -276,6 +354,9 @@ void tool_conn_error(const struct tool *t, struct mpt_socket *s, const char *whe
     if (s != NULL && mpt_get_info(s, &info) == 0 && info.error == err)
         e = info.sys_errno;
     tool_error(t, where, what, err, e);
+    struct mpt_tls_info ti = {.size = sizeof ti};
+    if (s != NULL && mpt_get_tls_info(s, &ti) == 0 && ti.error != NULL) /* a certificate's verdict */
+        fprintf(stderr, "%s: %s: TLS: %s\n", t->name, where, ti.error);
 }
 
 void tool_verbose(const struct tool *t, const char *fmt, ...)

@@ -38,6 +38,12 @@ struct tool {
     const char *advertise[TOOL_MAX_ADDRS]; /* --advertise ADDR[:PORT] instead of our own */
     size_t nadvertise;
     double t0;                          /* tool_now() at start, for -v times */
+    /* TLS on every subflow (--tls-*): any of them turns it on */
+    int tls;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_name, *tls_psk_id;
+    uint8_t tls_psk[64];                /* --tls-psk HEX */
+    size_t tls_psk_len;
+    int tls_insecure;                   /* --tls-insecure */
     void (*help)(void);                 /* the tool's --help text on stdout */
     void (*usage)(FILE *f);             /* its usage lines, after a usage error */
 };

@@ -12,6 +12,8 @@
 
 #include <mpt/mpt.h>
 
+#include "core/conn.h" /* enum mpt_prio */
+
 /* struct mpt_callbacks as libmpt 0.1.0 had it: what the unsized entry
  * points (mpt_connect, mpt_accept, mpt_set_callbacks) receive. */
 #define MPT_CALLBACKS_SIZE_0_1 (7 * sizeof(void (*)(void)))
@@ -97,7 +99,24 @@ MPT_SAME_FIELD_(advertise_addresses);
 #undef MPT_SAME_FIELD_
 _Static_assert(offsetof(struct mpt_config, ack_timeout_ms) >= MPT_CONFIG_SIZE_0_1,
                "struct mpt_config: fields added after 0.1.0 start beyond its padding");
+/* The unreleased layouts that ended with ack_timeout_ms and with
+ * server_id, which programs built in between may pass (the Python binding's
+ * hand copy, for one). Each new field starts beyond the sizeof of the
+ * layout before it (its tail padding included). */
+#define MPT_CONFIG_SIZE_ACK offsetof(struct mpt_config, server_id)
+#define MPT_CONFIG_SIZE_SRVID offsetof(struct mpt_config, tls)
+_Static_assert(offsetof(struct mpt_config, server_id) >= offsetof(struct mpt_config, ack_timeout_ms) + 4,
+               "struct mpt_config: server_id starts beyond ack_timeout_ms");
+_Static_assert(offsetof(struct mpt_config, tls) % sizeof(void *) == 0 &&
+                   offsetof(struct mpt_config, tls) >= offsetof(struct mpt_config, server_id) + 4,
+               "struct mpt_config: tls starts beyond the server_id layout's padding");
 /* A struct from a newer program may be at most this much larger. */
 #define MPT_CONFIG_MAX_TAIL 4096u
+
+/* The public tiers are the engine's (core/conn.h), value for value. */
+_Static_assert((int)MPT_PRIORITY_PRIMARY == MPT_PRIO_PRIMARY, "tier values");
+_Static_assert((int)MPT_PRIORITY_BACKUP == MPT_PRIO_BACKUP, "tier values");
+_Static_assert((int)MPT_PRIORITY_SECONDARY == MPT_PRIO_SECONDARY, "tier values");
+_Static_assert((int)MPT_PRIORITY_NEVER == MPT_PRIO_NEVER, "tier values");
 
 #endif

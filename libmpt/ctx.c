@@ -21,6 +21,7 @@
 #include "core/cc.h"
 #include "core/sched.h"
 #include "abi.h"
+#include "tls.h"
 #include "ctx.h"
 
 /* ---- Configuration ---------------------------------------------------------- */
@@ -71,14 +72,24 @@ static int config_size_ok(const struct mpt_config *in)
 {
     const uint8_t *p = (const uint8_t *)in;
 
-    if (in->size == MPT_CONFIG_SIZE_0_1)
-        return 1;
+    if (in->size == MPT_CONFIG_SIZE_0_1 || in->size == MPT_CONFIG_SIZE_ACK ||
+        in->size == MPT_CONFIG_SIZE_SRVID)
+        return in->size == MPT_CONFIG_SIZE_0_1 || in->reserved0 == 0;
     if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
         return 0;
     for (size_t i = sizeof *in; i < in->size; i++)
         if (p[i] != 0)
             return 0;
     return in->reserved0 == 0;
+}
+
+int mpt_tls_config_check(const struct mpt_tls_config *tls, char *why, size_t why_len)
+{
+    struct mpt_tls *t;
+    int rc = mpt_tls_new(tls, &t, why, why_len);
+
+    mpt_tls_free(t);
+    return rc;
 }
 
 static void rand_fill(void *user, uint8_t *buf, size_t len)
@@ -167,8 +178,18 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
         c->tcp_congestion = ctx->cfg_tcpcc;
     }
 
+    if (c->tls != NULL) {
+        /* Loaded once here; the program's struct is not kept. */
+        int rc = mpt_tls_new(c->tls, &ctx->tls, NULL, 0);
+        if (rc < 0)
+            return rc;
+        c->tls = NULL;
+    }
+
     struct mpt_core_settings *s = &ctx->core;
     mpt_core_settings_default(s);
+    s->tls = ctx->tls != NULL; /* both roles: TLS on every subflow, or none */
+    s->accept_tls = mpt_tls_can_serve(ctx->tls);
     s->max_subflows = c->max_subflows;
     s->sndbuf = c->sndbuf;
     s->rcvbuf = c->rcvbuf;
@@ -275,6 +296,7 @@ fail:
     free(ctx->cfg_sched);
     free(ctx->cfg_cc);
     free(ctx->cfg_tcpcc);
+    mpt_tls_free(ctx->tls);
     free(ctx->rbuf);
     free(ctx);
     return rc;
@@ -303,6 +325,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     free(ctx->cfg_sched);
     free(ctx->cfg_cc);
     free(ctx->cfg_tcpcc);
+    mpt_tls_free(ctx->tls);
     free(ctx->rbuf);
     free(ctx);
 }

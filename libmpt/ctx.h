@@ -25,6 +25,7 @@
 
 struct mpt_socket;
 struct mpt_listener;
+struct mpt_tls;
 struct mpt_linger;
 
 struct mpt_ctx {
@@ -33,6 +34,7 @@ struct mpt_ctx {
     struct mpt_config cfg;           /* full copy, strings below */
     char *cfg_sched, *cfg_cc, *cfg_tcpcc;
     struct mpt_core_settings core;   /* derived from cfg */
+    struct mpt_tls *tls;             /* cfg's TLS, loaded (tls.h), or NULL: plain TCP */
     uint64_t t0;                     /* trace epoch, ns */
     uint8_t *rbuf;                   /* shared read buffer, MPT_IO_RBUF bytes */
     struct mpt_watchers ws;          /* every watcher and timer (watcher.c, timer.c) */

@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "sock.h"
 #include "subflow.h"
+#include "tls.h"
 
 #define PENDING_BUF 512
 
@@ -47,7 +48,12 @@ struct mpt_pending {
     int fd;
     struct mpt_io io;
     struct mpt_tmr tmr;
-    size_t len;
+    struct mpt_preamble pre;         /* once have_pre */
+    int have_pre;
+    struct mpt_tp *tp;               /* TLS after the preamble, or NULL */
+    int tls_done;
+    uint8_t binding[MPT_TLS_SECRET_LEN]; /* this subflow's exporter, once tls_done */
+    size_t len;                      /* buf: the preamble, then what follows it */
     uint8_t buf[PENDING_BUF];
 };
 
@@ -119,6 +125,7 @@ static void pending_free(struct mpt_pending *p, int close_fd)
 {
     mpt_io_set(&p->io, 0);
     mpt_tmr_fini(&p->tmr);
+    mpt_tp_free(p->tp);
     if (close_fd && p->fd >= 0)
         close(p->fd);
     LIST_REMOVE(p, link);
@@ -189,6 +196,8 @@ static void advertise(struct mpt_listener *l, struct mpt_socket *s, int fd, uint
     }
 }
 
+static void pending_tls(struct mpt_pending *p);
+
 static void pending_try(struct mpt_pending *p)
 {
     struct mpt_listener *l = p->l;
@@ -198,7 +207,30 @@ static void pending_try(struct mpt_pending *p)
     int rc;
 
     memset(&a, 0, sizeof a);
-    rc = mpt_server_accept(l->srv, p->buf, p->len, now, &a);
+    if (!p->have_pre) {
+        /* The preamble is in clear, TLS or not (a balancer routes on it). */
+        rc = mpt_server_preamble(l->srv, p->buf, p->len, &p->pre, &a);
+        if (rc == MPT_EINCOMPLETE)
+            return;
+        if (rc < 0)
+            goto refuse;
+        p->have_pre = 1;
+        p->len -= (size_t)rc;
+        memmove(p->buf, p->buf + rc, p->len);
+        if (p->pre.flags & MPT_PREF_TLS) {
+            /* What came with the preamble is the start of the ClientHello. */
+            p->tp = mpt_tp_tls_server(ctx->tls, p->fd, p->buf, p->len);
+            p->len = 0;
+            if (p->tp == NULL) {
+                rc = MPT_ENOMEM;
+                goto refuse;
+            }
+            pending_tls(p);
+            return;
+        }
+    }
+    rc = mpt_server_first_frame_bound(l->srv, &p->pre, p->tls_done ? p->binding : NULL, p->buf,
+                                      p->len, now, &a);
     if (rc == MPT_EINCOMPLETE) {
         if (p->len == sizeof p->buf)
             goto refuse;
@@ -220,6 +252,19 @@ static void pending_try(struct mpt_pending *p)
         mpt_conn_set_user(a.conn, s); /* joins find their socket through it */
         l->nconns++;
         MPT_TRACE(ctx, s->id, "conn_accepted", NULL);
+        if (p->tp != NULL) {
+            /* Keys the connection (joins, ADD_ADDR) before anything is sent. */
+            uint8_t sec[MPT_TLS_SECRET_LEN];
+            int e = mpt_tp_export(p->tp, MPT_TLS_LABEL_CONN, sec, sizeof sec);
+            if (e == 0)
+                e = mpt_conn_set_secret(s->c, sec);
+            memset(sec, 0, sizeof sec);
+            if (e < 0) {
+                mpt_conn_abort(s->c, MPT_REASON_RESOURCE, now);
+                MPT_TRACE(ctx, s->id, "tls_export_failed", "\"error\":\"%s\"", mpt_err_name(e));
+            }
+            s->tls_suite = mpt_tp_tls_suite(p->tp);
+        }
     } else {
         s = mpt_conn_get_user(a.conn);
         if (s == NULL || s->done) {
@@ -230,10 +275,17 @@ static void pending_try(struct mpt_pending *p)
         }
         MPT_TRACE(ctx, s->id, "sf_joined", "\"sf\":%d", a.sf);
     }
+    if (p->tp != NULL) {
+        if (mpt_tp_tls_resumed(p->tp))
+            s->tls_resumed++;
+        else
+            s->tls_full++;
+    }
     /* The fd changes watcher: stop the pending one first (the external-loop
      * epoll set holds one registration per fd). */
     mpt_io_set(&p->io, 0);
-    struct mpt_sfio *sf = mpt_sock_attach(s, a.sf, p->fd, 0);
+    struct mpt_sfio *sf = mpt_sock_attach_tp(s, a.sf, p->fd, p->tp);
+    p->tp = NULL; /* the subflow's now, whatever happened */
     if (sf == NULL) {
         mpt_conn_sf_failed(s->c, a.sf, MPT_ENOMEM, now);
         mpt_sock_pump(s, 1);
@@ -249,20 +301,73 @@ static void pending_try(struct mpt_pending *p)
         advertise(l, s, sf->fd, now);
     if (rest > 0)
         mpt_sock_sf_input(s, sf, tmp, rest, now);
+    mpt_sfio_read_held(s, sf, now);
     mpt_sock_pump(s, 1);
     return;
 
 refuse:
-    MPT_TRACE(ctx, 0, "subflow_refused", "\"error\":\"%s\"", mpt_err_name(rc < 0 ? rc : 0));
-    if (a.reply_len > 0)
+    MPT_TRACE(ctx, 0, "subflow_refused", "\"error\":\"%s\",\"tls\":%d",
+              mpt_err_name(rc < 0 ? rc : 0), p->tls_done);
+    if (a.reply_len > 0 && p->tls_done) {
+        /* After TLS the refusal goes inside it, where the client reads. */
+        struct iovec iov = {.iov_base = a.reply, .iov_len = a.reply_len};
+        (void)mpt_tp_writev(p->tp, &iov, 1);
+    } else if (a.reply_len > 0) {
         (void)!send(p->fd, a.reply, a.reply_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     pending_free(p, 1);
+}
+
+/* A TLS subflow before its first frame: the handshake, then reads inside
+ * TLS until the first frame is complete. A handshake that fails (a
+ * certificate refused, a client without TLS speaking frames) closes it. */
+static void pending_tls(struct mpt_pending *p)
+{
+    struct mpt_ctx *ctx = p->l->ctx;
+
+    if (!p->tls_done) {
+        if (mpt_tp_handshake(p->tp) < 0) {
+            if (errno == EAGAIN) {
+                mpt_io_set(&p->io, p->tp->want);
+                return;
+            }
+            MPT_TRACE(ctx, 0, "subflow_refused",
+                      "\"error\":\"%s\",\"errno\":%d,\"why\":\"%s\"",
+                      mpt_err_name(p->tp->error ? p->tp->error : mpt_errno_to_mpt(errno)),
+                      p->tp->error ? 0 : errno, p->tp->why);
+            pending_free(p, 1);
+            return;
+        }
+        if (mpt_tp_export(p->tp, MPT_TLS_LABEL_JOIN, p->binding, sizeof p->binding) < 0) {
+            pending_free(p, 1);
+            return;
+        }
+        p->tls_done = 1;
+        MPT_TRACE(ctx, 0, "sf_tls_up", "\"suite\":\"%s\",\"resumed\":%d",
+                  mpt_tp_tls_suite(p->tp), mpt_tp_tls_resumed(p->tp));
+        mpt_io_set(&p->io, EV_READ);
+    }
+    ssize_t n = mpt_tp_read(p->tp, p->buf + p->len, sizeof p->buf - p->len);
+    if (n < 0 && errno == EAGAIN) {
+        mpt_io_set(&p->io, p->tp->want);
+        return;
+    }
+    if (n <= 0) {
+        pending_free(p, 1);
+        return;
+    }
+    p->len += (size_t)n;
+    pending_try(p); /* may free p */
 }
 
 static void pending_io_cb(EV_P_ ev_io *w, int revents)
 {
     struct mpt_pending *p = w->data;
 
+    if (p->tp != NULL) {
+        pending_tls(p);
+        return;
+    }
     ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - p->len);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -346,6 +451,8 @@ int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t naddrs, uin
         *out = NULL;
     if (ctx == NULL || out == NULL || (naddrs > 0 && addrs == NULL) || naddrs > 8)
         return MPT_EINVAL;
+    if (ctx->tls != NULL && !mpt_tls_can_serve(ctx->tls))
+        return MPT_EINVAL; /* TLS without a certificate or PSK to serve with */
     if (addrs == NULL || naddrs == 0) {
         addrs = wild;
         naddrs = 2;

@@ -13,6 +13,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/sock.h \
 	libmpt/subflow.h \
 	libmpt/transport.h \
+	libmpt/tls.h \
 	libmpt/netlink.h \
 	libmpt/resolve.h \
 	libmpt/util.h \
@@ -26,12 +27,13 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/sock.c \
 	libmpt/subflow.c \
 	libmpt/transport_plain.c \
+	libmpt/transport_tls.c \
 	libmpt/paths.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \
 	libmpt/netlink.c \
 	libmpt/blocking.c
-libmpt_libmptio_la_LIBADD = $(EV_LIBS) $(BSD_LIBS)
+libmpt_libmptio_la_LIBADD = $(EV_LIBS) $(TLS_LIBS) $(BSD_LIBS)
 
 # The installed library: the core plus the I/O layer.
 lib_LTLIBRARIES += libmpt/libmpt.la
@@ -42,7 +44,7 @@ libmpt_libmpt_la_LIBADD = libmpt/libmptio.la libmpt/core/libmptcore.la $(EV_LIBS
 libmpt_libmpt_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(MPT_LT_VERSION) -no-undefined
 
 # What the tests and examples link to reach the I/O layer (static, with hooks).
-MPT_IO_LIBS = libmpt/libmptio.la libmpt/core/libmptcore.la $(EV_LIBS) $(CRYPTO_LIBS) $(BSD_LIBS) -lpthread
+MPT_IO_LIBS = libmpt/libmptio.la libmpt/core/libmptcore.la $(EV_LIBS) $(TLS_LIBS) $(BSD_LIBS) -lpthread
 
 # Man pages: the overview and one page per family of functions (doc/man/).
 man3_MANS += \
@@ -85,6 +87,7 @@ man3_MANS += \
 	doc/man/mpt_recv.3 \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \
+	doc/man/mpt_set_priority.3 \
 	doc/man/mpt_set_scheduler.3 \
 	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_callbacks_sized.3 \
@@ -96,6 +99,8 @@ man3_MANS += \
 	doc/man/mpt_shutdown.3 \
 	doc/man/mpt_state_name.3 \
 	doc/man/mpt_subflow_state_name.3 \
+	doc/man/mpt_tls_config_check.3 \
+	doc/man/mpt_get_tls_info.3 \
 	doc/man/mpt_version.3
 
 # Every section-3 page's EXAMPLE compiles against include/ and the built

@@ -28,7 +28,8 @@ struct mpt_path {                    /* a local path: where its subflows bind */
     char ifname[IF_NAMESIZE];        /* SO_BINDTODEVICE, or "" */
     struct sockaddr_storage src;     /* ss_family AF_UNSPEC: no bind */
     socklen_t srclen;
-    int backup;                      /* as given ("/backup"); the manager has it since */
+    int prio;                        /* as given ("/backup", "/secondary", ...;
+                                        enum mpt_priority); the manager has it since */
 };
 
 struct mpt_raddr {                   /* a server address, at the manager's index */
@@ -207,7 +208,7 @@ static void slot_open(struct mpt_paths *ps, const struct mpt_pm_action *a, uint6
     const char *what;
     int fd, idx, in_progress, e;
 
-    idx = mpt_conn_add_subflow(s->c, (uint8_t)a->path, a->backup, now);
+    idx = mpt_conn_add_subflow(s->c, (uint8_t)a->path, a->prio, now);
     if (idx < 0) {
         MPT_TRACE(s->ctx, s->id, "sf_add_refused", "\"error\":\"%s\"", mpt_err_name(idx));
         if (idx == MPT_ETOOMANY) {
@@ -238,7 +239,6 @@ static void slot_open(struct mpt_paths *ps, const struct mpt_pm_action *a, uint6
     }
     sf->slot = a->slot;
     sf->remote = r->sa;
-    sf->backup = a->backup;
     if (p->src.ss_family != AF_UNSPEC)
         memcpy(&sf->local, &p->src, p->srclen);
     memcpy(sf->ifname, p->ifname, sizeof sf->ifname);
@@ -423,9 +423,20 @@ static int parse_path(const char *str, struct mpt_path *p)
         return MPT_EINVAL;
     memset(p, 0, sizeof *p);
     memcpy(buf, str, n + 1);
-    if (n > 7 && strcmp(buf + n - 7, "/backup") == 0) {
-        p->backup = 1;
-        buf[n - 7] = '\0';
+    static const struct {
+        const char *suffix;
+        int prio;
+    } tiers[] = {{"/primary", MPT_PRIORITY_PRIMARY},
+                 {"/backup", MPT_PRIORITY_BACKUP},
+                 {"/secondary", MPT_PRIORITY_SECONDARY},
+                 {"/never", MPT_PRIORITY_NEVER}};
+    for (size_t t = 0; t < sizeof tiers / sizeof tiers[0]; t++) {
+        size_t k = strlen(tiers[t].suffix);
+        if (n > k && strcmp(buf + n - k, tiers[t].suffix) == 0) {
+            p->prio = tiers[t].prio;
+            buf[n - k] = '\0';
+            break;
+        }
     }
     if (buf[0] == '\0')
         return MPT_EINVAL;
@@ -469,7 +480,7 @@ static int check_path(const struct mpt_path *p)
 /* Path p (parsed) joins the manager: its index there is its path id. */
 static int path_add(struct mpt_paths *ps, const struct mpt_path *p)
 {
-    int id = mpt_pm_add_path(ps->pm, p->src.ss_family, p->backup, mpt_io_now());
+    int id = mpt_pm_add_path(ps->pm, p->src.ss_family, p->prio, mpt_io_now());
 
     if (id < 0)
         return id;
@@ -567,30 +578,30 @@ static int sf_index_of_id(const struct mpt_socket *s, int id)
 
 /* Switches the live connection, on either side: the server names a
  * subflow by its id, the client a path (its subflows now and later). */
-int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
+int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_priority prio)
 {
     uint64_t now = mpt_io_now();
     int rc = 0;
 
-    if (s == NULL || s->released)
+    if (s == NULL || s->released || (int)prio < MPT_PRIORITY_PRIMARY ||
+        (int)prio > MPT_PRIORITY_NEVER)
         return MPT_EINVAL;
     if (s->done || s->c == NULL)
         return MPT_ESTATE;
-    backup = backup ? 1 : 0;
     if (s->server) {
         int idx = sf_index_of_id(s, path_id);
         if (idx < 0)
             return MPT_ENOTFOUND;
-        rc = mpt_conn_sf_set_backup(s->c, idx, backup, now);
+        rc = mpt_conn_sf_set_prio(s->c, idx, (int)prio, now);
     } else {
         struct mpt_paths *ps = s->paths;
         struct mpt_pm_slot_info si;
-        if (mpt_pm_set_backup(ps->pm, path_id, backup) < 0)
+        if (mpt_pm_set_prio(ps->pm, path_id, (int)prio) < 0)
             return MPT_ENOTFOUND;
         for (int k = 0; k < mpt_pm_nslots(ps->pm); k++) {
             if (mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.path == path_id &&
                 ps->slot[k].sf >= 0) {
-                int r = mpt_conn_sf_set_backup(s->c, ps->slot[k].sf, backup, now);
+                int r = mpt_conn_sf_set_prio(s->c, ps->slot[k].sf, (int)prio, now);
                 if (r < 0 && r != MPT_ESTATE)
                     rc = r;
             }
@@ -598,6 +609,11 @@ int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
     }
     mpt_sock_pump(s, 0);
     return rc < 0 ? rc : 0;
+}
+
+int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)
+{
+    return mpt_set_priority(s, path_id, backup ? MPT_PRIORITY_BACKUP : MPT_PRIORITY_PRIMARY);
 }
 
 /* A client slot with no subflow now, whose last one went down: its record

@@ -18,6 +18,7 @@
 #include "paths.h"
 #include "sock.h"
 #include "subflow.h"
+#include "tls.h"
 
 static void sock_timer_cb(EV_P_ ev_timer *w, int revents);
 
@@ -64,6 +65,7 @@ void mpt_sock_destroy(struct mpt_socket *s)
     LIST_REMOVE(s, link);
     ctx->nconns--;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
+    mpt_tls_session_free(s->tls_session);
     free(s->host);
     free(s);
 }
@@ -115,6 +117,7 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->state = (enum mpt_subflow_state)st.state;
         o->bytes_received = st.bytes_received;
         o->backup = st.backup;
+        o->priority = (enum mpt_priority)st.prio;
         o->bytes_sent = st.bytes_sent;
         o->bytes_acked = st.bytes_acked;
         o->fail_error = st.fail_error;
@@ -786,6 +789,24 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
     o.error = s->error;
     o.sys_errno = s->error ? s->sys_errno : 0;
     if (info->size > sizeof o) /* a newer program: its fields are unknown here */
+        memset((uint8_t *)info + sizeof o, 0, info->size - sizeof o);
+    memcpy(info, &o, o.size);
+    return 0;
+}
+
+int mpt_get_tls_info(struct mpt_socket *s, struct mpt_tls_info *info)
+{
+    struct mpt_tls_info o;
+
+    if (s == NULL || info == NULL || info->size < sizeof(size_t))
+        return MPT_EINVAL;
+    memset(&o, 0, sizeof o);
+    o.size = info->size < sizeof o ? info->size : sizeof o;
+    o.full_handshakes = s->tls_full;
+    o.resumed_handshakes = s->tls_resumed;
+    o.suite = s->tls_suite != NULL ? s->tls_suite : "";
+    o.error = s->tls_error[0] != '\0' ? s->tls_error : NULL;
+    if (info->size > sizeof o) /* a newer program's fields */
         memset((uint8_t *)info + sizeof o, 0, info->size - sizeof o);
     memcpy(info, &o, o.size);
     return 0;

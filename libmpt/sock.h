@@ -43,6 +43,11 @@ struct mpt_socket {
     uint16_t port;
     struct mpt_resolve_req *rreq;
     struct mpt_paths *paths;         /* client only: its path manager (paths.c) */
+    /* TLS (ctx->tls) */
+    void *tls_session;               /* client: the first subflow's session, to resume */
+    uint32_t tls_full, tls_resumed;  /* handshakes completed on its subflows */
+    const char *tls_suite;           /* the first subflow's suite (static), or NULL */
+    char tls_error[192];             /* why the last TLS handshake failed, or "" */
 };
 
 struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server);

@@ -13,6 +13,7 @@
 #else
 #include <netinet/tcp.h>
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -20,6 +21,7 @@
 
 #include "paths.h"
 #include "subflow.h"
+#include "tls.h"
 
 #define IOV_MAX_BATCH 64
 #define MPT_IO_ROOM_REFILL (64u * 1024u)
@@ -362,6 +364,83 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
     }
 }
 
+/* A TLS subflow's handshake, as far as the socket lets it go. Once over:
+ * the first subflow's exporter keys the connection (and its session is kept
+ * for the joins to resume), a join's own exporter binds its HMACs, and
+ * frames flow. A failure fails the subflow with the reason kept for
+ * mpt_get_info; no frame was written on it. */
+static void sf_tls_step(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    uint8_t sec[MPT_TLS_SECRET_LEN];
+    int first = !s->established;
+
+    if (mpt_tp_handshake(sf->tp) < 0) {
+        if (errno == EAGAIN) {
+            mpt_io_set(&sf->io, sf->tp->want);
+            return;
+        }
+        if (sf->tp->error != 0)
+            snprintf(s->tls_error, sizeof s->tls_error, "%s", sf->tp->why);
+        mpt_sfio_fail_sys(s, sf, "sf_tls_failed", errno, now);
+        mpt_io_set(&sf->io, 0);
+        return;
+    }
+    int rc = mpt_tp_export(sf->tp, first ? MPT_TLS_LABEL_CONN : MPT_TLS_LABEL_JOIN, sec,
+                           sizeof sec);
+    if (rc == 0)
+        rc = first ? mpt_conn_set_secret(s->c, sec) : mpt_conn_sf_set_binding(s->c, sf->idx, sec);
+    memset(sec, 0, sizeof sec);
+    if (rc < 0) {
+        snprintf(s->tls_error, sizeof s->tls_error, "TLS exporter: %s", mpt_err_name(rc));
+        MPT_TRACE(s->ctx, s->id, "sf_tls_failed", "\"sf\":%d,\"error\":\"%s\"", sf->idx,
+                  mpt_err_name(rc));
+        sf->fail_error = MPT_ETLS;
+        mpt_conn_sf_failed(s->c, sf->idx, MPT_ETLS, now);
+        mpt_io_set(&sf->io, 0);
+        return;
+    }
+    if (first) {
+        (void)mpt_tp_tls_save_session(sf->tp, &s->tls_session); /* no ticket: joins run in full */
+        s->tls_suite = mpt_tp_tls_suite(sf->tp);
+    }
+    if (mpt_tp_tls_resumed(sf->tp))
+        s->tls_resumed++;
+    else
+        s->tls_full++;
+    MPT_TRACE(s->ctx, s->id, "sf_tls_up", "\"sf\":%d,\"suite\":\"%s\",\"resumed\":%d",
+              sf->idx, mpt_tp_tls_suite(sf->tp), mpt_tp_tls_resumed(sf->tp));
+    sf->tp_ready = 1;
+    mpt_io_set(&sf->io, EV_READ | EV_WRITE);
+}
+
+/* Client: the preamble goes out in clear, then TLS runs before any frame. */
+static void sf_tls_start(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    uint8_t pre[MPT_PREAMBLE_MAX_LEN];
+    ssize_t n = mpt_conn_sf_take_preamble(s->c, sf->idx, pre, sizeof pre);
+    struct mpt_tp *tp = NULL;
+
+    if (n > 0)
+        tp = mpt_tp_tls_client(s->ctx->tls, sf->fd, s->host, pre, (size_t)n, s->tls_session);
+    if (tp == NULL) {
+        sf->fail_error = n < 0 ? (int)n : MPT_ENOMEM;
+        mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
+        return;
+    }
+    mpt_tp_free(sf->tp);
+    sf->tp = tp;
+    sf->tp_ready = 0;
+    MPT_TRACE(s->ctx, s->id, "sf_tls_start", "\"sf\":%d,\"resume\":%d", sf->idx,
+              s->tls_session != NULL);
+    sf_tls_step(s, sf, now);
+}
+
+void mpt_sfio_read_held(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    if (sf->tp != NULL && sf->tp->pending > 0 && mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+        sf_read(s, sf, now);
+}
+
 void mpt_sfio_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     socklen_t l = sizeof sf->local;
@@ -374,6 +453,8 @@ void mpt_sfio_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
     sf->room_left = s->ctx->cfg.write_budget;
     mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     mpt_io_set(&sf->io, EV_READ | EV_WRITE);
+    if (s->ctx->tls != NULL)
+        sf_tls_start(s, sf, now);
 }
 
 static void sf_io_cb(EV_P_ ev_io *w, int revents)
@@ -392,6 +473,11 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
         } else {
             mpt_sfio_connected(s, sf, now);
         }
+        mpt_sock_pump(s, 1);
+        return;
+    }
+    if (!sf->tp_ready) {
+        sf_tls_step(s, sf, now);
         mpt_sock_pump(s, 1);
         return;
     }

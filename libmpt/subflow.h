@@ -20,7 +20,6 @@ struct mpt_sfio {
     int tp_ready;                    /* its own handshake is over: frames flow */
     int slot;                        /* client: path-manager slot, or -1 */
     int connecting;
-    int backup;
     struct mpt_io io;
     struct mpt_tmr ctimer;           /* connect timeout (client) */
     size_t room_left;
@@ -46,6 +45,9 @@ int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
 
 void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf);
+/* Reads what sf's transport already holds (a TLS record read ahead with the
+ * first frame), which no readable socket would announce. */
+void mpt_sfio_read_held(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
 void mpt_sfio_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
                        uint64_t now);
 void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);

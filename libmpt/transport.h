@@ -66,6 +66,11 @@ static inline ssize_t mpt_tp_writev(struct mpt_tp *tp, const struct iovec *iov, 
     return tp->ops->writev(tp, iov, n);
 }
 
+static inline int mpt_tp_export(struct mpt_tp *tp, const char *label, uint8_t *out, size_t len)
+{
+    return tp->ops->export_secret(tp, label, out, len);
+}
+
 static inline void mpt_tp_free(struct mpt_tp *tp)
 {
     if (tp != NULL)

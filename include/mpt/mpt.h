@@ -55,6 +55,39 @@ struct mpt_listener; /* a server endpoint: one port on one or more addresses */
 /* ---- Configuration --------------------------------------------------------- */
 
 /*
+ * TLS on every subflow (doc/security.md), pointed to by mpt_config.tls: TLS
+ * 1.2 with AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305; with a
+ * PSK, PSK and ECDHE-PSK suites). Fill it with zeros and set size =
+ * sizeof(struct mpt_tls_config); mpt_ctx_new() loads the files and copies
+ * everything (the struct and its strings need not outlive the call).
+ * A client verifies the server's certificate against ca_file / ca_path and
+ * the name server_name (default: the host given to mpt_connect); a server
+ * needs cert_file + key_file or a PSK, and with a CA it also requires and
+ * verifies client certificates. Every subflow of a TLS context runs TLS:
+ * a server refuses subflows without it, and the reverse.
+ */
+struct mpt_tls_config {
+    size_t size;                  /* sizeof(struct mpt_tls_config) */
+    const char *ca_file;          /* PEM file of trusted CAs, or NULL */
+    const char *ca_path;          /* or a directory of PEM CA files, or NULL */
+    const char *cert_file;        /* own PEM certificate (chain), or NULL */
+    const char *key_file;         /* its PEM private key (unencrypted) */
+    const char *server_name;      /* client: name the server's certificate must carry, also
+                                     sent as SNI; NULL: mpt_connect's host */
+    const uint8_t *psk;           /* pre-shared key (both sides), or NULL */
+    size_t psk_len;
+    const char *psk_identity;     /* required with psk */
+    int insecure_skip_verify;     /* client: accept any server certificate. For tests only:
+                                     anyone on the path can then read and change everything */
+};
+
+/* Loads tls as mpt_ctx_new() would, and says why it cannot (which file, and
+ * mbedTLS's reason) in why (NUL-terminated, may be NULL). 0, MPT_EINVAL
+ * (settings that do not fit together), MPT_ETLS (a file mbedTLS could not
+ * load), MPT_ENOMEM. */
+MPT_EXPORT int mpt_tls_config_check(const struct mpt_tls_config *tls, char *why, size_t why_len);
+
+/*
  * Context configuration. Always fill it with mpt_config_default() first (or
  * the MPT_CONFIG_DEFAULT macro), then change fields: the struct grows at its
  * end in later versions and `size` tells the library how much of it the
@@ -103,6 +136,7 @@ struct mpt_config {
                                      preamble carries in clear, so the balancer can send the
                                      join to this process (doc/loadbalancing.md); default 0:
                                      a random routing id */
+    const struct mpt_tls_config *tls; /* TLS on every subflow; NULL (default): plain TCP */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -239,6 +273,20 @@ MPT_EXPORT const char *mpt_state_name(enum mpt_state state);
  * "unknown" for any other value. Static. */
 MPT_EXPORT const char *mpt_subflow_state_name(enum mpt_subflow_state state);
 
+/*
+ * A path's (client) or subflow's (server) priority tier: which subflows
+ * carry data (doc/policy.md). The peer is told (PRIO), so that its data
+ * follows the same tiers. PRIMARY and BACKUP have the values of
+ * mpt_set_backup's 0 and 1.
+ */
+enum mpt_priority {
+    MPT_PRIORITY_PRIMARY = 0,   /* carries data (the default) */
+    MPT_PRIORITY_BACKUP = 1,    /* only while no primary or secondary subflow is usable */
+    MPT_PRIORITY_SECONDARY = 2, /* only while every usable primary is full (saturated),
+                                   or none is usable */
+    MPT_PRIORITY_NEVER = 3,     /* no data at all, only control frames */
+};
+
 /* One subflow as seen by mpt_get_subflows() and the subflow callbacks. It
  * grows at its end in later versions: arrays of it are passed with their
  * element size (mpt_get_subflows is a macro that does that), and callbacks
@@ -268,6 +316,8 @@ struct mpt_subflow_info {
     int retry_ms;                    /* client, record of a failed slot: ms until the next
                                         attempt; -1 if none is scheduled (or a live subflow) */
     uint64_t bytes_received;         /* DATA payload received on it (duplicates included) */
+    enum mpt_priority priority;      /* its tier (mpt_set_priority); backup is set for
+                                        BACKUP and NEVER */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -301,6 +351,26 @@ struct mpt_info {
     uint64_t reorder_frames;
     uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
 };
+
+/*
+ * TLS on a connection's subflows (mpt_config.tls), from mpt_get_tls_info().
+ * Set size = sizeof(struct mpt_tls_info) first; it grows like mpt_info.
+ */
+struct mpt_tls_info {
+    size_t size;
+    uint32_t full_handshakes;    /* handshakes completed in full (certificate or PSK key
+                                    exchange): 1 per connection ... */
+    uint32_t resumed_handshakes; /* ... and resumed from the first subflow's session
+                                    ticket: every join (one round trip) */
+    const char *suite;           /* the first subflow's cipher suite, or "" (static string) */
+    const char *error;           /* why the last failed TLS handshake failed (e.g. the
+                                    certificate's verification result), or NULL; valid
+                                    until mpt_close() or mpt_abort() */
+};
+
+/* Fills info (size set by the caller). 0, or MPT_EINVAL. A connection
+ * without TLS reports zeros, "" and NULL. */
+MPT_EXPORT int mpt_get_tls_info(struct mpt_socket *s, struct mpt_tls_info *info);
 
 /*
  * Per-connection callbacks; any may be NULL. `user` is the pointer given with
@@ -351,8 +421,9 @@ MPT_EXPORT void *mpt_get_user(const struct mpt_socket *s);
 /*
  * Starts a connection to host (a name or a numeric IPv4/IPv6 address) and
  * port. paths lists the local paths, each an interface name ("eth1", bound
- * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"); a
- * path ending in "/backup" is a backup path. An interface that does not exist
+ * with SO_BINDTODEVICE) or a source address ("192.0.2.7", "2001:db8::7"),
+ * optionally followed by its tier: "/primary" (the default), "/secondary",
+ * "/backup" or "/never" (enum mpt_priority). An interface that does not exist
  * is MPT_ENODEV and a source address that is not local MPT_EADDRNOTAVAIL, at
  * once. With npaths == 0 the context's
  * configuration decides (one unbound path, or fullmesh). The first path
@@ -469,8 +540,15 @@ MPT_EXPORT int mpt_add_path(struct mpt_socket *s, const char *path);
 /* Closes the path's subflows and stops re-creating them. MPT_ENOTFOUND. */
 MPT_EXPORT int mpt_remove_path(struct mpt_socket *s, int path_id);
 /* Marks a path's subflows (client: path_id) backup (1) or regular (0). On
- * the server side path_id is a subflow's id (struct mpt_subflow_info.id). */
+ * the server side path_id is a subflow's id (struct mpt_subflow_info.id).
+ * The same as mpt_set_priority() with MPT_PRIORITY_BACKUP or _PRIMARY. */
 MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
+/* Sets the tier of a path (client: path_id; its subflows now and later) or
+ * of one subflow (server: its id), at any time while the connection is
+ * open; the peer is told with PRIO (an older peer learns BACKUP for BACKUP
+ * and NEVER, regular for the others). Errors: MPT_EINVAL (bad prio),
+ * MPT_ENOTFOUND (no such path or subflow), MPT_ESTATE (ended). */
+MPT_EXPORT int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_priority prio);
 /* Chooses the connection's scheduler by name: "minrtt" (the default),
  * "roundrobin", "redundant", "blest", "ecf", "weighted" (doc/design.md).
  * Works on either side and at any time while the connection is open: the

@@ -33,8 +33,9 @@ int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f)
         }
         return 0;
     }
-    mpt_addr_hmac(c->key_peer, c->key_local, f->u.add_addr.addr_id, f->u.add_addr.family,
-                  f->u.add_addr.port, f->u.add_addr.addr, mac);
+    mpt_addr_hmac_tls(c->key_peer, c->key_local, c->has_secret ? c->secret : NULL,
+                      f->u.add_addr.addr_id, f->u.add_addr.family,
+                      f->u.add_addr.port, f->u.add_addr.addr, mac);
     if (f->u.add_addr.addr_id == 0 || !mpt_ct_equal(mac, f->u.add_addr.hmac, MPT_ADDR_HMAC_LEN)) {
         c->addr_bad++; /* id 0 is the first subflow's and never advertised (10.1) */
         return 0;
@@ -77,8 +78,8 @@ int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const
     f.u.add_addr.family = family;
     f.u.add_addr.port = port;
     memcpy(f.u.add_addr.addr, addr, family == 4 ? 4 : 16);
-    mpt_addr_hmac(c->key_local, c->key_peer, addr_id, family, port, f.u.add_addr.addr,
-                  f.u.add_addr.hmac);
+    mpt_addr_hmac_tls(c->key_local, c->key_peer, c->has_secret ? c->secret : NULL, addr_id,
+                      family, port, f.u.add_addr.addr, f.u.add_addr.hmac);
     a = NULL;
     for (uint32_t k = 0; k < c->advs.n; k++) {
         struct adv *x = mpt_ring_at(&c->advs, k);
@@ -157,26 +158,53 @@ int mpt_conn_sf_set_weight(struct mpt_conn *c, int i, uint32_t weight)
     return 0;
 }
 
-int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
+uint8_t mpt_prio_flags(const struct mpt_conn *c, int prio)
+{
+    int tiers = (c->features & MPT_FEAT_TIERS) != 0;
+
+    switch (prio) {
+    case MPT_PRIO_BACKUP: return MPT_FF_PRIO_BACKUP;
+    case MPT_PRIO_NEVER: return tiers ? MPT_FF_PRIO_BACKUP | MPT_FF_PRIO_NEVER : MPT_FF_PRIO_BACKUP;
+    case MPT_PRIO_SECONDARY: return tiers ? MPT_FF_PRIO_SECONDARY : 0;
+    default: return 0;
+    }
+}
+
+int mpt_conn_sf_set_prio(struct mpt_conn *c, int i, int prio, uint64_t now)
 {
     struct sf *s;
 
-    if (!valid_sf(c, i))
+    if (!valid_sf(c, i) || prio < MPT_PRIO_PRIMARY || prio > MPT_PRIO_NEVER)
         return MPT_EINVAL;
     s = &c->sf[i];
     c->now = now;
     if (!sf_live(s))
         return MPT_ESTATE;
-    s->backup = backup ? 1 : 0;
+    s->prio = prio;
     if (s->state == MPT_SF_ESTABLISHED)
-        mpt_q_simple(s, MPT_FT_PRIO, backup ? MPT_FF_PRIO_BACKUP : 0);
+        mpt_q_simple(s, MPT_FT_PRIO, mpt_prio_flags(c, prio));
     mpt_post(c, now);
     return 0;
 }
 
+int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
+{
+    return mpt_conn_sf_set_prio(c, i, backup ? MPT_PRIO_BACKUP : MPT_PRIO_PRIMARY, now);
+}
+
+/* NEVER wins over BACKUP, BACKUP over SECONDARY: an old peer's BACKUP stays
+ * BACKUP, and a combination nobody sends still means "less" rather than more. */
 void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f)
 {
-    c->sf[i].backup = (f->flags & MPT_FF_PRIO_BACKUP) ? 1 : 0;
+    int p = MPT_PRIO_PRIMARY;
+
+    if (f->flags & MPT_FF_PRIO_NEVER)
+        p = MPT_PRIO_NEVER;
+    else if (f->flags & MPT_FF_PRIO_BACKUP)
+        p = MPT_PRIO_BACKUP;
+    else if (f->flags & MPT_FF_PRIO_SECONDARY)
+        p = MPT_PRIO_SECONDARY;
+    c->sf[i].prio = p;
 }
 
 /* 10.3: forget the ids and close the subflows that use them: for a server

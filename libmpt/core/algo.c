@@ -21,7 +21,8 @@ void mpt_algo_view(const struct mpt_conn *c, int i, struct mpt_path_view *v)
     memset(v, 0, sizeof *v);
     v->index = i;
     v->id = s->id;
-    v->backup = s->backup;
+    v->backup = mpt_prio_is_backup(s->prio);
+    v->prio = s->prio;
     v->weight = s->weight ? s->weight : 1;
     v->srtt = sf_srtt(s);
     v->rttvar = sf_rttvar(s);

@@ -164,11 +164,11 @@ int mpt_alloc_slot(struct mpt_conn *c)
     return i;
 }
 
-int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int backup, uint64_t now)
+int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int prio, uint64_t now)
 {
     int i;
 
-    if (!c)
+    if (!c || prio < MPT_PRIO_PRIMARY || prio > MPT_PRIO_NEVER)
         return MPT_EINVAL;
     c->now = now;
     if (c->is_server)
@@ -183,7 +183,7 @@ int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int backup, uint64
     if (i < 0)
         return i;
     c->sf[i].addr_id = addr_id;
-    c->sf[i].backup = backup ? 1 : 0;
+    c->sf[i].prio = prio;
     c->sf[i].is_join = c->state != MPT_CONN_HANDSHAKE;
     c->sf[i].handshake_sf = !c->sf[i].is_join;
     c->sf[i].hs_deadline = now + c->s.handshake_timeout;
@@ -206,6 +206,9 @@ void mpt_sf_up(struct mpt_conn *c, int i, uint64_t now)
     s->last_progress = now;
     s->next_ping = now; /* first RTT sample right away */
     c->nopath_since = 0;
+    /* JOIN can only say BACKUP, HELLO nothing: the other tiers follow in PRIO */
+    if ((s->prio == MPT_PRIO_SECONDARY || s->prio == MPT_PRIO_NEVER) && !c->is_server)
+        mpt_q_simple(s, MPT_FT_PRIO, mpt_prio_flags(c, s->prio));
     mpt_ev_push(c, MPT_EV_SF_UP, i, 0, 0);
 }
 
@@ -661,7 +664,8 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     s = &c->sf[i];
     memset(st, 0, sizeof *st);
     st->state = s->state;
-    st->backup = s->backup;
+    st->backup = mpt_prio_is_backup(s->prio);
+    st->prio = s->prio;
     st->id = s->id;
     st->addr_id = s->addr_id;
     st->remote_id = s->remote_id;

@@ -63,6 +63,8 @@ struct mpt_core_settings {
     uint64_t close_timeout;       /* graceful close; default 10 s */
     int accept_tls;               /* server: the caller runs TLS on subflows whose preamble
                                      asks for it; 0 (default): such preambles are refused */
+    int tls;                      /* client: every preamble asks for TLS (the caller runs it);
+                                     server: a preamble without TLS is refused (TLS required) */
     uint64_t ack_timeout;         /* data outstanding and the cumulative DATA_ACK has not
                                      moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout */
@@ -164,11 +166,21 @@ struct mpt_conn_stats {
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
 };
 
+/* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
+ * old backup flag's 0 and 1. */
+enum mpt_prio {
+    MPT_PRIO_PRIMARY = 0,   /* carries data */
+    MPT_PRIO_BACKUP = 1,    /* only while no primary or secondary subflow is usable */
+    MPT_PRIO_SECONDARY = 2, /* only while every usable primary is full, or none is usable */
+    MPT_PRIO_NEVER = 3,     /* no data at all (control frames only) */
+};
+
 struct mpt_sf_stats {
     uint32_t id;              /* stable: never reused within the connection (slot
                                  indexes are); the first subflow is 1 */
     enum mpt_sf_state state;
-    int backup;
+    int backup;               /* prio is BACKUP or NEVER */
+    int prio;                 /* enum mpt_prio */
     uint8_t addr_id;          /* client: local address id; server: the JOIN's */
     uint8_t remote_id;        /* client: server address id (mpt_conn_sf_set_remote_id) */
     uint64_t srtt;            /* engine's estimate (PING/PONG or sf_info), ns */
@@ -191,7 +203,8 @@ int mpt_conn_client_new(const struct mpt_core_settings *s, uint64_t now, struct 
  * MPT_ETOOMANY, MPT_ESTATE. Call mpt_conn_sf_connected() when the TCP
  * connection is up, or mpt_conn_sf_failed() if it could not be made.
  */
-int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int backup, uint64_t now);
+/* prio: enum mpt_prio (0 primary, 1 backup: the old backup flag). */
+int mpt_conn_add_subflow(struct mpt_conn *c, uint8_t addr_id, int prio, uint64_t now);
 
 /* ---- Server side ---------------------------------------------------------- */
 
@@ -237,7 +250,32 @@ int mpt_server_preamble(struct mpt_server *srv, const uint8_t *data, size_t len,
 int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
                            const uint8_t *data, size_t len, uint64_t now, struct mpt_accept *a);
 
+/*
+ * mpt_server_first_frame for a subflow that ran TLS: `binding` is the
+ * MPT_SECRET_LEN-byte exporter of this subflow's own TLS session (doc/
+ * protocol.md 6.5), which a JOIN's HMACs then cover; NULL is the same as
+ * mpt_server_first_frame. A JOIN to a connection keyed by TLS
+ * (mpt_conn_set_secret) without a binding, or the reverse, is refused with
+ * ERROR(PROTOCOL) and MPT_ETLS.
+ */
+int mpt_server_first_frame_bound(struct mpt_server *srv, const struct mpt_preamble *p,
+                                 const uint8_t *binding, const uint8_t *data, size_t len,
+                                 uint64_t now, struct mpt_accept *a);
+
 /* ---- Both sides ------------------------------------------------------------ */
+
+/*
+ * TLS keying (doc/protocol.md 6.5): the MPT_SECRET_LEN-byte exporter of the
+ * first subflow's TLS session, given by each side as soon as its handshake
+ * is over (client: before any frame is read; server: right after
+ * mpt_server_first_frame accepted the HELLO). From then on every join and
+ * ADD_ADDR HMAC, sent and checked, is keyed by it too. Once only: 0,
+ * MPT_EINVAL, MPT_ESTATE (already set).
+ */
+int mpt_conn_set_secret(struct mpt_conn *c, const uint8_t secret[MPT_SECRET_LEN]);
+/* Client: the exporter of join subflow sf's own TLS session, before its
+ * JOIN_ACK is read. 0, MPT_EINVAL, MPT_ESTATE (not a join in its handshake). */
+int mpt_conn_sf_set_binding(struct mpt_conn *c, int sf, const uint8_t binding[MPT_SECRET_LEN]);
 
 /* Frees the connection and everything it holds (unlinks it from its server). */
 void mpt_conn_free(struct mpt_conn *c);
@@ -326,6 +364,10 @@ int mpt_conn_sf_set_weight(struct mpt_conn *c, int sf, uint32_t weight);
 
 /* Mark subflow sf backup (1) or regular (0); tells the peer with PRIO. */
 int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now);
+/* Sets subflow sf's tier (enum mpt_prio) here and tells the peer with PRIO:
+ * SECONDARY and NEVER as such if TIERS is in force, else as regular and
+ * backup. MPT_EINVAL, MPT_ESTATE (the subflow is gone). */
+int mpt_conn_sf_set_prio(struct mpt_conn *c, int sf, int prio, uint64_t now);
 
 /* Server: advertise an additional address (ADD_ADDR). */
 int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,

@@ -90,7 +90,7 @@ struct adv {
 struct sf {
     enum mpt_sf_state state;
     int used_ever;
-    int backup;
+    int prio;            /* enum mpt_prio */
     int stalled;
     int is_join;
     int handshake_sf; /* client: carries HELLO */
@@ -109,6 +109,8 @@ struct sf {
     uint8_t remote_id;
     uint8_t join_flags;
     uint8_t nonce_local[MPT_NONCE_LEN], nonce_peer[MPT_NONCE_LEN];
+    uint8_t binding[MPT_SECRET_LEN]; /* join over TLS: its session's exporter (6.5) */
+    int has_binding;
     size_t room;
     struct mpt_ring q; /* struct oitem */
     size_t q_bytes;
@@ -145,6 +147,8 @@ struct mpt_conn {
     int in_table;
 
     uint8_t key_local[MPT_KEY_LEN], key_peer[MPT_KEY_LEN];
+    uint8_t secret[MPT_SECRET_LEN]; /* TLS: the first subflow's exporter (6.5) */
+    int has_secret;
     uint64_t token_local, token_peer, idsn_local, idsn_peer;
     uint8_t routing_id[MPT_ROUTING_ID_LEN];
     uint16_t features;
@@ -338,6 +342,12 @@ void mpt_live_on_pong(struct mpt_conn *c, int i, const struct mpt_frame *f, uint
 int mpt_addr_on_add_addr(struct mpt_conn *c, int i, const struct mpt_frame *f);
 void mpt_addr_resend(struct mpt_conn *c, int gone);
 void mpt_addr_on_prio(struct mpt_conn *c, int i, const struct mpt_frame *f);
+/* PRIO's flags for a tier, as far as the features in force can say it. */
+uint8_t mpt_prio_flags(const struct mpt_conn *c, int prio);
+static inline int mpt_prio_is_backup(int prio)
+{
+    return prio == MPT_PRIO_BACKUP || prio == MPT_PRIO_NEVER;
+}
 void mpt_addr_on_remove_addr(struct mpt_conn *c, const struct mpt_frame *f, uint64_t now);
 
 /* ---- schedulers and congestion control (algo.c) -------------------------------- */

@@ -40,6 +40,23 @@ void mpt_addr_hmac(const uint8_t sender_key[MPT_KEY_LEN], const uint8_t receiver
                    uint8_t addr_id, uint8_t family, uint16_t port, const uint8_t *addr,
                    uint8_t out[MPT_ADDR_HMAC_LEN]);
 
+/*
+ * The same bound to TLS (doc/protocol.md 6.5): with `secret` (the 32-byte
+ * exporter of the first subflow's TLS session, or NULL) the HMAC key is
+ * own_key || peer_key || secret; with `binding` (the 32-byte exporter of
+ * the joining subflow's own TLS session, or NULL) the JOIN message ends
+ * with it. Both NULL: exactly mpt_join_hmac / mpt_addr_hmac.
+ */
+void mpt_join_hmac_tls(enum mpt_join_role role, const uint8_t own_key[MPT_KEY_LEN],
+                       const uint8_t peer_key[MPT_KEY_LEN], const uint8_t *secret,
+                       const uint8_t *binding, const uint8_t own_nonce[MPT_NONCE_LEN],
+                       const uint8_t peer_nonce[MPT_NONCE_LEN], uint8_t addr_id, uint8_t flags,
+                       uint8_t out[MPT_HMAC_LEN]);
+void mpt_addr_hmac_tls(const uint8_t sender_key[MPT_KEY_LEN],
+                       const uint8_t receiver_key[MPT_KEY_LEN], const uint8_t *secret,
+                       uint8_t addr_id, uint8_t family, uint16_t port, const uint8_t *addr,
+                       uint8_t out[MPT_ADDR_HMAC_LEN]);
+
 /* Constant-time comparison: 1 if equal. */
 int mpt_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
 

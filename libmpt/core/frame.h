@@ -60,6 +60,7 @@
 #define MPT_FRAME_MAX_REMOVE 32
 #define MPT_FRAME_MAX_TEXT 255
 #define MPT_KEY_LEN 32
+#define MPT_SECRET_LEN 32 /* a TLS exporter output keying HMACs (6.5) */
 #define MPT_NONCE_LEN 16
 #define MPT_HMAC_LEN 32
 #define MPT_ADDR_HMAC_LEN 8
@@ -95,11 +96,14 @@ enum mpt_frame_type {
 #define MPT_FF_JOIN_BACKUP 0x01
 #define MPT_FF_ADD_ADDR_ECHO 0x01
 #define MPT_FF_PRIO_BACKUP 0x01
+#define MPT_FF_PRIO_SECONDARY 0x02 /* with TIERS in force (protocol 4.3, 5.11) */
+#define MPT_FF_PRIO_NEVER 0x04     /* with TIERS, always together with BACKUP */
 
 /* HELLO/HELLO_ACK feature bits; unknown bits are ignored by the receiver and
  * the answer carries only the bits both sides understand. */
 #define MPT_FEAT_SACK 0x0001u   /* DATA_ACK may carry ranges */
 #define MPT_FEAT_TLS 0x0002u    /* informational: subflows run TLS after the preamble */
+#define MPT_FEAT_TIERS 0x0004u  /* PRIO may carry SECONDARY and NEVER */
 
 /* Reason codes carried by FASTCLOSE, SUBFLOW_CLOSE and ERROR. */
 enum mpt_reason {

@@ -25,6 +25,34 @@ static int tok_cmp(const struct mpt_conn *a, const struct mpt_conn *b)
 
 RB_GENERATE_INTERNAL(tok_tree, mpt_conn, tnode, tok_cmp, __attribute__((unused)) static)
 
+#define SECRET(c) ((c)->has_secret ? (c)->secret : NULL)
+#define BINDING(s) ((s)->has_binding ? (s)->binding : NULL)
+
+int mpt_conn_set_secret(struct mpt_conn *c, const uint8_t secret[MPT_SECRET_LEN])
+{
+    if (!c || !secret)
+        return MPT_EINVAL;
+    if (c->has_secret)
+        return MPT_ESTATE;
+    memcpy(c->secret, secret, MPT_SECRET_LEN);
+    c->has_secret = 1;
+    return 0;
+}
+
+int mpt_conn_sf_set_binding(struct mpt_conn *c, int i, const uint8_t binding[MPT_SECRET_LEN])
+{
+    struct sf *s;
+
+    if (!c || !binding || i < 0 || i >= MPT_MAX_SUBFLOWS_LIMIT)
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    if (c->is_server || !s->is_join || s->state > MPT_SF_HANDSHAKE)
+        return MPT_ESTATE;
+    memcpy(s->binding, binding, MPT_SECRET_LEN);
+    s->has_binding = 1;
+    return 0;
+}
+
 void mpt_hs_set_local_key(struct mpt_conn *c)
 {
     mpt_key_derive(c->key_local, &c->token_local, &c->idsn_local);
@@ -61,11 +89,13 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
     memset(&p, 0, sizeof p);
     memset(&f, 0, sizeof f);
     p.version = MPT_PROTO_VERSION;
+    if (c->s.tls)
+        p.flags |= MPT_PREF_TLS;
     if (!s->is_join) {
         p.kind = MPT_PRE_NEW;
         f.type = MPT_FT_HELLO;
         f.u.hello.version_min = f.u.hello.version_max = MPT_PROTO_VERSION;
-        f.u.hello.features = MPT_FEAT_SACK;
+        f.u.hello.features = MPT_FEAT_SACK | MPT_FEAT_TIERS | (c->s.tls ? MPT_FEAT_TLS : 0);
         memcpy(f.u.hello.key, c->key_local, MPT_KEY_LEN);
         f.u.hello.window = (uint32_t)zmin(c->s.rcvbuf, MAX_WINDOW);
     } else {
@@ -74,7 +104,7 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
         p.kind = MPT_PRE_JOIN;
         memcpy(p.routing_id, c->routing_id, MPT_ROUTING_ID_LEN);
         c->s.rand(c->s.rand_user, s->nonce_local, MPT_NONCE_LEN);
-        s->join_flags = s->backup ? MPT_FF_JOIN_BACKUP : 0;
+        s->join_flags = mpt_prio_is_backup(s->prio) ? MPT_FF_JOIN_BACKUP : 0;
         f.type = MPT_FT_JOIN;
         f.flags = s->join_flags;
         f.u.join.token = c->token_peer;
@@ -214,7 +244,7 @@ static int accept_new(struct mpt_server *srv, const struct mpt_frame *f, uint64_
         c->routing_id[2] = (uint8_t)(c->s.server_id >> 8);
         c->routing_id[3] = (uint8_t)c->s.server_id;
     }
-    c->features = f->u.hello.features & MPT_FEAT_SACK;
+    c->features = f->u.hello.features & (MPT_FEAT_SACK | MPT_FEAT_TIERS);
     set_peer_key(c, f->u.hello.key, f->u.hello.window);
     c->srv = srv;
     RB_INSERT(tok_tree, &srv->tokens, c);
@@ -242,8 +272,8 @@ static int accept_new(struct mpt_server *srv, const struct mpt_frame *f, uint64_
     return 0;
 }
 
-static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64_t now,
-                       struct mpt_accept *a)
+static int accept_join(struct mpt_server *srv, const struct mpt_frame *f,
+                       const uint8_t *binding, uint64_t now, struct mpt_accept *a)
 {
     struct mpt_conn key, *c;
     struct mpt_frame r;
@@ -257,6 +287,14 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64
         return MPT_ETOKEN;
     }
     c->now = now;
+    /* A connection keyed by TLS takes joins over TLS only, and the reverse:
+     * one side's HMACs would not match the other's anyway. */
+    if (c->has_secret != (binding != NULL)) {
+        refuse_text(a, MPT_REASON_PROTOCOL, MPT_FT_JOIN,
+                    c->has_secret ? "this connection takes joins over TLS only"
+                                  : "this connection does not run TLS");
+        return MPT_ETLS;
+    }
     if (mpt_live_count(c) >= (int)c->s.max_subflows) {
         refuse(a, MPT_REASON_TOO_MANY, MPT_FT_JOIN);
         return MPT_ETOOMANY;
@@ -275,17 +313,22 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f, uint64
     s->state = MPT_SF_HANDSHAKE;
     s->addr_id = f->u.join.addr_id;
     s->join_flags = f->flags;
-    s->backup = (f->flags & MPT_FF_JOIN_BACKUP) ? 1 : 0;
+    s->prio = (f->flags & MPT_FF_JOIN_BACKUP) ? MPT_PRIO_BACKUP : MPT_PRIO_PRIMARY;
     s->hs_deadline = now + c->s.handshake_timeout;
     s->hs_sent_at = now;
     s->last_rx = now;
     memcpy(s->nonce_peer, f->u.join.nonce, MPT_NONCE_LEN);
+    if (binding != NULL) {
+        memcpy(s->binding, binding, MPT_SECRET_LEN);
+        s->has_binding = 1;
+    }
     c->s.rand(c->s.rand_user, s->nonce_local, MPT_NONCE_LEN);
     memset(&r, 0, sizeof r);
     r.type = MPT_FT_JOIN_ACK;
     memcpy(r.u.join_ack.nonce, s->nonce_local, MPT_NONCE_LEN);
-    mpt_join_hmac(MPT_JOIN_SERVER, c->key_local, c->key_peer, s->nonce_local, s->nonce_peer,
-                  s->addr_id, s->join_flags, r.u.join_ack.hmac);
+    mpt_join_hmac_tls(MPT_JOIN_SERVER, c->key_local, c->key_peer, SECRET(c), BINDING(s),
+                      s->nonce_local, s->nonce_peer, s->addr_id, s->join_flags,
+                      r.u.join_ack.hmac);
     if (mpt_q_frame(s, &r)) {
         s->state = MPT_SF_CLOSED;
         refuse(a, MPT_REASON_RESOURCE, MPT_FT_JOIN);
@@ -317,6 +360,10 @@ int mpt_server_preamble(struct mpt_server *srv, const uint8_t *data, size_t len,
         refuse_text(a, MPT_REASON_PROTOCOL, 0, "TLS not offered by this server");
         return MPT_ETLS;
     }
+    if (!(p->flags & MPT_PREF_TLS) && srv->s.tls) {
+        refuse_text(a, MPT_REASON_PROTOCOL, 0, "TLS required by this server");
+        return MPT_ETLS;
+    }
     /* A NEW preamble's Version is only a hint (the HELLO negotiates); a JOIN
      * in a version we do not implement cannot even be parsed. */
     if (p->kind == MPT_PRE_JOIN && p->version != MPT_PROTO_VERSION) {
@@ -329,6 +376,13 @@ int mpt_server_preamble(struct mpt_server *srv, const uint8_t *data, size_t len,
 
 int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
                            const uint8_t *data, size_t len, uint64_t now, struct mpt_accept *a)
+{
+    return mpt_server_first_frame_bound(srv, p, NULL, data, len, now, a);
+}
+
+int mpt_server_first_frame_bound(struct mpt_server *srv, const struct mpt_preamble *p,
+                                 const uint8_t *binding, const uint8_t *data, size_t len,
+                                 uint64_t now, struct mpt_accept *a)
 {
     struct mpt_frame f;
     ssize_t nf;
@@ -349,7 +403,7 @@ int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
     if (p->kind == MPT_PRE_NEW && f.type == MPT_FT_HELLO)
         rc = accept_new(srv, &f, now, a);
     else if (p->kind == MPT_PRE_JOIN && f.type == MPT_FT_JOIN)
-        rc = accept_join(srv, &f, now, a);
+        rc = accept_join(srv, &f, binding, now, a);
     else {
         refuse(a, MPT_REASON_PROTOCOL, f.type);
         return MPT_EPROTO;
@@ -381,12 +435,18 @@ int mpt_hs_on_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     struct sf *s = &c->sf[i];
 
     if (f->type == MPT_FT_HELLO_ACK && !c->is_server && !s->is_join) {
+        /* A TLS client knows the secret before it reads anything: without
+         * it, joins and ADD_ADDR would silently fall back to the keys alone. */
+        if (c->s.tls && !c->has_secret) {
+            mpt_sf_fail(c, i, MPT_ETLS, MPT_REASON_PROTOCOL, 1, f->type, now);
+            return MPT_ETLS;
+        }
         if (f->u.hello_ack.version != MPT_PROTO_VERSION) {
             mpt_sf_fail(c, i, MPT_EVERSION, MPT_REASON_VERSION, 1, f->type, now);
             return MPT_EVERSION;
         }
         memcpy(c->routing_id, f->u.hello_ack.routing_id, MPT_ROUTING_ID_LEN);
-        c->features = f->u.hello_ack.features & MPT_FEAT_SACK;
+        c->features = f->u.hello_ack.features & (MPT_FEAT_SACK | MPT_FEAT_TIERS);
         set_peer_key(c, f->u.hello_ack.key, f->u.hello_ack.window);
         c->state = MPT_CONN_ESTABLISHED;
         mpt_ev_push(c, MPT_EV_ESTABLISHED, -1, 0, 0);
@@ -397,8 +457,12 @@ int mpt_hs_on_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     if (f->type == MPT_FT_JOIN_ACK && !c->is_server && s->is_join) {
         uint8_t mac[MPT_HMAC_LEN];
         struct mpt_frame r;
-        mpt_join_hmac(MPT_JOIN_SERVER, c->key_peer, c->key_local, f->u.join_ack.nonce,
-                      s->nonce_local, s->addr_id, s->join_flags, mac);
+        if (c->has_secret != s->has_binding) { /* a join over TLS is bound to its session */
+            mpt_sf_fail(c, i, MPT_ETLS, MPT_REASON_PROTOCOL, 1, f->type, now);
+            return MPT_ETLS;
+        }
+        mpt_join_hmac_tls(MPT_JOIN_SERVER, c->key_peer, c->key_local, SECRET(c), BINDING(s),
+                          f->u.join_ack.nonce, s->nonce_local, s->addr_id, s->join_flags, mac);
         if (!mpt_ct_equal(mac, f->u.join_ack.hmac, MPT_HMAC_LEN)) {
             mpt_sf_fail(c, i, MPT_EAUTH, MPT_REASON_AUTH, 1, f->type, now);
             return MPT_EAUTH;
@@ -406,8 +470,9 @@ int mpt_hs_on_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
         memcpy(s->nonce_peer, f->u.join_ack.nonce, MPT_NONCE_LEN);
         memset(&r, 0, sizeof r);
         r.type = MPT_FT_JOIN_CONFIRM;
-        mpt_join_hmac(MPT_JOIN_CLIENT, c->key_local, c->key_peer, s->nonce_local,
-                      s->nonce_peer, s->addr_id, s->join_flags, r.u.join_confirm.hmac);
+        mpt_join_hmac_tls(MPT_JOIN_CLIENT, c->key_local, c->key_peer, SECRET(c), BINDING(s),
+                          s->nonce_local, s->nonce_peer, s->addr_id, s->join_flags,
+                          r.u.join_confirm.hmac);
         mpt_q_frame(s, &r);
         hs_rtt_sample(s, now);
         mpt_sf_up(c, i, now);
@@ -415,8 +480,8 @@ int mpt_hs_on_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     }
     if (f->type == MPT_FT_JOIN_CONFIRM && c->is_server && s->is_join) {
         uint8_t mac[MPT_HMAC_LEN];
-        mpt_join_hmac(MPT_JOIN_CLIENT, c->key_peer, c->key_local, s->nonce_peer,
-                      s->nonce_local, s->addr_id, s->join_flags, mac);
+        mpt_join_hmac_tls(MPT_JOIN_CLIENT, c->key_peer, c->key_local, SECRET(c), BINDING(s),
+                          s->nonce_peer, s->nonce_local, s->addr_id, s->join_flags, mac);
         if (!mpt_ct_equal(mac, f->u.join_confirm.hmac, MPT_HMAC_LEN)) {
             mpt_sf_fail(c, i, MPT_EAUTH, MPT_REASON_AUTH, 1, f->type, now);
             return MPT_EAUTH;

@@ -12,7 +12,7 @@
 #define LINK_SOON (50 * MPT_NS_PER_MS)   /* retries due sooner than this are left alone */
 
 struct pm_path {
-    int family, backup, removed;
+    int family, prio, removed;
 };
 
 struct pm_addr {
@@ -89,17 +89,17 @@ static void make_slots(struct mpt_pm *pm, int path, int addr, uint64_t now)
     }
 }
 
-int mpt_pm_add_path(struct mpt_pm *pm, int family, int backup, uint64_t now)
+int mpt_pm_add_path(struct mpt_pm *pm, int family, int prio, uint64_t now)
 {
     int id;
 
-    if (!pm)
+    if (!pm || prio < 0 || prio > 3)
         return MPT_EINVAL;
     if (pm->npaths >= MPT_PM_MAX_PATHS)
         return MPT_ETOOMANY;
     id = pm->npaths++;
     pm->paths[id].family = family;
-    pm->paths[id].backup = backup ? 1 : 0;
+    pm->paths[id].prio = prio;
     pm->paths[id].removed = 0;
     for (int a = 0; a < pm->naddrs; a++)
         if (!pm->addrs[a].removed)
@@ -118,11 +118,13 @@ int mpt_pm_remove_path(struct mpt_pm *pm, int path)
     return 0;
 }
 
-int mpt_pm_set_backup(struct mpt_pm *pm, int path, int backup)
+int mpt_pm_set_prio(struct mpt_pm *pm, int path, int prio)
 {
     if (!pm || path < 0 || path >= pm->npaths || pm->paths[path].removed)
         return MPT_ENOTFOUND;
-    pm->paths[path].backup = backup ? 1 : 0;
+    if (prio < 0 || prio > 3)
+        return MPT_EINVAL;
+    pm->paths[path].prio = prio;
     return 0;
 }
 
@@ -219,7 +221,7 @@ int mpt_pm_next(struct mpt_pm *pm, uint64_t now, struct mpt_pm_action *a)
         a->path = sl->path;
         a->addr = sl->addr;
         a->addr_id = pm->addrs[sl->addr].id;
-        a->backup = pm->paths[sl->path].backup;
+        a->prio = pm->paths[sl->path].prio;
         return 1;
     }
     return 0;

@@ -41,7 +41,7 @@ void mpt_pm_settings_default(struct mpt_pm_settings *s);
 struct mpt_pm_action {
     int slot, path, addr;
     int addr_id; /* the address's wire id (0: the first one) */
-    int backup;  /* the path is a backup path */
+    int prio;    /* the path's tier (enum mpt_prio; 1 = backup) */
 };
 
 enum mpt_pm_slot_state {
@@ -65,10 +65,11 @@ void mpt_pm_free(struct mpt_pm *pm);
 
 /* A local path; family AF_INET / AF_INET6 value, or 0 for any. Returns its
  * index (0, 1, ... in the order added) or MPT_ETOOMANY. */
-int mpt_pm_add_path(struct mpt_pm *pm, int family, int backup, uint64_t now);
+int mpt_pm_add_path(struct mpt_pm *pm, int family, int prio, uint64_t now);
 /* The path's slots die; the caller closes their subflows. MPT_ENOTFOUND. */
 int mpt_pm_remove_path(struct mpt_pm *pm, int path);
-int mpt_pm_set_backup(struct mpt_pm *pm, int path, int backup);
+/* The tier new subflows of the path get (enum mpt_prio). */
+int mpt_pm_set_prio(struct mpt_pm *pm, int path, int prio);
 
 /*
  * A server address: wire id 0 for the one first connected to, else the

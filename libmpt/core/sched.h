@@ -6,9 +6,10 @@
  *
  * The engine does what every scheduler would otherwise repeat: it passes
  * only usable subflows (established, not stalled, not closing; for a
- * reinjection, not already holding the bytes), and only the regular ones
- * while any regular subflow is usable (backup subflows carry data only when
- * no regular one can). Opportunistic retransmission with penalisation of the
+ * reinjection, not already holding the bytes) of the tiers that may carry
+ * data now (9.6): the primaries, plus the secondaries while no primary has
+ * room; the secondaries if no primary is usable; the backups if neither is;
+ * never a NEVER subflow. Opportunistic retransmission with penalisation of the
  * slow subflow is a piece a scheduler opts into (MPT_SCHED_OPPORTUNISTIC).
  */
 #ifndef MPT_CORE_SCHED_H
@@ -23,7 +24,8 @@
 struct mpt_path_view {
     int index;              /* subflow index in the connection */
     uint32_t id;            /* stable subflow id */
-    int backup;             /* the peer asked for it as a backup */
+    int backup;             /* prio is BACKUP or NEVER */
+    int prio;               /* enum mpt_prio, as this side and the peer agreed last */
     uint32_t weight;        /* mpt_conn_sf_set_weight, default 1 (the weighted scheduler) */
     uint64_t srtt, rttvar;  /* the kernel's (else PING's) smoothed RTT, ns; 0 unknown */
     uint64_t e2e_rtt;       /* end-to-end RTT as the connection sees it (>= srtt) */

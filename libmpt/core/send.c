@@ -320,6 +320,31 @@ static void redundant_copies(struct mpt_conn *c, uint64_t now, const struct mpt_
     }
 }
 
+/* Which usable subflows may carry data now (9.6): the primaries, and the
+ * secondaries too while no primary has room (saturated); the secondaries if
+ * no primary is usable; the backups only if neither is. Keeps ss's order. */
+static int tier_filter(struct mpt_path_view *ss, int n)
+{
+    int have[4] = {0}, room[4] = {0}, allow[4] = {0}, k = 0;
+
+    for (int j = 0; j < n; j++) {
+        have[ss[j].prio]++;
+        room[ss[j].prio] |= mpt_path_has_room(&ss[j]);
+    }
+    if (have[MPT_PRIO_PRIMARY]) {
+        allow[MPT_PRIO_PRIMARY] = 1;
+        allow[MPT_PRIO_SECONDARY] = !room[MPT_PRIO_PRIMARY];
+    } else if (have[MPT_PRIO_SECONDARY]) {
+        allow[MPT_PRIO_SECONDARY] = 1;
+    } else {
+        allow[MPT_PRIO_BACKUP] = 1;
+    }
+    for (int j = 0; j < n; j++)
+        if (allow[ss[j].prio])
+            ss[k++] = ss[j];
+    return k;
+}
+
 /* The bytes waiting for their first transmission, and the window left. */
 static void backlog_window(const struct mpt_conn *c, size_t *backlog, size_t *window)
 {
@@ -343,7 +368,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
     for (;;) {
         uint64_t dsn;
         size_t avail, len;
-        int reinj = 0, n = 0, regular = 0;
+        int reinj = 0, n = 0;
         struct rng *r = NULL;
         struct mpt_sched_view v;
         struct mpt_sched_pick pk;
@@ -384,8 +409,8 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
         for (int i = 0; i < c->nslots; i++) {
             struct sf *s = &c->sf[i];
             uint64_t hend, hnext;
-            if (!sf_usable(s))
-                continue;
+            if (!sf_usable(s) || s->prio == MPT_PRIO_NEVER)
+                continue; /* NEVER: control frames only */
             usable++;
             clip[i] = dsn + len;
             if (reinj) {
@@ -397,7 +422,6 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             }
             mpt_algo_view(c, i, &ss[n]);
             ss[n].cc_room = mpt_cc_room(c, i, &env, map);
-            regular |= !s->backup;
             n++;
         }
         if (n == 0) {
@@ -407,14 +431,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             }
             break;
         }
-        /* backups only while no regular subflow is usable (9.6) */
-        if (regular) {
-            int k = 0;
-            for (int j = 0; j < n; j++)
-                if (!ss[j].backup)
-                    ss[k++] = ss[j];
-            n = k;
-        }
+        n = tier_filter(ss, n);
         memset(&v, 0, sizeof v);
         v.now = now;
         v.sf = ss;

@@ -216,6 +216,15 @@ bench_run() {
          cli=("$BENCH_TCP" client --host "$BENCH_SRV" --src "$BENCH_BEST" ${BENCH_TCP_ARGS:-}) ;;
     kernel-mptcp) srv=("$BENCH_TCP" server --mptcp --bind "$BENCH_SRV" ${BENCH_TCP_ARGS:-})
          cli=("$BENCH_TCP" client --mptcp --host "$BENCH_SRV" --src "$BENCH_BEST" ${BENCH_TCP_ARGS:-}) ;;
+    tls) srv=("$BENCH_TCP" server --bind "$BENCH_SRV" --nodelay --tls-cert "$BENCH_TLS/server.pem"
+              --tls-key "$BENCH_TLS/server.key" ${BENCH_TCP_ARGS:-})
+         cli=("$BENCH_TCP" client --host "$BENCH_SRV" --src "$BENCH_BEST" --nodelay
+              --tls-ca "$BENCH_TLS/ca.pem" --tls-name mpt-test.example ${BENCH_TCP_ARGS:-}) ;;
+    libmpt-tls) srv=("$BENCH_MPT" server --bind "$BENCH_SRV" --tls-cert "$BENCH_TLS/server.pem"
+              --tls-key "$BENCH_TLS/server.key" ${BENCH_MPT_ARGS:-})
+         cli=("$BENCH_MPT" client --host "$BENCH_SRV" --tls-ca "$BENCH_TLS/ca.pem"
+              --tls-name mpt-test.example ${BENCH_MPT_ARGS:-})
+         for i in "${BENCH_SRC[@]}"; do cli+=(--path "$i"); done ;;
     libmpt-*) local algo=${cont#libmpt-} opt=--sched
          case $algo in uncoupled|lia|olia|balia) opt=--cc ;; esac
          srv=("$BENCH_MPT" server --bind "$BENCH_SRV" $opt "$algo" ${BENCH_MPT_ARGS:-})

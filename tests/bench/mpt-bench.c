@@ -54,6 +54,7 @@ struct opts {
     const char *sched, *cc, *tcp_cc;
     double timeout;
     long conns;
+    const char *tls_cert, *tls_key, *tls_ca, *tls_name; /* TLS on every subflow */
 };
 
 static double deadline;
@@ -78,6 +79,7 @@ static void usage(void)
             "usage: mpt-bench server [--bind ADDR]... --port P [--send N] [--expect N] [--stream RATE]\n"
             "       mpt-bench client --host ADDR --port P [--path ADDR]... [same options]\n"
             "       options: --sched NAME --cc NAME --tcp-cc NAME --rcvbuf BYTES --timeout SEC\n"
+            "       TLS: --tls-cert F --tls-key F (server), --tls-ca F --tls-name N (client)\n"
             "       mpt-bench scale-server --bind ADDR --port P --conns N\n"
             "       mpt-bench scale-client --host ADDR --port P --path A --path B --conns N\n");
     exit(2);
@@ -89,7 +91,23 @@ static struct mpt_ctx *make_ctx(const struct opts *o)
     struct mpt_ctx *ctx;
     int rc;
 
+    static struct mpt_tls_config tls;
+
     MPT_CONFIG_DEFAULT(&cfg);
+    if (o->tls_cert != NULL || o->tls_ca != NULL) {
+        char why[256];
+        memset(&tls, 0, sizeof tls);
+        tls.size = sizeof tls;
+        tls.cert_file = o->tls_cert;
+        tls.key_file = o->tls_key;
+        tls.ca_file = o->tls_ca;
+        tls.server_name = o->tls_name;
+        if ((rc = mpt_tls_config_check(&tls, why, sizeof why)) < 0) {
+            fprintf(stderr, "mpt-bench: TLS: %s\n", why);
+            exit(1);
+        }
+        cfg.tls = &tls;
+    }
     cfg.scheduler = o->sched;
     cfg.congestion = o->cc;
     cfg.tcp_congestion = o->tcp_cc;
@@ -417,6 +435,14 @@ int main(int argc, char **argv)
             o.timeout = atof(v);
         else if (!strcmp(a, "--conns"))
             o.conns = atol(v);
+        else if (!strcmp(a, "--tls-cert"))
+            o.tls_cert = v;
+        else if (!strcmp(a, "--tls-key"))
+            o.tls_key = v;
+        else if (!strcmp(a, "--tls-ca"))
+            o.tls_ca = v;
+        else if (!strcmp(a, "--tls-name"))
+            o.tls_name = v;
         else
             usage();
     }

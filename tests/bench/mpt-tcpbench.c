@@ -10,6 +10,10 @@
  *     --stream RATE   stream mode: timestamped BENCH_MSG-byte messages at RATE/s
  *     --nodelay       TCP_NODELAY (libmpt sets it on its subflows)
  *     --tcp-cc NAME   TCP_CONGESTION     --timeout SEC  give up (default 300)
+ *     --tls-cert F --tls-key F (server), --tls-ca F --tls-name N (client): one
+ *                     mbedTLS TLS 1.2 connection over the TCP one, suite
+ *                     --tls-suite (default TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256),
+ *                     the same mbedTLS configuration as libmpt's subflows
  *
  * The side given --send N writes N bytes (bench-common.c's pattern) then
  * closes; the other side reads to EOF and verifies every byte. Each side
@@ -43,9 +47,130 @@
 #define MPTCP_INFO 1
 #endif
 
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
 #include "bench-common.h"
 
 static double deadline;
+
+/* ---- TLS: a plain blocking mbedTLS connection, the reference --------------------- */
+
+static struct {
+    int on;
+    const char *cert, *key, *ca, *name, *suite;
+    int suites[2];
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_x509_crt ca_crt, crt;
+    mbedtls_pk_context pk;
+    mbedtls_ssl_config conf;
+    mbedtls_ssl_context ssl;
+    mbedtls_net_context net;
+} T;
+
+static void tls_die(const char *what, int ret)
+{
+    char e[128];
+    mbedtls_strerror(ret, e, sizeof e);
+    fprintf(stderr, "mpt-tcpbench: TLS %s: %s\n", what, e);
+    exit(1);
+}
+
+static void tls_setup(int fd, int server)
+{
+    int ret;
+
+    mbedtls_entropy_init(&T.entropy);
+    mbedtls_ctr_drbg_init(&T.drbg);
+    mbedtls_x509_crt_init(&T.ca_crt);
+    mbedtls_x509_crt_init(&T.crt);
+    mbedtls_pk_init(&T.pk);
+    mbedtls_ssl_config_init(&T.conf);
+    mbedtls_ssl_init(&T.ssl);
+    if ((ret = mbedtls_ctr_drbg_seed(&T.drbg, mbedtls_entropy_func, &T.entropy, NULL, 0)) != 0)
+        tls_die("seed", ret);
+    if ((ret = mbedtls_ssl_config_defaults(&T.conf, server ? MBEDTLS_SSL_IS_SERVER
+                                                           : MBEDTLS_SSL_IS_CLIENT,
+                                           MBEDTLS_SSL_TRANSPORT_STREAM,
+                                           MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+        tls_die("config", ret);
+    mbedtls_ssl_conf_rng(&T.conf, mbedtls_ctr_drbg_random, &T.drbg);
+    mbedtls_ssl_conf_min_version(&T.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_max_version(&T.conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    T.suites[0] = mbedtls_ssl_get_ciphersuite_id(T.suite);
+    if (T.suites[0] == 0)
+        tls_die("unknown --tls-suite", MBEDTLS_ERR_SSL_BAD_INPUT_DATA);
+    mbedtls_ssl_conf_ciphersuites(&T.conf, T.suites);
+    if (T.ca != NULL) {
+        if ((ret = mbedtls_x509_crt_parse_file(&T.ca_crt, T.ca)) != 0)
+            tls_die(T.ca, ret);
+        mbedtls_ssl_conf_ca_chain(&T.conf, &T.ca_crt, NULL);
+    }
+    mbedtls_ssl_conf_authmode(&T.conf, !server && T.ca != NULL ? MBEDTLS_SSL_VERIFY_REQUIRED
+                                                               : MBEDTLS_SSL_VERIFY_NONE);
+    if (T.cert != NULL) {
+        if ((ret = mbedtls_x509_crt_parse_file(&T.crt, T.cert)) != 0)
+            tls_die(T.cert, ret);
+        if ((ret = mbedtls_pk_parse_keyfile(&T.pk, T.key, NULL)) != 0)
+            tls_die(T.key, ret);
+        if ((ret = mbedtls_ssl_conf_own_cert(&T.conf, &T.crt, &T.pk)) != 0)
+            tls_die("own cert", ret);
+    }
+    if ((ret = mbedtls_ssl_setup(&T.ssl, &T.conf)) != 0)
+        tls_die("setup", ret);
+    if (!server && T.name != NULL && (ret = mbedtls_ssl_set_hostname(&T.ssl, T.name)) != 0)
+        tls_die("hostname", ret);
+    T.net.fd = fd;
+    mbedtls_ssl_set_bio(&T.ssl, &T.net, mbedtls_net_send, mbedtls_net_recv, NULL);
+    while ((ret = mbedtls_ssl_handshake(&T.ssl)) != 0)
+        if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
+            tls_die("handshake", ret);
+}
+
+static ssize_t io_read(int fd, void *buf, size_t n)
+{
+    if (!T.on)
+        return read(fd, buf, n);
+    for (;;) {
+        int r = mbedtls_ssl_read(&T.ssl, buf, n);
+        if (r >= 0)
+            return r;
+        if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_NET_CONN_RESET)
+            return 0;
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        errno = EIO;
+        return -1;
+    }
+}
+
+static ssize_t io_write(int fd, const void *buf, size_t n)
+{
+    if (!T.on)
+        return write(fd, buf, n);
+    for (;;) {
+        int r = mbedtls_ssl_write(&T.ssl, buf, n);
+        if (r >= 0)
+            return r;
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        errno = EIO;
+        return -1;
+    }
+}
+
+static void io_shutdown_wr(int fd)
+{
+    if (T.on)
+        (void)mbedtls_ssl_close_notify(&T.ssl);
+    shutdown(fd, SHUT_WR);
+}
 
 static void die(const char *what)
 {
@@ -83,7 +208,7 @@ static void arm_timeout(int fd)
 static int write_all(int fd, const unsigned char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = io_write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -149,11 +274,11 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
         }
         if (mptcp && (k = mptcp_subflows(fd)) > subflows)
             subflows = k;
-        shutdown(fd, SHUT_WR);
+        io_shutdown_wr(fd);
         /* Wait for the peer's close so the timing covers delivery, not just
          * the local send buffer. */
         for (;;) {
-            ssize_t n = read(fd, buf, sizeof buf);
+            ssize_t n = io_read(fd, buf, sizeof buf);
             if (n > 0)
                 continue;
             if (n < 0 && errno == EINTR)
@@ -173,7 +298,7 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
         ssize_t n;
         bench_rx_init(&rx, stream_rate > 0);
         for (;;) {
-            n = read(fd, buf, sizeof buf);
+            n = io_read(fd, buf, sizeof buf);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0)
@@ -207,6 +332,8 @@ int main(int argc, char **argv)
     long long send_bytes = 0, expect = 0;
     double stream_rate = 0, timeout = 300;
 
+    T.suite = "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256";
+
     if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
         fprintf(stderr, "usage: %s server|client [--mptcp] [--host A] [--bind A] --port P [--send N]\n",
                 argv[0]);
@@ -236,6 +363,16 @@ int main(int argc, char **argv)
             cc = argv[++i];
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
             timeout = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+            T.cert = argv[++i], T.on = 1;
+        else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+            T.key = argv[++i];
+        else if (!strcmp(argv[i], "--tls-ca") && i + 1 < argc)
+            T.ca = argv[++i], T.on = 1;
+        else if (!strcmp(argv[i], "--tls-name") && i + 1 < argc)
+            T.name = argv[++i];
+        else if (!strcmp(argv[i], "--tls-suite") && i + 1 < argc)
+            T.suite = argv[++i];
         else if (!strcmp(argv[i], "--nodelay"))
             nodelay = 1;
         else {
@@ -284,6 +421,8 @@ int main(int argc, char **argv)
          * SYNs for the extra subflows arrive through it. */
         if (nodelay)
             setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (T.on)
+            tls_setup(c, 1);
         rc = transfer(c, "server", send_bytes, expect, stream_rate, mptcp);
         close(fd);
     } else {
@@ -295,6 +434,8 @@ int main(int argc, char **argv)
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
             die("connect");
+        if (T.on)
+            tls_setup(fd, 0);
         rc = transfer(fd, "client", send_bytes, expect, stream_rate, mptcp);
     }
     freeaddrinfo(ai);

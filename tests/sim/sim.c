@@ -925,7 +925,7 @@ int sim_open_subflow(struct sim *sim, int path, int backup)
     }
     attach(sim, k, SIM_CLIENT, 0, sf);
     trace(sim, "sock %d: client sf %d connecting on path %d%s", k->id, sf, path,
-          backup ? " (backup)" : "");
+          backup == 1 ? " (backup)" : backup == 2 ? " (secondary)" : backup == 3 ? " (never)" : "");
     /* SYN, SYN-ACK: one RTT (refused after one RTT if the path is down) */
     push(sim, sim->now + path_rtt(sim, path), EV_CONNECT, k->id, 0, 0);
     return k->id;
@@ -1910,7 +1910,7 @@ static void pm_pass(struct sim *sim)
     if (!sim->pm || !sim->ent[0].c)
         return;
     while (mpt_pm_next(sim->pm, sim->now, &a)) {
-        int id = sim_open_subflow(sim, a.path, a.backup);
+        int id = sim_open_subflow(sim, a.path, a.prio);
         trace(sim, "pm: slot %d (path %d, address %d) -> %s", a.slot, a.path, a.addr,
               id >= 0 ? "opened" : mpt_err_name(id));
         if (id < 0) {

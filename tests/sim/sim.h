@@ -78,7 +78,8 @@ uint64_t sim_hash_final(const struct sim_hash *h);
 struct sim_path_cfg {
     uint64_t rate[2];  /* bits/s per direction (SIM_C2S, SIM_S2C) */
     uint64_t delay[2]; /* one-way ns per direction */
-    int backup;        /* the client opens the subflow on it as backup */
+    int backup;        /* the tier the client opens its subflows with (enum mpt_prio):
+                          0 primary, 1 backup, MPT_PRIO_SECONDARY, MPT_PRIO_NEVER */
     uint32_t loss_ppm;  /* random loss: parts per million of packets, both directions (needs
                            tcp_model: a lost packet is sent again one RTT later) */
     int bottleneck;     /* 1-based index into cfg.bottleneck the path feeds, 0: none */

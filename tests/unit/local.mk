@@ -111,6 +111,14 @@ tests_unit_test_io_relay_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_relay_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS) -lpthread
 TESTS += tests/unit/test_io_relay
 
+# TLS over loopback; makes its certificates with OpenSSL at run time.
+check_PROGRAMS += tests/unit/test_io_tls
+tests_unit_test_io_tls_SOURCES = tests/unit/test_io_tls.c
+tests_unit_test_io_tls_CFLAGS = $(UNIT_CFLAGS) -DMPT_TEST_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_io_tls_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_tls
+EXTRA_DIST += tests/tls/make-certs.sh
+
 check_PROGRAMS += tests/unit/test_io_config
 tests_unit_test_io_config_SOURCES = tests/unit/test_io_config.c
 tests_unit_test_io_config_CFLAGS = $(UNIT_CFLAGS)
@@ -181,6 +189,13 @@ tests_unit_test_sim_sched_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
 tests_unit_test_sim_sched_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_sched_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_sched
+
+check_PROGRAMS += tests/unit/test_sim_policy
+tests_unit_test_sim_policy_SOURCES = tests/unit/test_sim_policy.c
+tests_unit_test_sim_policy_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_policy_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_policy_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_policy
 
 check_PROGRAMS += tests/unit/test_sim_cc
 tests_unit_test_sim_cc_SOURCES = tests/unit/test_sim_cc.c

@@ -4,7 +4,12 @@
  * transfers both ways over one and two subflows, join refusals (bad HMAC in
  * either direction, unknown token, replay, subflow limit), subflow failure
  * with reinjection, flow control bounds, FASTCLOSE and graceful close in
- * every order.
+ * every order. With TLS keying (doc/protocol.md 6.5, the I/O layer's TLS
+ * stood in for by the secrets and bindings it would export): joins and
+ * ADD_ADDR bound to the secret, a join without it or relayed across two TLS
+ * sessions refused, and an observer who recorded the first subflow's
+ * plaintext (keys included) forging a join: accepted without TLS, refused
+ * with it.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -13,6 +18,7 @@
 #include <mpt/error.h>
 
 #include "core/conn.h"
+#include "core/crypto.h"
 #include "core/frame.h"
 
 #define MAXL 8
@@ -37,6 +43,11 @@ struct link {
     size_t s2c_total, c2s_total;
     uint8_t first_c2s[256]; /* first bytes the client sent (preamble + JOIN) */
     size_t first_c2s_len;
+    uint8_t first_s2c[256]; /* and the server's */
+    size_t first_s2c_len;
+    /* TLS keying: each end's exporter of this subflow's own session (they
+     * differ when someone relays between two TLS sessions) */
+    uint8_t cbind[MPT_SECRET_LEN], sbind[MPT_SECRET_LEN];
 };
 
 struct world {
@@ -54,6 +65,8 @@ struct world {
     int c_events[16], s_events[16];
     int last_c_err, last_s_err;
     size_t room;
+    int tls;                                   /* TLS keying in force */
+    uint8_t csec[MPT_SECRET_LEN], ssec[MPT_SECRET_LEN]; /* each end's connection exporter */
 };
 
 static void xrand(void *user, uint8_t *buf, size_t len)
@@ -112,13 +125,23 @@ static void world_init(struct world *w)
     for (int i = 0; i < MAXL; i++) {
         w->l[i].tamper_s2c = -1;
         w->l[i].tamper_c2s = -1;
+        memset(w->l[i].cbind, 0x40 + i, MPT_SECRET_LEN);
+        memset(w->l[i].sbind, 0x40 + i, MPT_SECRET_LEN);
     }
+    memset(w->csec, 0x5e, MPT_SECRET_LEN);
+    memset(w->ssec, 0x5e, MPT_SECRET_LEN);
 }
 
 static void world_start(struct world *w)
 {
+    if (w->tls) {
+        w->cs.tls = 1;
+        w->ss.tls = w->ss.accept_tls = 1;
+    }
     ck_assert_int_eq(mpt_server_new(&w->ss, &w->srv), 0);
     ck_assert_int_eq(mpt_conn_client_new(&w->cs, w->now, &w->cli), 0);
+    if (w->tls) /* the first subflow's TLS ran before any frame is read */
+        ck_assert_int_eq(mpt_conn_set_secret(w->cli, w->csec), 0);
 }
 
 static void world_free(struct world *w)
@@ -148,6 +171,8 @@ static int open_link(struct world *w, uint8_t addr_id, int backup)
     w->l[li].csf = sf;
     w->l[li].ssf = -1;
     ck_assert_int_eq(mpt_conn_sf_connected(w->cli, sf, w->now), 0);
+    if (w->tls && li > 0)
+        ck_assert_int_eq(mpt_conn_sf_set_binding(w->cli, sf, w->l[li].cbind), 0);
     return li;
 }
 
@@ -187,6 +212,13 @@ static int drain_out(struct world *w, struct mpt_conn *c, int sf, struct link *l
                     k = sizeof l->first_c2s - l->first_c2s_len;
                 memcpy(l->first_c2s + l->first_c2s_len, iov[i].base, k);
                 l->first_c2s_len += k;
+            }
+            if (!to_server && l->first_s2c_len < sizeof l->first_s2c) {
+                size_t k = iov[i].len;
+                if (k > sizeof l->first_s2c - l->first_s2c_len)
+                    k = sizeof l->first_s2c - l->first_s2c_len;
+                memcpy(l->first_s2c + l->first_s2c_len, iov[i].base, k);
+                l->first_s2c_len += k;
             }
             if (!l->broken)
                 pipe_push(p, iov[i].base, iov[i].len);
@@ -261,6 +293,23 @@ rd:
     return any;
 }
 
+/* The server's two steps around TLS: preamble, then the first frame with
+ * this subflow's binding (none on the first subflow). */
+static int accept_tls(struct world *w, struct link *l, int li, struct mpt_accept *a)
+{
+    struct mpt_preamble p;
+    int np = mpt_server_preamble(w->srv, l->c2s.buf, l->c2s.len, &p, a), r;
+
+    if (np < 0)
+        return np;
+    ck_assert(p.flags & MPT_PREF_TLS);
+    r = mpt_server_first_frame_bound(w->srv, &p, li > 0 ? l->sbind : NULL, l->c2s.buf + np,
+                                     l->c2s.len - (size_t)np, w->now, a);
+    if (r == 0)
+        a->consumed += (size_t)np;
+    return r;
+}
+
 /* one round: move output into pipes, deliver pipes, run apps; returns progress */
 static int step(struct world *w)
 {
@@ -279,12 +328,15 @@ static int step(struct world *w)
         if (l->c2s.len && !l->refused) {
             if (l->ssf < 0) {
                 struct mpt_accept a;
-                int r = mpt_server_accept(w->srv, l->c2s.buf, l->c2s.len, w->now, &a);
+                int r = w->tls ? accept_tls(w, l, li, &a)
+                               : mpt_server_accept(w->srv, l->c2s.buf, l->c2s.len, w->now, &a);
                 if (r == 0) {
                     l->ssf = a.sf;
                     if (a.is_new) {
                         ck_assert_ptr_null(w->sc);
                         w->sc = a.conn;
+                        if (w->tls)
+                            ck_assert_int_eq(mpt_conn_set_secret(w->sc, w->ssec), 0);
                     } else {
                         ck_assert_ptr_eq(a.conn, w->sc);
                     }
@@ -1080,6 +1132,231 @@ START_TEST(version_mismatch_refused)
 }
 END_TEST
 
+/* ---- TLS keying (doc/protocol.md 6.5) ------------------------------------------ */
+
+START_TEST(tls_join_and_add_addr_bound)
+{
+    struct world w;
+    uint8_t a4[4] = {10, 0, 0, 7};
+    int li;
+
+    world_init(&w);
+    w.tls = 1;
+    establish(&w);
+    ck_assert_uint_eq(w.l[0].first_c2s[6], MPT_PREF_TLS); /* the preamble asks for TLS */
+    li = open_link(&w, 1, 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[li].csf), MPT_SF_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_sf_state(w.sc, w.l[li].ssf), MPT_SF_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_add_addr(w.sc, 3, 4, a4, 4433, w.now), 0);
+    run(&w, 5);
+    ck_assert_int_eq(w.c_events[MPT_EV_ADDR_LEARNED], 1);
+    w.c_to_send = w.s_to_send = 300000;
+    run(&w, 20);
+    ck_assert_uint_eq(w.s_recvd, 300000);
+    ck_assert_uint_eq(w.c_recvd, 300000);
+    /* the secret is given once */
+    ck_assert_int_eq(mpt_conn_set_secret(w.cli, w.csec), MPT_ESTATE);
+    world_free(&w);
+}
+END_TEST
+
+/* Ends that disagree on the exporter: a join with the right token and
+ * keys but without the connection's secret (csec), or relayed between two
+ * TLS sessions (the subflow's bindings differ): refused with AUTH, and
+ * ADD_ADDR keyed by the other secret is ignored. */
+static void tls_mismatch(int secret)
+{
+    struct world w;
+    uint8_t a4[4] = {10, 0, 0, 8};
+    struct mpt_sf_stats st;
+    int li;
+
+    world_init(&w);
+    w.tls = 1;
+    if (secret)
+        w.csec[7] ^= 1;
+    else
+        w.l[1].cbind[0] ^= 1;
+    establish(&w);
+    li = open_link(&w, 1, 0);
+    ck_assert_int_eq(li, 1);
+    run(&w, 10);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[li].csf), MPT_SF_FAILED);
+    mpt_conn_sf_get_stats(w.cli, w.l[li].csf, &st);
+    ck_assert_int_eq(st.fail_error, MPT_EAUTH);
+    ck_assert_int_ne(mpt_conn_sf_state(w.sc, w.l[li].ssf), MPT_SF_ESTABLISHED);
+    ck_assert_int_eq(mpt_conn_add_addr(w.sc, 3, 4, a4, 4433, w.now), 0);
+    run(&w, 5);
+    ck_assert_int_eq(w.c_events[MPT_EV_ADDR_LEARNED], secret ? 0 : 1);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
+    world_free(&w);
+}
+
+START_TEST(tls_join_without_secret_refused)
+{
+    tls_mismatch(1);
+}
+END_TEST
+
+START_TEST(tls_join_relayed_across_sessions_refused)
+{
+    tls_mismatch(0);
+}
+END_TEST
+
+START_TEST(tls_plain_join_refused)
+{
+    struct world w;
+    struct mpt_preamble p;
+    struct mpt_accept a;
+    int li;
+
+    world_init(&w);
+    w.tls = 1;
+    establish(&w);
+    li = open_link(&w, 1, 0);
+    ck_assert_int_eq(li, 1);
+    drain_out(&w, w.cli, w.l[1].csf, &w.l[1], 1);
+    /* the JOIN the client sent, offered without TLS (no binding) */
+    ck_assert_int_gt(mpt_server_preamble(w.srv, w.l[1].first_c2s, 16, &p, &a), 0);
+    ck_assert_int_eq(mpt_server_first_frame(w.srv, &p, w.l[1].first_c2s + 16,
+                                            w.l[1].first_c2s_len - 16, w.now, &a),
+                     MPT_ETLS);
+    ck_assert_uint_gt(a.reply_len, 0);
+    world_free(&w);
+}
+END_TEST
+
+/* The reverse: a JOIN over TLS (with a binding) to a connection that did
+ * not start with TLS. */
+START_TEST(tls_join_to_plain_connection_refused)
+{
+    struct world w;
+    struct mpt_preamble p;
+    struct mpt_accept a;
+    uint8_t b[MPT_SECRET_LEN];
+
+    world_init(&w);
+    w.ss.accept_tls = 1; /* the server could run TLS, this connection did not */
+    establish(&w);
+    ck_assert_int_eq(open_link(&w, 1, 0), 1);
+    drain_out(&w, w.cli, w.l[1].csf, &w.l[1], 1);
+    memset(b, 0x33, sizeof b);
+    ck_assert_int_gt(mpt_server_preamble(w.srv, w.l[1].first_c2s, 16, &p, &a), 0);
+    ck_assert_int_eq(mpt_server_first_frame_bound(w.srv, &p, b, w.l[1].first_c2s + 16,
+                                                  w.l[1].first_c2s_len - 16, w.now, &a),
+                     MPT_ETLS);
+    ck_assert_uint_gt(a.reply_len, 0);
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), 1);
+    world_free(&w);
+}
+END_TEST
+
+/* An observer recorded the first subflow's bytes. Here the harness hands
+ * it the plaintext, keys included (with TLS a wire observer sees less:
+ * ciphertext), and it builds a JOIN + JOIN_CONFIRM from them. Without TLS
+ * the server takes the forged subflow (the control: this test can tell);
+ * with TLS keying the same forgery, over a TLS session of its own, is
+ * refused. */
+static int observer_forges_join(int tls)
+{
+    struct world w;
+    struct mpt_frame hello, hello_ack, f;
+    struct mpt_preamble p;
+    struct mpt_accept a;
+    uint8_t buf[256], nonce[MPT_NONCE_LEN], attacker_binding[MPT_SECRET_LEN];
+    uint64_t token;
+    ssize_t n, m;
+    int state;
+
+    world_init(&w);
+    w.tls = tls;
+    establish(&w);
+    ck_assert_int_gt(mpt_frame_decode(w.l[0].first_c2s + 8, w.l[0].first_c2s_len - 8,
+                                      MPT_FRAME_MAX_BODY, &hello), 0);
+    ck_assert_int_eq(hello.type, MPT_FT_HELLO);
+    ck_assert_int_gt(mpt_frame_decode(w.l[0].first_s2c, w.l[0].first_s2c_len, MPT_FRAME_MAX_BODY,
+                                      &hello_ack), 0);
+    ck_assert_int_eq(hello_ack.type, MPT_FT_HELLO_ACK);
+    mpt_key_derive(hello_ack.u.hello_ack.key, &token, NULL);
+    memset(&p, 0, sizeof p);
+    p.version = MPT_PROTO_VERSION;
+    p.kind = MPT_PRE_JOIN;
+    p.flags = tls ? MPT_PREF_TLS : 0;
+    memcpy(p.routing_id, hello_ack.u.hello_ack.routing_id, MPT_ROUTING_ID_LEN);
+    n = mpt_preamble_encode(&p, buf, sizeof buf);
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_JOIN;
+    f.u.join.token = token;
+    memset(nonce, 0xa5, sizeof nonce);
+    memcpy(f.u.join.nonce, nonce, sizeof nonce);
+    f.u.join.addr_id = 9;
+    m = mpt_frame_encode(&f, buf + n, sizeof buf - (size_t)n);
+    ck_assert_int_gt(m, 0);
+    memset(attacker_binding, 0x77, sizeof attacker_binding);
+    ck_assert_int_eq(mpt_server_preamble(w.srv, buf, (size_t)(n + m), &p, &a), n);
+    ck_assert_int_eq(mpt_server_first_frame_bound(w.srv, &p, tls ? attacker_binding : NULL,
+                                                  buf + n, (size_t)m, w.now, &a),
+                     0);
+    /* the JOIN_ACK's nonce, from the server's output on the new subflow */
+    struct mpt_iovec iov[4];
+    int k = mpt_conn_sf_output(w.sc, a.sf, iov, 4, w.now);
+    ck_assert_int_gt(k, 0);
+    uint8_t out[512];
+    size_t ol = 0;
+    for (int i = 0; i < k; i++) {
+        memcpy(out + ol, iov[i].base, iov[i].len);
+        ol += iov[i].len;
+    }
+    mpt_conn_sf_sent(w.sc, a.sf, ol, w.now);
+    struct mpt_frame ack;
+    ck_assert_int_gt(mpt_frame_decode(out, ol, MPT_FRAME_MAX_BODY, &ack), 0);
+    ck_assert_int_eq(ack.type, MPT_FT_JOIN_ACK);
+    /* everything the observer knows: both keys, both nonces, its binding */
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_JOIN_CONFIRM;
+    mpt_join_hmac_tls(MPT_JOIN_CLIENT, hello.u.hello.key, hello_ack.u.hello_ack.key, NULL,
+                      tls ? attacker_binding : NULL, nonce, ack.u.join_ack.nonce, 9, 0,
+                      f.u.join_confirm.hmac);
+    m = mpt_frame_encode(&f, buf, sizeof buf);
+    (void)mpt_conn_sf_input(w.sc, a.sf, buf, (size_t)m, w.now);
+    state = mpt_conn_sf_state(w.sc, a.sf);
+    world_free(&w);
+    return state;
+}
+
+START_TEST(observer_forges_join_without_tls)
+{
+    ck_assert_int_eq(observer_forges_join(0), MPT_SF_ESTABLISHED);
+}
+END_TEST
+
+START_TEST(observer_cannot_forge_join_with_tls)
+{
+    ck_assert_int_ge(observer_forges_join(1), MPT_SF_FAILED);
+}
+END_TEST
+
+START_TEST(tls_required_refuses_plain_preamble)
+{
+    struct world w;
+    uint8_t pre[8] = {'M', 'P', 'T', 'L', MPT_PROTO_VERSION, 0, 0, 0};
+    struct mpt_preamble p;
+    struct mpt_accept a;
+    struct mpt_frame e;
+
+    world_init(&w);
+    w.tls = 1;
+    world_start(&w);
+    ck_assert_int_eq(mpt_server_preamble(w.srv, pre, sizeof pre, &p, &a), MPT_ETLS);
+    ck_assert_int_gt(mpt_frame_decode(a.reply, a.reply_len, MPT_FRAME_MAX_BODY, &e), 0);
+    ck_assert_int_eq(e.type, MPT_FT_ERROR);
+    ck_assert_uint_eq(e.u.close.reason, MPT_REASON_PROTOCOL);
+    world_free(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn_basic");
@@ -1116,6 +1393,14 @@ int main(void)
     tcase_add_test(tc, add_addr_bad_hmac_ignored);
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, version_mismatch_refused);
+    tcase_add_test(tc, tls_join_and_add_addr_bound);
+    tcase_add_test(tc, tls_join_without_secret_refused);
+    tcase_add_test(tc, tls_join_relayed_across_sessions_refused);
+    tcase_add_test(tc, tls_plain_join_refused);
+    tcase_add_test(tc, tls_join_to_plain_connection_refused);
+    tcase_add_test(tc, observer_forges_join_without_tls);
+    tcase_add_test(tc, observer_cannot_forge_join_with_tls);
+    tcase_add_test(tc, tls_required_refuses_plain_preamble);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

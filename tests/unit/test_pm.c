@@ -37,7 +37,7 @@ START_TEST(first_slot_only_until_established)
     mpt_pm_established(pm, 10 * MS);
     ck_assert_int_eq(drain(pm, 10 * MS, a, 16), 1);
     ck_assert_int_eq(a[0].path, 1);
-    ck_assert_int_eq(a[0].backup, 1);
+    ck_assert_int_eq(a[0].prio, 1);
     ck_assert_int_eq(drain(pm, 10 * MS, a, 16), 0);
     mpt_pm_free(pm);
 }

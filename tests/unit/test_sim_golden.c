@@ -137,18 +137,18 @@ static uint64_t run(int i, char *desc, size_t dlen)
 }
 
 static const struct golden want[] = {
-    {"one path", 0x2dafa02cd056965full},
-    {"two paths", 0xdc59fb2d4594b976ull},
-    {"four paths", 0xe41aa1118c12b7d0ull},
-    {"reset of the slow path", 0x6c611f3704ffe419ull},
-    {"blackhole and recovery", 0x75ec9646ddaf5ebdull},
-    {"backup path", 0xf4f97e351f5fa27dull},
-    {"small frames and buffers", 0x5d4d0bb4669c0958ull},
-    {"client abort", 0x85cd9cdadc1ad8f1ull},
-    {"receiver pauses", 0xb92572f62477e92cull},
-    {"splitting proxy", 0x6402523419b62146ull},
-    {"rate/delay change, refused join", 0x4cc9bb7ef0c707a0ull},
-    {"every path fails", 0x1bb76eab9d6a3a39ull},
+    {"one path", 0x91ecdbe388456a2bull},
+    {"two paths", 0x91501c67226981fbull},
+    {"four paths", 0xdc6f26f6af5c0746ull},
+    {"reset of the slow path", 0x2473923dfcb491abull},
+    {"blackhole and recovery", 0xfa3ba9cdf02be30bull},
+    {"backup path", 0x08559b92e829eb3bull},
+    {"small frames and buffers", 0xb99ac907eb51b2cdull},
+    {"client abort", 0x8618861c1d6c3378ull},
+    {"receiver pauses", 0x45c4b52a916040a0ull},
+    {"splitting proxy", 0xf07d827a9cdac2aaull},
+    {"rate/delay change, refused join", 0x533a8603897968ccull},
+    {"every path fails", 0x3f9d1a88e4d1b165ull},
 };
 #define NG ((int)(sizeof want / sizeof want[0]))
 
