@@ -163,10 +163,21 @@ ssize_t mpt_blocking_recv(struct mpt_socket *s, void *buf, size_t len, int timeo
         return MPT_ESTATE;
     deadline_start(s->ctx, &d, timeout_ms);
     for (;;) {
+        int lent;
+        size_t got;
         rc = mpt_recv(s, buf, len);
         if (rc != MPT_EAGAIN && rc != MPT_ESTATE)
             break;
-        if ((rc = step(s->ctx, &d)) < 0)
+        /* Nothing buffered: in-order data that arrives while we wait goes
+         * straight into buf, not through the receive ring. */
+        lent = mpt_sock_recv_lend(s, buf, len);
+        rc = step(s->ctx, &d);
+        got = lent ? mpt_sock_recv_unlend(s) : 0;
+        if (got > 0) {
+            rc = (ssize_t)got;
+            break;
+        }
+        if (rc < 0)
             break;
     }
     deadline_stop(s->ctx, &d);

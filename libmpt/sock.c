@@ -596,6 +596,25 @@ ssize_t mpt_recv(struct mpt_socket *s, void *buf, size_t len)
     return n;
 }
 
+int mpt_sock_recv_lend(struct mpt_socket *s, void *buf, size_t len)
+{
+    if (s->released || s->c == NULL || !s->established || s->done)
+        return 0;
+    return mpt_conn_recv_lend(s->c, buf, len) == 0;
+}
+
+size_t mpt_sock_recv_unlend(struct mpt_socket *s)
+{
+    size_t got;
+
+    if (s->c == NULL)
+        return 0;
+    got = mpt_conn_recv_unlend(s->c, mpt_io_now());
+    if (got > 0 && !s->done)
+        mpt_sock_pump(s, 0); /* window updates */
+    return got;
+}
+
 int mpt_shutdown(struct mpt_socket *s)
 {
     int rc;

@@ -54,6 +54,11 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server);
 /* Writes what the engine has, closes dead subflows, re-arms the timer;
  * events are delivered only with dispatch (from the loop). */
 void mpt_sock_pump(struct mpt_socket *s, int dispatch);
+/* mpt_blocking_recv's loan of its buffer to the engine while it waits
+ * (mpt_conn_recv_lend): lend returns 1 if lent; unlend returns the bytes
+ * delivered into the buffer meanwhile. */
+int mpt_sock_recv_lend(struct mpt_socket *s, void *buf, size_t len);
+size_t mpt_sock_recv_unlend(struct mpt_socket *s);
 void mpt_sock_kick(struct mpt_socket *s);
 void mpt_sock_maybe_free(struct mpt_socket *s);
 void mpt_sock_destroy(struct mpt_socket *s);

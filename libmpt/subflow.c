@@ -58,6 +58,36 @@ int mpt_sock_setopts(struct mpt_ctx *ctx, int fd)
     return 0;
 }
 
+/*
+ * TCP_NOTSENT_LOWAT per path from its delivery rate: what waits unsent in
+ * the socket is what a reinjection (or any newly scheduled byte) queues
+ * behind, so it should drain in about MPT_LOWAT_DRAIN_MS whatever the
+ * rate: 128 KiB is 105 ms at 10 Mbit/s but nothing at 10 Gbit/s. Between
+ * MPT_LOWAT_MIN and the configured value; reset only when it moves by a
+ * quarter, so the setsockopt is rare.
+ */
+#define MPT_LOWAT_DRAIN_MS 20u
+#define MPT_LOWAT_MIN (32u * 1024u)
+static void adapt_lowat(struct mpt_ctx *ctx, struct mpt_sfio *sf, uint64_t rate)
+{
+#ifdef TCP_NOTSENT_LOWAT
+    uint64_t want = rate * MPT_LOWAT_DRAIN_MS / 1000u;
+    unsigned cap = ctx->cfg.notsent_lowat, cur = sf->lowat ? sf->lowat : cap, v;
+
+    if (rate == 0 || cap <= MPT_LOWAT_MIN)
+        return;
+    v = want < MPT_LOWAT_MIN ? MPT_LOWAT_MIN : want > cap ? cap : (unsigned)want;
+    if (v * 4u < cur * 3u || v * 4u > cur * 5u) {
+        if (setsockopt(sf->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v) == 0)
+            sf->lowat = v;
+    }
+#else
+    (void)ctx;
+    (void)sf;
+    (void)rate;
+#endif
+}
+
 void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
 #if defined(__linux__) && defined(TCP_INFO)
@@ -78,6 +108,7 @@ void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t no
     sf->info.delivery_rate = ti.tcpi_delivery_rate;
     sf->info.total_retrans = ti.tcpi_total_retrans;
     sf->last_info = now;
+    adapt_lowat(s->ctx, sf, ti.tcpi_delivery_rate);
     mpt_conn_sf_set_info(s->c, sf->idx, &sf->info);
 #else
     (void)s;
@@ -97,7 +128,7 @@ void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t no
 static size_t writable_room(const struct mpt_ctx *ctx, const struct mpt_sfio *sf)
 {
     const struct mpt_sf_info *in = &sf->info;
-    size_t lowat = ctx->cfg.notsent_lowat;
+    size_t lowat = sf->lowat ? sf->lowat : ctx->cfg.notsent_lowat;
     size_t room = 0;
 
     if (in->cwnd_bytes > in->unacked_bytes)
@@ -326,6 +357,10 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
         if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
             return;
         if ((size_t)n < MPT_IO_RBUF && sf->tp->pending == 0)
+            return;
+        /* mpt_blocking_recv's buffer is full: more now would only be
+         * copied into the ring and out again */
+        if (mpt_conn_recv_lend_full(s->c))
             return;
     }
 }

@@ -31,6 +31,7 @@ struct mpt_sfio {
     int fail_error;                  /* MPT_E* cause seen by the I/O layer, or 0 */
     int sys_errno;                   /* the errno behind fail_error, or 0 */
     int eof_seen;                    /* peer FIN during a graceful close */
+    unsigned lowat;                  /* TCP_NOTSENT_LOWAT set now (0: the configured one) */
 };
 
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);

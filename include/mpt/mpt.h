@@ -108,7 +108,8 @@ struct mpt_config {
     uint32_t user_timeout_ms;     /* TCP_USER_TIMEOUT on every subflow; default 10000 */
     uint32_t subflow_timeout_ms;  /* engine liveness: silence with data outstanding; default 2000 */
     uint32_t ping_interval_ms;    /* PING on idle subflows; default 1000 */
-    uint32_t notsent_lowat;       /* TCP_NOTSENT_LOWAT bytes per subflow; default 131072 */
+    uint32_t notsent_lowat;       /* largest TCP_NOTSENT_LOWAT per subflow (each adapts to
+                                     ~20 ms of its rate, >= 32 KiB); default 131072 */
     uint32_t write_budget;        /* bytes offered to a subflow per writable wakeup; default 262144 */
     uint32_t reconnect_min_ms;    /* first retry of a failed subflow; default 250 */
     uint32_t reconnect_max_ms;    /* backoff ceiling; default 30000 */

@@ -233,11 +233,62 @@ void mpt_check_nopath(struct mpt_conn *c, uint64_t now)
         c->nopath_since = now ? now : 1;
 }
 
+/* The client's JOIN nonce names a subflow on both sides (all zero for the
+ * first subflow, which had no JOIN). */
+static void sf_client_nonce(const struct mpt_conn *c, const struct sf *s,
+                            uint8_t out[MPT_NONCE_LEN])
+{
+    if (!s->is_join)
+        memset(out, 0, MPT_NONCE_LEN);
+    else
+        memcpy(out, c->is_server ? s->nonce_peer : s->nonce_local, MPT_NONCE_LEN);
+}
+
+/* protocol.md 5.18: tell the peer on every other established subflow that
+ * subflow i failed here, so it reinjects at once instead of waiting for
+ * its own stall detection (a link down or a reset is often seen by one end
+ * only). */
+static void notify_sf_failed(struct mpt_conn *c, int i, uint32_t reason)
+{
+    struct mpt_frame f;
+
+    memset(&f, 0, sizeof f);
+    f.type = MPT_FT_SUBFLOW_FAILED;
+    f.u.sf_failed.reason = reason;
+    sf_client_nonce(c, &c->sf[i], f.u.sf_failed.nonce);
+    for (int j = 0; j < (int)c->s.max_subflows; j++)
+        if (j != i && c->sf[j].state == MPT_SF_ESTABLISHED)
+            (void)mpt_q_frame(&c->sf[j], &f);
+}
+
+/* The peer's SUBFLOW_FAILED, arriving on subflow i: fail the subflow it
+ * names if it is still up here; anything else (unknown, already gone, the
+ * subflow it arrives on) is ignored. */
+static void on_sf_failed(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now)
+{
+    uint8_t n[MPT_NONCE_LEN];
+
+    for (int j = 0; j < (int)c->s.max_subflows; j++) {
+        struct sf *s = &c->sf[j];
+        if (j == i || (s->state != MPT_SF_ESTABLISHED && s->state != MPT_SF_CLOSING))
+            continue;
+        sf_client_nonce(c, s, n);
+        if (memcmp(n, f->u.sf_failed.nonce, MPT_NONCE_LEN) != 0)
+            continue;
+        c->failing_on_notice = 1;
+        mpt_sf_fail(c, j, f->u.sf_failed.reason == MPT_REASON_TIMEOUT ? MPT_ETIMEDOUT
+                                                                      : MPT_ECONNRESET,
+                    f->u.sf_failed.reason, 0, 0, now);
+        c->failing_on_notice = 0;
+        return;
+    }
+}
+
 void mpt_sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int send_error,
                     uint8_t ftype, uint64_t now)
 {
     struct sf *s = &c->sf[i];
-    int had_ack = s->ack_pending;
+    int had_ack = s->ack_pending, was_established = s->state == MPT_SF_ESTABLISHED;
 
     if (!sf_live(s))
         return;
@@ -250,6 +301,8 @@ void mpt_sf_fail(struct mpt_conn *c, int i, int err, uint32_t reason, int send_e
     s->stalled = 0;
     s->fail_reason = reason;
     s->fail_error = err;
+    if (was_established && conn_open(c) && !c->failing_on_notice)
+        notify_sf_failed(c, i, reason);
     mpt_snd_reinject_sf(c, s, 1);
     if (had_ack)
         c->ack_needed = 1;
@@ -339,6 +392,9 @@ static int handle_frame(struct mpt_conn *c, int i, const struct mpt_frame *f, ui
         return mpt_close_on_close(c, i, f, now);
     case MPT_FT_SUBFLOW_CLOSE:
         mpt_close_on_subflow_close(c, i, f);
+        return 0;
+    case MPT_FT_SUBFLOW_FAILED:
+        on_sf_failed(c, i, f, now);
         return 0;
     default:
         if (f->type & MPT_FT_IGNORABLE)

@@ -156,6 +156,7 @@ struct mpt_conn {
     struct sf sf[MPT_MAX_SUBFLOWS_LIMIT];
     int nslots; /* highest slot index ever used + 1 */
     uint32_t next_sf_id;
+    int failing_on_notice;             /* mpt_sf_fail called for the peer's SUBFLOW_FAILED */
 
     /* send */
     struct mpt_sendbuf sb;
@@ -177,6 +178,8 @@ struct mpt_conn {
     uint64_t rfin_dsn;
     uint64_t adv_edge;                 /* highest right edge advertised */
     size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
+    uint8_t *lend_buf;                 /* the application's buffer lent (mpt_conn_recv_lend) */
+    size_t lend_len, lend_got;         /* its size, and the bytes delivered into it */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
     int ack_all; /* duplicates arrived: our acks may be getting lost */

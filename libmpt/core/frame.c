@@ -50,6 +50,7 @@ static const struct shape shapes[256] = {
     [MPT_FT_FASTCLOSE] = {4, 4 + MPT_FRAME_MAX_TEXT, 0, 1},
     [MPT_FT_SUBFLOW_CLOSE] = {4, 4, 0, 1},
     [MPT_FT_ERROR] = {5, 5 + MPT_FRAME_MAX_TEXT, 0, 1},
+    [MPT_FT_SUBFLOW_FAILED] = {4 + MPT_NONCE_LEN, 4 + MPT_NONCE_LEN, 0, 1},
 };
 
 /* Length rules a [min, max] interval cannot express. */
@@ -221,6 +222,10 @@ ssize_t mpt_frame_decode(const uint8_t *buf, size_t len, size_t max_body, struct
         f->u.close.text = b + 5;
         f->u.close.text_len = blen - 5;
         break;
+    case MPT_FT_SUBFLOW_FAILED:
+        f->u.sf_failed.reason = mpt_get32(b);
+        memcpy(f->u.sf_failed.nonce, b + 4, MPT_NONCE_LEN);
+        break;
     }
     return (ssize_t)(MPT_FRAME_HDR_LEN + blen);
 }
@@ -384,6 +389,10 @@ ssize_t mpt_frame_encode(const struct mpt_frame *f, uint8_t *out, size_t cap)
         if (f->u.close.text_len)
             memmove(b + 5, f->u.close.text, f->u.close.text_len);
         break;
+    case MPT_FT_SUBFLOW_FAILED:
+        mpt_put32(b, f->u.sf_failed.reason);
+        memcpy(b + 4, f->u.sf_failed.nonce, MPT_NONCE_LEN);
+        break;
     }
     return MPT_FRAME_HDR_LEN + blen;
 }
@@ -419,6 +428,7 @@ const char *mpt_frame_type_name(uint8_t type)
     case MPT_FT_FASTCLOSE: return "FASTCLOSE";
     case MPT_FT_SUBFLOW_CLOSE: return "SUBFLOW_CLOSE";
     case MPT_FT_ERROR: return "ERROR";
+    case MPT_FT_SUBFLOW_FAILED: return "SUBFLOW_FAILED";
     }
     return "UNKNOWN";
 }

@@ -41,6 +41,8 @@
  *   SUBFLOW_CLOSE u32 reason                                         (4 bytes)
  *   ERROR        u32 code, u8 frame_type, text[0..MPT_FRAME_MAX_TEXT]
  *                                                            (5..260 bytes)
+ *   SUBFLOW_FAILED (ignorable) u32 reason, u8 client_nonce[16] of the
+ *                failed subflow's JOIN (all zero: the first subflow) (20 bytes)
  */
 #ifndef MPT_CORE_FRAME_H
 #define MPT_CORE_FRAME_H
@@ -86,6 +88,7 @@ enum mpt_frame_type {
     MPT_FT_FASTCLOSE = 0x41,
     MPT_FT_SUBFLOW_CLOSE = 0x42,
     MPT_FT_ERROR = 0x43,
+    MPT_FT_SUBFLOW_FAILED = 0xC2, /* ignorable: an old peer skips it */
 };
 #define MPT_FT_IGNORABLE 0x80
 
@@ -193,6 +196,10 @@ struct mpt_frame {
             const uint8_t *text; /* borrowed, not NUL-terminated; FASTCLOSE and ERROR */
             size_t text_len;
         } close;
+        struct {
+            uint32_t reason;
+            uint8_t nonce[MPT_NONCE_LEN]; /* the client's JOIN nonce; zero: first subflow */
+        } sf_failed;
     } u;
 };
 

@@ -45,22 +45,56 @@ static uint64_t word_mask(size_t lo, size_t hi) /* bits lo..hi-1 of a word, 0 <=
     return m & ~((1ull << lo) - 1);
 }
 
-/* Physical range [p, p + n), no wrap: popcount (op 0), set (1), clear (2). */
+/* Popcount without the library call a target lacking POPCNT gets for
+ * __builtin_popcountll: the words of a bitmap over a stream are nearly
+ * always all clear or all set. */
+static size_t word_count(uint64_t x)
+{
+    if (x == 0)
+        return 0;
+    if (x == ~0ull)
+        return WBITS;
+    return (size_t)__builtin_popcountll(x);
+}
+
+/* Physical range [p, p + n), no wrap: popcount (op 0), set (1), clear (2).
+ * Whole words go without masks (memset for set and clear): a 16 KiB frame
+ * is 256 words, and this runs several times per frame. */
 static size_t bits_op(uint64_t *bits, size_t p, size_t n, int op)
 {
-    size_t cnt = 0;
+    size_t cnt = 0, lo = p % WBITS;
 
-    while (n > 0) {
-        size_t w = p / WBITS, lo = p % WBITS, hi = lo + n < WBITS ? lo + n : WBITS;
-        uint64_t m = word_mask(lo, hi);
+    if (lo != 0 || n < WBITS) {
+        size_t hi = lo + n < WBITS ? lo + n : WBITS;
+        uint64_t m = word_mask(lo, hi), *w = &bits[p / WBITS];
         if (op == 0)
-            cnt += (size_t)__builtin_popcountll(bits[w] & m);
+            cnt += word_count(*w & m);
         else if (op == 1)
-            bits[w] |= m;
+            *w |= m;
         else
-            bits[w] &= ~m;
+            *w &= ~m;
         n -= hi - lo;
         p += hi - lo;
+    }
+    if (n >= WBITS) {
+        size_t w0 = p / WBITS, nw = n / WBITS;
+        if (op == 0) {
+            for (size_t k = 0; k < nw; k++)
+                cnt += word_count(bits[w0 + k]);
+        } else {
+            memset(&bits[w0], op == 1 ? 0xff : 0, nw * sizeof *bits);
+        }
+        p += nw * WBITS;
+        n -= nw * WBITS;
+    }
+    if (n > 0) {
+        uint64_t m = word_mask(0, n), *w = &bits[p / WBITS];
+        if (op == 0)
+            cnt += word_count(*w & m);
+        else if (op == 1)
+            *w |= m;
+        else
+            *w &= ~m;
     }
     return cnt;
 }
@@ -69,10 +103,20 @@ static size_t bits_op(uint64_t *bits, size_t p, size_t n, int op)
 static size_t bits_find(const uint64_t *bits, size_t p, size_t n, int val)
 {
     size_t end = p + n;
+    const uint64_t skip = val ? 0 : ~0ull; /* a word with no bit equal to val */
 
     while (p < end) {
         size_t w = p / WBITS, lo = p % WBITS;
-        uint64_t x = val ? bits[w] : ~bits[w];
+        uint64_t x;
+        if (lo == 0) {
+            while (p + WBITS <= end && bits[w] == skip) {
+                w++;
+                p += WBITS;
+            }
+            if (p >= end)
+                break;
+        }
+        x = val ? bits[w] : ~bits[w];
         x &= ~((1ull << lo) - 1);
         if (x) {
             size_t q = w * WBITS + (size_t)__builtin_ctzll(x);
@@ -221,6 +265,33 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
     if (mpt_dsn_gt(e, rb->ooo_end))
         rb->ooo_end = e;
     return 0;
+}
+
+long mpt_rcvbuf_deliver(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
+                        uint64_t edge, uint8_t *out, size_t room)
+{
+    size_t k = len < room ? len : room;
+
+    if (k == 0 || dsn != rb->nxt || rb->read != rb->nxt)
+        return 0;
+    if (mpt_dsn_gt(edge, mpt_rcvbuf_right_edge(rb)))
+        edge = mpt_rcvbuf_right_edge(rb);
+    if ((uint64_t)len > (uint64_t)(edge - rb->nxt))
+        return MPT_EFLOW;
+    if (rb->bits && mpt_dsn_lt(dsn, rb->ooo_end)) {
+        /* stop short of the first byte held above the cumulative point */
+        size_t span = (size_t)(rb->ooo_end - dsn), lim = span < k ? span : k;
+        size_t held = range_find(rb, dsn, lim, 1);
+        if (held < lim)
+            k = held;
+        if (k == 0)
+            return 0;
+    }
+    memcpy(out, data, k);
+    rb->nxt += k;
+    rb->read = rb->nxt;
+    advance(rb);
+    return (long)k;
 }
 
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)

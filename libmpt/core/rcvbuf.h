@@ -67,6 +67,16 @@ static inline uint64_t mpt_rcvbuf_right_edge(const struct mpt_rcvbuf *rb)
 {
     return rb->read + rb->cap;
 }
+/*
+ * Direct delivery: when nothing is readable and segment [dsn, dsn+len)
+ * starts at the cumulative point, copies its first bytes (up to room, and
+ * short of any byte already held above the cumulative point) straight to
+ * out, as if stored and read at once: one copy instead of two. Returns the
+ * count taken (0 if the segment does not qualify; the caller stores the
+ * rest with mpt_rcvbuf_insert), or MPT_EFLOW like mpt_rcvbuf_insert.
+ */
+long mpt_rcvbuf_deliver(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
+                        uint64_t edge, uint8_t *out, size_t room);
 /* Copies up to len in-order bytes out; returns the count. */
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len);
 /* The first (lowest) out-of-order ranges, at most max; returns the count. */

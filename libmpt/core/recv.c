@@ -56,6 +56,20 @@ static void try_consume_fin(struct mpt_conn *c, uint64_t now)
     }
 }
 
+/* The application took bytes: ack early if the window opened a lot or
+ * was nearly closed (a peer waiting on it should not wait for a timer). */
+static void rcv_window_opened(struct mpt_conn *c)
+{
+    uint64_t edge = mpt_rcv_edge_target(c);
+    size_t open_by = mpt_dsn_gt(edge, c->adv_edge) ? (size_t)(edge - c->adv_edge) : 0;
+    size_t wnd = mpt_dsn_gt(c->adv_edge, c->rb.nxt) ? (size_t)(c->adv_edge - c->rb.nxt) : 0;
+
+    c->st.rcv_mem = mpt_rcvbuf_mem(&c->rb);
+    if (open_by && (open_by >= c->rb.cap / 4 || wnd < 2 * (size_t)c->s.max_frame_payload) &&
+        !c->rfin_consumed)
+        c->ack_needed = 1;
+}
+
 ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
 {
     size_t n;
@@ -63,19 +77,15 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
     if (!c || (!buf && len))
         return MPT_EINVAL;
     c->now = now;
+    if (c->lend_got)
+        return MPT_EAGAIN; /* earlier bytes wait in the lent buffer */
     if (c->state == MPT_CONN_ABORTED)
         return c->error;
     if (!c->rb_ready)
         return c->state == MPT_CONN_HANDSHAKE ? MPT_EAGAIN : MPT_ESTATE;
     n = mpt_rcvbuf_read(&c->rb, buf, len);
     if (n > 0) {
-        uint64_t edge = mpt_rcv_edge_target(c);
-        size_t open_by = mpt_dsn_gt(edge, c->adv_edge) ? (size_t)(edge - c->adv_edge) : 0;
-        size_t wnd = mpt_dsn_gt(c->adv_edge, c->rb.nxt) ? (size_t)(c->adv_edge - c->rb.nxt) : 0;
-        c->st.rcv_mem = mpt_rcvbuf_mem(&c->rb);
-        if (open_by && (open_by >= c->rb.cap / 4 || wnd < 2 * (size_t)c->s.max_frame_payload) &&
-            !c->rfin_consumed)
-            c->ack_needed = 1;
+        rcv_window_opened(c);
         mpt_post(c, now);
         return (ssize_t)n;
     }
@@ -86,12 +96,71 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
     return MPT_EAGAIN;
 }
 
+int mpt_conn_recv_lend(struct mpt_conn *c, void *buf, size_t len)
+{
+    if (!c || !buf || !len)
+        return MPT_EINVAL;
+    if (c->lend_buf)
+        return MPT_ESTATE;
+    c->lend_buf = buf;
+    c->lend_len = len;
+    c->lend_got = 0;
+    return 0;
+}
+
+int mpt_conn_recv_lend_full(const struct mpt_conn *c)
+{
+    return c && c->lend_buf && c->lend_got == c->lend_len;
+}
+
+size_t mpt_conn_recv_unlend(struct mpt_conn *c, uint64_t now)
+{
+    size_t got;
+
+    if (!c || !c->lend_buf)
+        return 0;
+    got = c->lend_got;
+    c->lend_buf = NULL;
+    c->lend_len = c->lend_got = 0;
+    if (got) {
+        c->now = now;
+        mpt_post(c, now);
+    }
+    return got;
+}
+
 int mpt_conn_set_rcv_limit(struct mpt_conn *c, size_t limit)
 {
     if (!c)
         return MPT_EINVAL;
     c->rcv_limit = limit;
     return 0;
+}
+
+/* Stores a DATA payload: its in-order head straight into a lent buffer
+ * when one waits (mpt_conn_recv_lend), the rest in the ring. */
+static int store(struct mpt_conn *c, const struct mpt_frame *f, size_t *dup)
+{
+    uint64_t dsn = f->u.data.dsn;
+    const uint8_t *p = f->u.data.payload;
+    size_t len = f->u.data.len;
+
+    if (c->lend_buf && c->lend_got < c->lend_len) {
+        long k = mpt_rcvbuf_deliver(&c->rb, dsn, p, len, c->adv_edge,
+                                    c->lend_buf + c->lend_got, c->lend_len - c->lend_got);
+        if (k < 0)
+            return (int)k;
+        if (k > 0) {
+            c->lend_got += (size_t)k;
+            rcv_window_opened(c);
+            dsn += (uint64_t)k;
+            p += k;
+            len -= (size_t)k;
+            if (len == 0)
+                return 0;
+        }
+    }
+    return mpt_rcvbuf_insert(&c->rb, dsn, p, len, c->adv_edge, dup);
 }
 
 int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now,
@@ -105,8 +174,7 @@ int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     s->bytes_received += f->u.data.len;
     if ((c->rfin_known && mpt_dsn_gt(end, c->rfin_dsn)))
         return mpt_proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
-    r = mpt_rcvbuf_insert(&c->rb, f->u.data.dsn, f->u.data.payload, f->u.data.len, c->adv_edge,
-                          &dup);
+    r = store(c, f, &dup);
     if (r == MPT_EFLOW)
         return mpt_proto_violation(c, i, MPT_EFLOW, MPT_REASON_FLOW, f->type, now);
     if (r == MPT_EPROTO)

@@ -25,6 +25,7 @@ DATA, DATA_ACK, DATA_FIN = 0x10, 0x11, 0x12
 ADD_ADDR, REMOVE_ADDR, PRIO = 0x20, 0x21, 0x22
 PING, PONG = 0x30, 0x31
 CLOSE, FASTCLOSE, SUBFLOW_CLOSE, ERROR = 0x40, 0x41, 0x42, 0x43
+SUBFLOW_FAILED = 0xC2
 
 
 def frame(ftype, body=b"", flags=0):
@@ -75,6 +76,8 @@ def seeds():
     s["fastclose"] = frame(FASTCLOSE, struct.pack(">I", 6) + b"application abort")
     s["subflow_close"] = frame(SUBFLOW_CLOSE, struct.pack(">I", 8))
     s["error"] = frame(ERROR, struct.pack(">IB", 1, DATA) + b"empty DATA")
+    s["subflow_failed"] = frame(SUBFLOW_FAILED, struct.pack(">I", 5) + pattern(16, 12))
+    s["subflow_failed_first"] = frame(SUBFLOW_FAILED, struct.pack(">I", 8) + bytes(16))
     s["ignorable"] = frame(0x9A, pattern(5, 9), flags=0xFF)
 
     # Streams as a subflow carries them.
@@ -85,7 +88,8 @@ def seeds():
     s["stream_join"] = (preamble(1, 1, pattern(8, 11)) + s["join"] + s["join_ack"] +
                         s["join_confirm"] + s["prio"] + s["ping"] + s["pong"])
     s["stream_mixed"] = (s["add_addr4"] + s["add_addr6"] + s["remove_addr"] + s["data_1"] +
-                         s["data_ack_sack"] + s["fastclose"] + s["subflow_close"] + s["error"])
+                         s["data_ack_sack"] + s["fastclose"] + s["subflow_close"] + s["error"] +
+                         s["subflow_failed"])
 
     # Near misses: one field wrong, to start the search next to the edges.
     s["bad_empty_data"] = frame(DATA, struct.pack(">Q", 1))
@@ -93,6 +97,7 @@ def seeds():
     s["bad_range"] = data_ack(100, 0, [(100, 200)])
     s["bad_type"] = frame(0x13, b"\x00")
     s["truncated"] = s["hello"][:20]
+    s["bad_subflow_failed_len"] = frame(SUBFLOW_FAILED, struct.pack(">I", 5) + pattern(15, 13))
     return s
 
 

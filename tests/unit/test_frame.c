@@ -45,6 +45,7 @@ static const struct {
     {MPT_FT_FASTCLOSE, 0, "FASTCLOSE"},
     {MPT_FT_SUBFLOW_CLOSE, 0, "SUBFLOW_CLOSE"},
     {MPT_FT_ERROR, 0, "ERROR"},
+    {MPT_FT_SUBFLOW_FAILED, 0, "SUBFLOW_FAILED"},
 };
 #define NKNOWN (sizeof known / sizeof known[0])
 
@@ -209,6 +210,13 @@ static size_t samples(struct mpt_frame *out)
     f->u.close.text = text255;
     f->u.close.text_len = MPT_FRAME_MAX_TEXT;
     f++;
+    f->type = MPT_FT_SUBFLOW_FAILED; /* the first subflow */
+    f->u.sf_failed.reason = MPT_REASON_TIMEOUT;
+    f++;
+    f->type = MPT_FT_SUBFLOW_FAILED;
+    f->u.sf_failed.reason = UINT32_MAX;
+    fill(f->u.sf_failed.nonce, MPT_NONCE_LEN, 0x5c);
+    f++;
     ck_assert_uint_le((size_t)(f - out), MAX_SAMPLES);
     return (size_t)(f - out);
 }
@@ -286,6 +294,10 @@ static void assert_same(const struct mpt_frame *a, const struct mpt_frame *b)
     case MPT_FT_SUBFLOW_CLOSE:
         ck_assert_uint_eq(a->u.close.reason, b->u.close.reason);
         ck_assert_uint_eq(a->u.close.frame_type, b->u.close.frame_type);
+        break;
+    case MPT_FT_SUBFLOW_FAILED:
+        ck_assert_uint_eq(a->u.sf_failed.reason, b->u.sf_failed.reason);
+        ck_assert_mem_eq(a->u.sf_failed.nonce, b->u.sf_failed.nonce, MPT_NONCE_LEN);
         break;
     }
 }
@@ -677,6 +689,7 @@ START_TEST(bad_lengths)
         {MPT_FT_CLOSE, 1},         {MPT_FT_CLOSE, 65535},      {MPT_FT_FASTCLOSE, 0},
         {MPT_FT_FASTCLOSE, 3},     {MPT_FT_FASTCLOSE, 260},    {MPT_FT_SUBFLOW_CLOSE, 3},
         {MPT_FT_SUBFLOW_CLOSE, 5}, {MPT_FT_ERROR, 4},          {MPT_FT_ERROR, 261},
+        {MPT_FT_SUBFLOW_FAILED, 19}, {MPT_FT_SUBFLOW_FAILED, 21},
     };
     static uint8_t buf[4 + 65535];
     struct mpt_frame f;
@@ -984,7 +997,7 @@ START_TEST(stream_in_sequence)
         r = mpt_frame_decode(buf + off, total - off, MPT_FRAME_MAX_BODY, &f);
         ck_assert_int_gt(r, 0);
         off += (size_t)r;
-        if (f.type & MPT_FT_IGNORABLE)
+        if ((f.type & MPT_FT_IGNORABLE) && !is_known(f.type))
             continue;
         ck_assert_uint_lt(got, nframes);
         assert_same(&in[got], &f);
@@ -1020,7 +1033,7 @@ START_TEST(stream_byte_by_byte)
             continue;
         ck_assert_rc(r, (ssize_t)(avail - off)); /* exactly when the last byte arrives */
         off += (size_t)r;
-        if (!(f.type & MPT_FT_IGNORABLE))
+        if (!(f.type & MPT_FT_IGNORABLE) || is_known(f.type))
             assert_same(&in[got++], &f);
     }
     ck_assert_uint_eq(off, total);

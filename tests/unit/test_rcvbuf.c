@@ -253,6 +253,48 @@ START_TEST(far_away_dsns)
 }
 END_TEST
 
+static long deliver(struct mpt_rcvbuf *rb, uint64_t dsn, size_t a, size_t n, uint8_t *out,
+                    size_t room)
+{
+    return mpt_rcvbuf_deliver(rb, dsn, src + a, n, mpt_rcvbuf_right_edge(rb), out, room);
+}
+
+/* direct delivery into a lent buffer: only at the cumulative point with
+ * nothing readable, short of held bytes, within the window */
+START_TEST(deliver_direct)
+{
+    struct mpt_rcvbuf rb;
+    uint8_t out[4096];
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 4096, 500);
+    /* not at the cumulative point */
+    ck_assert_int_eq(deliver(&rb, 600, 100, 100, out, 4096), 0);
+    /* in order, limited by room */
+    ck_assert_int_eq(deliver(&rb, 500, 0, 300, out, 200), 200);
+    ck_assert_int_eq(memcmp(out, src, 200), 0);
+    ck_assert_uint_eq(rb.nxt, 700);
+    ck_assert_uint_eq(rb.read, 700);
+    ck_assert_uint_eq(mpt_rcvbuf_right_edge(&rb), 700 + 4096);
+    /* held bytes at [1000, 1100): stop short of them, then absorb them */
+    ck_assert_int_eq(put(&rb, 500, 500, 600, &dup), 0);
+    ck_assert_int_eq(deliver(&rb, 700, 200, 400, out, 4096), 300);
+    ck_assert_int_eq(memcmp(out, src + 200, 300), 0);
+    ck_assert_uint_eq(rb.read, 1000);
+    ck_assert_uint_eq(rb.nxt, 1100); /* the held run is now in order */
+    ck_assert_uint_eq(rb.ooo_bytes, 0);
+    ck_assert_uint_eq(mpt_rcvbuf_readable(&rb), 100);
+    /* something readable: the ring first, no direct delivery */
+    ck_assert_int_eq(deliver(&rb, 1100, 600, 10, out, 4096), 0);
+    check_read(&rb, 500, 100);
+    /* beyond the edge */
+    ck_assert_int_eq(mpt_rcvbuf_deliver(&rb, 1100, src, 100, 1150, out, 4096), MPT_EFLOW);
+    ck_assert_uint_eq(dup, 0);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
 /* random segments against a reference bitmap */
 START_TEST(random_against_model)
 {
@@ -330,6 +372,7 @@ int main(void)
     tcase_add_test(tc, single_byte_fragments);
     tcase_add_test(tc, far_away_dsns);
     tcase_add_test(tc, random_against_model);
+    tcase_add_test(tc, deliver_direct);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <mpt/error.h>
+
+#include "core/conn.h"
 #include "sim.h"
 
 #define BYTES (8 * SIM_MIB)
@@ -117,6 +120,48 @@ START_TEST(blackhole_detected_and_reinjected)
     for (int d = 0; d < 2; d++)
         ck_assert_msg(r->dir[d].max_gap <= limit, "direction %d: gap of %.3f s (limit %.3f s)", d,
                       (double)r->dir[d].max_gap / 1e9, (double)limit / 1e9);
+    sim_free(sim);
+}
+END_TEST
+
+/* The client alone sees path 0 go (a link down reported by rtnetlink):
+ * it fails its subflow there while the path swallows everything, RST
+ * included. */
+static void client_sees_link_down(struct sim *sim, void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < sim_nsocks(sim); k++) {
+        struct sim_sock_info si;
+        sim_sock_info(sim, k, &si);
+        if (si.path == 0 && !si.raw && si.client_sf >= 0 && !si.down[SIM_CLIENT])
+            mpt_conn_sf_failed(sim_conn(sim, SIM_CLIENT), si.client_sf, MPT_ENETUNREACH,
+                               sim_now(sim));
+    }
+}
+
+/* protocol.md 5.18: the client tells the server on path 1 (SUBFLOW_FAILED),
+ * so the server gives path 0 up one path-1 trip later instead of after its
+ * own subflow_timeout (2 s), and its data to the client is not held up. */
+START_TEST(one_sided_failure_told_to_the_peer)
+{
+    struct sim_cfg cfg;
+    struct sim *sim;
+    const struct sim_result *r;
+    two_paths(&cfg);
+    cfg.seed = 17;
+    cfg.rejoin = 0;
+    ck_assert_int_eq(sim_new(&cfg, &sim), 0);
+    sim_at_stall(sim, 1 * SIM_S, 0);
+    sim_at_call(sim, 1 * SIM_S, client_sees_link_down, NULL);
+    sim_run(sim);
+    r = sim_result(sim);
+    assert_reinjected(sim);
+    ck_assert_msg(r->side[SIM_SERVER].engine_sf_fails > 0, "the server never gave path 0 up");
+    ck_assert_msg(r->side[SIM_SERVER].t_engine_sf_fail <= 1 * SIM_S + 150 * SIM_MS,
+                  "the server gave path 0 up at %.3f s (the failure was at 1 s)",
+                  (double)r->side[SIM_SERVER].t_engine_sf_fail / 1e9);
+    ck_assert_msg(r->dir[SIM_S2C].max_gap <= 300 * SIM_MS, "server to client: gap of %.3f s",
+                  (double)r->dir[SIM_S2C].max_gap / 1e9);
     sim_free(sim);
 }
 END_TEST
@@ -252,6 +297,7 @@ int main(void)
     tcase_add_test(tc, reset_of_fast_path);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
     tcase_add_test(tc, rejoined_path_carries_data_again);
+    tcase_add_test(tc, one_sided_failure_told_to_the_peer);
     tcase_add_test(tc, window_update_lost_with_failed_subflow);
     tcase_add_test(tc, long_rtt_behind_proxy_one_path);
     tcase_add_test(tc, long_rtt_behind_proxy_two_paths);
