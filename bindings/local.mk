@@ -1,9 +1,17 @@
-# Language bindings. The Python bindings (cffi, ABI mode) are tested against
-# the freshly built libmpt/.libs/libmpt.so when configured --enable-python;
-# they are always distributed.
-EXTRA_DIST += \
-	bindings/python/README.md \
+# Language bindings. The Python bindings (ctypes, no compiled part) are
+# tested against the freshly built libmpt/.libs/libmpt.so when configured
+# --enable-python, installed under $(pythondir) by `make install`, and always
+# distributed.
+mpt_python_sources = \
 	bindings/python/mpt/__init__.py \
+	bindings/python/mpt/_lib.py \
+	bindings/python/mpt/_errors.py \
+	bindings/python/mpt/_core.py \
+	bindings/python/mpt/asyncio.py
+EXTRA_DIST += \
+	$(mpt_python_sources) \
+	bindings/python/mpt/py.typed \
+	bindings/python/README.md \
 	bindings/python/test_mpt.py \
 	bindings/python/run-tests.sh
 
