@@ -13,6 +13,10 @@ EXTRA_DIST += \
 	bindings/python/mpt/py.typed \
 	bindings/python/README.md \
 	bindings/python/test_mpt.py \
+	bindings/python/test_asyncio.py \
+	bindings/python/test_declarations.py \
+	bindings/python/test_interop.py \
+	bindings/python/test_leaks.py \
 	bindings/python/run-tests.sh
 
 if ENABLE_PYTHON
