@@ -207,7 +207,9 @@ def _candidates():
     found = []
     try:
         from . import _install  # written by `make install`: the libdir it installed to
-        found.append(_install.LIBMPT)
+        import glob
+        found += sorted(glob.glob(os.path.join(_install.LIBDIR, "libmpt.so.*")), key=len)
+        found.append(os.path.join(_install.LIBDIR, "libmpt.so"))
     except ImportError:
         pass
     name = ctypes.util.find_library("mpt")
