@@ -549,6 +549,10 @@ int main(int argc, char **argv)
             mpt_ctx_free(ctx);
             return TOOL_EXIT_FAIL;
         }
+        if (tool_listener_setup(&T, listener) < 0) {
+            mpt_ctx_free(ctx);
+            return TOOL_EXIT_USAGE;
+        }
         tool_verbose(&T, "listening on %s", where);
         /* With -k the tool runs until a signal; a signal during a client is a failure. */
         if (keep) {

@@ -1573,6 +1573,8 @@ static int run_receiver(void)
         tool_error(&T, where, "listen", rc, 0);
         return TOOL_EXIT_FAIL;
     }
+    if (tool_listener_setup(&T, l) < 0)
+        return TOOL_EXIT_USAGE;
     if (!quiet)
         fprintf(stderr, "%s: listening on %s:%d, writing into %s\n", T.name,
                 listen_addr ? listen_addr : "*", mpt_listener_port(l), destdir);

@@ -1113,6 +1113,10 @@ int main(int argc, char **argv)
             mpt_ctx_free(ctx);
             return TOOL_EXIT_FAIL;
         }
+        if (tool_listener_setup(&T, ml) < 0) {
+            mpt_ctx_free(ctx);
+            return TOOL_EXIT_USAGE;
+        }
         char fwd[300] = "";
         if (have_forward)
             snprintf(fwd, sizeof fwd, strchr(forward_host, ':') ? "[%s]:%u" : "%s:%u",

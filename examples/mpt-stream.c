@@ -903,6 +903,10 @@ int main(int argc, char **argv)
             mpt_ctx_free(ctx);
             return TOOL_EXIT_FAIL;
         }
+        if (tool_listener_setup(&T, listener) < 0) {
+            mpt_ctx_free(ctx);
+            return TOOL_EXIT_USAGE;
+        }
         tool_verbose(&T, "listening on %s", where);
         ev_run(loop, 0);
         stats_once();

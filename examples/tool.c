@@ -86,6 +86,26 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
         *i += 2;
         return 1;
     }
+    if (strcmp(a, "--server-id") == 0) {
+        uint64_t v;
+        if (need_value(t, argc, argv, *i) < 0 ||
+            tool_parse_u64(t, "--server-id", argv[*i + 1], 1, UINT32_MAX, &v) < 0)
+            return -1;
+        t->server_id = (uint32_t)v;
+        *i += 2;
+        return 1;
+    }
+    if (strcmp(a, "--advertise") == 0) {
+        if (need_value(t, argc, argv, *i) < 0)
+            return -1;
+        if (t->nadvertise == TOOL_MAX_ADDRS) {
+            fprintf(stderr, "%s: at most %d --advertise addresses\n", t->name, TOOL_MAX_ADDRS);
+            return -1;
+        }
+        t->advertise[t->nadvertise++] = argv[*i + 1];
+        *i += 2;
+        return 1;
+    }
     if (strcmp(a, "--scheduler") == 0 || strcmp(a, "--sched") == 0)
         slot = &t->sched;
     else if (strcmp(a, "--cc") == 0)
@@ -115,6 +135,11 @@ void tool_common_help(FILE *f)
           "      --cc NAME        uncoupled (default), lia, olia, balia\n"
           "      --tcp-cc NAME    the kernel's TCP congestion control per subflow (cubic,\n"
           "                       reno, bbr)\n"
+          "Servers behind a load balancer (doc/loadbalancing.md):\n"
+          "      --server-id N    1-4294967295: this process's routing id prefix, which\n"
+          "                       every join carries in clear for the balancer\n"
+          "      --advertise ADDR[:PORT]  advertise this address to clients instead of\n"
+          "                       the listening ones (the balancer's); repeat, at most 8\n"
           "Output:\n"
           "  -v, --verbose        connection and subflow events on stderr, with times,\n"
           "                       addresses and causes\n"
@@ -195,6 +220,7 @@ int tool_ctx_new(const struct tool *t, void *loop, struct mpt_ctx **ctx)
     cfg.congestion = t->cc;
     cfg.tcp_congestion = t->tcp_cc;
     cfg.fullmesh = t->all_paths;
+    cfg.server_id = t->server_id;
     if ((rc = mpt_ctx_new(ctx, loop, &cfg)) < 0) {
         const char *what = "cannot start libmpt";
         if (rc == MPT_ENOTFOUND)
@@ -209,6 +235,21 @@ int tool_ctx_new(const struct tool *t, void *loop, struct mpt_ctx **ctx)
         return rc;
     }
     return 0;
+}
+
+int tool_listener_setup(const struct tool *t, struct mpt_listener *l)
+{
+    int rc;
+
+    if (t->nadvertise == 0)
+        return 0;
+    if ((rc = mpt_listener_set_advertised(l, t->advertise, t->nadvertise)) < 0) {
+        char where[128];
+        snprintf(where, sizeof where, "--advertise %s%s", t->advertise[0],
+                 t->nadvertise > 1 ? " ..." : "");
+        tool_error(t, where, "not a numeric ADDR, V4:PORT or [V6]:PORT", rc, 0);
+    }
+    return rc;
 }
 
 void tool_error(const struct tool *t, const char *where, const char *what, int err, int sys_errno)

@@ -34,6 +34,9 @@ struct tool {
     const char *trace;                  /* --trace FILE */
     int verbose;                        /* -v: connection and subflow events on stderr */
     int stats;                          /* --stats: per-subflow table at the end */
+    uint32_t server_id;                 /* --server-id: routing id prefix (load balancer) */
+    const char *advertise[TOOL_MAX_ADDRS]; /* --advertise ADDR[:PORT] instead of our own */
+    size_t nadvertise;
     double t0;                          /* tool_now() at start, for -v times */
     void (*help)(void);                 /* the tool's --help text on stdout */
     void (*usage)(FILE *f);             /* its usage lines, after a usage error */
@@ -64,6 +67,10 @@ int tool_parse_u64(const struct tool *t, const char *what, const char *s, uint64
                    uint64_t max, uint64_t *out);
 /* A size with an optional K, M or G suffix (powers of 1024). */
 int tool_parse_size(const struct tool *t, const char *what, const char *s, uint64_t *out);
+
+/* After mpt_listen: what --advertise asked for. Prints why and returns the
+ * error on failure. */
+int tool_listener_setup(const struct tool *t, struct mpt_listener *l);
 
 /* A context configured from the common options (loop: NULL for its own).
  * Prints why and returns the error on failure. */

@@ -177,6 +177,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->handshake_timeout = (uint64_t)c->handshake_timeout_ms * MPT_NS_PER_MS;
     s->close_timeout = (uint64_t)c->close_timeout_ms * MPT_NS_PER_MS;
     s->ack_timeout = (uint64_t)c->ack_timeout_ms * MPT_NS_PER_MS; /* 0: the engine's 4 x */
+    s->server_id = c->server_id;
     s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
     s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
     s->rand = rand_fill;

@@ -32,6 +32,9 @@ struct mpt_listener {
     int fds[8];
     struct sockaddr_storage addrs[8];
     struct mpt_io ios[8];
+    int adv_set;                     /* mpt_listener_set_advertised replaced the default */
+    int nadv;
+    struct sockaddr_storage adv[8];  /* with their ports */
     LIST_HEAD(, mpt_pending) pending; /* accepted TCP connections before HELLO/JOIN */
     TAILQ_HEAD(, mpt_socket) queue;  /* established, waiting for mpt_accept */
     unsigned nconns;                 /* sockets created by this listener still alive */
@@ -124,11 +127,38 @@ static void pending_free(struct mpt_pending *p, int close_fd)
 
 /* ---- First bytes of an accepted subflow -------------------------------------------- */
 
+/* Behind a load balancer the listening addresses are the backend's own, not
+ * the ones clients can reach: the operator's list goes out instead, as is. */
+static void advertise_set(struct mpt_listener *l, struct mpt_socket *s, uint64_t now)
+{
+    for (int i = 0; i < l->nadv; i++) {
+        const struct sockaddr_storage *a = &l->adv[i];
+        uint8_t fam, raw[16];
+        uint16_t port;
+        if (a->ss_family == AF_INET) {
+            const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+            fam = 4;
+            memcpy(raw, &a4->sin_addr, 4);
+            port = ntohs(a4->sin_port);
+        } else {
+            const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+            fam = 6;
+            memcpy(raw, &a6->sin6_addr, 16);
+            port = ntohs(a6->sin6_port);
+        }
+        (void)mpt_conn_add_addr(s->c, (uint8_t)(i + 1), fam, raw, port, now);
+    }
+}
+
 static void advertise(struct mpt_listener *l, struct mpt_socket *s, int fd, uint64_t now)
 {
     struct sockaddr_storage local;
     socklen_t len = sizeof local;
 
+    if (l->adv_set) {
+        advertise_set(l, s, now);
+        return;
+    }
     if (!l->ctx->cfg.advertise_addresses || l->nfds < 2)
         return;
     if (getsockname(fd, (struct sockaddr *)&local, &len) < 0)
@@ -408,6 +438,28 @@ fail:
         mpt_server_free(l->srv);
     free(l);
     return rc;
+}
+
+int mpt_listener_set_advertised(struct mpt_listener *l, const char *const *addrs,
+                                size_t naddrs)
+{
+    struct sockaddr_storage adv[8];
+
+    if (l == NULL || l->closed || (naddrs > 0 && addrs == NULL) || naddrs > 8)
+        return MPT_EINVAL;
+    for (size_t i = 0; i < naddrs; i++) {
+        socklen_t len;
+        int rc;
+        if (addrs[i] == NULL)
+            return MPT_EINVAL;
+        if ((rc = mpt_parse_addr_port(addrs[i], (uint16_t)l->port, &adv[i], &len)) < 0)
+            return rc;
+    }
+    memcpy(l->adv, adv, naddrs * sizeof adv[0]);
+    l->nadv = (int)naddrs;
+    l->adv_set = 1;
+    MPT_TRACE(l->ctx, 0, "advertise_set", "\"addrs\":%d", l->nadv);
+    return 0;
 }
 
 int mpt_listener_port(const struct mpt_listener *l)

@@ -12,6 +12,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/paths.h \
 	libmpt/sock.h \
 	libmpt/subflow.h \
+	libmpt/transport.h \
 	libmpt/netlink.h \
 	libmpt/resolve.h \
 	libmpt/util.h \
@@ -24,6 +25,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/timer.c \
 	libmpt/sock.c \
 	libmpt/subflow.c \
+	libmpt/transport_plain.c \
 	libmpt/paths.c \
 	libmpt/listener.c \
 	libmpt/resolve.c \
@@ -79,6 +81,7 @@ man3_MANS += \
 	doc/man/mpt_get_user.3 \
 	doc/man/mpt_listener_close.3 \
 	doc/man/mpt_listener_port.3 \
+	doc/man/mpt_listener_set_advertised.3 \
 	doc/man/mpt_recv.3 \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \

@@ -108,21 +108,30 @@ static size_t writable_room(const struct mpt_ctx *ctx, const struct mpt_sfio *sf
 
 /* ---- Subflows ----------------------------------------------------------------- */
 
-struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting)
+static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int connecting,
+                                    struct mpt_tp *tp)
 {
     struct mpt_sfio *sf;
 
-    if (idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] != NULL)
+    if (idx < 0 || idx >= MPT_MAX_SUBFLOWS_LIMIT || s->sf[idx] != NULL ||
+        (sf = calloc(1, sizeof *sf)) == NULL) {
+        mpt_tp_free(tp);
         return NULL;
-    if ((sf = calloc(1, sizeof *sf)) == NULL)
+    }
+    if (fd >= 0 && tp == NULL && (tp = mpt_tp_plain_new(fd)) == NULL) {
+        free(sf);
         return NULL;
+    }
     if (mpt_tmr_init(&s->ctx->ws, &sf->ctimer, sf_ctimer_cb) < 0) {
+        mpt_tp_free(tp);
         free(sf);
         return NULL;
     }
     sf->s = s;
     sf->idx = idx;
     sf->fd = fd;
+    sf->tp = tp;
+    sf->tp_ready = 1;
     sf->slot = -1;
     sf->connecting = connecting;
     mpt_io_init(&s->ctx->ws, &sf->io, sf_io_cb, fd);
@@ -146,6 +155,16 @@ struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int conn
     return sf;
 }
 
+struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting)
+{
+    return sock_attach(s, idx, fd, connecting, NULL);
+}
+
+struct mpt_sfio *mpt_sock_attach_tp(struct mpt_socket *s, int idx, int fd, struct mpt_tp *tp)
+{
+    return sock_attach(s, idx, fd, 0, tp);
+}
+
 void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf)
 {
     /* the engine may reuse the slot once its socket is gone */
@@ -153,6 +172,7 @@ void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf)
         (void)mpt_conn_sf_release(s->c, sf->idx);
     mpt_io_set(&sf->io, 0);
     mpt_tmr_fini(&sf->ctimer);
+    mpt_tp_free(sf->tp);
     if (sf->fd >= 0)
         close(sf->fd);
     mpt_paths_sf_gone(s, sf->slot, sf->idx);
@@ -172,10 +192,18 @@ int mpt_io_test_subflow_fd(struct mpt_socket *s, int idx)
 void mpt_sfio_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
                        uint64_t now)
 {
-    sf->sys_errno = s->last_sys_errno = e;
-    sf->fail_error = s->last_fail_error = mpt_errno_to_mpt(e);
-    MPT_TRACE(s->ctx, s->id, what, "\"sf\":%d,\"errno\":%d,\"error\":\"%s\"", sf->idx, e,
-              mpt_err_name(sf->fail_error));
+    if (sf->tp != NULL && sf->tp->error != 0) {
+        /* the transport's own protocol failed (TLS): its code, not an errno */
+        sf->sys_errno = s->last_sys_errno = 0;
+        sf->fail_error = s->last_fail_error = sf->tp->error;
+        MPT_TRACE(s->ctx, s->id, what, "\"sf\":%d,\"error\":\"%s\",\"why\":\"%s\"", sf->idx,
+                  mpt_err_name(sf->fail_error), sf->tp->why);
+    } else {
+        sf->sys_errno = s->last_sys_errno = e;
+        sf->fail_error = s->last_fail_error = mpt_errno_to_mpt(e);
+        MPT_TRACE(s->ctx, s->id, what, "\"sf\":%d,\"errno\":%d,\"error\":\"%s\"", sf->idx, e,
+                  mpt_err_name(sf->fail_error));
+    }
     mpt_conn_sf_failed(s->c, sf->idx, sf->fail_error, now);
 }
 
@@ -186,8 +214,19 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
     struct iovec iov[IOV_MAX_BATCH];
     int want_write = 0;
 
-    if (sf->fd < 0 || sf->connecting)
+    if (sf->fd < 0 || sf->connecting || !sf->tp_ready)
         return;
+    if (sf->tp->out_pending && mpt_tp_writev(sf->tp, NULL, 0) < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            mpt_sfio_fail_sys(s, sf, "sf_write_error", errno, now);
+            mpt_io_set(&sf->io, sf->eof_seen ? 0 : EV_READ);
+            return;
+        }
+        mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
+        sf->room_left = 0;
+        mpt_io_set(&sf->io, (sf->eof_seen ? 0 : EV_READ) | EV_WRITE);
+        return;
+    }
     for (;;) {
         int n = mpt_conn_sf_output(s->c, sf->idx, miov, IOV_MAX_BATCH, now);
         size_t total = 0;
@@ -198,11 +237,7 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             iov[i].iov_len = miov[i].len;
             total += miov[i].len;
         }
-        struct msghdr mh;
-        memset(&mh, 0, sizeof mh);
-        mh.msg_iov = iov;
-        mh.msg_iovlen = (size_t)n;
-        ssize_t w = sendmsg(sf->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = mpt_tp_writev(sf->tp, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -257,8 +292,10 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     uint8_t *buf = s->ctx->rbuf;
 
-    for (int round = 0; round < 4; round++) {
-        ssize_t n = read(sf->fd, buf, MPT_IO_RBUF);
+    /* A few batches per wake-up, and whatever the transport still holds
+     * (no readable socket would bring us back for it). */
+    for (int round = 0; round < 4 || sf->tp->pending > 0; round++) {
+        ssize_t n = mpt_tp_read(sf->tp, buf, MPT_IO_RBUF);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -285,7 +322,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
         mpt_sock_sf_input(s, sf, buf, (size_t)n, now);
         if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
             return;
-        if ((size_t)n < MPT_IO_RBUF)
+        if ((size_t)n < MPT_IO_RBUF && sf->tp->pending == 0)
             return;
     }
 }

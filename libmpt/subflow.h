@@ -10,11 +10,14 @@
 #include <sys/socket.h>
 
 #include "sock.h"
+#include "transport.h"
 
 struct mpt_sfio {
     struct mpt_socket *s;
     int idx;                         /* engine subflow index */
     int fd;
+    struct mpt_tp *tp;               /* the byte stream on fd (transport.h), or NULL */
+    int tp_ready;                    /* its own handshake is over: frames flow */
     int slot;                        /* client: path-manager slot, or -1 */
     int connecting;
     int backup;
@@ -32,6 +35,9 @@ struct mpt_sfio {
 };
 
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);
+/* The same with the transport already running on fd (the server's TLS):
+ * the subflow owns tp from now on, also when NULL is returned. */
+struct mpt_sfio *mpt_sock_attach_tp(struct mpt_socket *s, int idx, int fd, struct mpt_tp *tp);
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
                        size_t len, uint64_t now);
 int mpt_sock_setopts(struct mpt_ctx *ctx, int fd); /* 0 or an errno */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -90,4 +91,38 @@ int mpt_parse_addr(const char *str, uint16_t port, struct sockaddr_storage *ss, 
         return 0;
     }
     return MPT_ERESOLVE;
+}
+
+int mpt_parse_addr_port(const char *str, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *colon = strrchr(str, ':'), *end;
+
+    /* "ADDR" (IPv4 or IPv6), "V4:PORT" or "[V6]:PORT" */
+    if (str[0] == '[') {
+        end = strchr(str, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+            return MPT_ERESOLVE;
+        colon = end[1] == ':' ? end + 1 : NULL;
+        str++;
+    } else if (colon != NULL && strchr(str, ':') == colon) {
+        end = colon;
+    } else {
+        return mpt_parse_addr(str, port, ss, len);
+    }
+    if ((size_t)(end - str) >= sizeof host)
+        return MPT_ERESOLVE;
+    memcpy(host, str, (size_t)(end - str));
+    host[end - str] = '\0';
+    if (colon != NULL) {
+        char *stop;
+        unsigned long p;
+        errno = 0;
+        p = strtoul(colon + 1, &stop, 10);
+        if (colon[1] < '0' || colon[1] > '9' || *stop != '\0' || errno != 0 || p == 0 ||
+            p > 65535)
+            return MPT_ERESOLVE;
+        port = (uint16_t)p;
+    }
+    return mpt_parse_addr(host, port, ss, len);
 }

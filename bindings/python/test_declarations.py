@@ -65,6 +65,23 @@ class TestDeclarations(unittest.TestCase):
                 self.assertEqual((desc.offset, desc.size), (int(a), int(b[0])),
                                  "struct %s.%s: offset/size differ from mpt.h" % (name, field))
 
+    def test_struct_fields(self):
+        # The names in order: a field added into tail padding changes no size.
+        text = " ".join(self.preprocessed().split())
+        for name, cls in _lib.STRUCTS.items():
+            m = re.search(r"struct %s \{(.*?)\};" % name, text)
+            self.assertIsNotNone(m, "struct %s not in mpt.h" % name)
+            fields = []
+            for decl in m.group(1).split(";"):
+                decl = re.sub(r"\[[^\]]*\]", "", decl).strip()
+                if not decl:
+                    continue
+                first, *rest = decl.split(",")
+                fields.append(re.findall(r"\w+", first)[-1])
+                fields += [r.strip().lstrip("*").strip() for r in rest]
+            mine = [f for f, _ in cls._fields_]
+            self.assertEqual(mine, fields, "struct %s: fields differ from mpt.h" % name)
+
     def test_enums_and_error_codes(self):
         lines = ['printf("%%s %%d\\n", "%s", (int)%s);' % (n, n) for n in _lib.ENUMS]
         lines += ['printf("%%s %%d\\n", "MPT_%s", (int)MPT_%s);' % (n, n) for n in _lib.ERRORS]
@@ -78,11 +95,13 @@ class TestDeclarations(unittest.TestCase):
         for n, v in _lib.ERRORS.items():
             self.assertEqual(got["MPT_" + n], v, n)
 
+    def preprocessed(self):
+        return subprocess.run(CC.split() + ["-E", "-P", "-D_GNU_SOURCE", "-I", INCLUDE, "-x", "c",
+                                            os.path.join(INCLUDE, "mpt", "mpt.h")],
+                              check=True, capture_output=True, text=True).stdout
+
     def prototypes(self):
-        pre = subprocess.run(CC.split() + ["-E", "-P", "-D_GNU_SOURCE", "-I", INCLUDE, "-x", "c",
-                                           os.path.join(INCLUDE, "mpt", "mpt.h")],
-                             check=True, capture_output=True, text=True).stdout
-        text = " ".join(pre.split())
+        text = " ".join(self.preprocessed().split())
         protos = {}
         for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(mpt_\w+)\s*\(([^()]*(?:\([^()]*\)"
                              r"[^()]*)*)\)\s*;", text):

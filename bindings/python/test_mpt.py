@@ -138,6 +138,10 @@ class TestBasics(unittest.TestCase):
             self.assertIsInstance(cm.exception, mpt.Error)
             self.assertEqual(cm.exception.errno, errno.EADDRINUSE)
             self.assertEqual(srv.getsockname(), ("127.0.0.1", srv.port))
+            srv.set_advertised(["127.0.0.2", "127.0.0.3:%d" % srv.port])
+            srv.set_advertised([])
+            with self.assertRaises(mpt.Error):
+                srv.set_advertised(["not-an-address"])
 
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):

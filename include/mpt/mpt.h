@@ -97,6 +97,11 @@ struct mpt_config {
     uint32_t ack_timeout_ms;      /* data outstanding and the peer's cumulative DATA_ACK has
                                      not moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout_ms */
+    uint32_t server_id;           /* server behind a load balancer: non-zero goes big-endian
+                                     into bytes 0-3 of every routing id, which each JOIN
+                                     preamble carries in clear, so the balancer can send the
+                                     join to this process (doc/loadbalancing.md); default 0:
+                                     a random routing id */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -394,6 +399,16 @@ MPT_EXPORT int mpt_listen(struct mpt_ctx *ctx, const char *const *addrs, size_t 
                           struct mpt_listener **out);
 /* The bound port. */
 MPT_EXPORT int mpt_listener_port(const struct mpt_listener *l);
+/*
+ * Replaces the addresses the listener advertises (ADD_ADDR) to connections
+ * it accepts from now on: by default its other listening addresses, which
+ * behind a load balancer are the wrong ones (advertise the balancer's).
+ * Each is numeric, "ADDR", "V4:PORT" or "[V6]:PORT" (without a port: the
+ * listener's); naddrs 0 advertises nothing; at most 8. Copied. Errors:
+ * MPT_EINVAL, MPT_ERESOLVE (not numeric, or a bad port).
+ */
+MPT_EXPORT int mpt_listener_set_advertised(struct mpt_listener *l, const char *const *addrs,
+                                           size_t naddrs);
 /* Stops listening; connections already accepted are not affected, pending
  * ones are aborted. l may be NULL. */
 MPT_EXPORT void mpt_listener_close(struct mpt_listener *l);

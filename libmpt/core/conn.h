@@ -66,6 +66,10 @@ struct mpt_core_settings {
     uint64_t ack_timeout;         /* data outstanding and the cumulative DATA_ACK has not
                                      moved this long: abort with MPT_ETIMEDOUT; default 0
                                      = 4 x subflow_timeout */
+    uint32_t server_id;           /* server: non-zero is written big-endian into bytes 0-3
+                                     of every routing id (the rest stays random), so a
+                                     load balancer can send joins to this server; 0
+                                     (default): all 8 bytes random */
     const struct mpt_sched_ops *sched; /* NULL: lowest-RTT */
     const struct mpt_cc_ops *cc;       /* NULL: uncoupled */
     mpt_rand_fn rand;             /* required */

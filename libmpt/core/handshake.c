@@ -208,6 +208,12 @@ static int accept_new(struct mpt_server *srv, const struct mpt_frame *f, uint64_
     }
     mpt_hs_set_local_key(c);
     c->s.rand(c->s.rand_user, c->routing_id, MPT_ROUTING_ID_LEN);
+    if (c->s.server_id != 0) { /* after the draw, so the random stream is the same */
+        c->routing_id[0] = (uint8_t)(c->s.server_id >> 24);
+        c->routing_id[1] = (uint8_t)(c->s.server_id >> 16);
+        c->routing_id[2] = (uint8_t)(c->s.server_id >> 8);
+        c->routing_id[3] = (uint8_t)c->s.server_id;
+    }
     c->features = f->u.hello.features & MPT_FEAT_SACK;
     set_peer_key(c, f->u.hello.key, f->u.hello.window);
     c->srv = srv;

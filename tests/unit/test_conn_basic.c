@@ -438,6 +438,41 @@ START_TEST(transfer_one_subflow)
 }
 END_TEST
 
+/* A server id goes into bytes 0-3 of the routing id, which every JOIN
+ * preamble carries (bytes 8-15) for a load balancer; the rest stays random,
+ * so two connections get different routing ids with the same prefix. */
+static void join_preamble_rid(uint32_t server_id, uint8_t rid[8])
+{
+    struct world w;
+    int li;
+
+    world_init(&w);
+    w.ss.server_id = server_id;
+    establish(&w);
+    li = open_link(&w, 1, 0);
+    ck_assert_int_ge(li, 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_sf_count(w.sc), 2); /* the join was accepted */
+    ck_assert_uint_ge(w.l[li].first_c2s_len, 16);
+    ck_assert_int_eq(w.l[li].first_c2s[5], MPT_PRE_JOIN);
+    memcpy(rid, w.l[li].first_c2s + 8, 8);
+    world_free(&w);
+}
+
+START_TEST(server_id_in_routing_id)
+{
+    uint8_t a[8], b[8], z[8];
+
+    join_preamble_rid(0x0a0b0c0du, a);
+    join_preamble_rid(0x0a0b0c0du, b);
+    join_preamble_rid(0, z);
+    ck_assert_mem_eq(a, "\x0a\x0b\x0c\x0d", 4);
+    ck_assert_mem_eq(b, "\x0a\x0b\x0c\x0d", 4);
+    ck_assert_mem_ne(a + 4, b + 4, 4);
+    ck_assert_mem_ne(z, "\x0a\x0b\x0c\x0d", 4);
+}
+END_TEST
+
 START_TEST(transfer_two_subflows)
 {
     transfer(2, 4u << 20, 1);
@@ -1056,6 +1091,7 @@ int main(void)
     tcase_add_test(tc, handshake);
     tcase_add_test(tc, transfer_one_subflow);
     tcase_add_test(tc, transfer_two_subflows);
+    tcase_add_test(tc, server_id_in_routing_id);
     tcase_add_test(tc, transfer_four_subflows_one_way);
     tcase_add_test(tc, flow_control_bounds_memory);
     tcase_add_test(tc, rcv_limit_shrinks_window);

@@ -1370,6 +1370,59 @@ START_TEST(advertised_address_joined)
 }
 END_TEST
 
+/* Behind a balancer the listening address is not what clients should join:
+ * a wildcard listener advertises nothing by default, and the operator's list
+ * (here 127.0.0.3 with an explicit port) goes out instead and is joined. */
+START_TEST(advertised_addresses_set_by_operator)
+{
+    static const char *const any4[] = {"0.0.0.0"};
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *s;
+    struct echo e = {0, 0};
+    struct mpt_subflow_info sf[8];
+    char adv[32], b[8];
+    const char *advs[1] = {adv};
+    int to1 = 0, to3 = 0, n;
+
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, NULL), 0);
+    ck_assert_int_eq(mpt_listen(ctx, any4, 1, 0, echo_accept, &e, &l), 0);
+    snprintf(adv, sizeof adv, "127.0.0.3:%d", mpt_listener_port(l));
+    {
+        static const char *const bad[] = {"example.org", "127.0.0.1:0", "127.0.0.1:70000",
+                                          "[::1", "::1]:5", "1.2.3.4:x"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+            ck_assert_int_eq(mpt_listener_set_advertised(l, &bad[i], 1), MPT_ERESOLVE);
+        static const char *const ok[] = {"::1", "[::1]:443", "10.0.0.1:1", "10.0.0.2"};
+        ck_assert_int_eq(mpt_listener_set_advertised(l, ok, 4), 0);
+        ck_assert_int_eq(mpt_listener_set_advertised(l, NULL, 1), MPT_EINVAL);
+        ck_assert_int_eq(mpt_listener_set_advertised(NULL, NULL, 0), MPT_EINVAL);
+    }
+    ck_assert_int_eq(mpt_listener_set_advertised(l, advs, 1), 0);
+    ck_assert_int_eq(mpt_blocking_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), NULL,
+                                          0, 5000, &s),
+                     0);
+    double t0 = now_s();
+    while (established_subflows(s) < 2 && now_s() - t0 < 5)
+        mpt_ctx_run(ctx, 50);
+    n = mpt_get_subflows(s, sf, 8);
+    ck_assert_int_eq(n, 2);
+    for (int i = 0; i < n; i++) {
+        uint32_t a = ntohl(((struct sockaddr_in *)&sf[i].remote)->sin_addr.s_addr);
+        ck_assert_int_eq(sf[i].state, MPT_SUBFLOW_ESTABLISHED);
+        to1 += a == 0x7f000001;
+        to3 += a == 0x7f000003;
+    }
+    ck_assert_int_eq(to1, 1);
+    ck_assert_int_eq(to3, 1);
+    ck_assert_int_eq(mpt_blocking_send_all(s, "ad", 2, 5000), 2);
+    ck_assert_int_eq(mpt_blocking_recv(s, b, sizeof b, 5000), 2);
+    mpt_abort(s);
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(path_by_interface_name)
 {
     struct mpt_ctx *ctx;
@@ -1420,6 +1473,7 @@ int main(void)
     tcase_add_test(tc, subflows_per_path_and_fullmesh);
     tcase_add_test(tc, path_by_interface_name);
     tcase_add_test(tc, advertised_address_joined);
+    tcase_add_test(tc, advertised_addresses_set_by_operator);
     tcase_add_test(tc, bad_paths_refused_up_front);
     tcase_add_test(tc, runtime_path_failure_recorded);
     tcase_add_test(tc, ids_received_bytes_and_unacked);

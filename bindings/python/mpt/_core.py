@@ -59,6 +59,7 @@ class Config:
     include_loopback: Optional[bool] = None
     advertise_addresses: Optional[bool] = None
     ack_timeout_ms: Optional[int] = None
+    server_id: Optional[int] = None
 
 
 _STRING_FIELDS = ("scheduler", "congestion", "tcp_congestion")
@@ -887,6 +888,21 @@ class Server:
 
     def getsockname(self) -> Address:
         return (self._host, self.port)
+
+    def set_advertised(self, addresses: Sequence[str]) -> None:
+        """Replaces the addresses advertised (ADD_ADDR) to connections
+        accepted from now on: "ADDR", "V4:PORT" or "[V6]:PORT", at most 8;
+        [] advertises nothing (mpt_listener_set_advertised, e.g. behind a
+        load balancer)."""
+        if self._ptr is None:
+            raise OSError(9, "mpt.Server is closed")
+        arr, n, keep = _strv(list(addresses))
+        self._ctx._enter()
+        try:
+            rc = lib.mpt_listener_set_advertised(self._ptr, arr, n)
+        finally:
+            self._ctx._leave()
+        check(rc, "set_advertised")
 
     def settimeout(self, timeout: Optional[float]) -> None:
         """Timeout of accept(); new connections start with the same."""

@@ -52,7 +52,8 @@ class mpt_config(ctypes.Structure):
                 ("include_loopback", c_int),
                 ("advertise_addresses", c_int),
                 ("reserved0", c_uint32),
-                ("ack_timeout_ms", c_uint32)]
+                ("ack_timeout_ms", c_uint32),
+                ("server_id", c_uint32)]
 
 
 class mpt_ctx_event(ctypes.Structure):
@@ -169,6 +170,7 @@ FUNCS = {
                                   _PP]),
     "mpt_listen": (c_int, [_P, _STRV, c_size_t, c_uint16, _P, _P, _PP]),
     "mpt_listener_port": (c_int, [_P]),
+    "mpt_listener_set_advertised": (c_int, [_P, _STRV, c_size_t]),
     "mpt_listener_close": (None, [_P]),
     "mpt_accept_sized": (c_int, [_P, _P, c_size_t, _P, _PP]),
     "mpt_send": (c_ssize_t, [_P, _P, c_size_t]),
