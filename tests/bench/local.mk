@@ -8,4 +8,5 @@ tests_bench_mpt_bench_LDADD = $(MPT_IO_LIBS)
 EXTRA_DIST += tests/bench/loopback.sh tests/bench/aggregation.sh tests/bench/heterogeneous.sh \
 	tests/bench/failover.sh tests/bench/handover.sh tests/bench/fairness.sh \
 	tests/bench/streaming.sh tests/bench/scale.sh tests/bench/streaming-heavy.sh \
-	tests/bench/redundant.sh tests/bench/fairness-separate.sh
+	tests/bench/redundant.sh tests/bench/fairness-separate.sh \
+	tests/bench/python-loopback.sh tests/bench/mpt-bench.py
