@@ -20,6 +20,10 @@ EXTRA_DIST += \
 	bindings/python/test_interop.py \
 	bindings/python/test_leaks.py \
 	bindings/python/test_install.py \
+	bindings/python/test_examples.py \
+	bindings/python/examples/send_file.py \
+	bindings/python/examples/receive_file.py \
+	bindings/python/examples/echo_server.py \
 	bindings/python/run-tests.sh
 
 if ENABLE_PYTHON
