@@ -203,6 +203,35 @@ class TestErrors(unittest.TestCase):
             self.assertEqual(c.recv(10), b"")
         srv.finish()
 
+    def test_blocking_calls_release_the_gil(self):
+        def handler(conn):
+            drain(conn)
+            conn.close()
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.settimeout(0.5)
+            counted = []
+
+            def count():
+                n, end = 0, time.monotonic() + 0.4
+                while time.monotonic() < end:
+                    n += 1
+                counted.append(n)
+            t = threading.Thread(target=count)
+            t0 = time.monotonic()
+            t.start()
+            with self.assertRaises(TimeoutError):
+                c.recv(10)  # blocks 0.5 s in libmpt
+            t.join()
+            # The other thread ran the whole time recv() waited (with the
+            # GIL held it would have waited for recv to return first).
+            self.assertLess(time.monotonic() - t0, 0.9)
+            self.assertGreater(counted[0], 10000)
+            c.shutdown(socket.SHUT_WR)
+        srv.finish()
+
     def test_peer_abort_is_connection_reset(self):
         def handler(conn):
             conn.recv(1)
