@@ -82,7 +82,7 @@ class TestAsyncio(unittest.TestCase):
 
     def test_200_concurrent_connections(self):
         async def one(port, i):
-            reader, writer = await masyncio.open_connection("127.0.0.1", port)
+            reader, writer = await masyncio.open_connection("127.0.0.1", port, paths=PATHS)
             msg = (b"%d:" % i) * (100 + i)
             writer.write(msg)
             writer.write_eof()
@@ -91,15 +91,31 @@ class TestAsyncio(unittest.TestCase):
             await writer.wait_closed()
             return back == msg
 
+        server_errors = []
+        served = []
+
+        async def checked_echo(reader, writer):
+            try:
+                await echo(reader, writer)  # ends with a graceful close on both sides
+                served.append(1)
+            except Exception as e:
+                server_errors.append(e)
+
         async def main():
-            srv = await masyncio.start_server(echo, "127.0.0.1", 0)
+            srv = await masyncio.start_server(checked_echo, "127.0.0.1", 0)
             async with srv:
                 t0 = time.monotonic()
                 ok = await asyncio.gather(*[one(srv.port, i) for i in range(200)])
+                for _ in range(100):
+                    if len(served) + len(server_errors) >= 200:
+                        break
+                    await asyncio.sleep(0.05)
                 return ok, time.monotonic() - t0
 
         ok, dt = run(main(), 120)
         self.assertEqual(ok.count(True), 200)
+        self.assertEqual(server_errors, [])
+        self.assertEqual(len(served), 200)
 
     def test_errors_and_timeouts(self):
         async def main():
