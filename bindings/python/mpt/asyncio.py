@@ -130,13 +130,17 @@ _drivers: Dict[Any, _Driver] = {}
 
 def _driver(config) -> _Driver:
     loop = asyncio.get_running_loop()
+    # One context per loop and configuration: equal configs share it.
     if config is None:
-        key = ("shared", id(loop))
-        d = _drivers.get(key)
-        if d is not None and d.loop is loop and not loop.is_closed():
-            return d
+        ck = None
+    elif isinstance(config, Config):
+        ck = repr(config)
     else:
-        key = ("own", object())
+        ck = repr(sorted(dict(config).items()))
+    key = ("shared", id(loop), ck)
+    d = _drivers.get(key)
+    if d is not None and d.loop is loop and not loop.is_closed():
+        return d
     d = _Driver(loop, config, key)
     _drivers[key] = d
     return d
