@@ -11,8 +11,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential autoconf automake libtool pkg-config
           libev-dev libmbedtls-dev check libbsd-dev
-          clang libclang-rt-14-dev python3 python3-cffi iproute2 nftables ethtool gnuplot-nox
-          curl iperf3 man-db groff-base haproxy openssl)
+          clang libclang-rt-14-dev python3 python3-pip python3-venv iproute2 nftables ethtool
+          gnuplot-nox curl iperf3 man-db groff-base haproxy openssl)
 
 install_deps() {
     local missing=()

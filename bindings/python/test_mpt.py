@@ -1,14 +1,20 @@
-"""unittest tests for the libmpt Python bindings, on loopback only.
+"""unittest tests of the socket-like API (mpt.create_connection and
+mpt.create_server), on loopback only: 127.0.0.1 and 127.0.0.2 are the two
+paths.
 
 Run: MPT_LIBRARY=/path/to/libmpt.so PYTHONPATH=bindings/python \
      python3 -m unittest -v test_mpt
+(bindings/python/run-tests.sh does that for `make check`).
 
-Every server runs in its own thread with its own mpt.Context (one context
-per thread; contexts are never shared between threads).
+Every server runs in its own thread with its own context (a context is
+used by one thread at a time).
 """
 
+import errno
 import hashlib
+import io
 import os
+import selectors
 import socket
 import threading
 import time
@@ -20,356 +26,454 @@ PATHS = ["127.0.0.1", "127.0.0.2"]
 SIZE = 4 * 1024 * 1024 + 12345  # a few MiB, deliberately not a round number
 
 
-def recv_all(conn, timeout=20.0):
-    chunks = []
-    while True:
-        data = conn.recv(256 * 1024, timeout=timeout)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 class Server(threading.Thread):
-    """Runs handler(conn) on the first accepted connection, in its own
-    thread and context. Exceptions are kept for the test to re-raise."""
+    """Runs handler(conn) on each of `count` accepted connections, in its
+    own thread (and the server's own context). Exceptions are kept and
+    re-raised by finish()."""
 
-    def __init__(self, handler, config=None):
+    def __init__(self, handler, count=1, **kw):
         super().__init__(daemon=True)
-        self.handler = handler
-        self.config = config
+        self.handler, self.count, self.kw = handler, count, kw
         self.ready = threading.Event()
-        self.port = None
         self.error = None
-        self.result = None
+        self.result = []
 
     def run(self):
         try:
-            with mpt.Context(self.config) as ctx:
-                listener = ctx.listen(["127.0.0.1"], 0)
-                self.port = listener.port
+            with mpt.create_server(("127.0.0.1", 0), timeout=30, **self.kw) as srv:
+                self.port = srv.port
                 self.ready.set()
-                conn = listener.accept(timeout=10.0)
-                self.result = self.handler(ctx, conn)
-                listener.close()
-        except BaseException as e:  # reported by finish()
+                for _ in range(self.count):
+                    conn, addr = srv.accept()
+                    self.result.append(self.handler(conn))
+        except BaseException as e:  # re-raised in the test's thread
             self.error = e
         finally:
             self.ready.set()
 
     def start_and_wait(self):
         self.start()
-        if not self.ready.wait(10.0) or self.port is None:
-            self.join(1.0)
-            raise AssertionError("server did not start: %r" % (self.error,))
+        self.ready.wait(10)
+        if self.error:
+            raise self.error
         return self.port
 
-    def finish(self, timeout=30.0):
+    def finish(self, timeout=60):
         self.join(timeout)
         if self.is_alive():
             raise AssertionError("server thread did not finish")
-        if self.error is not None:
+        if self.error:
             raise self.error
         return self.result
 
 
+def drain(conn, bufsize=65536):
+    """Reads to the end of the stream with recv_into; returns the bytes."""
+    out = bytearray()
+    buf = bytearray(bufsize)
+    view = memoryview(buf)
+    while True:
+        n = conn.recv_into(buf)
+        if n == 0:
+            return bytes(out)
+        out += view[:n]
+
+
 class TestBasics(unittest.TestCase):
     def test_version(self):
-        v = mpt.version()
-        self.assertRegex(v, r"^\d+\.\d+")
+        self.assertRegex(mpt.version(), r"^\d+\.\d+\.\d+")
+        self.assertEqual(mpt.__version__, mpt.version())
 
-    def test_error_object(self):
-        e = mpt.Error(mpt.lib.MPT_ETIMEDOUT)
+    def test_error_classes(self):
+        e = mpt.error_for(-19, "somewhere")
+        self.assertIsInstance(e, mpt.Timeout)
+        self.assertIsInstance(e, TimeoutError)
+        self.assertIsInstance(e, OSError)
+        self.assertEqual(e.errno, errno.ETIMEDOUT)
         self.assertEqual(e.code, -19)
         self.assertEqual(e.name, "MPT_ETIMEDOUT")
-        self.assertEqual(e.strerror, "operation timed out")
-        self.assertIn("operation timed out", str(e))
+        self.assertIn("somewhere", str(e))
+        kinds = {"ECONNREFUSED": ConnectionRefusedError, "ERESET": ConnectionResetError,
+                 "ECONNRESET": ConnectionResetError, "EPIPE": BrokenPipeError,
+                 "EAGAIN": BlockingIOError, "ETIMEDOUT": TimeoutError}
+        for name, kind in kinds.items():
+            e = mpt.error_for(mpt._lib.ERRORS[name])
+            self.assertIsInstance(e, kind, name)
+            self.assertIsInstance(e, mpt.Error, name)
+            self.assertIsNotNone(e.errno, name)
+        # Every code has a class and a name; the unknown ones plain mpt.Error.
+        for name, code in mpt._lib.ERRORS.items():
+            e = mpt.error_for(code)
+            self.assertEqual(e.name, "MPT_" + name)
+        self.assertIs(type(mpt.error_for(-12)), mpt.Error)
 
-    def test_state_names(self):
-        self.assertEqual(mpt.STATE_NAMES[mpt.lib.MPT_STATE_ESTABLISHED], "established")
-        self.assertEqual(mpt.STATE_NAMES[mpt.lib.MPT_STATE_ABORTED], "aborted")
-        self.assertEqual(mpt.SUBFLOW_STATE_NAMES[mpt.lib.MPT_SUBFLOW_FAILED], "failed")
-        self.assertEqual(len(set(mpt.STATE_NAMES.values())), 5)
-        self.assertEqual(len(set(mpt.SUBFLOW_STATE_NAMES.values())), 6)
+    def test_error_codes_match_the_library(self):
+        for name, code in mpt._lib.ERRORS.items():
+            self.assertEqual(mpt._lib.decode(mpt._lib.lib.mpt_err_name(code)), "MPT_" + name)
 
-    def test_ack_timeout_config(self):
-        with mpt.Context({"ack_timeout_ms": 30000}) as ctx:
+    def test_config(self):
+        with mpt.Context(mpt.Config(max_subflows=4, scheduler="roundrobin")) as ctx:
             self.assertFalse(ctx.closed)
-        # The bindings' struct is the library's current layout, not 0.1.0's.
-        self.assertGreater(mpt.ffi.offsetof("struct mpt_config", "ack_timeout_ms"),
-                           mpt.ffi.offsetof("struct mpt_config", "advertise_addresses") + 4)
-        with self.assertRaises(ValueError):
-            mpt.Context({"reserved0": 1})
-
-    def test_bad_config_field(self):
+        self.assertTrue(ctx.closed)
         with self.assertRaises(ValueError):
             mpt.Context({"no_such_field": 1})
-
-    def test_unknown_scheduler_is_error(self):
         with self.assertRaises(mpt.Error) as cm:
-            mpt.Context({"scheduler": "no-such-scheduler"})
+            mpt.Context(scheduler="no-such-scheduler")
         self.assertEqual(cm.exception.name, "MPT_ENOTFOUND")
 
-    def test_listener_port(self):
-        with mpt.Context() as ctx:
-            listener = ctx.listen(["127.0.0.1", "127.0.0.2"], 0)
-            self.assertGreater(listener.port, 0)
-            self.assertLess(listener.port, 65536)
-            listener.close()
-            self.assertTrue(listener.closed)
+    def test_listen_bad_address_and_port_in_use(self):
+        with self.assertRaises(mpt.Error):
+            mpt.create_server(("not-an-address", 0))
+        with mpt.create_server(("127.0.0.1", 0)) as srv:
+            with self.assertRaises(OSError) as cm:
+                mpt.create_server(("127.0.0.1", srv.port))
+            self.assertIsInstance(cm.exception, mpt.Error)
+            self.assertEqual(cm.exception.errno, errno.EADDRINUSE)
+            self.assertEqual(srv.getsockname(), ("127.0.0.1", srv.port))
+            srv.set_advertised(["127.0.0.2", "127.0.0.3:%d" % srv.port])
+            srv.set_advertised([])
+            with self.assertRaises(mpt.Error):
+                srv.set_advertised(["not-an-address"])
 
-    def test_listen_bad_address(self):
-        with mpt.Context() as ctx:
-            with self.assertRaises(mpt.Error) as cm:
-                ctx.listen(["not-an-address"], 0)
-            self.assertEqual(cm.exception.name, "MPT_ERESOLVE")
+    def test_bad_arguments(self):
+        with self.assertRaises(ValueError):
+            mpt.create_connection(("127.0.0.1", 0))
+        with self.assertRaises(mpt.AddressError) as cm:
+            mpt.create_connection(("127.0.0.1", 9), paths=["192.0.2.77"], timeout=5)
+        self.assertEqual(cm.exception.errno, errno.EADDRNOTAVAIL)
+        with self.assertRaises(mpt.AddressError) as cm:
+            mpt.create_connection(("127.0.0.1", 9), paths=["nosuchif0"], timeout=5)
+        self.assertEqual(cm.exception.errno, errno.ENODEV)
 
 
 class TestErrors(unittest.TestCase):
-    def closed_port(self):
-        # Bind a plain TCP socket to get a free port, then close it.
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        return port
-
     def test_connect_refused(self):
-        port = self.closed_port()
-        with mpt.Context() as ctx:
-            with self.assertRaises(mpt.Error) as cm:
-                ctx.connect("127.0.0.1", port, paths=PATHS, timeout=5.0)
-        e = cm.exception
-        self.assertEqual(e.name, "MPT_ECONNREFUSED")  # the cause, not MPT_ESYS
-        self.assertEqual(e.code, mpt.lib.MPT_ECONNREFUSED)
-        self.assertEqual(e.strerror, mpt.ffi.string(mpt.lib.mpt_strerror(e.code)).decode())
-        self.assertIn(e.strerror, str(e))
+        t0 = time.monotonic()
+        with self.assertRaises(ConnectionRefusedError) as cm:
+            mpt.create_connection(("127.0.0.1", closed_port()), timeout=10)
+        self.assertIsInstance(cm.exception, mpt.ConnectionRefused)
+        self.assertEqual(cm.exception.errno, errno.ECONNREFUSED)
+        self.assertLess(time.monotonic() - t0, 5)
 
-    def test_info_has_the_errno(self):
-        def handler(ctx, conn):
-            conn.close(timeout=5.0)
+    def test_accept_timeout(self):
+        with mpt.create_server(("127.0.0.1", 0), timeout=0.3) as srv:
+            t0 = time.monotonic()
+            with self.assertRaises(TimeoutError) as cm:
+                srv.accept()
+            self.assertEqual(cm.exception.errno, errno.ETIMEDOUT)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.25)
+            srv.setblocking(False)
+            with self.assertRaises(BlockingIOError):
+                srv.accept()
 
-        server = Server(handler)
-        port = server.start_and_wait()
-        with mpt.Context() as ctx:
-            conn = ctx.connect("127.0.0.1", port, timeout=5.0)
-            info = conn.info()
-            self.assertEqual(info["error"], 0)
-            self.assertEqual(info["sys_errno"], 0)
-            # The hand copy of struct mpt_info is the library's: asked with a
-            # larger size, the library says how much it filled.
-            buf = mpt.ffi.new("char[]", 4096)
-            big = mpt.ffi.cast("struct mpt_info *", buf)
-            big.size = 4096
-            self.assertEqual(mpt.lib.mpt_get_info(conn._ptr, big), 0)
-            self.assertEqual(big.size, mpt.ffi.sizeof("struct mpt_info"))
-            for sf in conn.subflows():
-                self.assertEqual(sf["sys_errno"], 0)
-            conn.close(timeout=5.0)
-        server.finish()
+    def test_recv_timeout_then_data(self):
+        go = threading.Event()
 
-    def test_bad_paths_are_refused(self):
-        with mpt.Context() as ctx:
-            listener = ctx.listen(["127.0.0.1"], 0)
-            with self.assertRaises(mpt.Error) as cm:
-                ctx.connect("127.0.0.1", listener.port, paths=["eht0"], timeout=2.0)
-            self.assertEqual(cm.exception.name, "MPT_ENODEV")
-            with self.assertRaises(mpt.Error) as cm:
-                ctx.connect("127.0.0.1", listener.port, paths=["192.0.2.7"], timeout=2.0)
-            self.assertEqual(cm.exception.name, "MPT_EADDRNOTAVAIL")
-            listener.close()
+        def handler(conn):
+            go.wait(10)
+            conn.sendall(b"late")
+            conn.shutdown(socket.SHUT_WR)
+            drain(conn)
+            conn.close()
 
-    def test_listen_port_in_use(self):
-        with mpt.Context() as ctx:
-            listener = ctx.listen(["127.0.0.1"], 0)
-            with self.assertRaises(mpt.Error) as cm:
-                ctx.listen(["127.0.0.1"], listener.port)
-            self.assertEqual(cm.exception.name, "MPT_EADDRINUSE")
-            self.assertEqual(cm.exception.strerror, "address already in use")
-            listener.close()
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.settimeout(0.3)
+            self.assertEqual(c.gettimeout(), 0.3)
+            t0 = time.monotonic()
+            with self.assertRaises(TimeoutError):
+                c.recv(10)
+            dt = time.monotonic() - t0
+            self.assertGreaterEqual(dt, 0.25)
+            self.assertLess(dt, 2)
+            # The connection survives a timeout.
+            go.set()
+            c.settimeout(10)
+            self.assertEqual(c.recv(10), b"late")
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(c.recv(10), b"")
+        srv.finish()
 
-    def test_error_codes_match_the_library(self):
-        # The hand copy of the enum in mpt/__init__.py against the library's names.
-        for name in dir(mpt.lib):
-            if name.startswith("MPT_E"):
-                code = getattr(mpt.lib, name)
-                self.assertEqual(mpt.ffi.string(mpt.lib.mpt_err_name(code)).decode(), name)
-        # ... and every code the library knows is declared here.
-        code = -1
-        while True:
-            name = mpt.ffi.string(mpt.lib.mpt_err_name(code)).decode()
-            if name == "MPT_E(unknown)":
-                break
-            self.assertEqual(getattr(mpt.lib, name, None), code, name)
-            code -= 1
-        self.assertLess(code, -39)
+    def test_blocking_calls_release_the_gil(self):
+        def handler(conn):
+            drain(conn)
+            conn.close()
 
-    def test_connect_port_zero_is_einval(self):
-        with mpt.Context() as ctx:
-            with self.assertRaises(mpt.Error) as cm:
-                ctx.connect("127.0.0.1", 0, timeout=1.0)
-        self.assertEqual(cm.exception.name, "MPT_EINVAL")
-        self.assertEqual(cm.exception.code, mpt.lib.MPT_EINVAL)
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.settimeout(0.5)
+            counted = []
 
-    def test_recv_timeout(self):
-        done = threading.Event()
+            def count():
+                n, end = 0, time.monotonic() + 0.4
+                while time.monotonic() < end:
+                    n += 1
+                counted.append(n)
+            t = threading.Thread(target=count)
+            t0 = time.monotonic()
+            t.start()
+            with self.assertRaises(TimeoutError):
+                c.recv(10)  # blocks 0.5 s in libmpt
+            t.join()
+            # The other thread ran the whole time recv() waited (with the
+            # GIL held it would have waited for recv to return first).
+            self.assertLess(time.monotonic() - t0, 0.9)
+            self.assertGreater(counted[0], 10000)
+            c.shutdown(socket.SHUT_WR)
+        srv.finish()
 
-        def handler(ctx, conn):
-            # Send nothing until the client has seen its timeout.
-            while not done.is_set():
-                ctx.run(0.05)
-            conn.close(timeout=5.0)
+    def test_peer_abort_is_connection_reset(self):
+        def handler(conn):
+            conn.recv(1)
+            conn.abort()
 
-        server = Server(handler)
-        port = server.start_and_wait()
-        try:
-            with mpt.Context() as ctx:
-                conn = ctx.connect("127.0.0.1", port, timeout=5.0)
-                t0 = time.monotonic()
-                with self.assertRaises(mpt.Error) as cm:
-                    conn.recv(100, timeout=0.3)
-                elapsed = time.monotonic() - t0
-                self.assertEqual(cm.exception.name, "MPT_ETIMEDOUT")
-                self.assertEqual(cm.exception.code, mpt.lib.MPT_ETIMEDOUT)
-                self.assertGreaterEqual(elapsed, 0.25)
-                self.assertLess(elapsed, 5.0)
-                # The connection is still usable after a timeout.
-                self.assertEqual(conn.info()["state"], "established")
-                done.set()
-                self.assertEqual(conn.recv(100, timeout=10.0), b"")  # server's EOF
-                conn.close(timeout=5.0)
-        finally:
-            done.set()
-            server.finish()
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"x")
+            with self.assertRaises(ConnectionResetError) as cm:
+                while True:
+                    if not c.recv(100):
+                        break
+            self.assertIsInstance(cm.exception, mpt.ConnectionReset)
+            self.assertEqual(cm.exception.errno, errno.ECONNRESET)
+        srv.finish()
 
-    def test_closed_handle(self):
-        with mpt.Context() as ctx:
-            listener = ctx.listen(["127.0.0.1"])
-        # Context closed: its handles are invalid.
-        with self.assertRaises(ValueError):
-            listener.port
+    def test_send_after_shutdown_is_broken_pipe(self):
+        def handler(conn):
+            drain(conn)
+            conn.close()
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.shutdown(socket.SHUT_WR)
+            with self.assertRaises(BrokenPipeError) as cm:
+                c.sendall(b"too late")
+            self.assertEqual(cm.exception.errno, errno.EPIPE)
+            self.assertIsInstance(cm.exception, mpt.BrokenPipe)
+        srv.finish()
+
+    def test_closed_connection(self):
+        def handler(conn):
+            drain(conn)
+            conn.close()
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        c = mpt.create_connection(("127.0.0.1", port), timeout=10)
+        c.close()
+        c.close()  # idempotent
+        self.assertTrue(c.closed)
+        with self.assertRaises(OSError) as cm:
+            c.recv(1)
+        self.assertEqual(cm.exception.errno, errno.EBADF)
+        srv.finish()
+
+    def test_exception_in_with_propagates_at_once(self):
+        # The peer never closes: a graceful close would wait 10 s.
+        release = threading.Event()
+
+        def handler(conn):
+            release.wait(20)
+            try:
+                drain(conn)
+            except ConnectionResetError:
+                return "reset"
+            finally:
+                conn.abort()
+            return "eof"
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+
+        class Boom(Exception):
+            pass
+
+        t0 = time.monotonic()
+        with self.assertRaises(Boom) as cm:
+            with mpt.create_connection(("127.0.0.1", port), paths=PATHS, timeout=10) as c:
+                c.sendall(b"partial")
+                raise Boom("the user's own exception")
+        dt = time.monotonic() - t0
+        self.assertEqual(str(cm.exception), "the user's own exception")
+        self.assertIsNone(cm.exception.__context__)  # nothing raised on the way out
+        self.assertLess(dt, 0.5)
+        self.assertTrue(c.closed)
+        release.set()
+        self.assertEqual(srv.finish(), ["reset"])
 
 
 class TestTransfer(unittest.TestCase):
-    def test_two_paths_both_directions(self):
-        up = os.urandom(SIZE)
-        down = os.urandom(SIZE - 777)
-        config = {"scheduler": "roundrobin"}
+    def test_two_subflows_both_directions(self):
+        data = os.urandom(SIZE)
 
-        def handler(ctx, conn):
-            conn.set_cc("balia")  # the server chooses per connection
-            got = recv_all(conn)
-            conn.sendall(down, timeout=20.0)
-            subflows = conn.subflows()
-            info = conn.info()
-            conn.close(timeout=20.0)
-            return got, subflows, info
+        def handler(conn):
+            with conn:
+                got = drain(conn)
+                conn.sendall(hashlib.sha256(got).digest())
+                conn.sendall(got[::-1])
+                n = len(conn.subflows())
+            return got, n
 
-        server = Server(handler, config)
-        port = server.start_and_wait()
-        with mpt.Context(config) as ctx:
-            conn = ctx.connect("127.0.0.1", port, paths=PATHS, timeout=5.0)
-            # Let the second path join before the data flows.
-            deadline = time.monotonic() + 5.0
-            while (conn.info()["subflows_established"] < 2
-                   and time.monotonic() < deadline):
-                ctx.run(0.02)
-            # Switched while connected, halfway through the data.
-            conn.sendall(up[:SIZE // 2], timeout=20.0)
-            conn.set_scheduler("blest")
-            conn.set_cc("olia")
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), paths=PATHS, timeout=20) as c:
+            self.assertEqual(c.wait_subflows(2, timeout=10), 2)
+            c.sendall(memoryview(data)[:1000])
+            c.sendall(bytearray(data[1000:5000]))
+            c.sendall(data[5000:])
+            c.shutdown(socket.SHUT_WR)
+            digest = b""
+            while len(digest) < 32:
+                digest += c.recv(32 - len(digest))
+            self.assertEqual(digest, hashlib.sha256(data).digest())
+            back = drain(c)
+            self.assertEqual(back, data[::-1])
+            info = c.info()
+            self.assertIsInstance(info, mpt.Info)
+            self.assertEqual(info.bytes_received, SIZE + 32)
+            self.assertGreaterEqual(info.subflows_established, 2)
+            sfs = c.subflows()
+            self.assertTrue(all(isinstance(s, mpt.SubflowInfo) for s in sfs))
+            est = [s for s in sfs if s.state == "established"]
+            self.assertEqual({s.local[0] for s in est}, set(PATHS))
+            self.assertTrue(all(s.bytes_sent > 0 for s in est), est)  # both carried data
+            self.assertEqual(c.getpeername(), ("127.0.0.1", port))
+            self.assertIn(c.getsockname()[0], PATHS)
+            kinds = [(e.kind, e.subflow.local[0]) for e in c.subflow_events()]
+            self.assertIn(("up", "127.0.0.2"), kinds)
+        got, n = srv.finish()[0]
+        self.assertEqual(got, data)
+        self.assertGreaterEqual(n, 2)
+
+    def test_send_recv_and_makefile(self):
+        def handler(conn):
+            with conn:
+                f = conn.makefile("rwb")
+                for line in f:
+                    f.write(line.upper())
+                    f.flush()
+                f.close()
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), timeout=10) as c:
+            self.assertGreater(c.send(b"hello\n"), 0)
+            w = c.makefile("w", encoding="utf-8")
+            w.write("second line\n")
+            w.flush()
+            r = c.makefile("r", encoding="utf-8")
+            self.assertEqual(r.readline(), "HELLO\n")
+            self.assertEqual(r.readline(), "SECOND LINE\n")
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(r.read(), "")
+        srv.finish()
+
+    def test_nonblocking_with_selectors(self):
+        data = os.urandom(1 << 20)
+
+        def handler(conn):
+            with conn:
+                conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+                drain(conn)
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), paths=PATHS, timeout=10) as c:
+            c.setblocking(False)
+            self.assertFalse(c.getblocking())
+            sel = selectors.DefaultSelector()
+            sel.register(c, selectors.EVENT_READ)
+            out = bytearray()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                sel.select(timeout=c.pending_timeout())
+                try:
+                    while True:
+                        chunk = c.recv(65536)
+                        if not chunk:
+                            break
+                        out += chunk
+                    break  # end of stream
+                except BlockingIOError:
+                    continue
+            sel.close()
+            self.assertEqual(bytes(out), data)
+            c.setblocking(True)
+            c.settimeout(10)
+            c.shutdown(socket.SHUT_WR)
+        srv.finish()
+
+    def test_path_control_and_scheduler(self):
+        def handler(conn):
+            with conn:
+                conn.set_scheduler("roundrobin")
+                drain(conn)
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), paths=["127.0.0.1"],
+                                   scheduler="roundrobin", timeout=10) as c:
+            self.assertEqual(c.info().scheduler, "roundrobin")
+            pid = c.add_path("127.0.0.2")
+            self.assertGreaterEqual(pid, 1)
+            c.wait_subflows(2, timeout=10)
+            c.set_backup(pid, True)
+            self.assertTrue(any(s.backup for s in c.subflows() if s.path_id == pid))
+            c.set_priority(pid, "regular")
+            c.set_scheduler("minrtt")
+            self.assertEqual(c.info().scheduler, "minrtt")
+            with self.assertRaises(mpt.Error) as cm:
+                c.set_scheduler("nope")
+            self.assertEqual(cm.exception.name, "MPT_ENOTFOUND")
+            c.remove_path(pid)
             with self.assertRaises(mpt.Error):
-                conn.set_cc("no-such-cc")
-            conn.sendall(up[SIZE // 2:], timeout=20.0)
-            conn.shutdown()
-            back = recv_all(conn)
-            # Everything we sent (and our end of stream) gets acknowledged.
-            deadline = time.monotonic() + 5.0
-            while conn.info()["unacked_bytes"] > 0 and time.monotonic() < deadline:
-                ctx.run(0.02)
-            info = conn.info()
-            subflows = conn.subflows()
-            conn.close(timeout=20.0)
-        got, srv_subflows, srv_info = server.finish()
+                c.remove_path(999)
+            c.sendall(b"bye")
+            c.run_until = None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                c.context.run(0.05)
+                c.subflows()
+                if c.info().subflows_established == 1:
+                    break
+            self.assertEqual(c.info().subflows_established, 1)
+            kinds = [e.kind for e in c.subflow_events()]
+            self.assertIn("down", kinds)
+        srv.finish()
 
-        self.assertEqual((info["scheduler"], info["congestion"]), ("blest", "olia"))
-        self.assertEqual((srv_info["scheduler"], srv_info["congestion"]),
-                         ("roundrobin", "balia"))
-        # Byte-exact in both directions.
-        self.assertEqual(len(got), len(up))
-        self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(up).digest())
-        self.assertEqual(len(back), len(down))
-        self.assertEqual(hashlib.sha256(back).digest(), hashlib.sha256(down).digest())
-
-        # Totals.
-        self.assertEqual(info["unacked_bytes"], 0)  # everything sent was acknowledged
-        self.assertEqual(info["subflows_opened"], 2)
-        self.assertEqual(info["subflows_failed"], 0)
-        self.assertEqual(info["subflows"], 2)
-        self.assertEqual(info["subflows_established"], 2)
-        self.assertEqual(info["bytes_received"], len(down))
-        self.assertGreaterEqual(info["bytes_sent"], len(up))
-        self.assertEqual(srv_info["bytes_received"], len(up))
-
-        # Two subflows on each side, from the two client paths.
-        self.assertEqual(len(subflows), 2)
-        self.assertEqual(sorted(sf["local"][0] for sf in subflows), PATHS)
-        for sf in subflows:
-            self.assertEqual(sf["state"], "established")
-            self.assertEqual(sf["remote"], ("127.0.0.1", port))
-            self.assertEqual(sf["failures"], 0)
-            self.assertEqual(sf["retry_ms"], -1)
-            self.assertGreater(sf["bytes_sent"], 0, "path %s carried no data" % (sf["local"],))
-        self.assertEqual(sorted(sf["path_id"] for sf in subflows), [0, 1])
-        self.assertEqual(len(srv_subflows), 2)
-        self.assertEqual(sorted(sf["remote"][0] for sf in srv_subflows), PATHS)
-        self.assertEqual(sorted(sf["id"] for sf in srv_subflows), [1, 2])  # stable ids
-        self.assertGreaterEqual(sum(sf["bytes_received"] for sf in srv_subflows), len(up))
-        for sf in srv_subflows:
-            self.assertGreater(sf["bytes_received"], 0)
-        for sf in srv_subflows:
-            self.assertEqual(sf["local"], ("127.0.0.1", port))
-            self.assertEqual(sf["path_id"], -1)
-
-    def test_context_manager_and_memoryview(self):
-        payload = bytearray(b"hello multipath " * 1000)
-
-        def handler(ctx, conn):
-            data = recv_all(conn)
-            conn.sendall(memoryview(data)[::-1].tobytes())
-            conn.close(timeout=10.0)
-
-        server = Server(handler)
-        port = server.start_and_wait()
+    def test_shared_context(self):
         with mpt.Context() as ctx:
-            with ctx.connect("127.0.0.1", port, timeout=5.0) as conn:
-                conn.sendall(memoryview(payload))
-                conn.shutdown()
-                back = recv_all(conn)
-            self.assertTrue(conn.closed)
-        self.assertTrue(ctx.closed)
-        server.finish()
-        self.assertEqual(back, bytes(payload[::-1]))
+            srv = mpt.create_server(("127.0.0.1", 0), context=ctx, timeout=10)
+            results = []
 
-    def test_concurrent_use_of_one_context_is_refused(self):
-        with mpt.Context() as ctx:
-            listener = ctx.listen(["127.0.0.1"])
-            errors = []
-            t = threading.Thread(target=lambda: errors.append(
-                self._try(lambda: listener.accept(timeout=1.0))))
+            def client():
+                with mpt.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
+                    c.sendall(b"ping")
+                    c.shutdown(socket.SHUT_WR)
+                    results.append(drain(c))
+            t = threading.Thread(target=client)
             t.start()
-            time.sleep(0.2)
-            with self.assertRaises(RuntimeError):
-                listener.port
-            t.join()
-            self.assertIsInstance(errors[0], mpt.Error)  # the accept timed out
-
-    @staticmethod
-    def _try(fn):
-        try:
-            fn()
-        except Exception as e:
-            return e
-        return None
+            conn, peer = srv.accept()
+            self.assertEqual(peer[0], "127.0.0.1")
+            with conn:
+                self.assertEqual(drain(conn), b"ping")
+                conn.sendall(b"pong")
+            t.join(10)
+            srv.close()
+            self.assertEqual(results, [b"pong"])
 
 
 if __name__ == "__main__":

@@ -230,6 +230,13 @@ bench_run() {
          srv=("$BENCH_MPT" server --bind "$BENCH_SRV" $opt "$algo" ${BENCH_MPT_ARGS:-})
          cli=("$BENCH_MPT" client --host "$BENCH_SRV" $opt "$algo" ${BENCH_MPT_ARGS:-})
          for i in "${BENCH_SRC[@]}"; do cli+=(--path "$i"); done ;;
+    python|python-asyncio) # the Python bindings (tests/bench/mpt-bench.py), from the source tree
+         local -a py=(env "MPT_LIBRARY=$bench_build/libmpt/.libs/libmpt.so" "${BENCH_PYTHON:-python3}"
+                      "$bench_top/tests/bench/mpt-bench.py")
+         [ "$cont" = python-asyncio ] && py+=(--asyncio)
+         srv=("${py[@]}" server --bind "$BENCH_SRV" ${BENCH_PY_ARGS:-})
+         cli=("${py[@]}" client --host "$BENCH_SRV" ${BENCH_PY_ARGS:-})
+         for i in "${BENCH_SRC[@]}"; do cli+=(--path "$i"); done ;;
     *) bench_die "unknown contender $cont" ;;
     esac
     if [ -n "$BENCH_TCP_CC" ]; then srv+=(--tcp-cc "$BENCH_TCP_CC"); cli+=(--tcp-cc "$BENCH_TCP_CC"); fi
