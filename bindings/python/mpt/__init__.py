@@ -15,7 +15,7 @@ put it, else wherever the dynamic linker finds libmpt.
 
 from ._errors import (AddressError, BrokenPipe, ConnectionRefused, ConnectionReset, Error,
                       NotConnected, Timeout, WouldBlock, error_for)
-from ._core import (Config, Connection, Context, Info, Server, SubflowEvent, SubflowInfo,
+from ._core import (Config, Connection, Context, Info, Server, SubflowEvent, SubflowInfo, TLSConfig,
                     STATE_NAMES, SUBFLOW_STATE_NAMES, create_connection, create_server, version)
 from . import _lib
 
@@ -24,6 +24,6 @@ __version__ = version()
 __all__ = [
     "AddressError", "BrokenPipe", "Config", "Connection", "ConnectionRefused",
     "ConnectionReset", "Context", "Error", "Info", "NotConnected", "Server", "SubflowEvent",
-    "SubflowInfo", "Timeout", "WouldBlock", "STATE_NAMES", "SUBFLOW_STATE_NAMES",
+    "SubflowInfo", "TLSConfig", "Timeout", "WouldBlock", "STATE_NAMES", "SUBFLOW_STATE_NAMES",
     "create_connection", "create_server", "error_for", "version",
 ]

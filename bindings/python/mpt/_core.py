@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import io
+import os
 import socket
 import struct
 import threading
@@ -28,9 +29,48 @@ def version() -> str:
 
 STATE_NAMES = {v: _lib.decode(lib.mpt_state_name(v)) for v in range(0, 5)}
 SUBFLOW_STATE_NAMES = {v: _lib.decode(lib.mpt_subflow_state_name(v)) for v in range(0, 6)}
+_PRIORITIES = {"primary": 0, "regular": 0, "backup": 1, "secondary": 2, "never": 3}
+PRIORITY_NAMES = {0: "primary", 1: "backup", 2: "secondary", 3: "never"}
 
 
 # ---- configuration ----------------------------------------------------------------
+
+@dataclasses.dataclass
+class TLSConfig:
+    """struct mpt_tls_config (doc/security.md): TLS 1.2 on every subflow.
+    A server gives cert_file and key_file; a client gives ca_file (or
+    ca_path) and, when the host it connects to is not the name in the
+    certificate, server_name. psk and psk_identity instead of certificates
+    on both sides. insecure_skip_verify accepts any certificate: tests
+    only."""
+    ca_file: Optional[str] = None
+    ca_path: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    server_name: Optional[str] = None
+    psk: Optional[bytes] = None
+    psk_identity: Optional[str] = None
+    insecure_skip_verify: bool = False
+
+
+def _make_tls(tls: "TLSConfig", keep: list):
+    t = _lib.mpt_tls_config()
+    t.size = ctypes.sizeof(t)
+    for name in ("ca_file", "ca_path", "cert_file", "key_file", "server_name", "psk_identity"):
+        v = getattr(tls, name)
+        if v is not None:
+            b = os.fsencode(v) if name.endswith(("_file", "_path")) else v.encode()
+            keep.append(b)
+            setattr(t, name, b)
+    if tls.psk is not None:
+        buf = (ctypes.c_uint8 * len(tls.psk)).from_buffer_copy(bytes(tls.psk))
+        keep.append(buf)
+        t.psk = ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8))
+        t.psk_len = len(tls.psk)
+    t.insecure_skip_verify = 1 if tls.insecure_skip_verify else 0
+    keep.append(t)
+    return t
+
 
 @dataclasses.dataclass
 class Config:
@@ -60,6 +100,7 @@ class Config:
     advertise_addresses: Optional[bool] = None
     ack_timeout_ms: Optional[int] = None
     server_id: Optional[int] = None
+    tls: Optional[TLSConfig] = None
 
 
 _STRING_FIELDS = ("scheduler", "congestion", "tcp_congestion")
@@ -70,7 +111,8 @@ def _make_config(config: Union[None, Config, Mapping[str, Any]], **overrides: An
     if config is None:
         values: Dict[str, Any] = {}
     elif isinstance(config, Config):
-        values = {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)
+                  if getattr(config, f.name) is not None}
     else:
         values = dict(config)
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -83,7 +125,11 @@ def _make_config(config: Union[None, Config, Mapping[str, Any]], **overrides: An
     lib.mpt_config_default(ctypes.byref(cfg), ctypes.sizeof(cfg))
     keep = []
     for key, value in values.items():
-        if key in _STRING_FIELDS:
+        if key == "tls":
+            if not isinstance(value, TLSConfig):
+                raise TypeError("tls must be an mpt.TLSConfig, not %r" % (type(value),))
+            cfg.tls = ctypes.pointer(_make_tls(value, keep))
+        elif key in _STRING_FIELDS:
             b = value.encode() if isinstance(value, str) else bytes(value)
             keep.append(b)
             setattr(cfg, key, b)
@@ -143,6 +189,7 @@ class SubflowInfo:
     sys_errno: int
     failures: int
     retry_ms: int
+    priority: str = "primary"   # tier: primary, secondary, backup, never
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +228,7 @@ def _subflow_from(s: _lib.mpt_subflow_info) -> SubflowInfo:
         id=s.id, path_id=s.path_id, state=SUBFLOW_STATE_NAMES.get(s.state, str(s.state)),
         local=_sockaddr(s.local), remote=_sockaddr(s.remote),
         ifname=s.ifname.decode(errors="replace"), backup=bool(s.backup),
+        priority=PRIORITY_NAMES.get(s.priority, str(s.priority)),
         rtt_us=s.rtt_us, rttvar_us=s.rttvar_us, cwnd_bytes=s.cwnd_bytes,
         total_retrans=s.total_retrans, bytes_sent=s.bytes_sent, bytes_acked=s.bytes_acked,
         bytes_received=s.bytes_received, fail_error=s.fail_error, fail_reason=s.fail_reason,
@@ -795,11 +843,33 @@ class Connection:
         check(rc, "set_backup %d" % path_id)
 
     def set_priority(self, path_id: int, priority: str) -> None:
-        """"backup" or "regular": libmpt's only priority levels
-        (set_backup)."""
-        if priority not in ("backup", "regular"):
-            raise ValueError('priority must be "backup" or "regular"')
-        self.set_backup(path_id, priority == "backup")
+        """The path's tier (mpt_set_priority(3), doc/policy.md): "primary"
+        (or "regular"), "secondary", "backup" or "never"; on the server side
+        path_id is a subflow id (SubflowInfo.id)."""
+        if priority not in _PRIORITIES:
+            raise ValueError('priority must be one of "primary", "secondary", "backup", '
+                             '"never" (or "regular"), not %r' % (priority,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_priority(p, int(path_id), _PRIORITIES[priority])
+        finally:
+            self._leave()
+        check(rc, "set_priority %d" % path_id)
+
+    def tls_info(self) -> Dict[str, Any]:
+        """TLS of this connection (mpt_get_tls_info): full_handshakes,
+        resumed_handshakes, suite ("" without TLS) and error (or None)."""
+        ti = _lib.mpt_tls_info()
+        ti.size = ctypes.sizeof(ti)
+        p = self._enter()
+        try:
+            rc = lib.mpt_get_tls_info(p, ctypes.byref(ti))
+        finally:
+            self._leave()
+        check(rc, "tls_info")
+        return {"full_handshakes": ti.full_handshakes, "resumed_handshakes": ti.resumed_handshakes,
+                "suite": _lib.decode(ti.suite) if ti.suite else "",
+                "error": _lib.decode(ti.error) if ti.error else None}
 
     def set_scheduler(self, name: str) -> None:
         """Switches the scheduler while connected ("minrtt", "roundrobin",
@@ -986,7 +1056,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
                       paths: Optional[Sequence[str]] = None, scheduler: Optional[str] = None,
                       congestion: Optional[str] = None,
                       config: Union[None, Config, Mapping[str, Any]] = None,
-                      context: Optional[Context] = None) -> Connection:
+                      context: Optional[Context] = None,
+                      tls: Optional[TLSConfig] = None) -> Connection:
     """Connects to address (host, port) over the local paths (source
     addresses or interface names, "/backup" suffix for backup paths; None:
     the configuration decides) and waits for the multipath handshake.
@@ -994,7 +1065,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
     (default: socket.getdefaulttimeout()). scheduler / congestion choose the
     algorithms; config is an mpt.Config (or a dict of its fields) for the
     connection's own context. With context= the connection uses that
-    context (and config must be None)."""
+    context (and config must be None). tls= an mpt.TLSConfig: TLS on every
+    subflow (the same as config.tls)."""
     host, port = address[0], address[1]
     hostb = _addr(host, "create_connection")
     if not isinstance(port, int) or not 0 < port < 65536:
@@ -1003,10 +1075,10 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
         timeout = socket.getdefaulttimeout()
     owns = context is None
     if owns:
-        ctx = Context(config, scheduler=scheduler, congestion=congestion)
+        ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls)
     else:
-        if config is not None:
-            raise ValueError("config= applies to a new context, not to context=")
+        if config is not None or tls is not None:
+            raise ValueError("config= and tls= apply to a new context, not to context=")
         ctx = context
     try:
         arr, n, keep = _strv(paths)
@@ -1036,7 +1108,8 @@ def create_server(address: Tuple[Optional[str], int] = ("", 0), *,
                   config: Union[None, Config, Mapping[str, Any]] = None,
                   scheduler: Optional[str] = None, congestion: Optional[str] = None,
                   timeout: Optional[float] = None,
-                  context: Optional[Context] = None) -> Server:
+                  context: Optional[Context] = None,
+                  tls: Optional[TLSConfig] = None) -> Server:
     """Listens on address (host, port): host "" or None is the IPv6 and
     IPv4 wildcard, port 0 an ephemeral port (Server.port tells which).
     addresses lists several numeric addresses to listen on instead of
@@ -1047,7 +1120,9 @@ def create_server(address: Tuple[Optional[str], int] = ("", 0), *,
     if addresses is None and host:
         addresses = [host]
     owns = context is None
-    ctx = Context(config, scheduler=scheduler, congestion=congestion) if owns else context
+    if not owns and tls is not None:
+        raise ValueError("tls= applies to a new context, not to context=")
+    ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls) if owns else context
     try:
         arr, n, keep = _strv(addresses)
         out = ctypes.c_void_p()

@@ -27,6 +27,27 @@ class sockaddr_storage(ctypes.Structure):
                 ("__ss_align", ctypes.c_ulong)]
 
 
+class mpt_tls_config(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("ca_file", c_char_p),
+                ("ca_path", c_char_p),
+                ("cert_file", c_char_p),
+                ("key_file", c_char_p),
+                ("server_name", c_char_p),
+                ("psk", ctypes.POINTER(ctypes.c_uint8)),
+                ("psk_len", c_size_t),
+                ("psk_identity", c_char_p),
+                ("insecure_skip_verify", c_int)]
+
+
+class mpt_tls_info(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("full_handshakes", c_uint32),
+                ("resumed_handshakes", c_uint32),
+                ("suite", c_char_p),
+                ("error", c_char_p)]
+
+
 class mpt_config(ctypes.Structure):
     _fields_ = [("size", c_size_t),
                 ("max_subflows", c_uint32),
@@ -53,7 +74,8 @@ class mpt_config(ctypes.Structure):
                 ("advertise_addresses", c_int),
                 ("reserved0", c_uint32),
                 ("ack_timeout_ms", c_uint32),
-                ("server_id", c_uint32)]
+                ("server_id", c_uint32),
+                ("tls", ctypes.POINTER(mpt_tls_config))]
 
 
 class mpt_ctx_event(ctypes.Structure):
@@ -84,7 +106,8 @@ class mpt_subflow_info(ctypes.Structure):
                 ("sys_errno", c_int),
                 ("failures", c_uint32),
                 ("retry_ms", c_int),
-                ("bytes_received", c_uint64)]
+                ("bytes_received", c_uint64),
+                ("priority", c_int)]
 
 
 class mpt_info(ctypes.Structure):
@@ -113,7 +136,8 @@ class mpt_info(ctypes.Structure):
 
 
 STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
-           "mpt_subflow_info": mpt_subflow_info, "mpt_info": mpt_info}
+           "mpt_subflow_info": mpt_subflow_info, "mpt_info": mpt_info,
+           "mpt_tls_config": mpt_tls_config, "mpt_tls_info": mpt_tls_info}
 
 # The enums of mpt.h (the error codes come from mpt_err_name at run time
 # and are checked against error.h by the drift test as well).
@@ -125,6 +149,8 @@ ENUMS = {
     "MPT_STATE_CLOSED": 3, "MPT_STATE_ABORTED": 4,
     "MPT_SUBFLOW_CONNECTING": 0, "MPT_SUBFLOW_HANDSHAKE": 1, "MPT_SUBFLOW_ESTABLISHED": 2,
     "MPT_SUBFLOW_CLOSING": 3, "MPT_SUBFLOW_FAILED": 4, "MPT_SUBFLOW_CLOSED": 5,
+    "MPT_PRIORITY_PRIMARY": 0, "MPT_PRIORITY_BACKUP": 1, "MPT_PRIORITY_SECONDARY": 2,
+    "MPT_PRIORITY_NEVER": 3,
 }
 globals().update(ENUMS)
 
@@ -152,6 +178,7 @@ FUNCS = {
     "mpt_version": (c_char_p, []),
     "mpt_strerror": (c_char_p, [c_int]),
     "mpt_err_name": (c_char_p, [c_int]),
+    "mpt_tls_config_check": (c_int, [ctypes.POINTER(mpt_tls_config), ctypes.c_char_p, c_size_t]),
     "mpt_config_default": (None, [ctypes.POINTER(mpt_config), c_size_t]),
     "mpt_ctx_new": (c_int, [_PP, _P, ctypes.POINTER(mpt_config)]),
     "mpt_ctx_free": (None, [_P]),
@@ -181,9 +208,11 @@ FUNCS = {
     "mpt_add_path": (c_int, [_P, c_char_p]),
     "mpt_remove_path": (c_int, [_P, c_int]),
     "mpt_set_backup": (c_int, [_P, c_int, c_int]),
+    "mpt_set_priority": (c_int, [_P, c_int, c_int]),
     "mpt_set_scheduler": (c_int, [_P, c_char_p]),
     "mpt_set_cc": (c_int, [_P, c_char_p]),
     "mpt_get_info": (c_int, [_P, ctypes.POINTER(mpt_info)]),
+    "mpt_get_tls_info": (c_int, [_P, ctypes.POINTER(mpt_tls_info)]),
     "mpt_get_subflows_sized": (c_int, [_P, ctypes.POINTER(mpt_subflow_info), c_size_t,
                                        c_size_t]),
     "mpt_blocking_connect": (c_int, [_P, c_char_p, c_uint16, _STRV, c_size_t, c_int, _PP]),
