@@ -205,6 +205,8 @@ struct pipe {
     /* cfg.tcp_model */
     uint64_t cwnd, ssthresh, ai_acc, recover_until;
     uint32_t retrans;
+    uint64_t ack_rx_t;    /* cfg.rto_info: when an ACK last advanced ack_off */
+    uint64_t out_since;   /* cfg.rto_info: when bytes became unacked (0: none) */
 };
 
 enum end_state { END_PENDING, END_ATTACHED, END_RAW, END_DONE };
@@ -1305,6 +1307,7 @@ static void on_ack(struct sim *sim, struct sock *k, int dir, uint64_t off)
     if (off > pp->ack_off) {
         uint64_t acked = off - pp->ack_off;
         pp->ack_off = off;
+        pp->ack_rx_t = sim->now;
         if (sim->cfg.tcp_model) {
             if (pp->cwnd < pp->ssthresh) {
                 pp->cwnd += acked; /* slow start */
@@ -1704,6 +1707,18 @@ static int drain_output(struct sim *sim, struct ent *en, int sf, struct sock *k)
     info.unacked_bytes = (uint32_t)(pp->tx_off - pp->ack_off);
     info.notsent_bytes = (uint32_t)(pp->write_off - pp->tx_off);
     info.delivery_rate = pa->cfg.rate[dir] / 8;
+    if (sim->cfg.rto_info) {
+        uint64_t rto = info.srtt + 4 * info.rttvar, base;
+        if (rto < 200 * SIM_MS)
+            rto = 200 * SIM_MS;
+        if (pp->tx_off == pp->ack_off)
+            pp->out_since = 0;
+        else if (!pp->out_since)
+            pp->out_since = sim->now ? sim->now : 1;
+        info.last_ack_at = pp->ack_rx_t ? pp->ack_rx_t : 1;
+        base = pp->out_since > pp->ack_rx_t ? pp->out_since : pp->ack_rx_t;
+        info.retransmits = pp->out_since && sim->now >= base + rto;
+    }
     ENGINE(sim, mpt_conn_sf_set_info(en->c, sf, &info));
     for (;;) {
         size_t room = pipe_room(sim, pp), total = 0, written = 0, fr;

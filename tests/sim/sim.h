@@ -130,6 +130,12 @@ struct sim_cfg {
     sim_tap_fn tap;
     void *tap_user;
     FILE *trace;           /* NULL: env SIM_TRACE=1 traces to stderr */
+    int rto_info;          /* 1: mpt_sf_info also says when each socket last received an
+                              ACK and whether it is in retransmission timeout (bytes
+                              unacked for max(200 ms, srtt + 4 rttvar) since the later of
+                              the last ACK and their being outstanding), as TCP_INFO does
+                              for the I/O layer (liveness.c's blackhole rule); 0
+                              (default): neither is reported */
 };
 
 void sim_cfg_default(struct sim_cfg *cfg);

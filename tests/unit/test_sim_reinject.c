@@ -124,6 +124,71 @@ START_TEST(blackhole_detected_and_reinjected)
 }
 END_TEST
 
+/* With the kernel's view reported (rto_info, as TCP_INFO gives the I/O
+ * layer) a blackhole is failed by both senders within about a second of
+ * the outage although their subflow_timeout is 10 s (liveness.c's
+ * blackhole rule), and neither reader waits longer than that. */
+START_TEST(blackhole_failed_from_rto_info)
+{
+    struct sim_cfg cfg;
+    struct sim *sim;
+    const struct sim_result *r;
+    char buf[1024];
+    two_paths(&cfg);
+    cfg.seed = 17;
+    cfg.rto_info = 1;
+    for (int s = 0; s < 2; s++)
+        cfg.settings[s].subflow_timeout = 10 * SIM_S;
+    ck_assert_int_eq(sim_new(&cfg, &sim), 0);
+    sim_at_stall(sim, 1 * SIM_S, 0); /* never recovers */
+    sim_run(sim);
+    r = sim_result(sim);
+    ck_assert_msg(sim_check_complete(sim, buf, sizeof buf), "%s", buf);
+    for (int s = 0; s < 2; s++) {
+        ck_assert_msg(r->side[s].engine_sf_fails > 0, "%s never gave the silent subflow up",
+                      s ? "server" : "client");
+        ck_assert_msg(r->side[s].t_engine_sf_fail <= 2 * SIM_S, "%s failed it at %.3f s",
+                      s ? "server" : "client", (double)r->side[s].t_engine_sf_fail / 1e9);
+        ck_assert_uint_ge(r->side[s].stats.sf_blackholes, 1);
+    }
+    for (int d = 0; d < 2; d++)
+        ck_assert_msg(r->dir[d].max_gap <= 1500 * SIM_MS, "direction %d: gap of %.3f s", d,
+                      (double)r->dir[d].max_gap / 1e9);
+    sim_free(sim);
+}
+END_TEST
+
+/* Not a blackhole: a slow path (1 Mbit/s) with a big queue in its socket
+ * (512 KiB unsent: 4 s) keeps receiving ACKs although its records are
+ * seconds old: with rto_info it is never failed. */
+START_TEST(slow_path_with_big_queue_not_failed)
+{
+    struct sim_cfg cfg;
+    struct sim *sim;
+    const struct sim_result *r;
+    char buf[1024];
+    two_paths(&cfg);
+    cfg.seed = 19;
+    cfg.rto_info = 1;
+    cfg.path[1].rate[0] = cfg.path[1].rate[1] = 1 * SIM_MBPS;
+    cfg.sndbuf = 1024 * 1024;
+    cfg.notsent_lowat = 512 * 1024;
+    for (int s = 0; s < 2; s++)
+        cfg.settings[s].subflow_timeout = 10 * SIM_S;
+    ck_assert_int_eq(sim_new(&cfg, &sim), 0);
+    sim_run(sim);
+    r = sim_result(sim);
+    ck_assert_msg(sim_check_complete(sim, buf, sizeof buf), "%s", buf);
+    for (int s = 0; s < 2; s++) {
+        ck_assert_msg(r->side[s].engine_sf_fails == 0, "%s failed the slow path",
+                      s ? "server" : "client");
+        ck_assert_uint_eq(r->side[s].stats.sf_blackholes, 0);
+        ck_assert_uint_eq(r->side[s].stats.sf_failed, 0);
+    }
+    sim_free(sim);
+}
+END_TEST
+
 /* The client alone sees path 0 go (a link down reported by rtnetlink):
  * it fails its subflow there while the path swallows everything, RST
  * included. */
@@ -296,6 +361,8 @@ int main(void)
     tcase_add_test(tc, reset_of_slow_path);
     tcase_add_test(tc, reset_of_fast_path);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
+    tcase_add_test(tc, blackhole_failed_from_rto_info);
+    tcase_add_test(tc, slow_path_with_big_queue_not_failed);
     tcase_add_test(tc, rejoined_path_carries_data_again);
     tcase_add_test(tc, one_sided_failure_told_to_the_peer);
     tcase_add_test(tc, window_update_lost_with_failed_subflow);
