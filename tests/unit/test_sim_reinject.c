@@ -151,6 +151,10 @@ START_TEST(blackhole_failed_from_rto_info)
                       s ? "server" : "client", (double)r->side[s].t_engine_sf_fail / 1e9);
         ck_assert_uint_ge(r->side[s].stats.sf_blackholes, 1);
     }
+    printf("blackhole (rto_info): engine failed it at %.3f / %.3f s (outage at 1 s), "
+           "longest read gaps %.3f / %.3f s\n", (double)r->side[0].t_engine_sf_fail / 1e9,
+           (double)r->side[1].t_engine_sf_fail / 1e9, (double)r->dir[0].max_gap / 1e9,
+           (double)r->dir[1].max_gap / 1e9);
     for (int d = 0; d < 2; d++)
         ck_assert_msg(r->dir[d].max_gap <= 1500 * SIM_MS, "direction %d: gap of %.3f s", d,
                       (double)r->dir[d].max_gap / 1e9);
