@@ -350,6 +350,11 @@ struct mpt_info {
      * over reorder_frames frames; percentiles within about 19%. */
     uint64_t reorder_frames;
     uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
+    const char *peer_text;       /* what the peer said when it refused or ended the
+                                    connection (the text of its last ERROR or FASTCLOSE,
+                                    e.g. "TLS required by this server"), printable ASCII,
+                                    or NULL; owned by the socket, valid until the next
+                                    libmpt call on it or mpt_close() / mpt_abort() */
 };
 
 /*

@@ -425,6 +425,10 @@ enum mpt_sf_state mpt_conn_sf_state(const struct mpt_conn *c, int sf);
 int mpt_conn_sf_count(const struct mpt_conn *c); /* slots in use or reserved */
 int mpt_conn_sf_max(const struct mpt_conn *c);   /* settings.max_subflows */
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st);
+/* The text of the last ERROR or FASTCLOSE the peer sent with one (a joined
+ * subflow's only once it authenticated), printable ASCII, or NULL. Owned by
+ * the connection, valid until the next frame is processed or it is freed. */
+const char *mpt_conn_peer_text(const struct mpt_conn *c);
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int sf, struct mpt_sf_stats *st);
 
 /* Client: the server's advertised addresses so far are delivered as

@@ -189,6 +189,8 @@ struct mpt_conn {
     uint64_t hs_deadline, close_deadline, nopath_since;
     uint64_t ack_timeout;   /* settings.ack_timeout, or its default */
     const char *abort_text; /* FASTCLOSE text of the next local abort, static */
+    char *peer_text;        /* the peer's last ERROR / FASTCLOSE text, sanitized, NUL-
+                               terminated (mpt_malloc'd when one arrives), or NULL */
 
     /* events */
     struct mpt_event evq[EVQ_LEN];

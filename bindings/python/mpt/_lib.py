@@ -132,7 +132,8 @@ class mpt_info(ctypes.Structure):
                 ("reorder_frames", c_uint64),
                 ("reorder_p50_us", c_uint64),
                 ("reorder_p99_us", c_uint64),
-                ("reorder_max_us", c_uint64)]
+                ("reorder_max_us", c_uint64),
+                ("peer_text", c_char_p)]
 
 
 STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
