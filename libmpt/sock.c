@@ -124,6 +124,10 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->fail_error = st.fail_error;
         o->fail_reason = st.fail_reason;
         o->rtt_us = st.srtt / 1000u;
+        o->budget_bytes = st.budget;
+        o->budget_used = st.budget_used;
+        o->budget_spent = st.budget_spent;
+        o->rate_cap = st.rate;
     } else {
         o->state = MPT_SUBFLOW_CLOSED;
     }
@@ -184,6 +188,8 @@ static void sock_finish(struct mpt_socket *s, int err)
 #define PULL_subflow_down MPT_EVENT_SUBFLOWS
 #define PULL_addr_learned MPT_EVENT_SUBFLOWS
 #define PULL_closed MPT_EVENT_CLOSED
+#define PULL_budget_spent MPT_EVENT_BUDGET_SPENT
+#define PULL_STATUS_budget_spent(...) 0
 #define PULL_STATUS_connected(status, ...) (status)
 #define PULL_STATUS_closed(status, ...) (status)
 #define PULL_STATUS_readable(...) 0
@@ -249,8 +255,10 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     case MPT_EV_SF_UP:
         if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
             struct mpt_sfio *sf = s->sf[ev->sf];
-            if (sf)
+            if (sf) {
                 mpt_paths_slot_up(s, sf->slot);
+                mpt_paths_meter_apply(s, sf->slot, ev->sf);
+            }
             fill_sf_info(s, ev->sf, &si);
             MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"id\":%d,\"path\":%d", ev->sf, si.id,
                       si.path_id);
@@ -280,6 +288,15 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
         CALL(s, subflow_down, &si, s->user);
         break;
     }
+    case MPT_EV_BUDGET_SPENT:
+        if (ev->sf < 0 || ev->sf >= MPT_MAX_SUBFLOWS_LIMIT)
+            break;
+        fill_sf_info(s, ev->sf, &si);
+        MPT_TRACE(s->ctx, s->id, "budget_spent", "\"sf\":%d,\"id\":%d,\"path\":%d,\"used\":%llu",
+                  ev->sf, si.id, si.path_id, (unsigned long long)si.budget_used);
+        if (mpt_paths_meter_spent(s, si.path_id))
+            CALL(s, budget_spent, &si, s->user);
+        break;
     case MPT_EV_ADDR_LEARNED: {
         struct sockaddr_storage ss;
         socklen_t len;

@@ -682,5 +682,9 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     st->bytes_acked = s->bytes_acked;
     st->fail_reason = s->fail_reason;
     st->fail_error = s->fail_error;
+    st->budget = s->budget;
+    st->budget_used = s->budget_used;
+    st->budget_spent = s->budget_spent;
+    st->rate = s->rate;
     return 0;
 }

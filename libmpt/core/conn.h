@@ -121,6 +121,7 @@ enum mpt_event_type {
     MPT_EV_ADDR_REMOVED,    /* peer withdrew address id ev.addr.addr_id */
     MPT_EV_CLOSED,          /* connection closed gracefully */
     MPT_EV_ERROR,           /* connection aborted: ev.error, ev.reason */
+    MPT_EV_BUDGET_SPENT,    /* subflow sf's byte budget is spent: it is BACKUP now */
 };
 
 struct mpt_event {
@@ -189,6 +190,10 @@ struct mpt_sf_stats {
     uint64_t bytes_received;  /* DATA payload received here (duplicates included) */
     uint32_t fail_reason;
     int fail_error;
+    uint64_t budget;          /* mpt_conn_sf_set_budget; 0: none */
+    uint64_t budget_used;     /* payload bytes handed to it since (incl. reinjections) */
+    int budget_spent;
+    uint64_t rate;            /* mpt_conn_sf_set_rate, bytes/s; 0: none */
 };
 
 /* ---- Client side ---------------------------------------------------------- */
@@ -368,6 +373,22 @@ int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now)
  * SECONDARY and NEVER as such if TIERS is in force, else as regular and
  * backup. MPT_EINVAL, MPT_ESTATE (the subflow is gone). */
 int mpt_conn_sf_set_prio(struct mpt_conn *c, int sf, int prio, uint64_t now);
+
+/*
+ * Metered paths. A byte budget: every DATA payload byte handed to subflow sf
+ * (new data, reinjections, redundant copies) counts; a frame is cut to what
+ * is left, so the subflow carries at most `bytes` while its tier is above
+ * BACKUP. When it is reached the subflow drops to BACKUP (PRIO to the peer,
+ * as mpt_conn_sf_set_prio) and MPT_EV_BUDGET_SPENT is raised, once; as a
+ * backup it may still carry data when nothing else is usable (counted on).
+ * Setting a budget (again) restarts the count; 0 removes it. `used` is
+ * bytes already counted elsewhere (a path's earlier subflows), 0 usually.
+ * A rate cap: a token bucket (burst 50 ms of rate, at least one frame)
+ * refilled from `now`; 0 removes it. 0, MPT_EINVAL, MPT_ESTATE (gone).
+ */
+int mpt_conn_sf_set_budget(struct mpt_conn *c, int sf, uint64_t bytes, uint64_t used,
+                           uint64_t now);
+int mpt_conn_sf_set_rate(struct mpt_conn *c, int sf, uint64_t bytes_per_s, uint64_t now);
 
 /* Server: advertise an additional address (ADD_ADDR). */
 int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,

@@ -132,7 +132,25 @@ struct sf {
     uint64_t bytes_sent, bytes_acked, bytes_received;
     uint32_t fail_reason;
     int fail_error;
+    /* metering (mpt_conn_sf_set_budget / _set_rate): DATA payload handed
+     * to it counts against the budget; the token bucket caps its rate */
+    uint64_t budget;        /* 0: none */
+    uint64_t budget_used;   /* payload bytes since the budget was set (all kinds) */
+    int budget_spent;       /* reached: dropped to BACKUP, event raised once */
+    uint64_t rate;          /* bytes/s, 0: none */
+    uint64_t tokens;        /* bytes it may take now */
+    uint64_t tokens_t;      /* when tokens were last refilled */
+    uint64_t tokens_frac;   /* refill remainder (bytes * 1e9 not yet whole) */
 };
+
+/* Payload bytes the meter lets subflow s take now (SIZE_MAX: unmetered). */
+size_t mpt_meter_left(const struct sf *s);
+/* Refills s's token bucket up to now. */
+void mpt_meter_refill(const struct mpt_conn *c, struct sf *s, uint64_t now);
+/* When s's bucket holds enough for one frame again (MPT_TIME_NEVER: n/a). */
+uint64_t mpt_meter_wake_at(const struct mpt_conn *c, const struct sf *s);
+/* Spends subflow i's budget if reached (tier, PRIO, event). */
+void mpt_meter_check(struct mpt_conn *c, int i);
 
 struct mpt_conn {
     struct mpt_core_settings s;

@@ -193,14 +193,19 @@ class SubflowInfo:
     failures: int
     retry_ms: int
     priority: str = "primary"   # tier: primary, secondary, backup, never
+    budget_bytes: int = 0       # set_budget, 0: none
+    budget_used: int = 0        # DATA bytes counted against it
+    rate_cap: int = 0           # set_rate_cap, bytes/s, 0: none
+    budget_spent: bool = False  # the budget was reached (the path is backup now)
 
 
 @dataclasses.dataclass(frozen=True)
 class SubflowEvent:
     """A change seen after libmpt reported MPT_EVENT_SUBFLOWS: kind is "up"
     (a subflow became established), "down" (an established subflow failed
-    or closed, or disappeared) or "failed" (an attempt failed before it
-    was up); subflow is its state at that moment."""
+    or closed, or disappeared), "failed" (an attempt failed before it
+    was up) or "budget" (its path's byte budget is spent, set_budget: it is
+    a backup now); subflow is its state at that moment."""
     kind: str
     subflow: SubflowInfo
 
@@ -232,6 +237,8 @@ def _subflow_from(s: _lib.mpt_subflow_info) -> SubflowInfo:
         local=_sockaddr(s.local), remote=_sockaddr(s.remote),
         ifname=s.ifname.decode(errors="replace"), backup=bool(s.backup),
         priority=PRIORITY_NAMES.get(s.priority, str(s.priority)),
+        budget_bytes=s.budget_bytes, budget_used=s.budget_used, rate_cap=s.rate_cap,
+        budget_spent=bool(s.budget_spent),
         rtt_us=s.rtt_us, rttvar_us=s.rttvar_us, cwnd_bytes=s.cwnd_bytes,
         total_retrans=s.total_retrans, bytes_sent=s.bytes_sent, bytes_acked=s.bytes_acked,
         bytes_received=s.bytes_received, fail_error=s.fail_error, fail_reason=s.fail_reason,
@@ -347,7 +354,8 @@ class Context:
         ev = self._ev
         ev.size = ctypes.sizeof(ev)
         while lib.mpt_ctx_next_event(self._ptr, ctypes.byref(ev)) == 0:
-            if ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS, _lib.MPT_EVENT_CLOSED):
+            if ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS, _lib.MPT_EVENT_CLOSED,
+                                         _lib.MPT_EVENT_BUDGET_SPENT):
                 conn = self._socks.get(ev.socket)
                 if conn is not None:
                     conn._event(ev.type, ev.status)
@@ -502,6 +510,7 @@ class Connection:
         self._failed = False      # an error was raised to the caller already
         self._subflow_state: Dict[int, str] = {}
         self._events: List[SubflowEvent] = []
+        self._budget_seen: set = set()  # subflow ids whose spent budget was reported
         self._closed_status: Optional[int] = None
         self._peer: Optional[Address] = None
         self._sock: Optional[Address] = None
@@ -529,6 +538,14 @@ class Connection:
             self._snapshot()
         elif kind == _lib.MPT_EVENT_CLOSED:
             self._closed_status = status
+        elif kind == _lib.MPT_EVENT_BUDGET_SPENT:
+            try:
+                for sf in self._subflows_raw():
+                    if sf.budget_spent and sf.id not in self._budget_seen:
+                        self._budget_seen.add(sf.id)
+                        self._events.append(SubflowEvent("budget", sf))
+            except Error:
+                pass
 
     def _snapshot(self):
         """Turns a SUBFLOWS hint into SubflowEvents by comparing states."""
@@ -914,6 +931,34 @@ class Connection:
         finally:
             self._leave()
         check(rc, "set_priority %d" % path_id)
+
+    def set_budget(self, path_id: int, nbytes: int) -> None:
+        """A byte budget for the path (mpt_set_path_budget(3), doc/policy.md):
+        once nbytes of data were handed to it, it drops to "backup" and a
+        SubflowEvent "budget" is queued (once). 0 removes it. On the server
+        side path_id is a subflow id (SubflowInfo.id)."""
+        if int(nbytes) < 0:
+            raise ValueError("nbytes must be >= 0, not %r" % (nbytes,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_path_budget(p, int(path_id), int(nbytes))
+            if rc == 0:
+                self._budget_seen.clear()  # a new budget: its spending is news again
+        finally:
+            self._leave()
+        check(rc, "set_budget %d" % path_id)
+
+    def set_rate_cap(self, path_id: int, bytes_per_s: int) -> None:
+        """At most bytes_per_s of data handed to the path (mpt_set_path_rate(3));
+        0 removes the cap."""
+        if int(bytes_per_s) < 0:
+            raise ValueError("bytes_per_s must be >= 0, not %r" % (bytes_per_s,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_path_rate(p, int(path_id), int(bytes_per_s))
+        finally:
+            self._leave()
+        check(rc, "set_rate_cap %d" % path_id)
 
     def tls_info(self) -> Dict[str, Any]:
         """TLS of this connection (mpt_get_tls_info): full_handshakes,
