@@ -65,6 +65,8 @@ void mpt_sock_destroy(struct mpt_socket *s)
         mpt_conn_free(s->c);
     LIST_REMOVE(s, link);
     ctx->nconns--;
+    mpt_peer_put(ctx, s->peer);
+    s->peer = NULL;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
     mpt_tls_session_free(s->tls_session);
     mpt_free(s->host);

@@ -103,6 +103,8 @@ class Config:
     ack_timeout_ms: Optional[int] = None
     server_id: Optional[int] = None
     tls: Optional[TLSConfig] = None
+    max_pending_handshakes: Optional[int] = None
+    max_conns_per_addr: Optional[int] = None
 
 
 _STRING_FIELDS = ("scheduler", "congestion", "tcp_congestion")
