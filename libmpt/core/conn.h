@@ -92,6 +92,11 @@ struct mpt_sf_info {
     uint32_t notsent_bytes;  /* written, not yet sent */
     uint64_t delivery_rate;  /* bytes/s */
     uint32_t total_retrans;
+    /* blackhole detection (liveness.c): */
+    uint64_t last_ack_at;    /* when the kernel last received an ACK on it, in the
+                                caller's clock (tcpi_last_ack_recv before the sample) */
+    uint32_t retransmits;    /* unrecovered retransmission timeouts (tcpi_retransmits) */
+    uint32_t backoff;        /* RTO backoff exponent (tcpi_backoff) */
 };
 
 enum mpt_sf_state {
@@ -165,6 +170,7 @@ struct mpt_conn_stats {
     /* DATA frames with new bytes, and how long they waited for the
      * cumulative point (0 when they arrived in order), ns (reorder.h) */
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
+    uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the

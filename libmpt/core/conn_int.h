@@ -124,6 +124,7 @@ struct sf {
     unsigned stalls;                 /* stalls since its records last made progress */
     uint64_t hs_sent_at;             /* HELLO / JOIN / JOIN_ACK sent: handshake RTT */
     struct mpt_sf_info info;
+    uint64_t bh_next;      /* blackhole check: not again before (liveness.c) */
     uint64_t ping_sent_at; /* 0: none outstanding */
     uint64_t next_ping;
     uint64_t hs_deadline;

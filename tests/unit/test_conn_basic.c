@@ -827,6 +827,95 @@ START_TEST(blackhole_detected_and_reinjected)
 }
 END_TEST
 
+/* The blackhole rule (liveness.c): with the stall detector and the subflow
+ * timeout far away, a path whose kernel reports no ACK since it broke and
+ * an RTO in progress is failed within a few hundred ms, the peer learns it
+ * from SUBFLOW_FAILED, and the transfer completes on the other path. */
+static void bh_world(struct world *w)
+{
+    world_init(w);
+    w->cs.stall_min = w->ss.stall_min = 5000 * MPT_NS_PER_MS;
+    w->cs.subflow_timeout = w->ss.subflow_timeout = 20000 * MPT_NS_PER_MS;
+    establish(w);
+    ck_assert_int_ge(open_link(w, 1, 0), 0);
+    run(w, 5);
+    w->room = 16384;
+    w->c_to_send = 1u << 20;
+    for (int i = 0; i < 5; i++)
+        step(w);
+    ck_assert_uint_lt(w->s_recvd, 1u << 20);
+}
+
+static struct mpt_sf_info bh_info(uint64_t last_ack_at, uint32_t rtx, uint32_t backoff)
+{
+    struct mpt_sf_info in;
+
+    memset(&in, 0, sizeof in);
+    in.srtt = 10 * MPT_NS_PER_MS;
+    in.rttvar = 2 * MPT_NS_PER_MS;
+    in.last_ack_at = last_ack_at;
+    in.retransmits = rtx;
+    in.backoff = backoff;
+    return in;
+}
+
+START_TEST(blackhole_from_tcp_info)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    struct mpt_sf_info in;
+    uint64_t t0;
+
+    bh_world(&w);
+    w.l[1].broken = 1;
+    w.l[1].c2s.len = w.l[1].s2c.len = 0;
+    t0 = w.now;
+    in = bh_info(t0, _i == 0, _i == 1);
+    mpt_conn_sf_set_info(w.cli, w.l[1].csf, &in);
+    advance(&w, 150); /* below MPT_BH_MIN: not yet */
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_ESTABLISHED);
+    advance(&w, 350);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_FAILED);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_eq(st.sf_blackholes, 1);
+    ck_assert_uint_gt(st.reinjections, 0);
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    /* the server heard of it on path 0 (SUBFLOW_FAILED), not by its timeout */
+    ck_assert_int_eq(mpt_conn_sf_state(w.sc, w.l[1].ssf), MPT_SF_FAILED);
+    world_free(&w);
+}
+END_TEST
+
+/* Not a blackhole: a congested but alive path keeps receiving ACKs even
+ * while it retransmits (_i == 0), and a path whose ACKs are late without
+ * an RTO is only slow (_i == 1): neither is failed while held back. */
+START_TEST(slow_path_with_queue_not_blackholed)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    struct mpt_sf_info in;
+    uint64_t t0;
+
+    bh_world(&w);
+    w.l[1].held = 1;
+    t0 = w.now;
+    for (int ms = 0; ms < 1500; ms += 10) {
+        in = _i == 0 ? bh_info(w.now, 2, 1) : bh_info(t0, 0, 0);
+        mpt_conn_sf_set_info(w.cli, w.l[1].csf, &in);
+        advance(&w, 10);
+    }
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_ESTABLISHED);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_eq(st.sf_blackholes, 0);
+    ck_assert_uint_eq(st.sf_failed, 0);
+    w.l[1].held = 0;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    world_free(&w);
+}
+END_TEST
+
 START_TEST(opportunistic_retransmission_penalises_slow_path)
 {
     struct world w;
@@ -1403,6 +1492,8 @@ int main(void)
     tcase_add_test(tc, unauthenticated_join_cannot_fastclose);
     tcase_add_test(tc, subflow_failure_reinjects);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
+    tcase_add_loop_test(tc, blackhole_from_tcp_info, 0, 2);
+    tcase_add_loop_test(tc, slow_path_with_queue_not_blackholed, 0, 2);
     tcase_add_test(tc, opportunistic_retransmission_penalises_slow_path);
     tcase_add_test(tc, dead_subflow_with_partial_frame_does_not_pin);
     tcase_add_test(tc, partial_writes_keep_frames_intact);
