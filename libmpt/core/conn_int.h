@@ -134,6 +134,13 @@ struct sf {
     int fail_error;
 };
 
+/* The policy of DSN range [s, e) (mpt_conn_send_msg, interactive mode). */
+struct msgpol {
+    uint64_t s, e;
+    uint64_t deadline; /* absolute ns, 0 none */
+    int redundant;
+};
+
 struct mpt_conn {
     struct mpt_core_settings s;
     int is_server;
@@ -162,6 +169,10 @@ struct mpt_conn {
     struct mpt_sendbuf sb;
     uint64_t snd_una, snd_nxt, snd_edge;
     struct mpt_ring reinj; /* struct rng */
+    struct mpt_ring msgs;  /* struct msgpol: per-message policy of bytes not yet sent */
+    int mode;              /* enum mpt_mode */
+    int ho_active;         /* handover: slot carrying data, -1 none yet */
+    uint64_t ho_switches;
     struct mpt_sack_range sack[MPT_FRAME_MAX_SACK]; /* peer's latest SACK ranges */
     int nsack;
     /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
