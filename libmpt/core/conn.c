@@ -54,9 +54,9 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
     c->state = MPT_CONN_HANDSHAKE;
     c->now = now;
     c->fin_sf = -1;
-    c->mode = (c->s.service_mode >= MPT_MODE_AGGREGATE && c->s.service_mode <= MPT_MODE_INTERACTIVE)
+    c->mode = (c->s.service_mode >= MPT_SM_AGGREGATE && c->s.service_mode <= MPT_SM_INTERACTIVE)
                   ? c->s.service_mode
-                  : MPT_MODE_AGGREGATE;
+                  : MPT_SM_AGGREGATE;
     c->ho_active = -1;
     c->ack_deadline = MPT_TIME_NEVER;
     c->hs_deadline = now + c->s.handshake_timeout;

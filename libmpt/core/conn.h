@@ -179,9 +179,9 @@ enum mpt_prio {
 /* Service modes (RFC 9622 vocabulary; doc/policy.md). The values are those
  * of the public enum mpt_service_mode. */
 enum mpt_mode {
-    MPT_MODE_AGGREGATE = 0,   /* throughput first: the scheduler over the tiers (default) */
-    MPT_MODE_HANDOVER = 1,    /* one subflow at a time: the first usable one of the best tier */
-    MPT_MODE_INTERACTIVE = 2, /* lowest RTT; every send of <= MPT_INTERACTIVE_SMALL bytes
+    MPT_SM_AGGREGATE = 0,   /* throughput first: the scheduler over the tiers (default) */
+    MPT_SM_HANDOVER = 1,    /* one subflow at a time: the first usable one of the best tier */
+    MPT_SM_INTERACTIVE = 2, /* lowest RTT; every send of <= MPT_INTERACTIVE_SMALL bytes
                                  goes on the two lowest-RTT subflows */
 };
 #define MPT_INTERACTIVE_SMALL 2048u

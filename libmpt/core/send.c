@@ -493,7 +493,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
     if (!conn_open(c))
         return;
     mpt_cc_env_fill(c, &env, ccv, ccst, map);
-    if (c->mode == MPT_MODE_HANDOVER)
+    if (c->mode == MPT_SM_HANDOVER)
         handover_update(c);
     /* redundancy first: a subflow that lags carries copies before new data */
     if (c->sched->flags & MPT_SCHED_REDUNDANT)
@@ -568,7 +568,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             break;
         }
         n = tier_filter(ss, n);
-        if (c->mode == MPT_MODE_HANDOVER) {
+        if (c->mode == MPT_SM_HANDOVER) {
             int k = -1;
             for (int q = 0; q < n; q++)
                 if (ss[q].index == c->ho_active)
@@ -588,7 +588,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
         v.reinjection = reinj;
         backlog_window(c, &v.backlog, &v.window);
         memset(&pk, 0, sizeof pk);
-        if (c->mode == MPT_MODE_INTERACTIVE) {
+        if (c->mode == MPT_SM_INTERACTIVE) {
             if (mpt_sched_minrtt.pick(NULL, &v, &pk) != 0 || pk.n <= 0)
                 break;
         } else if (c->sched->pick(c->sched_state, &v, &pk) != 0 || pk.n <= 0) {
@@ -632,7 +632,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
     }
     if (c->sched->flags & MPT_SCHED_REDUNDANT)
         redundant_copies(c, now, &env, map);
-    if ((c->sched->flags & MPT_SCHED_OPPORTUNISTIC) && c->mode != MPT_MODE_HANDOVER)
+    if ((c->sched->flags & MPT_SCHED_OPPORTUNISTIC) && c->mode != MPT_SM_HANDOVER)
         opportunistic(c, now, &env, map);
     maybe_send_fin(c, now);
 }
@@ -795,11 +795,11 @@ ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t 
 
 int mpt_conn_set_mode(struct mpt_conn *c, int mode, uint64_t now)
 {
-    if (!c || mode < MPT_MODE_AGGREGATE || mode > MPT_MODE_INTERACTIVE)
+    if (!c || mode < MPT_SM_AGGREGATE || mode > MPT_SM_INTERACTIVE)
         return MPT_EINVAL;
     c->now = now;
     c->mode = mode;
-    if (mode != MPT_MODE_HANDOVER)
+    if (mode != MPT_SM_HANDOVER)
         c->ho_active = -1;
     mpt_post(c, now);
     return 0;
@@ -812,7 +812,7 @@ int mpt_conn_mode(const struct mpt_conn *c)
 
 int mpt_conn_active_sf(const struct mpt_conn *c)
 {
-    return c && c->mode == MPT_MODE_HANDOVER ? c->ho_active : -1;
+    return c && c->mode == MPT_SM_HANDOVER ? c->ho_active : -1;
 }
 
 uint64_t mpt_conn_handovers(const struct mpt_conn *c)
@@ -848,7 +848,7 @@ ssize_t mpt_conn_send_msg(struct mpt_conn *c, const void *buf, size_t len,
         if (pol->deadline_ms)
             deadline = now + (uint64_t)pol->deadline_ms * MPT_NS_PER_MS;
     }
-    if (c->mode == MPT_MODE_INTERACTIVE && len <= MPT_INTERACTIVE_SMALL)
+    if (c->mode == MPT_SM_INTERACTIVE && len <= MPT_INTERACTIVE_SMALL)
         redundant = 1;
     if (n > 0 && (redundant || deadline)) {
         struct msgpol *m = mpt_ring_push_back(&c->msgs);
