@@ -75,7 +75,15 @@ class mpt_config(ctypes.Structure):
                 ("reserved0", c_uint32),
                 ("ack_timeout_ms", c_uint32),
                 ("server_id", c_uint32),
-                ("tls", ctypes.POINTER(mpt_tls_config))]
+                ("tls", ctypes.POINTER(mpt_tls_config)),
+                ("service_mode", c_uint32)]
+
+
+class mpt_send_opts(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("redundant_below", c_uint32),
+                ("deadline_ms", c_uint32),
+                ("flags", c_uint32)]
 
 
 class mpt_ctx_event(ctypes.Structure):
@@ -135,7 +143,7 @@ class mpt_info(ctypes.Structure):
                 ("reorder_max_us", c_uint64)]
 
 
-STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
+STRUCTS = {"mpt_config": mpt_config, "mpt_send_opts": mpt_send_opts, "mpt_ctx_event": mpt_ctx_event,
            "mpt_subflow_info": mpt_subflow_info, "mpt_info": mpt_info,
            "mpt_tls_config": mpt_tls_config, "mpt_tls_info": mpt_tls_info}
 
@@ -151,6 +159,7 @@ ENUMS = {
     "MPT_SUBFLOW_CLOSING": 3, "MPT_SUBFLOW_FAILED": 4, "MPT_SUBFLOW_CLOSED": 5,
     "MPT_PRIORITY_PRIMARY": 0, "MPT_PRIORITY_BACKUP": 1, "MPT_PRIORITY_SECONDARY": 2,
     "MPT_PRIORITY_NEVER": 3,
+    "MPT_MODE_AGGREGATE": 0, "MPT_MODE_HANDOVER": 1, "MPT_MODE_INTERACTIVE": 2,
 }
 globals().update(ENUMS)
 
@@ -201,6 +210,7 @@ FUNCS = {
     "mpt_listener_close": (None, [_P]),
     "mpt_accept_sized": (c_int, [_P, _P, c_size_t, _P, _PP]),
     "mpt_send": (c_ssize_t, [_P, _P, c_size_t]),
+    "mpt_send_msg": (c_ssize_t, [_P, _P, c_size_t, ctypes.POINTER(mpt_send_opts)]),
     "mpt_recv": (c_ssize_t, [_P, _P, c_size_t]),
     "mpt_shutdown": (c_int, [_P]),
     "mpt_close": (c_int, [_P]),
@@ -210,6 +220,7 @@ FUNCS = {
     "mpt_set_backup": (c_int, [_P, c_int, c_int]),
     "mpt_set_priority": (c_int, [_P, c_int, c_int]),
     "mpt_set_scheduler": (c_int, [_P, c_char_p]),
+    "mpt_set_mode": (c_int, [_P, c_int]),
     "mpt_set_cc": (c_int, [_P, c_char_p]),
     "mpt_get_info": (c_int, [_P, ctypes.POINTER(mpt_info)]),
     "mpt_get_tls_info": (c_int, [_P, ctypes.POINTER(mpt_tls_info)]),
