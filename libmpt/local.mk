@@ -89,6 +89,8 @@ man3_MANS += \
 	doc/man/mpt_set_backup.3 \
 	doc/man/mpt_set_priority.3 \
 	doc/man/mpt_set_scheduler.3 \
+	doc/man/mpt_set_mode.3 \
+	doc/man/mpt_send_msg.3 \
 	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_callbacks_sized.3 \
 	doc/man/mpt_connect_sized.3 \
