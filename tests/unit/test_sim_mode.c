@@ -93,7 +93,7 @@ static void ho_cfg(struct sim_cfg *c, uint64_t seed)
         c->path[p].delay[0] = c->path[p].delay[1] = 10 * SIM_MS;
     }
     for (int s = 0; s < 2; s++)
-        c->settings[s].service_mode = getenv("HO_AGG") ? 0 : MPT_MODE_HANDOVER;
+        c->settings[s].service_mode = getenv("HO_AGG") ? 0 : MPT_SM_HANDOVER;
     /* 8 KiB every 10 ms (6.5 Mbit/s): the path has room, RTTs stay short */
     c->msg_size[SIM_CLIENT] = 8192;
     c->msg_interval[SIM_CLIENT] = 10 * SIM_MS;
@@ -233,12 +233,12 @@ START_TEST(interactive_copies_small_messages)
 {
     uint64_t p, red;
 
-    red = interactive_run(MPT_MODE_INTERACTIVE, 200, &p);
+    red = interactive_run(MPT_SM_INTERACTIVE, 200, &p);
     printf("interactive, 200 B messages: %" PRIu64 " of %" PRIu64 " bytes sent twice\n", red, p);
     ck_assert_uint_ge(red, p * 99 / 100);
-    red = interactive_run(MPT_MODE_AGGREGATE, 200, &p);
+    red = interactive_run(MPT_SM_AGGREGATE, 200, &p);
     ck_assert_uint_eq(red, 0);
-    red = interactive_run(MPT_MODE_INTERACTIVE, 8192, &p);
+    red = interactive_run(MPT_SM_INTERACTIVE, 8192, &p);
     ck_assert_uint_eq(red, 0);
 }
 END_TEST
