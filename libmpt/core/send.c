@@ -435,6 +435,8 @@ static uint64_t est_arrival(const struct mpt_path_view *p, size_t len, uint64_t 
     return now + rtt / 2 + q * 1000000000ull / rate;
 }
 
+#define MSGPOL_MAX 4096u /* per-message policy ranges kept at most */
+
 /* A subflow whose kernel retransmitted at least 0.1% of what it was given. */
 static int sf_lossy(const struct sf *s)
 {
@@ -862,8 +864,22 @@ ssize_t mpt_conn_send_msg(struct mpt_conn *c, const void *buf, size_t len,
     if (c->mode == MPT_SM_INTERACTIVE && len <= MPT_INTERACTIVE_SMALL)
         redundant = 1;
     if (n > 0 && (redundant || deadline)) {
-        struct msgpol *m = mpt_ring_push_back(&c->msgs);
-        if (m) { /* out of memory: the bytes go without their policy */
+        struct msgpol *m;
+        while (c->msgs.n && !mpt_dsn_lt(c->snd_nxt, ((struct msgpol *)mpt_ring_at(&c->msgs, 0))->e))
+            mpt_ring_pop_front(&c->msgs); /* sent already */
+        m = c->msgs.n ? mpt_ring_at(&c->msgs, c->msgs.n - 1) : NULL;
+        /* An adjacent range with the same policy grows; past MSGPOL_MAX
+         * ranges every new one merges into the last (the bytes in between
+         * and after get its policy too, the earlier deadline wins), so tiny
+         * writes cannot make this list outgrow the send buffer. */
+        if (m && (c->msgs.n >= MSGPOL_MAX ||
+                  (m->e == start && m->redundant == redundant && m->deadline == deadline))) {
+            m->e = start + (uint64_t)n;
+            m->redundant |= redundant;
+            if (deadline && (!m->deadline || deadline < m->deadline))
+                m->deadline = deadline;
+        } else if ((m = mpt_ring_push_back(&c->msgs)) != NULL) {
+            /* out of memory: the bytes go without their policy */
             m->s = start;
             m->e = start + (uint64_t)n;
             m->deadline = deadline ? deadline : 0;
