@@ -76,7 +76,8 @@ static int config_size_ok(const struct mpt_config *in)
     const uint8_t *p = (const uint8_t *)in;
 
     if (in->size == MPT_CONFIG_SIZE_0_1 || in->size == MPT_CONFIG_SIZE_ACK ||
-        in->size == MPT_CONFIG_SIZE_SRVID || in->size == MPT_CONFIG_SIZE_TLS)
+        in->size == MPT_CONFIG_SIZE_SRVID || in->size == MPT_CONFIG_SIZE_TLS ||
+        in->size == MPT_CONFIG_SIZE_LIMITS)
         return in->size == MPT_CONFIG_SIZE_0_1 || in->reserved0 == 0;
     if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
         return 0;
@@ -158,7 +159,8 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     DEF_(max_pending_handshakes);
     DEF_(max_conns_per_addr);
 #undef DEF_
-    if (c->max_subflows > MPT_MAX_SUBFLOWS_LIMIT || c->subflows_per_path > 8)
+    if (c->max_subflows > MPT_MAX_SUBFLOWS_LIMIT || c->subflows_per_path > 8 ||
+        c->service_mode > MPT_MODE_INTERACTIVE)
         return MPT_EINVAL;
     if (c->scheduler != NULL) {
         if (mpt_sched_find(c->scheduler) == NULL)
@@ -204,6 +206,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->close_timeout = (uint64_t)c->close_timeout_ms * MPT_NS_PER_MS;
     s->ack_timeout = (uint64_t)c->ack_timeout_ms * MPT_NS_PER_MS; /* 0: the engine's 4 x */
     s->server_id = c->server_id;
+    s->service_mode = (int)c->service_mode;
     s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
     s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
     s->rand = rand_fill;

@@ -91,6 +91,8 @@ man3_MANS += \
 	doc/man/mpt_set_path_budget.3 \
 	doc/man/mpt_set_path_rate.3 \
 	doc/man/mpt_set_scheduler.3 \
+	doc/man/mpt_set_mode.3 \
+	doc/man/mpt_send_msg.3 \
 	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_callbacks_sized.3 \
 	doc/man/mpt_connect_sized.3 \

@@ -39,6 +39,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     }
     s->ctx = ctx;
     s->server = server;
+    s->mode = -1;
     s->evsrc.s = s;
     s->id = ++ctx->next_conn_id;
     s->timer.w.data = s;
@@ -493,6 +494,8 @@ static void sock_resolved(void *arg, int err, const struct sockaddr *sa, socklen
     if (err == 0) {
         if (s->sched)
             set.sched = s->sched;
+        if (s->mode >= 0)
+            set.service_mode = s->mode;
         if (s->cc)
             set.cc = s->cc;
         err = mpt_conn_client_new(&set, now, &s->c);
@@ -603,6 +606,37 @@ ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len)
     if (len == 0)
         return 0;
     ssize_t n = mpt_conn_send(s->c, buf, len, mpt_io_now());
+    if (n > 0)
+        mpt_sock_pump(s, 0);
+    return n;
+}
+
+ssize_t mpt_send_msg(struct mpt_socket *s, const void *buf, size_t len,
+                     const struct mpt_send_opts *o)
+{
+    struct mpt_msg_policy pol;
+    int rc;
+
+    if (o == NULL)
+        return mpt_send(s, buf, len);
+    if (o->size < sizeof *o || o->size > sizeof *o + 4096 || o->flags != 0)
+        return MPT_EINVAL;
+    for (size_t i = sizeof *o; i < o->size; i++)
+        if (((const uint8_t *)o)[i] != 0)
+            return MPT_EINVAL; /* a newer program's option this library cannot honour */
+    if ((rc = sock_usable(s)) < 0 || (buf == NULL && len > 0))
+        return MPT_EINVAL;
+    if (s->done)
+        return s->error ? s->error : MPT_ECLOSED;
+    if (s->shut)
+        return MPT_EPIPE;
+    if (s->c == NULL || !s->established)
+        return MPT_ESTATE;
+    if (len == 0)
+        return 0;
+    pol.redundant_below = o->redundant_below;
+    pol.deadline_ms = o->deadline_ms;
+    ssize_t n = mpt_conn_send_msg(s->c, buf, len, &pol, mpt_io_now());
     if (n > 0)
         mpt_sock_pump(s, 0);
     return n;
@@ -722,6 +756,26 @@ int mpt_set_scheduler(struct mpt_socket *s, const char *name)
     }
     MPT_TRACE(s->ctx, s->id, "set_scheduler", "\"name\":\"%s\"", ops->name);
     return mpt_conn_set_sched(s->c, ops, mpt_io_now());
+}
+
+_Static_assert((int)MPT_MODE_AGGREGATE == (int)MPT_SM_AGGREGATE &&
+                   (int)MPT_MODE_HANDOVER == (int)MPT_SM_HANDOVER &&
+                   (int)MPT_MODE_INTERACTIVE == (int)MPT_SM_INTERACTIVE,
+               "enum mpt_service_mode and the engine's modes agree");
+
+int mpt_set_mode(struct mpt_socket *s, enum mpt_service_mode mode)
+{
+    if (s == NULL || s->released || (int)mode < MPT_MODE_AGGREGATE ||
+        (int)mode > MPT_MODE_INTERACTIVE)
+        return MPT_EINVAL;
+    if (s->done)
+        return MPT_ESTATE;
+    if (s->c == NULL) {
+        s->mode = (int)mode;
+        return 0;
+    }
+    MPT_TRACE(s->ctx, s->id, "set_mode", "\"mode\":%d", (int)mode);
+    return mpt_conn_set_mode(s->c, (int)mode, mpt_io_now());
 }
 
 int mpt_set_cc(struct mpt_socket *s, const char *name)

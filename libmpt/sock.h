@@ -38,6 +38,7 @@ struct mpt_socket {
     int shut;
     uint64_t trace_reinj;            /* reinjected bytes already traced */
     const struct mpt_sched_ops *sched; /* chosen before the engine exists */
+    int mode;                          /* mpt_set_mode before the engine exists, -1 none */
     const struct mpt_cc_ops *cc;
     /* client */
     char *host;

@@ -463,6 +463,32 @@ class TestTransfer(unittest.TestCase):
         self.assertEqual(len(got[0]), sent)
         self.assertEqual(got[0], chunk * (sent // len(chunk)))
 
+    def test_service_mode_and_message_policy(self):
+        got = []
+
+        def handler(conn):
+            with conn:
+                conn.set_mode("handover")
+                got.append(drain(conn))
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        with mpt.create_connection(("127.0.0.1", port), paths=["127.0.0.1", "127.0.0.2"],
+                                   mode="interactive", timeout=10) as c:
+            self.assertEqual(c.send(b"ping", deadline=0.15, redundant_below=64), 4)
+            self.assertEqual(c.send(b"pong", redundant_below=1 << 20), 4)
+            c.set_mode("aggregate")
+            c.set_mode(mpt.MPT_MODE_HANDOVER)
+            with self.assertRaises(ValueError):
+                c.set_mode("fastest")
+            with self.assertRaises(ValueError):
+                c.send(b"x", deadline=0)
+            c.sendall(b"bye")
+        srv.finish()
+        self.assertEqual(bytes(got[0]), b"pingpongbye")
+        with self.assertRaises(ValueError):
+            mpt.Context(mpt.Config(service_mode="nope"))
+
     def test_path_control_and_scheduler(self):
         def handler(conn):
             with conn:

@@ -97,6 +97,21 @@ MPT_EXPORT int mpt_tls_config_check(const struct mpt_tls_config *tls, char *why,
  * are not all zero: a setting it cannot honour is an error, not ignored.
  * Times are in milliseconds; 0 means "the default" for every numeric field.
  */
+/*
+ * Service modes, in the vocabulary of RFC 9622 (TAPS) (doc/policy.md):
+ * which subflows carry data, on top of the priority tiers.
+ */
+enum mpt_service_mode {
+    MPT_MODE_AGGREGATE = 0,   /* throughput first: the scheduler over every usable subflow
+                                 of the allowed tiers (the default, unchanged behaviour) */
+    MPT_MODE_HANDOVER = 1,    /* one subflow at a time (best tier, lowest address id); the
+                                 others idle but kept alive with PINGs; a stalled or failed
+                                 one is replaced at once, and gets the data back when it is
+                                 usable again */
+    MPT_MODE_INTERACTIVE = 2, /* latency first: the lowest-RTT subflow; every send of at
+                                 most 2048 bytes also goes on the second-lowest-RTT one */
+};
+
 struct mpt_config {
     size_t size;                  /* set by mpt_config_default() */
     uint32_t max_subflows;        /* per connection, incl. the first; default 8, max 32 */
@@ -145,6 +160,8 @@ struct mpt_config {
                                      source (an IPv4 address, an IPv6 /64); default 1024.
                                      A HELLO beyond it: ERROR(RESOURCE), closed
                                      (mpt_ctx_stats.refused_per_addr); joins are not counted */
+    uint32_t service_mode;        /* enum mpt_service_mode of every connection (either side);
+                                     default 0: MPT_MODE_AGGREGATE (doc/policy.md) */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -549,6 +566,29 @@ MPT_EXPORT int mpt_accept_sized(struct mpt_listener *l, const struct mpt_callbac
  */
 MPT_EXPORT ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len);
 
+/* Per-message policy of mpt_send_msg (doc/policy.md). Size-versioned: set
+ * size = sizeof(struct mpt_send_opts) and zero what you do not use. */
+struct mpt_send_opts {
+    size_t size;
+    uint32_t redundant_below; /* len < this: the bytes go on two subflows at once */
+    uint32_t deadline_ms;     /* non-zero: wanted at the peer's engine this long after the
+                                 call; the scheduler copies the bytes to a second subflow
+                                 when its estimate says the first would be late (or is
+                                 lossy and one retransmission would be). Never a drop: the
+                                 stream stays reliable and in order, late bytes still
+                                 arrive */
+    uint32_t flags;           /* 0: none defined yet (others: MPT_EINVAL) */
+};
+
+/*
+ * mpt_send with a per-message policy for the bytes this call accepts (o may
+ * be NULL: like mpt_send). Same returns as mpt_send, and MPT_EINVAL for a
+ * bad o (size too small, unknown flags, non-zero bytes beyond what this
+ * library knows).
+ */
+MPT_EXPORT ssize_t mpt_send_msg(struct mpt_socket *s, const void *buf, size_t len,
+                                const struct mpt_send_opts *o);
+
 /*
  * Copies up to len received bytes into buf. Returns the count (> 0), 0 at the
  * end of the stream, MPT_EAGAIN (wait for `readable`), MPT_ESTATE (not yet
@@ -613,6 +653,10 @@ MPT_EXPORT int mpt_set_path_rate(struct mpt_socket *s, int path_id, uint64_t byt
  * MPT_EINVAL, MPT_ENOTFOUND (unknown name), MPT_ESTATE (the connection has
  * ended). */
 MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
+/* Sets the connection's service mode (enum mpt_service_mode), either side,
+ * at any time while it is open; the context-wide default is
+ * mpt_config.service_mode. Errors: MPT_EINVAL, MPT_ESTATE (ended). */
+MPT_EXPORT int mpt_set_mode(struct mpt_socket *s, enum mpt_service_mode mode);
 /* Chooses the connection-level congestion control by name: "uncoupled"
  * (each subflow's own TCP window, the default), "lia" (RFC 6356), "olia",
  * "balia". Like mpt_set_scheduler: either side, any time while open, and

@@ -54,10 +54,15 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
     c->state = MPT_CONN_HANDSHAKE;
     c->now = now;
     c->fin_sf = -1;
+    c->mode = (c->s.service_mode >= MPT_SM_AGGREGATE && c->s.service_mode <= MPT_SM_INTERACTIVE)
+                  ? c->s.service_mode
+                  : MPT_SM_AGGREGATE;
+    c->ho_active = -1;
     c->ack_deadline = MPT_TIME_NEVER;
     c->hs_deadline = now + c->s.handshake_timeout;
     c->ack_timeout = c->s.ack_timeout ? c->s.ack_timeout : 4 * c->s.subflow_timeout;
     mpt_ring_init(&c->reinj, sizeof(struct rng));
+    mpt_ring_init(&c->msgs, sizeof(struct msgpol));
     mpt_ring_init(&c->advs, sizeof(struct adv));
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         c->sf[i].state = MPT_SF_CLOSED;
@@ -93,6 +98,7 @@ void mpt_conn_free(struct mpt_conn *c)
         mpt_ring_free(&c->sf[i].recs);
     }
     mpt_ring_free(&c->reinj);
+    mpt_ring_free(&c->msgs);
     mpt_ring_free(&c->advs);
     mpt_sendbuf_free(&c->sb);
     if (c->rb_ready)

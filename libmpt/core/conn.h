@@ -76,6 +76,7 @@ struct mpt_core_settings {
     const struct mpt_cc_ops *cc;       /* NULL: uncoupled */
     mpt_rand_fn rand;             /* required */
     void *rand_user;
+    int service_mode;             /* enum mpt_mode (doc/policy.md); default aggregate */
 };
 
 /* Safe defaults; rand is left NULL and must be set by the caller. */
@@ -180,6 +181,22 @@ enum mpt_prio {
     MPT_PRIO_BACKUP = 1,    /* only while no primary or secondary subflow is usable */
     MPT_PRIO_SECONDARY = 2, /* only while every usable primary is full, or none is usable */
     MPT_PRIO_NEVER = 3,     /* no data at all (control frames only) */
+};
+
+/* Service modes (RFC 9622 vocabulary; doc/policy.md). The values are those
+ * of the public enum mpt_service_mode. */
+enum mpt_mode {
+    MPT_SM_AGGREGATE = 0,   /* throughput first: the scheduler over the tiers (default) */
+    MPT_SM_HANDOVER = 1,    /* one subflow at a time: the first usable one of the best tier */
+    MPT_SM_INTERACTIVE = 2, /* lowest RTT; every send of <= MPT_INTERACTIVE_SMALL bytes
+                                 goes on the two lowest-RTT subflows */
+};
+#define MPT_INTERACTIVE_SMALL 2048u
+
+/* Per-message policy (mpt_conn_send_msg). */
+struct mpt_msg_policy {
+    uint32_t redundant_below; /* len < this: the message's bytes on two subflows */
+    uint32_t deadline_ms;     /* 0 none: else arrival wanted this long after the call */
 };
 
 struct mpt_sf_stats {
@@ -405,6 +422,17 @@ int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now);
  * returns how many (> 0), or MPT_EAGAIN when it is full, MPT_EPIPE after
  * shutdown, MPT_ESTATE before establishment, or the connection's error. */
 ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t now);
+/* Like mpt_conn_send, with a per-message policy (NULL: none). The policy
+ * covers the bytes accepted by this call. */
+ssize_t mpt_conn_send_msg(struct mpt_conn *c, const void *buf, size_t len,
+                          const struct mpt_msg_policy *pol, uint64_t now);
+/* The service mode (enum mpt_mode) of a live connection: MPT_EINVAL. */
+int mpt_conn_set_mode(struct mpt_conn *c, int mode, uint64_t now);
+int mpt_conn_mode(const struct mpt_conn *c);
+/* Handover: the subflow carrying data now (-1 none / other modes), and how
+ * often it changed. */
+int mpt_conn_active_sf(const struct mpt_conn *c);
+uint64_t mpt_conn_handovers(const struct mpt_conn *c);
 
 /* Copies up to len in-order bytes; returns the count (> 0), 0 at end of
  * stream (the peer's DATA_FIN), MPT_EAGAIN when nothing is ready, or the

@@ -144,6 +144,12 @@ struct sf {
     uint64_t tokens_frac;   /* refill remainder (bytes * 1e9 not yet whole) */
 };
 
+/* The policy of DSN range [s, e) (mpt_conn_send_msg, interactive mode). */
+struct msgpol {
+    uint64_t s, e;
+    uint64_t deadline; /* absolute ns, 0 none */
+    int redundant;
+};
 /* Payload bytes the meter lets subflow s take now (SIZE_MAX: unmetered). */
 size_t mpt_meter_left(const struct sf *s);
 /* Refills s's token bucket up to now. */
@@ -181,6 +187,10 @@ struct mpt_conn {
     struct mpt_sendbuf sb;
     uint64_t snd_una, snd_nxt, snd_edge;
     struct mpt_ring reinj; /* struct rng */
+    struct mpt_ring msgs;  /* struct msgpol: per-message policy of bytes not yet sent */
+    int mode;              /* enum mpt_mode */
+    int ho_active;         /* handover: slot carrying data, -1 none yet */
+    uint64_t ho_switches;
     struct mpt_sack_range sack[MPT_FRAME_MAX_SACK]; /* peer's latest SACK ranges */
     int nsack;
     /* retransmission timer of the bytes at snd_una (see una_rtx_at) */

@@ -220,6 +220,13 @@ tests_unit_test_sim_policy_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_policy_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_policy
 
+check_PROGRAMS += tests/unit/test_sim_mode
+tests_unit_test_sim_mode_SOURCES = tests/unit/test_sim_mode.c
+tests_unit_test_sim_mode_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_mode_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_mode_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_mode
+
 check_PROGRAMS += tests/unit/test_sim_cc
 tests_unit_test_sim_cc_SOURCES = tests/unit/test_sim_cc.c
 tests_unit_test_sim_cc_CPPFLAGS = $(SIM_TEST_CPPFLAGS)

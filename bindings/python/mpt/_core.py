@@ -105,6 +105,21 @@ class Config:
     tls: Optional[TLSConfig] = None
     max_pending_handshakes: Optional[int] = None
     max_conns_per_addr: Optional[int] = None
+    service_mode: Union[None, int, str] = None  # "aggregate", "handover", "interactive"
+
+
+_MODES = {"aggregate": 0, "handover": 1, "interactive": 2}
+
+
+def _mode(mode: Union[int, str]) -> int:
+    """A service mode by name ("aggregate", "handover", "interactive") or number."""
+    if isinstance(mode, str):
+        if mode not in _MODES:
+            raise ValueError("unknown service mode %r (modes: %s)" % (mode, ", ".join(_MODES)))
+        return _MODES[mode]
+    if isinstance(mode, bool) or not isinstance(mode, int) or mode not in _MODES.values():
+        raise ValueError("unknown service mode %r" % (mode,))
+    return mode
 
 
 _STRING_FIELDS = ("scheduler", "congestion", "tcp_congestion")
@@ -129,7 +144,9 @@ def _make_config(config: Union[None, Config, Mapping[str, Any]], **overrides: An
     lib.mpt_config_default(ctypes.byref(cfg), ctypes.sizeof(cfg))
     keep = []
     for key, value in values.items():
-        if key == "tls":
+        if key == "service_mode":
+            cfg.service_mode = _mode(value)
+        elif key == "tls":
             if not isinstance(value, TLSConfig):
                 raise TypeError("tls must be an mpt.TLSConfig, not %r" % (type(value),))
             cfg.tls = ctypes.pointer(_make_tls(value, keep))
@@ -608,20 +625,43 @@ class Connection:
         return self._timeout
 
     # -- data
-    def send(self, data, flags: int = 0) -> int:
+    def send(self, data, flags: int = 0, *, deadline: Optional[float] = None,
+             redundant_below: Optional[int] = None) -> int:
         """Queues some of data and returns how many bytes (at least 1, or
-        BlockingIOError in non-blocking mode). libmpt copies them."""
+        BlockingIOError in non-blocking mode). libmpt copies them.
+        deadline (seconds) and redundant_below (bytes) are the per-message
+        policy of mpt_send_msg (doc/policy.md) for the bytes this call
+        queues: wanted at the peer within deadline of the call (never
+        dropped when late), and sent on two paths if len(data) is below
+        redundant_below. A blocking send that has to wait for buffer space
+        queues the rest without the policy."""
         addr, n, keep = _rbuf(data)
         if n == 0:
             return 0
+        opts = None
+        if deadline is not None or redundant_below is not None:
+            opts = _lib.mpt_send_opts()
+            opts.size = ctypes.sizeof(opts)
+            if deadline is not None:
+                if deadline <= 0:
+                    raise ValueError("send: deadline must be > 0 seconds")
+                opts.deadline_ms = max(1, min(int(deadline * 1000 + 0.5), 0xFFFFFFFF))
+            if redundant_below is not None:
+                if redundant_below < 0:
+                    raise ValueError("send: redundant_below must be >= 0")
+                opts.redundant_below = min(int(redundant_below), 0xFFFFFFFF)
+
+        def once():
+            if opts is None:
+                return lib.mpt_send(p, addr, n)
+            return lib.mpt_send_msg(p, addr, n, ctypes.byref(opts))
         p = self._enter()
         try:
-            rc = lib.mpt_send(p, addr, n)
+            rc = once()
             if rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE:
-                if self._timeout == 0.0:
-                    lib.mpt_ctx_process(self._ctx._ptr)
-                    rc = lib.mpt_send(p, addr, n)
-                else:
+                lib.mpt_ctx_process(self._ctx._ptr)
+                rc = once()
+                if (rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE) and self._timeout != 0.0:
                     k = min(n, 256 * 1024)
                     rc = lib.mpt_blocking_send_all(p, addr, k, _timeout_ms(self._timeout))
         finally:
@@ -977,6 +1017,17 @@ class Connection:
                 "suite": _lib.decode(ti.suite) if ti.suite else "",
                 "error": _lib.decode(ti.error) if ti.error else None}
 
+    def set_mode(self, mode: Union[int, str]) -> None:
+        """Switches the service mode while connected: "aggregate" (the
+        default), "handover" or "interactive" (doc/policy.md)."""
+        m = _mode(mode)
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_mode(p, m)
+        finally:
+            self._leave()
+        check(rc, "set_mode %s" % (mode,))
+
     def set_scheduler(self, name: str) -> None:
         """Switches the scheduler while connected ("minrtt", "roundrobin",
         "redundant", "blest", "ecf", "weighted")."""
@@ -1163,7 +1214,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
                       congestion: Optional[str] = None,
                       config: Union[None, Config, Mapping[str, Any]] = None,
                       context: Optional[Context] = None,
-                      tls: Optional[TLSConfig] = None) -> Connection:
+                      tls: Optional[TLSConfig] = None,
+                      mode: Union[None, int, str] = None) -> Connection:
     """Connects to address (host, port) over the local paths (source
     addresses or interface names, "/backup" suffix for backup paths; None:
     the configuration decides) and waits for the multipath handshake.
@@ -1172,8 +1224,11 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
     algorithms; config is an mpt.Config (or a dict of its fields) for the
     connection's own context. With context= the connection uses that
     context (and config must be None). tls= an mpt.TLSConfig: TLS on every
-    subflow (the same as config.tls)."""
+    subflow (the same as config.tls). mode= the service mode ("aggregate",
+    "handover", "interactive"; the same as config.service_mode)."""
     host, port = address[0], address[1]
+    if mode is not None:
+        mode = _mode(mode)
     hostb = _addr(host, "create_connection")
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError("create_connection: port must be 1..65535, not %r" % (port,))
@@ -1181,7 +1236,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
         timeout = socket.getdefaulttimeout()
     owns = context is None
     if owns:
-        ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls)
+        ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls,
+                      service_mode=mode)
     else:
         if config is not None or tls is not None:
             raise ValueError("config= and tls= apply to a new context, not to context=")
@@ -1202,6 +1258,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
                 conn.set_scheduler(scheduler)
             if congestion:
                 conn.set_congestion(congestion)
+            if mode is not None:
+                conn.set_mode(mode)
         return conn
     except BaseException:
         if owns:
@@ -1215,7 +1273,8 @@ def create_server(address: Tuple[Optional[str], int] = ("", 0), *,
                   scheduler: Optional[str] = None, congestion: Optional[str] = None,
                   timeout: Optional[float] = None,
                   context: Optional[Context] = None,
-                  tls: Optional[TLSConfig] = None) -> Server:
+                  tls: Optional[TLSConfig] = None,
+                  mode: Union[None, int, str] = None) -> Server:
     """Listens on address (host, port): host "" or None is the IPv6 and
     IPv4 wildcard, port 0 an ephemeral port (Server.port tells which).
     addresses lists several numeric addresses to listen on instead of
@@ -1228,7 +1287,10 @@ def create_server(address: Tuple[Optional[str], int] = ("", 0), *,
     owns = context is None
     if not owns and tls is not None:
         raise ValueError("tls= applies to a new context, not to context=")
-    ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls) if owns else context
+    if not owns and mode is not None:
+        raise ValueError("mode= applies to a new context, not to context= (use set_mode)")
+    ctx = (Context(config, scheduler=scheduler, congestion=congestion, tls=tls,
+                   service_mode=None if mode is None else _mode(mode)) if owns else context)
     try:
         arr, n, keep = _strv(addresses)
         out = ctypes.c_void_p()

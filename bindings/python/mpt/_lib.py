@@ -77,7 +77,15 @@ class mpt_config(ctypes.Structure):
                 ("server_id", c_uint32),
                 ("tls", ctypes.POINTER(mpt_tls_config)),
                 ("max_pending_handshakes", c_uint32),
-                ("max_conns_per_addr", c_uint32)]
+                ("max_conns_per_addr", c_uint32),
+                ("service_mode", c_uint32)]
+
+
+class mpt_send_opts(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("redundant_below", c_uint32),
+                ("deadline_ms", c_uint32),
+                ("flags", c_uint32)]
 
 
 class mpt_ctx_event(ctypes.Structure):
@@ -152,7 +160,7 @@ class mpt_info(ctypes.Structure):
                 ("peer_text", c_char_p)]
 
 
-STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
+STRUCTS = {"mpt_config": mpt_config, "mpt_send_opts": mpt_send_opts, "mpt_ctx_event": mpt_ctx_event,
            "mpt_ctx_stats": mpt_ctx_stats,
            "mpt_subflow_info": mpt_subflow_info, "mpt_info": mpt_info,
            "mpt_tls_config": mpt_tls_config, "mpt_tls_info": mpt_tls_info}
@@ -169,6 +177,7 @@ ENUMS = {
     "MPT_SUBFLOW_CLOSING": 3, "MPT_SUBFLOW_FAILED": 4, "MPT_SUBFLOW_CLOSED": 5,
     "MPT_PRIORITY_PRIMARY": 0, "MPT_PRIORITY_BACKUP": 1, "MPT_PRIORITY_SECONDARY": 2,
     "MPT_PRIORITY_NEVER": 3,
+    "MPT_MODE_AGGREGATE": 0, "MPT_MODE_HANDOVER": 1, "MPT_MODE_INTERACTIVE": 2,
 }
 globals().update(ENUMS)
 
@@ -220,6 +229,7 @@ FUNCS = {
     "mpt_listener_close": (None, [_P]),
     "mpt_accept_sized": (c_int, [_P, _P, c_size_t, _P, _PP]),
     "mpt_send": (c_ssize_t, [_P, _P, c_size_t]),
+    "mpt_send_msg": (c_ssize_t, [_P, _P, c_size_t, ctypes.POINTER(mpt_send_opts)]),
     "mpt_recv": (c_ssize_t, [_P, _P, c_size_t]),
     "mpt_shutdown": (c_int, [_P]),
     "mpt_close": (c_int, [_P]),
@@ -231,6 +241,7 @@ FUNCS = {
     "mpt_set_path_budget": (c_int, [_P, c_int, c_uint64]),
     "mpt_set_path_rate": (c_int, [_P, c_int, c_uint64]),
     "mpt_set_scheduler": (c_int, [_P, c_char_p]),
+    "mpt_set_mode": (c_int, [_P, c_int]),
     "mpt_set_cc": (c_int, [_P, c_char_p]),
     "mpt_get_info": (c_int, [_P, ctypes.POINTER(mpt_info)]),
     "mpt_get_tls_info": (c_int, [_P, ctypes.POINTER(mpt_tls_info)]),
