@@ -114,6 +114,25 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
         *i += 2;
         return 1;
     }
+    if (strcmp(a, "--mode") == 0) {
+        const char *m;
+        if (need_value(t, argc, argv, *i) < 0)
+            return -1;
+        m = argv[*i + 1];
+        if (strcmp(m, "aggregate") == 0)
+            t->mode = MPT_MODE_AGGREGATE;
+        else if (strcmp(m, "handover") == 0)
+            t->mode = MPT_MODE_HANDOVER;
+        else if (strcmp(m, "interactive") == 0)
+            t->mode = MPT_MODE_INTERACTIVE;
+        else {
+            fprintf(stderr, "%s: --mode: '%s' is not aggregate, handover or interactive\n",
+                    t->name, m);
+            return -1;
+        }
+        *i += 2;
+        return 1;
+    }
     if (strcmp(a, "--server-id") == 0) {
         uint64_t v;
         if (need_value(t, argc, argv, *i) < 0 ||
@@ -174,6 +193,9 @@ void tool_common_help(FILE *f)
           "      --all-paths      one path per local interface address that is up\n"
           "      --scheduler NAME minrtt (default), roundrobin, redundant, blest, ecf,\n"
           "                       weighted\n"
+          "      --mode MODE      service mode: aggregate (default), handover (one path\n"
+          "                       at a time) or interactive (lowest RTT, small writes on\n"
+          "                       two paths); see doc/policy.md\n"
           "      --cc NAME        uncoupled (default), lia, olia, balia\n"
           "      --tcp-cc NAME    the kernel's TCP congestion control per subflow (cubic,\n"
           "                       reno, bbr)\n"
@@ -272,6 +294,7 @@ int tool_ctx_new(const struct tool *t, void *loop, struct mpt_ctx **ctx)
 
     MPT_CONFIG_DEFAULT(&cfg);
     cfg.scheduler = t->sched;
+    cfg.service_mode = (uint32_t)t->mode;
     cfg.congestion = t->cc;
     cfg.tcp_congestion = t->tcp_cc;
     cfg.fullmesh = t->all_paths;
@@ -351,9 +374,13 @@ void tool_conn_error(const struct tool *t, struct mpt_socket *s, const char *whe
     struct mpt_info info = {.size = sizeof info};
     int e = 0;
 
-    if (s != NULL && mpt_get_info(s, &info) == 0 && info.error == err)
+    int got = s != NULL && mpt_get_info(s, &info) == 0;
+
+    if (got && info.error == err)
         e = info.sys_errno;
     tool_error(t, where, what, err, e);
+    if (got && info.peer_text != NULL) /* the peer's own words, e.g. "TLS required" */
+        fprintf(stderr, "%s: %s: the peer said: %s\n", t->name, where, info.peer_text);
     struct mpt_tls_info ti = {.size = sizeof ti};
     if (s != NULL && mpt_get_tls_info(s, &ti) == 0 && ti.error != NULL) /* a certificate's verdict */
         fprintf(stderr, "%s: %s: TLS: %s\n", t->name, where, ti.error);

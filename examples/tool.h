@@ -31,6 +31,7 @@ struct tool {
     size_t npaths;
     int all_paths;                      /* --all-paths: every local address (fullmesh) */
     const char *sched, *cc, *tcp_cc;    /* --scheduler, --cc, --tcp-cc */
+    int mode;                           /* --mode: enum mpt_service_mode */
     const char *trace;                  /* --trace FILE */
     int verbose;                        /* -v: connection and subflow events on stderr */
     int stats;                          /* --stats: per-subflow table at the end */

@@ -88,13 +88,18 @@ man3_MANS += \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \
 	doc/man/mpt_set_priority.3 \
+	doc/man/mpt_set_path_budget.3 \
+	doc/man/mpt_set_path_rate.3 \
 	doc/man/mpt_set_scheduler.3 \
+	doc/man/mpt_set_mode.3 \
+	doc/man/mpt_send_msg.3 \
 	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_callbacks_sized.3 \
 	doc/man/mpt_connect_sized.3 \
 	doc/man/mpt_accept_sized.3 \
 	doc/man/mpt_ctx_next_event.3 \
 	doc/man/mpt_ctx_wakeup.3 \
+	doc/man/mpt_ctx_get_stats.3 \
 	doc/man/mpt_set_trace_callback.3 \
 	doc/man/mpt_shutdown.3 \
 	doc/man/mpt_state_name.3 \

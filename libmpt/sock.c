@@ -39,6 +39,7 @@ struct mpt_socket *mpt_sock_alloc(struct mpt_ctx *ctx, int server)
     }
     s->ctx = ctx;
     s->server = server;
+    s->mode = -1;
     s->evsrc.s = s;
     s->id = ++ctx->next_conn_id;
     s->timer.w.data = s;
@@ -65,6 +66,8 @@ void mpt_sock_destroy(struct mpt_socket *s)
         mpt_conn_free(s->c);
     LIST_REMOVE(s, link);
     ctx->nconns--;
+    mpt_peer_put(ctx, s->peer);
+    s->peer = NULL;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
     mpt_tls_session_free(s->tls_session);
     mpt_free(s->host);
@@ -124,6 +127,10 @@ static void fill_sf_info(struct mpt_socket *s, int idx, struct mpt_subflow_info 
         o->fail_error = st.fail_error;
         o->fail_reason = st.fail_reason;
         o->rtt_us = st.srtt / 1000u;
+        o->budget_bytes = st.budget;
+        o->budget_used = st.budget_used;
+        o->budget_spent = st.budget_spent;
+        o->rate_cap = st.rate;
     } else {
         o->state = MPT_SUBFLOW_CLOSED;
     }
@@ -184,6 +191,8 @@ static void sock_finish(struct mpt_socket *s, int err)
 #define PULL_subflow_down MPT_EVENT_SUBFLOWS
 #define PULL_addr_learned MPT_EVENT_SUBFLOWS
 #define PULL_closed MPT_EVENT_CLOSED
+#define PULL_budget_spent MPT_EVENT_BUDGET_SPENT
+#define PULL_STATUS_budget_spent(...) 0
 #define PULL_STATUS_connected(status, ...) (status)
 #define PULL_STATUS_closed(status, ...) (status)
 #define PULL_STATUS_readable(...) 0
@@ -249,8 +258,10 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     case MPT_EV_SF_UP:
         if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
             struct mpt_sfio *sf = s->sf[ev->sf];
-            if (sf)
+            if (sf) {
                 mpt_paths_slot_up(s, sf->slot);
+                mpt_paths_meter_apply(s, sf->slot, ev->sf);
+            }
             fill_sf_info(s, ev->sf, &si);
             MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"id\":%d,\"path\":%d", ev->sf, si.id,
                       si.path_id);
@@ -289,6 +300,15 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
         CALL(s, subflow_down, &si, s->user);
         break;
     }
+    case MPT_EV_BUDGET_SPENT:
+        if (ev->sf < 0 || ev->sf >= MPT_MAX_SUBFLOWS_LIMIT)
+            break;
+        fill_sf_info(s, ev->sf, &si);
+        MPT_TRACE(s->ctx, s->id, "budget_spent", "\"sf\":%d,\"id\":%d,\"path\":%d,\"used\":%llu",
+                  ev->sf, si.id, si.path_id, (unsigned long long)si.budget_used);
+        if (mpt_paths_meter_spent(s, si.path_id))
+            CALL(s, budget_spent, &si, s->user);
+        break;
     case MPT_EV_ADDR_LEARNED: {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -474,6 +494,8 @@ static void sock_resolved(void *arg, int err, const struct sockaddr *sa, socklen
     if (err == 0) {
         if (s->sched)
             set.sched = s->sched;
+        if (s->mode >= 0)
+            set.service_mode = s->mode;
         if (s->cc)
             set.cc = s->cc;
         err = mpt_conn_client_new(&set, now, &s->c);
@@ -584,6 +606,37 @@ ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len)
     if (len == 0)
         return 0;
     ssize_t n = mpt_conn_send(s->c, buf, len, mpt_io_now());
+    if (n > 0)
+        mpt_sock_pump(s, 0);
+    return n;
+}
+
+ssize_t mpt_send_msg(struct mpt_socket *s, const void *buf, size_t len,
+                     const struct mpt_send_opts *o)
+{
+    struct mpt_msg_policy pol;
+    int rc;
+
+    if (o == NULL)
+        return mpt_send(s, buf, len);
+    if (o->size < sizeof *o || o->size > sizeof *o + 4096 || o->flags != 0)
+        return MPT_EINVAL;
+    for (size_t i = sizeof *o; i < o->size; i++)
+        if (((const uint8_t *)o)[i] != 0)
+            return MPT_EINVAL; /* a newer program's option this library cannot honour */
+    if ((rc = sock_usable(s)) < 0 || (buf == NULL && len > 0))
+        return MPT_EINVAL;
+    if (s->done)
+        return s->error ? s->error : MPT_ECLOSED;
+    if (s->shut)
+        return MPT_EPIPE;
+    if (s->c == NULL || !s->established)
+        return MPT_ESTATE;
+    if (len == 0)
+        return 0;
+    pol.redundant_below = o->redundant_below;
+    pol.deadline_ms = o->deadline_ms;
+    ssize_t n = mpt_conn_send_msg(s->c, buf, len, &pol, mpt_io_now());
     if (n > 0)
         mpt_sock_pump(s, 0);
     return n;
@@ -705,6 +758,26 @@ int mpt_set_scheduler(struct mpt_socket *s, const char *name)
     return mpt_conn_set_sched(s->c, ops, mpt_io_now());
 }
 
+_Static_assert((int)MPT_MODE_AGGREGATE == (int)MPT_SM_AGGREGATE &&
+                   (int)MPT_MODE_HANDOVER == (int)MPT_SM_HANDOVER &&
+                   (int)MPT_MODE_INTERACTIVE == (int)MPT_SM_INTERACTIVE,
+               "enum mpt_service_mode and the engine's modes agree");
+
+int mpt_set_mode(struct mpt_socket *s, enum mpt_service_mode mode)
+{
+    if (s == NULL || s->released || (int)mode < MPT_MODE_AGGREGATE ||
+        (int)mode > MPT_MODE_INTERACTIVE)
+        return MPT_EINVAL;
+    if (s->done)
+        return MPT_ESTATE;
+    if (s->c == NULL) {
+        s->mode = (int)mode;
+        return 0;
+    }
+    MPT_TRACE(s->ctx, s->id, "set_mode", "\"mode\":%d", (int)mode);
+    return mpt_conn_set_mode(s->c, (int)mode, mpt_io_now());
+}
+
 int mpt_set_cc(struct mpt_socket *s, const char *name)
 {
     const struct mpt_cc_ops *ops;
@@ -778,6 +851,7 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.reorder_p99_us = st.reorder_p99 / 1000;
         o.reorder_max_us = st.reorder_max / 1000;
         o.congestion = mpt_conn_cc(s->c)->name;
+        o.peer_text = mpt_conn_peer_text(s->c);
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)
                 continue;

@@ -24,6 +24,7 @@ struct mpt_socket {
     struct mpt_conn *c;              /* NULL until started */
     int server;
     struct mpt_listener *listener;   /* server side, until the listener is gone */
+    struct mpt_peer_count *peer;     /* server: its source address's count (listener.c) */
     struct mpt_callbacks cb;
     void *user;
     int pull;                        /* no callbacks: events go to ctx->evq */
@@ -37,6 +38,7 @@ struct mpt_socket {
     int shut;
     uint64_t trace_reinj;            /* reinjected bytes already traced */
     const struct mpt_sched_ops *sched; /* chosen before the engine exists */
+    int mode;                          /* mpt_set_mode before the engine exists, -1 none */
     const struct mpt_cc_ops *cc;
     /* client */
     char *host;

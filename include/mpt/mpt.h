@@ -97,6 +97,21 @@ MPT_EXPORT int mpt_tls_config_check(const struct mpt_tls_config *tls, char *why,
  * are not all zero: a setting it cannot honour is an error, not ignored.
  * Times are in milliseconds; 0 means "the default" for every numeric field.
  */
+/*
+ * Service modes, in the vocabulary of RFC 9622 (TAPS) (doc/policy.md):
+ * which subflows carry data, on top of the priority tiers.
+ */
+enum mpt_service_mode {
+    MPT_MODE_AGGREGATE = 0,   /* throughput first: the scheduler over every usable subflow
+                                 of the allowed tiers (the default, unchanged behaviour) */
+    MPT_MODE_HANDOVER = 1,    /* one subflow at a time (best tier, lowest address id); the
+                                 others idle but kept alive with PINGs; a stalled or failed
+                                 one is replaced at once, and gets the data back when it is
+                                 usable again */
+    MPT_MODE_INTERACTIVE = 2, /* latency first: the lowest-RTT subflow; every send of at
+                                 most 2048 bytes also goes on the second-lowest-RTT one */
+};
+
 struct mpt_config {
     size_t size;                  /* set by mpt_config_default() */
     uint32_t max_subflows;        /* per connection, incl. the first; default 8, max 32 */
@@ -137,6 +152,16 @@ struct mpt_config {
                                      join to this process (doc/loadbalancing.md); default 0:
                                      a random routing id */
     const struct mpt_tls_config *tls; /* TLS on every subflow; NULL (default): plain TCP */
+    /* Limits against hostile or runaway peers (doc/security.md, "Limits"): */
+    uint32_t max_pending_handshakes; /* server: accepted TCP connections still before their
+                                     HELLO / JOIN, per context; default 4096. One more
+                                     closes the oldest (mpt_ctx_stats.pending_evicted) */
+    uint32_t max_conns_per_addr;  /* server: connections whose first subflow came from one
+                                     source (an IPv4 address, an IPv6 /64); default 1024.
+                                     A HELLO beyond it: ERROR(RESOURCE), closed
+                                     (mpt_ctx_stats.refused_per_addr); joins are not counted */
+    uint32_t service_mode;        /* enum mpt_service_mode of every connection (either side);
+                                     default 0: MPT_MODE_AGGREGATE (doc/policy.md) */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -191,6 +216,23 @@ MPT_EXPORT int mpt_ctx_process(struct mpt_ctx *ctx);
  */
 MPT_EXPORT int mpt_ctx_wakeup(struct mpt_ctx *ctx);
 
+/*
+ * Counters of what the context's limits did (doc/security.md, "Limits").
+ * Set size = sizeof first; the struct grows at its end.
+ */
+struct mpt_ctx_stats {
+    size_t size;
+    uint64_t conns;                   /* connections now (both roles) */
+    uint64_t pending;                 /* accepted TCP connections before HELLO / JOIN now */
+    uint64_t refused_max_connections; /* accepts closed: max_connections reached */
+    uint64_t refused_per_addr;        /* HELLOs refused: max_conns_per_addr reached */
+    uint64_t pending_evicted;         /* pending closed for a newer: max_pending_handshakes */
+    uint64_t pending_timed_out;       /* pending closed at handshake_timeout_ms */
+};
+
+/* Fills st (up to st->size). 0 or MPT_EINVAL (NULL, size too small). */
+MPT_EXPORT int mpt_ctx_get_stats(struct mpt_ctx *ctx, struct mpt_ctx_stats *st);
+
 /* ---- Events without callbacks ------------------------------------------------ */
 
 /*
@@ -216,6 +258,9 @@ enum mpt_ctx_event_type {
     MPT_EVENT_WRITABLE,
     MPT_EVENT_CLOSED,      /* status: 0 after a graceful close, else why it was aborted */
     MPT_EVENT_WAKEUP,      /* mpt_ctx_wakeup() was called */
+    MPT_EVENT_BUDGET_SPENT, /* a path's byte budget is spent (mpt_set_path_budget):
+                               mpt_get_subflows() tells which (budget_spent); reported
+                               after SUBFLOWS, before READABLE */
 };
 
 /* Filled by mpt_ctx_next_event(); set size = sizeof first (it grows at its
@@ -318,6 +363,11 @@ struct mpt_subflow_info {
     uint64_t bytes_received;         /* DATA payload received on it (duplicates included) */
     enum mpt_priority priority;      /* its tier (mpt_set_priority); backup is set for
                                         BACKUP and NEVER */
+    uint64_t budget_bytes;           /* mpt_set_path_budget, 0: none */
+    uint64_t budget_used;            /* DATA payload bytes counted against it (the path's,
+                                        incl. earlier subflows and reinjections) */
+    uint64_t rate_cap;               /* mpt_set_path_rate, bytes/s, 0: none */
+    int budget_spent;                /* 1 once the budget was reached (tier BACKUP) */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -350,6 +400,11 @@ struct mpt_info {
      * over reorder_frames frames; percentiles within about 19%. */
     uint64_t reorder_frames;
     uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
+    const char *peer_text;       /* what the peer said when it refused or ended the
+                                    connection (the text of its last ERROR or FASTCLOSE,
+                                    e.g. "TLS required by this server"), printable ASCII,
+                                    or NULL; owned by the socket, valid until the next
+                                    libmpt call on it or mpt_close() / mpt_abort() */
 };
 
 /*
@@ -396,6 +451,9 @@ struct mpt_callbacks {
     void (*addr_learned)(struct mpt_socket *s, const struct sockaddr *addr, socklen_t len,
                          int addr_id, void *user);
     void (*closed)(struct mpt_socket *s, int status, void *user);
+    /* Added after 0.1.0 (doc/abi.md): a path's byte budget (mpt_set_path_budget)
+     * is spent; the path is BACKUP now. Once per budget set. */
+    void (*budget_spent)(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user);
 };
 
 /*
@@ -508,6 +566,29 @@ MPT_EXPORT int mpt_accept_sized(struct mpt_listener *l, const struct mpt_callbac
  */
 MPT_EXPORT ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len);
 
+/* Per-message policy of mpt_send_msg (doc/policy.md). Size-versioned: set
+ * size = sizeof(struct mpt_send_opts) and zero what you do not use. */
+struct mpt_send_opts {
+    size_t size;
+    uint32_t redundant_below; /* len < this: the bytes go on two subflows at once */
+    uint32_t deadline_ms;     /* non-zero: wanted at the peer's engine this long after the
+                                 call; the scheduler copies the bytes to a second subflow
+                                 when its estimate says the first would be late (or is
+                                 lossy and one retransmission would be). Never a drop: the
+                                 stream stays reliable and in order, late bytes still
+                                 arrive */
+    uint32_t flags;           /* 0: none defined yet (others: MPT_EINVAL) */
+};
+
+/*
+ * mpt_send with a per-message policy for the bytes this call accepts (o may
+ * be NULL: like mpt_send). Same returns as mpt_send, and MPT_EINVAL for a
+ * bad o (size too small, unknown flags, non-zero bytes beyond what this
+ * library knows).
+ */
+MPT_EXPORT ssize_t mpt_send_msg(struct mpt_socket *s, const void *buf, size_t len,
+                                const struct mpt_send_opts *o);
+
 /*
  * Copies up to len received bytes into buf. Returns the count (> 0), 0 at the
  * end of the stream, MPT_EAGAIN (wait for `readable`), MPT_ESTATE (not yet
@@ -549,6 +630,21 @@ MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
  * and NEVER, regular for the others). Errors: MPT_EINVAL (bad prio),
  * MPT_ENOTFOUND (no such path or subflow), MPT_ESTATE (ended). */
 MPT_EXPORT int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_priority prio);
+/*
+ * Metered paths (doc/policy.md). A byte budget for a path (client: path_id,
+ * its subflows now and later, counted together; server: a subflow's id):
+ * DATA payload bytes handed to it, reinjections included, count; a frame is
+ * cut to what is left, so the path carries at most `bytes` while it is above
+ * BACKUP. Reached: the path drops to BACKUP (the peer is told with PRIO) and
+ * budget_spent is called (or MPT_EVENT_BUDGET_SPENT queued) once. Setting a
+ * budget again restarts the count from 0 (the tier stays: restore it with
+ * mpt_set_priority); 0 = unlimited. A rate cap: at most bytes_per_s of DATA handed to the path
+ * (a token bucket, 50 ms of burst); 0 = unlimited. At any time while the
+ * connection is open. Errors: MPT_EINVAL (rate above 2^34), MPT_ENOTFOUND
+ * (no such path or subflow), MPT_ESTATE (ended).
+ */
+MPT_EXPORT int mpt_set_path_budget(struct mpt_socket *s, int path_id, uint64_t bytes);
+MPT_EXPORT int mpt_set_path_rate(struct mpt_socket *s, int path_id, uint64_t bytes_per_s);
 /* Chooses the connection's scheduler by name: "minrtt" (the default),
  * "roundrobin", "redundant", "blest", "ecf", "weighted" (doc/design.md).
  * Works on either side and at any time while the connection is open: the
@@ -557,6 +653,10 @@ MPT_EXPORT int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_prio
  * MPT_EINVAL, MPT_ENOTFOUND (unknown name), MPT_ESTATE (the connection has
  * ended). */
 MPT_EXPORT int mpt_set_scheduler(struct mpt_socket *s, const char *name);
+/* Sets the connection's service mode (enum mpt_service_mode), either side,
+ * at any time while it is open; the context-wide default is
+ * mpt_config.service_mode. Errors: MPT_EINVAL, MPT_ESTATE (ended). */
+MPT_EXPORT int mpt_set_mode(struct mpt_socket *s, enum mpt_service_mode mode);
 /* Chooses the connection-level congestion control by name: "uncoupled"
  * (each subflow's own TCP window, the default), "lia" (RFC 6356), "olia",
  * "balia". Like mpt_set_scheduler: either side, any time while open, and

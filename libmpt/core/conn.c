@@ -54,10 +54,15 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
     c->state = MPT_CONN_HANDSHAKE;
     c->now = now;
     c->fin_sf = -1;
+    c->mode = (c->s.service_mode >= MPT_SM_AGGREGATE && c->s.service_mode <= MPT_SM_INTERACTIVE)
+                  ? c->s.service_mode
+                  : MPT_SM_AGGREGATE;
+    c->ho_active = -1;
     c->ack_deadline = MPT_TIME_NEVER;
     c->hs_deadline = now + c->s.handshake_timeout;
     c->ack_timeout = c->s.ack_timeout ? c->s.ack_timeout : 4 * c->s.subflow_timeout;
     mpt_ring_init(&c->reinj, sizeof(struct rng));
+    mpt_ring_init(&c->msgs, sizeof(struct msgpol));
     mpt_ring_init(&c->advs, sizeof(struct adv));
     for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
         c->sf[i].state = MPT_SF_CLOSED;
@@ -93,12 +98,14 @@ void mpt_conn_free(struct mpt_conn *c)
         mpt_ring_free(&c->sf[i].recs);
     }
     mpt_ring_free(&c->reinj);
+    mpt_ring_free(&c->msgs);
     mpt_ring_free(&c->advs);
     mpt_sendbuf_free(&c->sb);
     if (c->rb_ready)
         mpt_rcvbuf_free(&c->rb);
     mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
+    mpt_free(c->peer_text);
     mpt_free(c);
 }
 
@@ -640,6 +647,11 @@ int mpt_conn_sf_max(const struct mpt_conn *c)
     return c ? (int)c->s.max_subflows : 0;
 }
 
+const char *mpt_conn_peer_text(const struct mpt_conn *c)
+{
+    return c ? c->peer_text : NULL;
+}
+
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)
 {
     *st = c->st;
@@ -676,5 +688,9 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     st->bytes_acked = s->bytes_acked;
     st->fail_reason = s->fail_reason;
     st->fail_error = s->fail_error;
+    st->budget = s->budget;
+    st->budget_used = s->budget_used;
+    st->budget_spent = s->budget_spent;
+    st->rate = s->rate;
     return 0;
 }

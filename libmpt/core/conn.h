@@ -76,6 +76,7 @@ struct mpt_core_settings {
     const struct mpt_cc_ops *cc;       /* NULL: uncoupled */
     mpt_rand_fn rand;             /* required */
     void *rand_user;
+    int service_mode;             /* enum mpt_mode (doc/policy.md); default aggregate */
 };
 
 /* Safe defaults; rand is left NULL and must be set by the caller. */
@@ -126,6 +127,7 @@ enum mpt_event_type {
     MPT_EV_ADDR_REMOVED,    /* peer withdrew address id ev.addr.addr_id */
     MPT_EV_CLOSED,          /* connection closed gracefully */
     MPT_EV_ERROR,           /* connection aborted: ev.error, ev.reason */
+    MPT_EV_BUDGET_SPENT,    /* subflow sf's byte budget is spent: it is BACKUP now */
 };
 
 struct mpt_event {
@@ -181,6 +183,22 @@ enum mpt_prio {
     MPT_PRIO_NEVER = 3,     /* no data at all (control frames only) */
 };
 
+/* Service modes (RFC 9622 vocabulary; doc/policy.md). The values are those
+ * of the public enum mpt_service_mode. */
+enum mpt_mode {
+    MPT_SM_AGGREGATE = 0,   /* throughput first: the scheduler over the tiers (default) */
+    MPT_SM_HANDOVER = 1,    /* one subflow at a time: the first usable one of the best tier */
+    MPT_SM_INTERACTIVE = 2, /* lowest RTT; every send of <= MPT_INTERACTIVE_SMALL bytes
+                                 goes on the two lowest-RTT subflows */
+};
+#define MPT_INTERACTIVE_SMALL 2048u
+
+/* Per-message policy (mpt_conn_send_msg). */
+struct mpt_msg_policy {
+    uint32_t redundant_below; /* len < this: the message's bytes on two subflows */
+    uint32_t deadline_ms;     /* 0 none: else arrival wanted this long after the call */
+};
+
 struct mpt_sf_stats {
     uint32_t id;              /* stable: never reused within the connection (slot
                                  indexes are); the first subflow is 1 */
@@ -195,6 +213,10 @@ struct mpt_sf_stats {
     uint64_t bytes_received;  /* DATA payload received here (duplicates included) */
     uint32_t fail_reason;
     int fail_error;
+    uint64_t budget;          /* mpt_conn_sf_set_budget; 0: none */
+    uint64_t budget_used;     /* payload bytes handed to it since (incl. reinjections) */
+    int budget_spent;
+    uint64_t rate;            /* mpt_conn_sf_set_rate, bytes/s; 0: none */
 };
 
 /* ---- Client side ---------------------------------------------------------- */
@@ -375,6 +397,22 @@ int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now)
  * backup. MPT_EINVAL, MPT_ESTATE (the subflow is gone). */
 int mpt_conn_sf_set_prio(struct mpt_conn *c, int sf, int prio, uint64_t now);
 
+/*
+ * Metered paths. A byte budget: every DATA payload byte handed to subflow sf
+ * (new data, reinjections, redundant copies) counts; a frame is cut to what
+ * is left, so the subflow carries at most `bytes` while its tier is above
+ * BACKUP. When it is reached the subflow drops to BACKUP (PRIO to the peer,
+ * as mpt_conn_sf_set_prio) and MPT_EV_BUDGET_SPENT is raised, once; as a
+ * backup it may still carry data when nothing else is usable (counted on).
+ * Setting a budget (again) restarts the count; 0 removes it. `used` is
+ * bytes already counted elsewhere (a path's earlier subflows), 0 usually.
+ * A rate cap: a token bucket (burst 50 ms of rate, at least one frame)
+ * refilled from `now`; 0 removes it. 0, MPT_EINVAL, MPT_ESTATE (gone).
+ */
+int mpt_conn_sf_set_budget(struct mpt_conn *c, int sf, uint64_t bytes, uint64_t used,
+                           uint64_t now);
+int mpt_conn_sf_set_rate(struct mpt_conn *c, int sf, uint64_t bytes_per_s, uint64_t now);
+
 /* Server: advertise an additional address (ADD_ADDR). */
 int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,
                       uint16_t port, uint64_t now);
@@ -384,6 +422,17 @@ int mpt_conn_remove_addr(struct mpt_conn *c, uint8_t addr_id, uint64_t now);
  * returns how many (> 0), or MPT_EAGAIN when it is full, MPT_EPIPE after
  * shutdown, MPT_ESTATE before establishment, or the connection's error. */
 ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t now);
+/* Like mpt_conn_send, with a per-message policy (NULL: none). The policy
+ * covers the bytes accepted by this call. */
+ssize_t mpt_conn_send_msg(struct mpt_conn *c, const void *buf, size_t len,
+                          const struct mpt_msg_policy *pol, uint64_t now);
+/* The service mode (enum mpt_mode) of a live connection: MPT_EINVAL. */
+int mpt_conn_set_mode(struct mpt_conn *c, int mode, uint64_t now);
+int mpt_conn_mode(const struct mpt_conn *c);
+/* Handover: the subflow carrying data now (-1 none / other modes), and how
+ * often it changed. */
+int mpt_conn_active_sf(const struct mpt_conn *c);
+uint64_t mpt_conn_handovers(const struct mpt_conn *c);
 
 /* Copies up to len in-order bytes; returns the count (> 0), 0 at end of
  * stream (the peer's DATA_FIN), MPT_EAGAIN when nothing is ready, or the
@@ -431,6 +480,10 @@ enum mpt_sf_state mpt_conn_sf_state(const struct mpt_conn *c, int sf);
 int mpt_conn_sf_count(const struct mpt_conn *c); /* slots in use or reserved */
 int mpt_conn_sf_max(const struct mpt_conn *c);   /* settings.max_subflows */
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st);
+/* The text of the last ERROR or FASTCLOSE the peer sent with one (a joined
+ * subflow's only once it authenticated), printable ASCII, or NULL. Owned by
+ * the connection, valid until the next frame is processed or it is freed. */
+const char *mpt_conn_peer_text(const struct mpt_conn *c);
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int sf, struct mpt_sf_stats *st);
 
 /* Client: the server's advertised addresses so far are delivered as

@@ -194,6 +194,8 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
                 t = tmin(t, s->next_ping);
             t = tmin(t, sf_stall_at(c, s));
             t = tmin(t, sf_fail_at(c, s));
+            if (s->rate && (c->reinj.n || mpt_dsn_lt(c->snd_nxt, mpt_dsn_min(c->sb.end, c->snd_edge))))
+                t = tmin(t, mpt_meter_wake_at(c, s)); /* rate-capped with data waiting */
             t = tmin(t, sf_bh_at(s));
             break;
         default:

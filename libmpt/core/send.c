@@ -199,6 +199,11 @@ static int enqueue_data(struct mpt_conn *c, int i, uint64_t dsn, size_t len, int
     c->st.bytes_sent += len;
     if (reinj)
         c->st.bytes_reinjected += len;
+    s->budget_used += len;
+    if (s->rate)
+        s->tokens -= s->tokens < len ? s->tokens : len;
+    if (s->budget)
+        mpt_meter_check(c, i);
     return 0;
 }
 
@@ -310,6 +315,7 @@ static void redundant_copies(struct mpt_conn *c, uint64_t now, const struct mpt_
             len = zmin((size_t)(mpt_dsn_min(hnext, c->snd_nxt) - pos), c->s.max_frame_payload);
             len = zmin(len, s->room - MPT_DATA_HDR_LEN);
             len = zmin(len, mpt_cc_room(c, i, e, map));
+            len = zmin(len, mpt_meter_left(s));
             if (len == 0 || enqueue_data(c, i, pos, len, 1, 0, now))
                 break;
             c->st.bytes_redundant += len;
@@ -352,6 +358,139 @@ static void backlog_window(const struct mpt_conn *c, size_t *backlog, size_t *wi
     *window = mpt_dsn_lt(c->snd_nxt, c->snd_edge) ? (size_t)(c->snd_edge - c->snd_nxt) : 0;
 }
 
+/*
+ * SERVICE MODES AND PER-MESSAGE POLICY (doc/policy.md).
+ *
+ * Handover: the subflow carrying data is the usable one of the best tier
+ * present (primary, else secondary, else backup) with the lowest address id
+ * (client: its local address; server: the JOIN's), the oldest on a tie; the others carry control frames and PINGs only, so a dead idle
+ * path is still found (subflow_timeout after a PING). A stalled or failed
+ * active subflow is no longer usable: the next one takes over at once (its
+ * bytes are reinjected there); when the earlier one clears its stall (a
+ * byte arrived on it) or re-joins, data returns to it.
+ */
+static int tier_rank(int prio)
+{
+    return prio == MPT_PRIO_PRIMARY ? 0 : prio == MPT_PRIO_SECONDARY ? 1 : 2;
+}
+
+static void handover_update(struct mpt_conn *c)
+{
+    int best = -1;
+
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        if (!sf_usable(s) || s->prio == MPT_PRIO_NEVER)
+            continue;
+        if (best < 0 || tier_rank(s->prio) < tier_rank(c->sf[best].prio) ||
+            (tier_rank(s->prio) == tier_rank(c->sf[best].prio) &&
+             s->addr_id < c->sf[best].addr_id))
+            best = i;
+    }
+    if (best >= 0 && best != c->ho_active) {
+        if (c->ho_active >= 0)
+            c->ho_switches++;
+        c->ho_active = best;
+    }
+}
+
+/* The policy of the bytes at dsn, NULL if none; drops the policies of bytes
+ * already sent. *len is clipped so that a chunk has one policy. */
+static const struct msgpol *msg_policy_at(struct mpt_conn *c, uint64_t dsn, size_t *len)
+{
+    while (c->msgs.n) {
+        const struct msgpol *m = mpt_ring_at(&c->msgs, 0);
+        if (mpt_dsn_gt(m->e, dsn))
+            break;
+        mpt_ring_pop_front(&c->msgs);
+    }
+    if (!c->msgs.n)
+        return NULL;
+    {
+        const struct msgpol *m = mpt_ring_at(&c->msgs, 0);
+        if (mpt_dsn_lt(dsn, m->s)) {
+            *len = zmin(*len, (size_t)(m->s - dsn));
+            return NULL;
+        }
+        *len = zmin(*len, (size_t)(m->e - dsn));
+        return m;
+    }
+}
+
+/* Estimated arrival of len more bytes sent on p now: half the end-to-end RTT
+ * plus what is queued ahead of them at the path's rate (the delivery rate,
+ * else cwnd per RTT), as ECF and BLEST estimate. */
+static uint64_t est_arrival(const struct mpt_path_view *p, size_t len, uint64_t now)
+{
+    uint64_t rtt = p->e2e_rtt ? p->e2e_rtt : (p->srtt ? p->srtt : 100 * MPT_NS_PER_MS);
+    uint64_t rate = p->delivery_rate;
+    uint64_t q = (uint64_t)p->tcp_inflight + len;
+
+    if (!rate) {
+        uint64_t cw = p->cwnd_bytes ? p->cwnd_bytes : 10u * (p->mss ? p->mss : 1448u);
+        rate = cw * 1000000000ull / rtt;
+    }
+    if (!rate)
+        rate = 1;
+    return now + rtt / 2 + q * 1000000000ull / rate;
+}
+
+#define MSGPOL_MAX 4096u /* per-message policy ranges kept at most */
+
+/* A subflow whose kernel retransmitted at least 0.1% of what it was given. */
+static int sf_lossy(const struct sf *s)
+{
+    uint64_t mss = s->info.mss ? s->info.mss : 1448;
+
+    return s->info.total_retrans && (uint64_t)s->info.total_retrans * mss * 1000 >= s->bytes_sent;
+}
+
+/* Adds a second subflow to pick pk for a chunk under policy m: for
+ * "redundant", the lowest-RTT other subflow with room; for a deadline, the
+ * other subflow with room and the earliest estimated arrival, when the
+ * chosen one would miss the deadline or is lossy. */
+static void msg_policy_apply(const struct mpt_conn *c, const struct msgpol *m,
+                             const struct mpt_path_view *ss, int n, size_t len, uint64_t now,
+                             struct mpt_sched_pick *pk)
+{
+    const struct mpt_path_view *first = NULL;
+    int want = m->redundant, best = -1;
+    uint64_t best_t = 0;
+
+    if (pk->n != 1)
+        return;
+    for (int q = 0; q < n; q++)
+        if (ss[q].index == pk->sf[0])
+            first = &ss[q];
+    if (!first)
+        return;
+    if (!want && m->deadline) {
+        uint64_t t = est_arrival(first, len, now);
+        /* lossy: one retransmission (one more RTT) must still be in time */
+        if (sf_lossy(&c->sf[first->index]))
+            t += first->e2e_rtt;
+        want = t > m->deadline;
+    }
+    if (!want)
+        return;
+    for (int q = 0; q < n; q++) {
+        uint64_t t;
+        if (&ss[q] == first || !mpt_path_has_room(&ss[q]))
+            continue;
+        t = m->deadline ? est_arrival(&ss[q], len, now) : ss[q].e2e_rtt;
+        if (m->deadline && !m->redundant && t > m->deadline)
+            continue; /* a copy that would be late helps nobody */
+        if (best < 0 || t < best_t) {
+            best = q;
+            best_t = t;
+        }
+    }
+    if (best >= 0) {
+        pk->sf[1] = ss[best].index;
+        pk->n = 2;
+    }
+}
+
 void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
 {
     struct mpt_path_view ss[MPT_MAX_SUBFLOWS_LIMIT], ccv[MPT_MAX_SUBFLOWS_LIMIT];
@@ -361,7 +500,11 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
 
     if (!conn_open(c))
         return;
+    for (int i = 0; i < c->nslots; i++)
+        mpt_meter_refill(c, &c->sf[i], now);
     mpt_cc_env_fill(c, &env, ccv, ccst, map);
+    if (c->mode == MPT_SM_HANDOVER)
+        handover_update(c);
     /* redundancy first: a subflow that lags carries copies before new data */
     if (c->sched->flags & MPT_SCHED_REDUNDANT)
         redundant_copies(c, now, &env, map);
@@ -370,6 +513,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
         size_t avail, len;
         int reinj = 0, n = 0;
         struct rng *r = NULL;
+        const struct msgpol *mp = NULL;
         struct mpt_sched_view v;
         struct mpt_sched_pick pk;
 
@@ -399,6 +543,8 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             avail = (size_t)(lim - c->snd_nxt);
         }
         len = zmin(avail, c->s.max_frame_payload);
+        if (!reinj && c->msgs.n)
+            mp = msg_policy_at(c, dsn, &len);
 
         /* A subflow never carries the same byte twice at once: TCP delivers
          * what it holds, or the subflow fails and its bytes are queued
@@ -432,6 +578,18 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             break;
         }
         n = tier_filter(ss, n);
+        if (c->mode == MPT_SM_HANDOVER) {
+            int k = -1;
+            for (int q = 0; q < n; q++)
+                if (ss[q].index == c->ho_active)
+                    k = q;
+            if (k >= 0) {
+                ss[0] = ss[k];
+                n = 1;
+            } else if (!reinj || n == 0) {
+                break; /* a reinjection the active subflow holds may go elsewhere */
+            }
+        }
         memset(&v, 0, sizeof v);
         v.now = now;
         v.sf = ss;
@@ -440,8 +598,14 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
         v.reinjection = reinj;
         backlog_window(c, &v.backlog, &v.window);
         memset(&pk, 0, sizeof pk);
-        if (c->sched->pick(c->sched_state, &v, &pk) != 0 || pk.n <= 0)
+        if (c->mode == MPT_SM_INTERACTIVE) {
+            if (mpt_sched_minrtt.pick(NULL, &v, &pk) != 0 || pk.n <= 0)
+                break;
+        } else if (c->sched->pick(c->sched_state, &v, &pk) != 0 || pk.n <= 0) {
             break;
+        }
+        if (mp)
+            msg_policy_apply(c, mp, ss, n, len, now, &pk);
         /* the same bytes on every chosen subflow: clamp to each one's limits */
         if (pk.len && pk.len < len)
             len = pk.len;
@@ -478,7 +642,7 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
     }
     if (c->sched->flags & MPT_SCHED_REDUNDANT)
         redundant_copies(c, now, &env, map);
-    if (c->sched->flags & MPT_SCHED_OPPORTUNISTIC)
+    if ((c->sched->flags & MPT_SCHED_OPPORTUNISTIC) && c->mode != MPT_SM_HANDOVER)
         opportunistic(c, now, &env, map);
     maybe_send_fin(c, now);
 }
@@ -521,7 +685,7 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
             continue;
         if (!c->sf[S].stalled && !(fr && sr && fr * 4 < sr))
             continue;
-        if (mpt_cc_room(c, i, e, map) == 0)
+        if (mpt_cc_room(c, i, e, map) == 0 || mpt_meter_left(s) == 0)
             continue;
         if (sf_holds(s, c->snd_una, &hend, &hnext))
             continue; /* a copy is already on its way there */
@@ -538,6 +702,9 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
     while (mpt_dsn_lt(dsn, end) && c->sf[F].room > MPT_DATA_HDR_LEN) {
         size_t len = zmin((size_t)(end - dsn),
                           zmin(c->s.max_frame_payload, c->sf[F].room - MPT_DATA_HDR_LEN));
+        len = zmin(len, mpt_meter_left(&c->sf[F]));
+        if (len == 0)
+            break;
         if (enqueue_data(c, F, dsn, len, 1, REC_OPP, now))
             break;
         dsn += len;
@@ -636,7 +803,43 @@ int mpt_snd_on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
 
 ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t now)
 {
+    return mpt_conn_send_msg(c, buf, len, NULL, now);
+}
+
+int mpt_conn_set_mode(struct mpt_conn *c, int mode, uint64_t now)
+{
+    if (!c || mode < MPT_SM_AGGREGATE || mode > MPT_SM_INTERACTIVE)
+        return MPT_EINVAL;
+    c->now = now;
+    c->mode = mode;
+    if (mode != MPT_SM_HANDOVER)
+        c->ho_active = -1;
+    mpt_post(c, now);
+    return 0;
+}
+
+int mpt_conn_mode(const struct mpt_conn *c)
+{
+    return c ? c->mode : MPT_EINVAL;
+}
+
+int mpt_conn_active_sf(const struct mpt_conn *c)
+{
+    return c && c->mode == MPT_SM_HANDOVER ? c->ho_active : -1;
+}
+
+uint64_t mpt_conn_handovers(const struct mpt_conn *c)
+{
+    return c ? c->ho_switches : 0;
+}
+
+ssize_t mpt_conn_send_msg(struct mpt_conn *c, const void *buf, size_t len,
+                          const struct mpt_msg_policy *pol, uint64_t now)
+{
     long n;
+    uint64_t start;
+    int redundant = 0;
+    uint64_t deadline = 0;
 
     if (!c || (!buf && len))
         return MPT_EINVAL;
@@ -649,9 +852,40 @@ ssize_t mpt_conn_send(struct mpt_conn *c, const void *buf, size_t len, uint64_t 
         return MPT_EPIPE;
     if (len == 0)
         return 0;
+    start = c->sb.end;
     n = mpt_sendbuf_write(&c->sb, buf, len);
     if (n < 0)
         return (ssize_t)n;
+    if (pol) {
+        redundant = len < pol->redundant_below;
+        if (pol->deadline_ms)
+            deadline = now + (uint64_t)pol->deadline_ms * MPT_NS_PER_MS;
+    }
+    if (c->mode == MPT_SM_INTERACTIVE && len <= MPT_INTERACTIVE_SMALL)
+        redundant = 1;
+    if (n > 0 && (redundant || deadline)) {
+        struct msgpol *m;
+        while (c->msgs.n && !mpt_dsn_lt(c->snd_nxt, ((struct msgpol *)mpt_ring_at(&c->msgs, 0))->e))
+            mpt_ring_pop_front(&c->msgs); /* sent already */
+        m = c->msgs.n ? mpt_ring_at(&c->msgs, c->msgs.n - 1) : NULL;
+        /* An adjacent range with the same policy grows; past MSGPOL_MAX
+         * ranges every new one merges into the last (the bytes in between
+         * and after get its policy too, the earlier deadline wins), so tiny
+         * writes cannot make this list outgrow the send buffer. */
+        if (m && (c->msgs.n >= MSGPOL_MAX ||
+                  (m->e == start && m->redundant == redundant && m->deadline == deadline))) {
+            m->e = start + (uint64_t)n;
+            m->redundant |= redundant;
+            if (deadline && (!m->deadline || deadline < m->deadline))
+                m->deadline = deadline;
+        } else if ((m = mpt_ring_push_back(&c->msgs)) != NULL) {
+            /* out of memory: the bytes go without their policy */
+            m->s = start;
+            m->e = start + (uint64_t)n;
+            m->deadline = deadline ? deadline : 0;
+            m->redundant = redundant;
+        }
+    }
     if ((size_t)n < len)
         c->want_writable = 1; /* full now (short write): say when space returns */
     if (n == 0)

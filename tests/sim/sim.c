@@ -248,6 +248,7 @@ struct app {
     uint64_t gen_off;
     size_t gen_len;
     uint8_t *rbuf, *vbuf;
+    uint64_t msg_wake; /* message mode: EV_WAKE pushed for this time */
 };
 
 struct path {
@@ -263,6 +264,8 @@ struct sim {
     uint64_t bn_busy[SIM_MAX_BOTTLENECKS][2]; /* when each bottleneck's queue drains */
     struct sim_rng loss_rng; /* random loss, drawn apart from everything else */
     uint64_t pm_wake;       /* EV_WAKE pushed for the path manager at this time */
+    uint64_t *msg_sent[2], *msg_lat[2]; /* message mode, per direction */
+    size_t nmsg[2];
     struct event *heap;
     size_t nheap, capheap;
     struct script *scripts;
@@ -510,6 +513,18 @@ int sim_new(const struct sim_cfg *cfg, struct sim **out)
         sim->ent[0].sock_of_sf[i] = sim->ent[0].last_sock_of_sf[i] = -1;
     sim->nents = 1;
     sim->app[SIM_CLIENT].ent = 0;
+    for (int side = 0; side < 2; side++) {
+        int d = side == SIM_CLIENT ? SIM_C2S : SIM_S2C;
+        if (!cfg->msg_size[side])
+            continue;
+        sim->nmsg[d] = (size_t)((cfg->bytes[d] + cfg->msg_size[side] - 1) / cfg->msg_size[side]);
+        sim->msg_sent[d] = calloc(sim->nmsg[d] ? sim->nmsg[d] : 1, sizeof(uint64_t));
+        sim->msg_lat[d] = calloc(sim->nmsg[d] ? sim->nmsg[d] : 1, sizeof(uint64_t));
+        if (!sim->msg_sent[d] || !sim->msg_lat[d])
+            goto fail;
+        for (size_t k = 0; k < sim->nmsg[d]; k++)
+            sim->msg_lat[d][k] = UINT64_MAX;
+    }
     for (int side = 0; side < 2; side++)
         if (cfg->write_start[side])
             push(sim, cfg->write_start[side], EV_WAKE, 0, 0, 0);
@@ -551,6 +566,10 @@ void sim_free(struct sim *sim)
     if (sim->srv)
         mpt_server_free(sim->srv);
     mpt_pm_free(sim->pm);
+    for (int d = 0; d < 2; d++) {
+        free(sim->msg_sent[d]);
+        free(sim->msg_lat[d]);
+    }
     for (int i = 0; i < sim->nsocks; i++) {
         sock_free_bufs(sim->socks[i]);
         free(sim->socks[i]->raw_rx);
@@ -1538,6 +1557,17 @@ static int app_pass(struct sim *sim, int side)
                     }
                 }
                 rd->delivered += (uint64_t)r;
+                if (sim->nmsg[rdir]) {
+                    size_t ms = sim->cfg.msg_size[!side];
+                    for (uint64_t k = (rd->delivered - (uint64_t)r) / ms;
+                         k < sim->nmsg[rdir] && (k + 1) * ms <= rd->delivered; k++)
+                        if (sim->msg_lat[rdir][k] == UINT64_MAX)
+                            sim->msg_lat[rdir][k] = sim->now - sim->msg_sent[rdir][k];
+                    if (rd->delivered == sim->cfg.bytes[rdir] &&
+                        sim->msg_lat[rdir][sim->nmsg[rdir] - 1] == UINT64_MAX)
+                        sim->msg_lat[rdir][sim->nmsg[rdir] - 1] =
+                            sim->now - sim->msg_sent[rdir][sim->nmsg[rdir] - 1];
+                }
                 rd->hash_recv = sim_hash_final(&ap->hs_recv);
                 did = 1;
                 progress(sim);
@@ -1567,7 +1597,30 @@ static int app_pass(struct sim *sim, int side)
             sim_stream_fill(sim->key[wdir], ap->gen_off, ap->gen, ap->gen_len);
         }
         avail = (size_t)(ap->gen_off + ap->gen_len - wd->written);
-        ENGINE(sim, r = mpt_conn_send(c, ap->gen + (wd->written - ap->gen_off), avail, sim->now));
+        if (sim->cfg.msg_size[side]) {
+            size_t ms = sim->cfg.msg_size[side];
+            uint64_t k = wd->written / ms, due;
+            due = sim->cfg.write_start[side] + k * sim->cfg.msg_interval[side];
+            if (sim->now < due) {
+                if (ap->msg_wake != due) {
+                    ap->msg_wake = due;
+                    push(sim, due, EV_WAKE, 0, 0, 0);
+                }
+                break;
+            }
+            if (wd->written % ms == 0)
+                sim->msg_sent[wdir][k] = sim->now;
+            avail = avail < ms - wd->written % ms ? avail : ms - (size_t)(wd->written % ms);
+            if (sim->cfg.msg_plain[side])
+                ENGINE(sim, r = mpt_conn_send(c, ap->gen + (wd->written - ap->gen_off), avail,
+                                              sim->now));
+            else
+                ENGINE(sim, r = mpt_conn_send_msg(c, ap->gen + (wd->written - ap->gen_off), avail,
+                                                  &sim->cfg.msg_policy[side], sim->now));
+        } else {
+            ENGINE(sim, r = mpt_conn_send(c, ap->gen + (wd->written - ap->gen_off), avail,
+                                          sim->now));
+        }
         if (r > 0) {
             if (wd->written == 0)
                 wd->t_first_write = sim->now;
@@ -1612,6 +1665,11 @@ static void handle_event(struct sim *sim, int ei, const struct mpt_event *ev)
         sim->res.trace_hash = sim_hash_final(&sim->golden);
     }
     switch (ev->type) {
+    case MPT_EV_BUDGET_SPENT:
+        trace(sim, "%s: budget of sf %d spent", side_name(side), ev->sf);
+        if (sr)
+            sr->budget_spent++;
+        break;
     case MPT_EV_ESTABLISHED:
         trace(sim, "%s%s: established", side_name(side), en->main ? "" : " (extra)");
         progress(sim);
@@ -2058,6 +2116,12 @@ const char *sim_message(const struct sim *sim)
 const struct sim_result *sim_result(const struct sim *sim)
 {
     return &sim->res;
+}
+
+size_t sim_msg_latency(const struct sim *sim, int dir, const uint64_t **lat)
+{
+    *lat = sim->msg_lat[dir];
+    return sim->nmsg[dir];
 }
 
 int sim_nsocks(const struct sim *sim)

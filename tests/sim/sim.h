@@ -127,6 +127,15 @@ struct sim_cfg {
     uint64_t time_limit;   /* hard virtual-time bound; default 2 h */
     int measure_engine;    /* time engine calls with CLOCK_MONOTONIC (benchmarks) */
     size_t read_chunk;     /* application recv() buffer size; default 64 KiB */
+    /* Message mode, per side (0: bulk): the application writes bytes[dir] as
+     * messages of msg_size bytes, one every msg_interval from write_start,
+     * each with mpt_conn_send_msg(msg_policy) (mpt_conn_send if msg_plain);
+     * sim_msg_latency() gives each one's time from its first send call to the
+     * moment the reader had all of it. */
+    size_t msg_size[2];
+    uint64_t msg_interval[2];
+    struct mpt_msg_policy msg_policy[2];
+    int msg_plain[2];
     sim_tap_fn tap;
     void *tap_user;
     FILE *trace;           /* NULL: env SIM_TRACE=1 traces to stderr */
@@ -222,6 +231,7 @@ struct sim_side_result {
     int mem_violation;    /* rcv_mem > rcvbuf or snd_mem > sndbuf was seen */
     uint64_t t_engine_sf_fail; /* first time the engine itself failed a subflow, 0 never */
     int engine_sf_fails;  /* subflows the engine failed on its own (timeouts, errors) */
+    int budget_spent;     /* MPT_EV_BUDGET_SPENT events */
 };
 
 struct sim_result {
@@ -259,6 +269,10 @@ struct sim_sock_info {
     const uint8_t *raw_rx;      /* raw socket: bytes received from the server */
     size_t raw_rx_len;
 };
+/* Message mode (cfg.msg_size): the number of messages in direction dir, and
+ * in *lat each one's latency (ns), UINT64_MAX if it was not read completely. */
+size_t sim_msg_latency(const struct sim *sim, int dir, const uint64_t **lat);
+
 int sim_nsocks(const struct sim *sim);
 int sim_sock_info(const struct sim *sim, int sock, struct sim_sock_info *info);
 

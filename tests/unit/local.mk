@@ -114,6 +114,12 @@ tests_unit_test_io_peers_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_peers_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_peers
 
+check_PROGRAMS += tests/unit/test_io_limits
+tests_unit_test_io_limits_SOURCES = tests/unit/test_io_limits.c
+tests_unit_test_io_limits_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_limits_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_limits
+
 # Allocation failure, in the engine (simulator) and in the I/O layer.
 check_PROGRAMS += tests/unit/test_alloc
 tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c
@@ -214,6 +220,13 @@ tests_unit_test_sim_policy_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_policy_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_policy
 
+check_PROGRAMS += tests/unit/test_sim_mode
+tests_unit_test_sim_mode_SOURCES = tests/unit/test_sim_mode.c
+tests_unit_test_sim_mode_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_mode_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_mode_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_mode
+
 check_PROGRAMS += tests/unit/test_sim_cc
 tests_unit_test_sim_cc_SOURCES = tests/unit/test_sim_cc.c
 tests_unit_test_sim_cc_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
@@ -221,3 +234,12 @@ tests_unit_test_sim_cc_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_cc_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_cc
 endif
+TESTS += tests/unit/test_sim_sched
+
+check_PROGRAMS += tests/unit/test_sim_budget
+tests_unit_test_sim_budget_SOURCES = tests/unit/test_sim_budget.c
+tests_unit_test_sim_budget_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_budget_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_budget_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_budget
+

@@ -18,6 +18,7 @@
 #include <mpt/error.h>
 
 #include "core/conn.h"
+#include "core/conn_int.h" /* abort_text: a FASTCLOSE with text */
 #include "core/crypto.h"
 #include "core/frame.h"
 
@@ -727,12 +728,15 @@ START_TEST(unauthenticated_join_cannot_fastclose)
     memset(&f, 0, sizeof f);
     f.type = MPT_FT_FASTCLOSE;
     f.u.close.reason = MPT_REASON_ADMIN;
+    f.u.close.text = (const uint8_t *)"planted";
+    f.u.close.text_len = 7;
     n3 = mpt_frame_encode(&f, buf + n1 + n2, sizeof buf - (size_t)(n1 + n2));
     ck_assert_int_eq(mpt_server_accept(w.srv, buf, (size_t)(n1 + n2), w.now, &a), 0);
     ck_assert_ptr_eq(a.conn, w.sc);
     mpt_conn_sf_input(w.sc, a.sf, buf + a.consumed, (size_t)n3, w.now);
     ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
     ck_assert_int_eq(mpt_conn_sf_state(w.sc, a.sf), MPT_SF_FAILED);
+    ck_assert_ptr_null(mpt_conn_peer_text(w.sc)); /* its text is not the peer's word */
     w.c_to_send = w.s_to_send = 100000;
     run(&w, 20);
     ck_assert_uint_eq(w.s_recvd, 100000);
@@ -1032,6 +1036,25 @@ START_TEST(fastclose)
     ck_assert_int_eq(mpt_conn_recv(w.sc, b, sizeof b, w.now), MPT_ERESET);
     ck_assert_int_eq(mpt_conn_send(w.sc, b, sizeof b, w.now), MPT_ERESET);
     ck_assert_int_eq(mpt_conn_next_timeout(w.sc), MPT_TIME_NEVER);
+    world_free(&w);
+}
+END_TEST
+
+/* The peer's FASTCLOSE text reaches the application, bytes outside
+ * printable ASCII replaced (5.17: sanitize before display). */
+START_TEST(fastclose_text_kept_sanitized)
+{
+    struct world w;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_ptr_null(mpt_conn_peer_text(w.sc));
+    w.cli->abort_text = "bye\x1b[2J\xff now";
+    ck_assert_int_eq(mpt_conn_abort(w.cli, MPT_REASON_ADMIN, w.now), 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ABORTED);
+    ck_assert_ptr_nonnull(mpt_conn_peer_text(w.sc));
+    ck_assert_str_eq(mpt_conn_peer_text(w.sc), "bye?[2J? now");
     world_free(&w);
 }
 END_TEST
@@ -1476,6 +1499,7 @@ int main(void)
     tcase_add_test(tc, partial_writes_keep_frames_intact);
     tcase_add_test(tc, all_paths_gone_aborts);
     tcase_add_test(tc, fastclose);
+    tcase_add_test(tc, fastclose_text_kept_sanitized);
     tcase_add_test(tc, close_client_first);
     tcase_add_test(tc, close_server_first);
     tcase_add_test(tc, close_simultaneous);

@@ -19,6 +19,10 @@ from ._core import (Config, Connection, Context, Info, Server, SubflowEvent, Sub
                     STATE_NAMES, SUBFLOW_STATE_NAMES, create_connection, create_server, version)
 from . import _lib
 
+MPT_MODE_AGGREGATE = _lib.MPT_MODE_AGGREGATE
+MPT_MODE_HANDOVER = _lib.MPT_MODE_HANDOVER
+MPT_MODE_INTERACTIVE = _lib.MPT_MODE_INTERACTIVE
+
 __version__ = version()
 
 __all__ = [
@@ -26,4 +30,5 @@ __all__ = [
     "ConnectionReset", "Context", "Error", "Info", "NotConnected", "Server", "SubflowEvent",
     "SubflowInfo", "TLSConfig", "Timeout", "WouldBlock", "STATE_NAMES", "SUBFLOW_STATE_NAMES",
     "create_connection", "create_server", "error_for", "version",
+    "MPT_MODE_AGGREGATE", "MPT_MODE_HANDOVER", "MPT_MODE_INTERACTIVE",
 ]

@@ -7,9 +7,11 @@ import ctypes
 import dataclasses
 import io
 import os
+import select
 import socket
 import struct
 import threading
+import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
@@ -101,6 +103,23 @@ class Config:
     ack_timeout_ms: Optional[int] = None
     server_id: Optional[int] = None
     tls: Optional[TLSConfig] = None
+    max_pending_handshakes: Optional[int] = None
+    max_conns_per_addr: Optional[int] = None
+    service_mode: Union[None, int, str] = None  # "aggregate", "handover", "interactive"
+
+
+_MODES = {"aggregate": 0, "handover": 1, "interactive": 2}
+
+
+def _mode(mode: Union[int, str]) -> int:
+    """A service mode by name ("aggregate", "handover", "interactive") or number."""
+    if isinstance(mode, str):
+        if mode not in _MODES:
+            raise ValueError("unknown service mode %r (modes: %s)" % (mode, ", ".join(_MODES)))
+        return _MODES[mode]
+    if isinstance(mode, bool) or not isinstance(mode, int) or mode not in _MODES.values():
+        raise ValueError("unknown service mode %r" % (mode,))
+    return mode
 
 
 _STRING_FIELDS = ("scheduler", "congestion", "tcp_congestion")
@@ -125,7 +144,9 @@ def _make_config(config: Union[None, Config, Mapping[str, Any]], **overrides: An
     lib.mpt_config_default(ctypes.byref(cfg), ctypes.sizeof(cfg))
     keep = []
     for key, value in values.items():
-        if key == "tls":
+        if key == "service_mode":
+            cfg.service_mode = _mode(value)
+        elif key == "tls":
             if not isinstance(value, TLSConfig):
                 raise TypeError("tls must be an mpt.TLSConfig, not %r" % (type(value),))
             cfg.tls = ctypes.pointer(_make_tls(value, keep))
@@ -164,6 +185,7 @@ class Info:
     reorder_p50_us: int
     reorder_p99_us: int
     reorder_max_us: int
+    peer_text: Optional[str] = None  # the peer's ERROR / FASTCLOSE text, if it gave one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,14 +212,19 @@ class SubflowInfo:
     failures: int
     retry_ms: int
     priority: str = "primary"   # tier: primary, secondary, backup, never
+    budget_bytes: int = 0       # set_budget, 0: none
+    budget_used: int = 0        # DATA bytes counted against it
+    rate_cap: int = 0           # set_rate_cap, bytes/s, 0: none
+    budget_spent: bool = False  # the budget was reached (the path is backup now)
 
 
 @dataclasses.dataclass(frozen=True)
 class SubflowEvent:
     """A change seen after libmpt reported MPT_EVENT_SUBFLOWS: kind is "up"
     (a subflow became established), "down" (an established subflow failed
-    or closed, or disappeared) or "failed" (an attempt failed before it
-    was up); subflow is its state at that moment."""
+    or closed, or disappeared), "failed" (an attempt failed before it
+    was up) or "budget" (its path's byte budget is spent, set_budget: it is
+    a backup now); subflow is its state at that moment."""
     kind: str
     subflow: SubflowInfo
 
@@ -217,7 +244,7 @@ def _info_from(c: _lib.mpt_info) -> Info:
         v = getattr(c, f.name)
         if f.name == "state":
             v = STATE_NAMES.get(v, str(v))
-        elif f.name in ("scheduler", "congestion"):
+        elif f.name in ("scheduler", "congestion", "peer_text"):
             v = _lib.decode(v)
         d[f.name] = v
     return Info(**d)
@@ -229,6 +256,8 @@ def _subflow_from(s: _lib.mpt_subflow_info) -> SubflowInfo:
         local=_sockaddr(s.local), remote=_sockaddr(s.remote),
         ifname=s.ifname.decode(errors="replace"), backup=bool(s.backup),
         priority=PRIORITY_NAMES.get(s.priority, str(s.priority)),
+        budget_bytes=s.budget_bytes, budget_used=s.budget_used, rate_cap=s.rate_cap,
+        budget_spent=bool(s.budget_spent),
         rtt_us=s.rtt_us, rttvar_us=s.rttvar_us, cwnd_bytes=s.cwnd_bytes,
         total_retrans=s.total_retrans, bytes_sent=s.bytes_sent, bytes_acked=s.bytes_acked,
         bytes_received=s.bytes_received, fail_error=s.fail_error, fail_reason=s.fail_reason,
@@ -344,10 +373,67 @@ class Context:
         ev = self._ev
         ev.size = ctypes.sizeof(ev)
         while lib.mpt_ctx_next_event(self._ptr, ctypes.byref(ev)) == 0:
-            if ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS, _lib.MPT_EVENT_CLOSED):
+            if ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS, _lib.MPT_EVENT_CLOSED,
+                                         _lib.MPT_EVENT_BUDGET_SPENT):
                 conn = self._socks.get(ev.socket)
                 if conn is not None:
                     conn._event(ev.type, ev.status)
+
+    def _connect_wait(self, hostb, port, arr, n, tmo_ms, out):
+        """mpt_connect with pull events, run until CONNECTED (the lock is
+        held): unlike mpt_blocking_connect, a failed connection is still
+        there to say why (the certificate's verdict, the peer's ERROR text)
+        before it is aborted. Returns (rc, why) with why "" or ": ..."."""
+        ptr = self._ptr
+        rc = lib.mpt_connect_sized(ptr, hostb, port, arr, n, None, 0, None,
+                                   ctypes.byref(out))
+        if rc < 0:
+            return rc, ""
+        s = out.value
+        end = None if tmo_ms < 0 else time.monotonic() + tmo_ms / 1000.0
+        fd = lib.mpt_ctx_fd(ptr)
+        ev = self._ev
+        status = None
+        while status is None:
+            rc = lib.mpt_ctx_process(ptr)
+            if rc < 0:
+                status = rc
+                break
+            ev.size = ctypes.sizeof(ev)
+            while lib.mpt_ctx_next_event(ptr, ctypes.byref(ev)) == 0:
+                if ev.socket == s and ev.type == _lib.MPT_EVENT_CONNECTED:
+                    status = ev.status
+                elif ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS,
+                                               _lib.MPT_EVENT_CLOSED):
+                    conn = self._socks.get(ev.socket)
+                    if conn is not None:
+                        conn._event(ev.type, ev.status)
+            if status is not None:
+                break
+            left = 1.0 if end is None else end - time.monotonic()
+            if left <= 0:
+                status = _lib.MPT_ETIMEDOUT
+                break
+            due = lib.mpt_ctx_timeout(ptr)
+            wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
+            if fd >= 0:
+                select.select([fd], [], [], wait)  # the GIL is released while waiting
+            else:  # not Linux: no readiness descriptor
+                lib.mpt_ctx_run(ptr, max(1, int(wait * 1000)))
+        if status == 0:
+            return 0, ""
+        why = []
+        ti = _lib.mpt_tls_info()
+        ti.size = ctypes.sizeof(ti)
+        if lib.mpt_get_tls_info(s, ctypes.byref(ti)) == 0 and ti.error:
+            why.append("TLS: " + _lib.decode(ti.error))
+        inf = _lib.mpt_info()
+        inf.size = ctypes.sizeof(inf)
+        if lib.mpt_get_info(s, ctypes.byref(inf)) == 0 and inf.peer_text:
+            why.append("the server said: " + _lib.decode(inf.peer_text))
+        lib.mpt_abort(s)
+        out.value = None
+        return status, "".join(" (%s)" % w for w in why)
 
     def fileno(self) -> int:
         """The context's readiness descriptor (mpt_ctx_fd): readable
@@ -443,6 +529,7 @@ class Connection:
         self._failed = False      # an error was raised to the caller already
         self._subflow_state: Dict[int, str] = {}
         self._events: List[SubflowEvent] = []
+        self._budget_seen: set = set()  # subflow ids whose spent budget was reported
         self._closed_status: Optional[int] = None
         self._peer: Optional[Address] = None
         self._sock: Optional[Address] = None
@@ -470,6 +557,14 @@ class Connection:
             self._snapshot()
         elif kind == _lib.MPT_EVENT_CLOSED:
             self._closed_status = status
+        elif kind == _lib.MPT_EVENT_BUDGET_SPENT:
+            try:
+                for sf in self._subflows_raw():
+                    if sf.budget_spent and sf.id not in self._budget_seen:
+                        self._budget_seen.add(sf.id)
+                        self._events.append(SubflowEvent("budget", sf))
+            except Error:
+                pass
 
     def _snapshot(self):
         """Turns a SUBFLOWS hint into SubflowEvents by comparing states."""
@@ -530,20 +625,43 @@ class Connection:
         return self._timeout
 
     # -- data
-    def send(self, data, flags: int = 0) -> int:
+    def send(self, data, flags: int = 0, *, deadline: Optional[float] = None,
+             redundant_below: Optional[int] = None) -> int:
         """Queues some of data and returns how many bytes (at least 1, or
-        BlockingIOError in non-blocking mode). libmpt copies them."""
+        BlockingIOError in non-blocking mode). libmpt copies them.
+        deadline (seconds) and redundant_below (bytes) are the per-message
+        policy of mpt_send_msg (doc/policy.md) for the bytes this call
+        queues: wanted at the peer within deadline of the call (never
+        dropped when late), and sent on two paths if len(data) is below
+        redundant_below. A blocking send that has to wait for buffer space
+        queues the rest without the policy."""
         addr, n, keep = _rbuf(data)
         if n == 0:
             return 0
+        opts = None
+        if deadline is not None or redundant_below is not None:
+            opts = _lib.mpt_send_opts()
+            opts.size = ctypes.sizeof(opts)
+            if deadline is not None:
+                if deadline <= 0:
+                    raise ValueError("send: deadline must be > 0 seconds")
+                opts.deadline_ms = max(1, min(int(deadline * 1000 + 0.5), 0xFFFFFFFF))
+            if redundant_below is not None:
+                if redundant_below < 0:
+                    raise ValueError("send: redundant_below must be >= 0")
+                opts.redundant_below = min(int(redundant_below), 0xFFFFFFFF)
+
+        def once():
+            if opts is None:
+                return lib.mpt_send(p, addr, n)
+            return lib.mpt_send_msg(p, addr, n, ctypes.byref(opts))
         p = self._enter()
         try:
-            rc = lib.mpt_send(p, addr, n)
+            rc = once()
             if rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE:
-                if self._timeout == 0.0:
-                    lib.mpt_ctx_process(self._ctx._ptr)
-                    rc = lib.mpt_send(p, addr, n)
-                else:
+                lib.mpt_ctx_process(self._ctx._ptr)
+                rc = once()
+                if (rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE) and self._timeout != 0.0:
                     k = min(n, 256 * 1024)
                     rc = lib.mpt_blocking_send_all(p, addr, k, _timeout_ms(self._timeout))
         finally:
@@ -856,6 +974,34 @@ class Connection:
             self._leave()
         check(rc, "set_priority %d" % path_id)
 
+    def set_budget(self, path_id: int, nbytes: int) -> None:
+        """A byte budget for the path (mpt_set_path_budget(3), doc/policy.md):
+        once nbytes of data were handed to it, it drops to "backup" and a
+        SubflowEvent "budget" is queued (once). 0 removes it. On the server
+        side path_id is a subflow id (SubflowInfo.id)."""
+        if int(nbytes) < 0:
+            raise ValueError("nbytes must be >= 0, not %r" % (nbytes,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_path_budget(p, int(path_id), int(nbytes))
+            if rc == 0:
+                self._budget_seen.clear()  # a new budget: its spending is news again
+        finally:
+            self._leave()
+        check(rc, "set_budget %d" % path_id)
+
+    def set_rate_cap(self, path_id: int, bytes_per_s: int) -> None:
+        """At most bytes_per_s of data handed to the path (mpt_set_path_rate(3));
+        0 removes the cap."""
+        if int(bytes_per_s) < 0:
+            raise ValueError("bytes_per_s must be >= 0, not %r" % (bytes_per_s,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_path_rate(p, int(path_id), int(bytes_per_s))
+        finally:
+            self._leave()
+        check(rc, "set_rate_cap %d" % path_id)
+
     def tls_info(self) -> Dict[str, Any]:
         """TLS of this connection (mpt_get_tls_info): full_handshakes,
         resumed_handshakes, suite ("" without TLS) and error (or None)."""
@@ -870,6 +1016,17 @@ class Connection:
         return {"full_handshakes": ti.full_handshakes, "resumed_handshakes": ti.resumed_handshakes,
                 "suite": _lib.decode(ti.suite) if ti.suite else "",
                 "error": _lib.decode(ti.error) if ti.error else None}
+
+    def set_mode(self, mode: Union[int, str]) -> None:
+        """Switches the service mode while connected: "aggregate" (the
+        default), "handover" or "interactive" (doc/policy.md)."""
+        m = _mode(mode)
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_mode(p, m)
+        finally:
+            self._leave()
+        check(rc, "set_mode %s" % (mode,))
 
     def set_scheduler(self, name: str) -> None:
         """Switches the scheduler while connected ("minrtt", "roundrobin",
@@ -1057,7 +1214,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
                       congestion: Optional[str] = None,
                       config: Union[None, Config, Mapping[str, Any]] = None,
                       context: Optional[Context] = None,
-                      tls: Optional[TLSConfig] = None) -> Connection:
+                      tls: Optional[TLSConfig] = None,
+                      mode: Union[None, int, str] = None) -> Connection:
     """Connects to address (host, port) over the local paths (source
     addresses or interface names, "/backup" suffix for backup paths; None:
     the configuration decides) and waits for the multipath handshake.
@@ -1066,8 +1224,11 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
     algorithms; config is an mpt.Config (or a dict of its fields) for the
     connection's own context. With context= the connection uses that
     context (and config must be None). tls= an mpt.TLSConfig: TLS on every
-    subflow (the same as config.tls)."""
+    subflow (the same as config.tls). mode= the service mode ("aggregate",
+    "handover", "interactive"; the same as config.service_mode)."""
     host, port = address[0], address[1]
+    if mode is not None:
+        mode = _mode(mode)
     hostb = _addr(host, "create_connection")
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError("create_connection: port must be 1..65535, not %r" % (port,))
@@ -1075,7 +1236,8 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
         timeout = socket.getdefaulttimeout()
     owns = context is None
     if owns:
-        ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls)
+        ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls,
+                      service_mode=mode)
     else:
         if config is not None or tls is not None:
             raise ValueError("config= and tls= apply to a new context, not to context=")
@@ -1086,16 +1248,18 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
         tmo = _timeout_ms(timeout) if timeout else -1
         ptr = ctx._enter()
         try:
-            rc = lib.mpt_blocking_connect(ptr, hostb, port, arr, n, tmo, ctypes.byref(out))
+            rc, why = ctx._connect_wait(hostb, port, arr, n, tmo, out)
         finally:
             ctx._leave()
-        check(rc, "connect to %s:%d" % (host, port))
+        check(rc, "connect to %s:%d%s" % (host, port, why))
         conn = Connection(ctx, out.value, timeout, owns_ctx=owns)
         if not owns:
             if scheduler:
                 conn.set_scheduler(scheduler)
             if congestion:
                 conn.set_congestion(congestion)
+            if mode is not None:
+                conn.set_mode(mode)
         return conn
     except BaseException:
         if owns:
@@ -1109,7 +1273,8 @@ def create_server(address: Tuple[Optional[str], int] = ("", 0), *,
                   scheduler: Optional[str] = None, congestion: Optional[str] = None,
                   timeout: Optional[float] = None,
                   context: Optional[Context] = None,
-                  tls: Optional[TLSConfig] = None) -> Server:
+                  tls: Optional[TLSConfig] = None,
+                  mode: Union[None, int, str] = None) -> Server:
     """Listens on address (host, port): host "" or None is the IPv6 and
     IPv4 wildcard, port 0 an ephemeral port (Server.port tells which).
     addresses lists several numeric addresses to listen on instead of
@@ -1122,7 +1287,10 @@ def create_server(address: Tuple[Optional[str], int] = ("", 0), *,
     owns = context is None
     if not owns and tls is not None:
         raise ValueError("tls= applies to a new context, not to context=")
-    ctx = Context(config, scheduler=scheduler, congestion=congestion, tls=tls) if owns else context
+    if not owns and mode is not None:
+        raise ValueError("mode= applies to a new context, not to context= (use set_mode)")
+    ctx = (Context(config, scheduler=scheduler, congestion=congestion, tls=tls,
+                   service_mode=None if mode is None else _mode(mode)) if owns else context)
     try:
         arr, n, keep = _strv(addresses)
         out = ctypes.c_void_p()

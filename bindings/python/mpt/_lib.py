@@ -75,7 +75,17 @@ class mpt_config(ctypes.Structure):
                 ("reserved0", c_uint32),
                 ("ack_timeout_ms", c_uint32),
                 ("server_id", c_uint32),
-                ("tls", ctypes.POINTER(mpt_tls_config))]
+                ("tls", ctypes.POINTER(mpt_tls_config)),
+                ("max_pending_handshakes", c_uint32),
+                ("max_conns_per_addr", c_uint32),
+                ("service_mode", c_uint32)]
+
+
+class mpt_send_opts(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("redundant_below", c_uint32),
+                ("deadline_ms", c_uint32),
+                ("flags", c_uint32)]
 
 
 class mpt_ctx_event(ctypes.Structure):
@@ -85,6 +95,16 @@ class mpt_ctx_event(ctypes.Structure):
                 ("socket", c_void_p),
                 ("listener", c_void_p),
                 ("user", c_void_p)]
+
+
+class mpt_ctx_stats(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("conns", c_uint64),
+                ("pending", c_uint64),
+                ("refused_max_connections", c_uint64),
+                ("refused_per_addr", c_uint64),
+                ("pending_evicted", c_uint64),
+                ("pending_timed_out", c_uint64)]
 
 
 class mpt_subflow_info(ctypes.Structure):
@@ -107,7 +127,11 @@ class mpt_subflow_info(ctypes.Structure):
                 ("failures", c_uint32),
                 ("retry_ms", c_int),
                 ("bytes_received", c_uint64),
-                ("priority", c_int)]
+                ("priority", c_int),
+                ("budget_bytes", c_uint64),
+                ("budget_used", c_uint64),
+                ("rate_cap", c_uint64),
+                ("budget_spent", c_int)]
 
 
 class mpt_info(ctypes.Structure):
@@ -132,10 +156,12 @@ class mpt_info(ctypes.Structure):
                 ("reorder_frames", c_uint64),
                 ("reorder_p50_us", c_uint64),
                 ("reorder_p99_us", c_uint64),
-                ("reorder_max_us", c_uint64)]
+                ("reorder_max_us", c_uint64),
+                ("peer_text", c_char_p)]
 
 
-STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
+STRUCTS = {"mpt_config": mpt_config, "mpt_send_opts": mpt_send_opts, "mpt_ctx_event": mpt_ctx_event,
+           "mpt_ctx_stats": mpt_ctx_stats,
            "mpt_subflow_info": mpt_subflow_info, "mpt_info": mpt_info,
            "mpt_tls_config": mpt_tls_config, "mpt_tls_info": mpt_tls_info}
 
@@ -144,13 +170,14 @@ STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
 ENUMS = {
     "MPT_EVENT_ACCEPT": 1, "MPT_EVENT_CONNECTED": 2, "MPT_EVENT_SUBFLOWS": 3,
     "MPT_EVENT_READABLE": 4, "MPT_EVENT_WRITABLE": 5, "MPT_EVENT_CLOSED": 6,
-    "MPT_EVENT_WAKEUP": 7,
+    "MPT_EVENT_WAKEUP": 7, "MPT_EVENT_BUDGET_SPENT": 8,
     "MPT_STATE_CONNECTING": 0, "MPT_STATE_ESTABLISHED": 1, "MPT_STATE_CLOSING": 2,
     "MPT_STATE_CLOSED": 3, "MPT_STATE_ABORTED": 4,
     "MPT_SUBFLOW_CONNECTING": 0, "MPT_SUBFLOW_HANDSHAKE": 1, "MPT_SUBFLOW_ESTABLISHED": 2,
     "MPT_SUBFLOW_CLOSING": 3, "MPT_SUBFLOW_FAILED": 4, "MPT_SUBFLOW_CLOSED": 5,
     "MPT_PRIORITY_PRIMARY": 0, "MPT_PRIORITY_BACKUP": 1, "MPT_PRIORITY_SECONDARY": 2,
     "MPT_PRIORITY_NEVER": 3,
+    "MPT_MODE_AGGREGATE": 0, "MPT_MODE_HANDOVER": 1, "MPT_MODE_INTERACTIVE": 2,
 }
 globals().update(ENUMS)
 
@@ -189,6 +216,7 @@ FUNCS = {
     "mpt_ctx_process": (c_int, [_P]),
     "mpt_ctx_wakeup": (c_int, [_P]),
     "mpt_ctx_next_event": (c_int, [_P, ctypes.POINTER(mpt_ctx_event)]),
+    "mpt_ctx_get_stats": (c_int, [_P, ctypes.POINTER(mpt_ctx_stats)]),
     "mpt_set_trace_file": (c_int, [_P, c_char_p]),
     "mpt_state_name": (c_char_p, [c_int]),
     "mpt_subflow_state_name": (c_char_p, [c_int]),
@@ -201,6 +229,7 @@ FUNCS = {
     "mpt_listener_close": (None, [_P]),
     "mpt_accept_sized": (c_int, [_P, _P, c_size_t, _P, _PP]),
     "mpt_send": (c_ssize_t, [_P, _P, c_size_t]),
+    "mpt_send_msg": (c_ssize_t, [_P, _P, c_size_t, ctypes.POINTER(mpt_send_opts)]),
     "mpt_recv": (c_ssize_t, [_P, _P, c_size_t]),
     "mpt_shutdown": (c_int, [_P]),
     "mpt_close": (c_int, [_P]),
@@ -209,7 +238,10 @@ FUNCS = {
     "mpt_remove_path": (c_int, [_P, c_int]),
     "mpt_set_backup": (c_int, [_P, c_int, c_int]),
     "mpt_set_priority": (c_int, [_P, c_int, c_int]),
+    "mpt_set_path_budget": (c_int, [_P, c_int, c_uint64]),
+    "mpt_set_path_rate": (c_int, [_P, c_int, c_uint64]),
     "mpt_set_scheduler": (c_int, [_P, c_char_p]),
+    "mpt_set_mode": (c_int, [_P, c_int]),
     "mpt_set_cc": (c_int, [_P, c_char_p]),
     "mpt_get_info": (c_int, [_P, ctypes.POINTER(mpt_info)]),
     "mpt_get_tls_info": (c_int, [_P, ctypes.POINTER(mpt_tls_info)]),
