@@ -187,6 +187,10 @@ int main(int argc, char **argv)
 
     struct mpt_ctx *ctx;
     cfg.max_connections = (uint32_t)n + 16;
+    /* every client connection comes from loopback: past the per-source and
+     * pending limits a server facing the Internet keeps */
+    cfg.max_conns_per_addr = (uint32_t)n + 16;
+    cfg.max_pending_handshakes = (uint32_t)n + 16;
     if (mpt_ctx_new(&ctx, NULL, &cfg) < 0)
         return 1;
     static const char *const paths[] = {"127.0.0.1", "127.0.0.2"};

@@ -110,6 +110,10 @@ _Static_assert(offsetof(struct mpt_config, server_id) >= offsetof(struct mpt_con
 _Static_assert(offsetof(struct mpt_config, tls) % sizeof(void *) == 0 &&
                    offsetof(struct mpt_config, tls) >= offsetof(struct mpt_config, server_id) + 4,
                "struct mpt_config: tls starts beyond the server_id layout's padding");
+#define MPT_CONFIG_SIZE_TLS offsetof(struct mpt_config, max_pending_handshakes)
+_Static_assert(offsetof(struct mpt_config, max_pending_handshakes) ==
+                   offsetof(struct mpt_config, tls) + sizeof(void *),
+               "struct mpt_config: the limits start right after tls");
 /* A struct from a newer program may be at most this much larger. */
 #define MPT_CONFIG_MAX_TAIL 4096u
 

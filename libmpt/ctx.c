@@ -56,6 +56,8 @@ void mpt_config_default(struct mpt_config *cfg, size_t size)
     d.subflows_per_path = 1;
     d.listen_backlog = 1024;
     d.max_connections = 65536;
+    d.max_pending_handshakes = 4096;
+    d.max_conns_per_addr = 1024;
     d.advertise_addresses = 1;
     memcpy(cfg, &d, size < sizeof d ? size : sizeof d);
     if (size > sizeof d) /* a newer program's fields, unknown here: 0 */
@@ -74,7 +76,7 @@ static int config_size_ok(const struct mpt_config *in)
     const uint8_t *p = (const uint8_t *)in;
 
     if (in->size == MPT_CONFIG_SIZE_0_1 || in->size == MPT_CONFIG_SIZE_ACK ||
-        in->size == MPT_CONFIG_SIZE_SRVID)
+        in->size == MPT_CONFIG_SIZE_SRVID || in->size == MPT_CONFIG_SIZE_TLS)
         return in->size == MPT_CONFIG_SIZE_0_1 || in->reserved0 == 0;
     if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
         return 0;
@@ -153,6 +155,8 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     DEF_(subflows_per_path);
     DEF_(listen_backlog);
     DEF_(max_connections);
+    DEF_(max_pending_handshakes);
+    DEF_(max_conns_per_addr);
 #undef DEF_
     if (c->max_subflows > MPT_MAX_SUBFLOWS_LIMIT || c->subflows_per_path > 8)
         return MPT_EINVAL;
@@ -253,6 +257,7 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
     LIST_INIT(&ctx->lingers);
     LIST_INIT(&ctx->socks);
     LIST_INIT(&ctx->listeners);
+    TAILQ_INIT(&ctx->pendq);
     if ((rc = take_config(ctx, cfg)) < 0)
         goto fail;
     rc = MPT_ENOMEM;
@@ -310,6 +315,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     mpt_sock_free_all(ctx);
     mpt_listener_free_all(ctx);
     mpt_sock_linger_flush(ctx);
+    mpt_peer_counts_free(ctx);
     mpt_netlink_stop(&ctx->nl);
     mpt_events_fini(ctx);
     mpt_resolve_fini(&ctx->resolver);
@@ -329,6 +335,21 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     mpt_tls_free(ctx->tls);
     mpt_free(ctx->rbuf);
     mpt_free(ctx);
+}
+
+int mpt_ctx_get_stats(struct mpt_ctx *ctx, struct mpt_ctx_stats *st)
+{
+    struct mpt_ctx_stats v;
+
+    if (ctx == NULL || st == NULL || st->size < sizeof(size_t) + sizeof(uint64_t))
+        return MPT_EINVAL;
+    v = ctx->stats;
+    v.conns = ctx->nconns;
+    v.pending = ctx->npending;
+    size_t n = st->size < sizeof v ? st->size : sizeof v;
+    v.size = st->size;
+    memcpy(st, &v, n);
+    return 0;
 }
 
 void *mpt_ctx_loop(struct mpt_ctx *ctx)

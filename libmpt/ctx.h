@@ -46,6 +46,12 @@ struct mpt_ctx {
     LIST_HEAD(, mpt_listener) listeners;
     unsigned nconns;
     unsigned next_conn_id;
+    /* limits (listener.c): pending handshakes oldest first, connections per
+     * source address (buckets of MPT_PEER_BUCKETS, NULL until the first) */
+    TAILQ_HEAD(mpt_pendq, mpt_pending) pendq;
+    unsigned npending;
+    struct mpt_peer_count **peers;
+    struct mpt_ctx_stats stats;      /* counters; conns and pending filled on demand */
     int in_cb;                       /* application callback depth */
     int breaking;
     /* trace */
@@ -73,6 +79,7 @@ void mpt_trace_emit(struct mpt_ctx *ctx, unsigned conn, const char *ev, const ch
 /* What mpt_ctx_free asks of the files that own the context's handles. */
 void mpt_sock_free_all(struct mpt_ctx *ctx);      /* sock.c: every socket, no callback */
 void mpt_listener_free_all(struct mpt_ctx *ctx);  /* listener.c */
+void mpt_peer_counts_free(struct mpt_ctx *ctx);   /* listener.c: the per-address table */
 void mpt_sock_linger_flush(struct mpt_ctx *ctx);  /* subflow.c: lingering closes end */
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/frame.h"
 #include "abi.h"
 #include "listener.h"
 #include "sock.h"
@@ -46,6 +47,7 @@ struct mpt_listener {
 struct mpt_pending {
     struct mpt_listener *l;
     LIST_ENTRY(mpt_pending) link;    /* l->pending */
+    TAILQ_ENTRY(mpt_pending) clink;  /* ctx->pendq, oldest first */
     int fd;
     struct mpt_io io;
     struct mpt_tmr tmr;
@@ -122,8 +124,120 @@ void mpt_listener_unqueue(struct mpt_listener *l, struct mpt_socket *s)
     s->queued = 0;
 }
 
+/* ---- Connections per source address ---------------------------------------------- */
+
+#define MPT_PEER_BUCKETS 1024
+
+/* The source of a connection's first subflow: an IPv4 address (mapped ones
+ * included) or an IPv6 /64, what one host is usually given. */
+struct mpt_peer_count {
+    struct mpt_peer_count *next;
+    uint8_t fam, key[8];
+    unsigned n;
+};
+
+static int peer_key(int fd, uint8_t *fam, uint8_t key[8])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    memset(key, 0, 8);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET) {
+        *fam = 4;
+        memcpy(key, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            *fam = 4;
+            memcpy(key, a->s6_addr + 12, 4);
+        } else {
+            *fam = 6;
+            memcpy(key, a->s6_addr, 8);
+        }
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static unsigned peer_hash(uint8_t fam, const uint8_t key[8])
+{
+    uint32_t h = 2166136261u ^ fam;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h & (MPT_PEER_BUCKETS - 1);
+}
+
+static struct mpt_peer_count *peer_find(struct mpt_ctx *ctx, uint8_t fam, const uint8_t key[8])
+{
+    if (ctx->peers == NULL)
+        return NULL;
+    for (struct mpt_peer_count *pc = ctx->peers[peer_hash(fam, key)]; pc; pc = pc->next)
+        if (pc->fam == fam && memcmp(pc->key, key, 8) == 0)
+            return pc;
+    return NULL;
+}
+
+/* The count of (fam, key), one higher; NULL without memory. */
+static struct mpt_peer_count *peer_get(struct mpt_ctx *ctx, uint8_t fam, const uint8_t key[8])
+{
+    struct mpt_peer_count *pc = peer_find(ctx, fam, key);
+
+    if (pc == NULL) {
+        if (ctx->peers == NULL &&
+            (ctx->peers = mpt_calloc(MPT_PEER_BUCKETS, sizeof *ctx->peers)) == NULL)
+            return NULL;
+        if ((pc = mpt_calloc(1, sizeof *pc)) == NULL)
+            return NULL;
+        unsigned b = peer_hash(fam, key);
+        pc->fam = fam;
+        memcpy(pc->key, key, 8);
+        pc->next = ctx->peers[b];
+        ctx->peers[b] = pc;
+    }
+    pc->n++;
+    return pc;
+}
+
+void mpt_peer_put(struct mpt_ctx *ctx, struct mpt_peer_count *pc)
+{
+    if (pc == NULL || ctx->peers == NULL)
+        return;
+    if (--pc->n > 0)
+        return;
+    for (struct mpt_peer_count **pp = &ctx->peers[peer_hash(pc->fam, pc->key)]; *pp;
+         pp = &(*pp)->next) {
+        if (*pp == pc) {
+            *pp = pc->next;
+            mpt_free(pc);
+            return;
+        }
+    }
+}
+
+void mpt_peer_counts_free(struct mpt_ctx *ctx)
+{
+    if (ctx->peers == NULL)
+        return;
+    for (unsigned b = 0; b < MPT_PEER_BUCKETS; b++) {
+        while (ctx->peers[b] != NULL) {
+            struct mpt_peer_count *pc = ctx->peers[b];
+            ctx->peers[b] = pc->next;
+            mpt_free(pc);
+        }
+    }
+    mpt_free(ctx->peers);
+    ctx->peers = NULL;
+}
+
 static void pending_free(struct mpt_pending *p, int close_fd)
 {
+    struct mpt_ctx *ctx = p->l->ctx;
+
+    TAILQ_REMOVE(&ctx->pendq, p, clink);
+    ctx->npending--;
     mpt_io_set(&p->io, 0);
     mpt_tmr_fini(&p->tmr);
     mpt_tp_free(p->tp);
@@ -241,6 +355,29 @@ static void pending_try(struct mpt_pending *p)
         goto refuse;
 
     struct mpt_socket *s;
+    uint8_t pfam = 0, pkey[8];
+    if (a.is_new && peer_key(p->fd, &pfam, pkey) == 0) {
+        struct mpt_peer_count *pc = peer_find(ctx, pfam, pkey);
+        if (pc != NULL && pc->n >= ctx->cfg.max_conns_per_addr) {
+            /* One source holding max_conns_per_addr connections: the
+             * HELLO_ACK queued on the engine's subflow never goes out. */
+            static const char why[] = "too many connections from this address";
+            struct mpt_frame f;
+            mpt_conn_free(a.conn);
+            memset(&f, 0, sizeof f);
+            f.type = MPT_FT_ERROR;
+            f.u.close.reason = MPT_REASON_RESOURCE;
+            f.u.close.frame_type = MPT_FT_HELLO;
+            f.u.close.text = (const uint8_t *)why;
+            f.u.close.text_len = sizeof why - 1;
+            ssize_t n = mpt_frame_encode(&f, a.reply, sizeof a.reply);
+            a.reply_len = n > 0 ? (size_t)n : 0;
+            ctx->stats.refused_per_addr++;
+            rc = MPT_ENOBUFS;
+            MPT_TRACE(ctx, 0, "limit_per_addr", "\"max\":%u", ctx->cfg.max_conns_per_addr);
+            goto refuse;
+        }
+    }
     if (a.is_new) {
         s = mpt_sock_alloc(ctx, 1);
         if (s == NULL) {
@@ -250,6 +387,8 @@ static void pending_try(struct mpt_pending *p)
         }
         s->c = a.conn;
         s->listener = l;
+        if (pfam != 0)
+            s->peer = peer_get(ctx, pfam, pkey); /* NULL without memory: not counted */
         mpt_conn_set_user(a.conn, s); /* joins find their socket through it */
         l->nconns++;
         MPT_TRACE(ctx, s->id, "conn_accepted", NULL);
@@ -382,7 +521,10 @@ static void pending_io_cb(EV_P_ ev_io *w, int revents)
 
 static void pending_tmr_cb(EV_P_ ev_timer *w, int revents)
 {
-    pending_free(w->data, 1);
+    struct mpt_pending *p = w->data;
+
+    p->l->ctx->stats.pending_timed_out++;
+    pending_free(p, 1);
 }
 
 static void listen_io_cb(EV_P_ ev_io *w, int revents)
@@ -394,14 +536,27 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or EMFILE etc.: try again on the next wakeup */
+        if (ctx->nconns >= ctx->cfg.max_connections) {
+            ctx->stats.refused_max_connections++;
+            MPT_TRACE(ctx, 0, "limit_connections", "\"max\":%u", ctx->cfg.max_connections);
+            close(fd);
+            continue;
+        }
         struct mpt_pending *p = mpt_malloc(sizeof *p);
         if (p != NULL)
             memset(p, 0, offsetof(struct mpt_pending, buf));
-        if (p == NULL || ctx->nconns >= ctx->cfg.max_connections ||
-            mpt_tmr_init(&ctx->ws, &p->tmr, pending_tmr_cb) < 0) {
+        if (p == NULL || mpt_tmr_init(&ctx->ws, &p->tmr, pending_tmr_cb) < 0) {
             mpt_free(p);
             close(fd);
             continue;
+        }
+        if (ctx->npending >= ctx->cfg.max_pending_handshakes) {
+            /* A flood of half-open handshakes pushes out the oldest, not
+             * the newcomers: an honest client's HELLO follows its connect
+             * within a round trip. */
+            ctx->stats.pending_evicted++;
+            MPT_TRACE(ctx, 0, "limit_pending", "\"max\":%u", ctx->cfg.max_pending_handshakes);
+            pending_free(TAILQ_FIRST(&ctx->pendq), 1);
         }
         p->l = l;
         p->fd = fd;
@@ -410,6 +565,8 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         p->io.w.data = p;
         p->tmr.w.data = p;
         LIST_INSERT_HEAD(&l->pending, p, link);
+        TAILQ_INSERT_TAIL(&ctx->pendq, p, clink);
+        ctx->npending++;
         mpt_io_set(&p->io, EV_READ);
         mpt_tmr_start(&p->tmr, ctx->cfg.handshake_timeout_ms / 1000.);
     }

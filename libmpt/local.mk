@@ -97,6 +97,7 @@ man3_MANS += \
 	doc/man/mpt_accept_sized.3 \
 	doc/man/mpt_ctx_next_event.3 \
 	doc/man/mpt_ctx_wakeup.3 \
+	doc/man/mpt_ctx_get_stats.3 \
 	doc/man/mpt_set_trace_callback.3 \
 	doc/man/mpt_shutdown.3 \
 	doc/man/mpt_state_name.3 \

@@ -65,6 +65,8 @@ void mpt_sock_destroy(struct mpt_socket *s)
         mpt_conn_free(s->c);
     LIST_REMOVE(s, link);
     ctx->nconns--;
+    mpt_peer_put(ctx, s->peer);
+    s->peer = NULL;
     MPT_TRACE(ctx, s->id, "conn_freed", NULL);
     mpt_tls_session_free(s->tls_session);
     mpt_free(s->host);
@@ -279,6 +281,15 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
                   "\"sf\":%d,\"id\":%d,\"path\":%d,\"error\":\"%s\",\"errno\":%d,\"reason\":%u",
                   ev->sf, si.id, si.path_id, mpt_err_name(si.fail_error), si.sys_errno,
                   (unsigned)si.fail_reason);
+        if (sf != NULL && sf->info.last_ack_at)
+            /* the kernel's view at its last sample (blackhole rule, liveness.c) */
+            MPT_TRACE(s->ctx, s->id, "sf_down_info",
+                      "\"sf\":%d,\"ack_age_ms\":%llu,\"sample_age_ms\":%llu,"
+                      "\"srtt_us\":%llu,\"retransmits\":%u,\"backoff\":%u",
+                      ev->sf, (unsigned long long)((mpt_io_now() - sf->info.last_ack_at) / MPT_NS_PER_MS),
+                      (unsigned long long)((mpt_io_now() - sf->last_info) / MPT_NS_PER_MS),
+                      (unsigned long long)(sf->info.srtt / 1000u), sf->info.retransmits,
+                      sf->info.backoff);
         if (sf != NULL) {
             sf->down_reported = 1;
             mpt_paths_slot_down(s, ev->sf, &si);
@@ -784,6 +795,7 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.reorder_p99_us = st.reorder_p99 / 1000;
         o.reorder_max_us = st.reorder_max / 1000;
         o.congestion = mpt_conn_cc(s->c)->name;
+        o.peer_text = mpt_conn_peer_text(s->c);
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)
                 continue;

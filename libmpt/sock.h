@@ -24,6 +24,7 @@ struct mpt_socket {
     struct mpt_conn *c;              /* NULL until started */
     int server;
     struct mpt_listener *listener;   /* server side, until the listener is gone */
+    struct mpt_peer_count *peer;     /* server: its source address's count (listener.c) */
     struct mpt_callbacks cb;
     void *user;
     int pull;                        /* no callbacks: events go to ctx->evq */

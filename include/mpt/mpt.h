@@ -137,6 +137,14 @@ struct mpt_config {
                                      join to this process (doc/loadbalancing.md); default 0:
                                      a random routing id */
     const struct mpt_tls_config *tls; /* TLS on every subflow; NULL (default): plain TCP */
+    /* Limits against hostile or runaway peers (doc/security.md, "Limits"): */
+    uint32_t max_pending_handshakes; /* server: accepted TCP connections still before their
+                                     HELLO / JOIN, per context; default 4096. One more
+                                     closes the oldest (mpt_ctx_stats.pending_evicted) */
+    uint32_t max_conns_per_addr;  /* server: connections whose first subflow came from one
+                                     source (an IPv4 address, an IPv6 /64); default 1024.
+                                     A HELLO beyond it: ERROR(RESOURCE), closed
+                                     (mpt_ctx_stats.refused_per_addr); joins are not counted */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -190,6 +198,23 @@ MPT_EXPORT int mpt_ctx_process(struct mpt_ctx *ctx);
  * before the loop ran are coalesced into one. Errors: MPT_EINVAL.
  */
 MPT_EXPORT int mpt_ctx_wakeup(struct mpt_ctx *ctx);
+
+/*
+ * Counters of what the context's limits did (doc/security.md, "Limits").
+ * Set size = sizeof first; the struct grows at its end.
+ */
+struct mpt_ctx_stats {
+    size_t size;
+    uint64_t conns;                   /* connections now (both roles) */
+    uint64_t pending;                 /* accepted TCP connections before HELLO / JOIN now */
+    uint64_t refused_max_connections; /* accepts closed: max_connections reached */
+    uint64_t refused_per_addr;        /* HELLOs refused: max_conns_per_addr reached */
+    uint64_t pending_evicted;         /* pending closed for a newer: max_pending_handshakes */
+    uint64_t pending_timed_out;       /* pending closed at handshake_timeout_ms */
+};
+
+/* Fills st (up to st->size). 0 or MPT_EINVAL (NULL, size too small). */
+MPT_EXPORT int mpt_ctx_get_stats(struct mpt_ctx *ctx, struct mpt_ctx_stats *st);
 
 /* ---- Events without callbacks ------------------------------------------------ */
 
@@ -358,6 +383,11 @@ struct mpt_info {
      * over reorder_frames frames; percentiles within about 19%. */
     uint64_t reorder_frames;
     uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
+    const char *peer_text;       /* what the peer said when it refused or ended the
+                                    connection (the text of its last ERROR or FASTCLOSE,
+                                    e.g. "TLS required by this server"), printable ASCII,
+                                    or NULL; owned by the socket, valid until the next
+                                    libmpt call on it or mpt_close() / mpt_abort() */
 };
 
 /*

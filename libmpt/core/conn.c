@@ -99,6 +99,7 @@ void mpt_conn_free(struct mpt_conn *c)
         mpt_rcvbuf_free(&c->rb);
     mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
+    mpt_free(c->peer_text);
     mpt_free(c);
 }
 
@@ -638,6 +639,11 @@ int mpt_conn_sf_count(const struct mpt_conn *c)
 int mpt_conn_sf_max(const struct mpt_conn *c)
 {
     return c ? (int)c->s.max_subflows : 0;
+}
+
+const char *mpt_conn_peer_text(const struct mpt_conn *c)
+{
+    return c ? c->peer_text : NULL;
 }
 
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)

@@ -92,6 +92,11 @@ struct mpt_sf_info {
     uint32_t notsent_bytes;  /* written, not yet sent */
     uint64_t delivery_rate;  /* bytes/s */
     uint32_t total_retrans;
+    /* blackhole detection (liveness.c): */
+    uint64_t last_ack_at;    /* when the kernel last received an ACK on it, in the
+                                caller's clock (tcpi_last_ack_recv before the sample) */
+    uint32_t retransmits;    /* unrecovered retransmission timeouts (tcpi_retransmits) */
+    uint32_t backoff;        /* RTO backoff exponent (tcpi_backoff) */
 };
 
 enum mpt_sf_state {
@@ -165,6 +170,7 @@ struct mpt_conn_stats {
     /* DATA frames with new bytes, and how long they waited for the
      * cumulative point (0 when they arrived in order), ns (reorder.h) */
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
+    uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
@@ -446,6 +452,10 @@ enum mpt_sf_state mpt_conn_sf_state(const struct mpt_conn *c, int sf);
 int mpt_conn_sf_count(const struct mpt_conn *c); /* slots in use or reserved */
 int mpt_conn_sf_max(const struct mpt_conn *c);   /* settings.max_subflows */
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st);
+/* The text of the last ERROR or FASTCLOSE the peer sent with one (a joined
+ * subflow's only once it authenticated), printable ASCII, or NULL. Owned by
+ * the connection, valid until the next frame is processed or it is freed. */
+const char *mpt_conn_peer_text(const struct mpt_conn *c);
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int sf, struct mpt_sf_stats *st);
 
 /* Client: the server's advertised addresses so far are delivered as

@@ -124,6 +124,7 @@ struct sf {
     unsigned stalls;                 /* stalls since its records last made progress */
     uint64_t hs_sent_at;             /* HELLO / JOIN / JOIN_ACK sent: handshake RTT */
     struct mpt_sf_info info;
+    uint64_t bh_next;      /* blackhole check: not again before (liveness.c) */
     uint64_t ping_sent_at; /* 0: none outstanding */
     uint64_t next_ping;
     uint64_t hs_deadline;
@@ -207,6 +208,8 @@ struct mpt_conn {
     uint64_t hs_deadline, close_deadline, nopath_since;
     uint64_t ack_timeout;   /* settings.ack_timeout, or its default */
     const char *abort_text; /* FASTCLOSE text of the next local abort, static */
+    char *peer_text;        /* the peer's last ERROR / FASTCLOSE text, sanitized, NUL-
+                               terminated (mpt_malloc'd when one arrives), or NULL */
 
     /* events */
     struct mpt_event evq[EVQ_LEN];

@@ -178,6 +178,8 @@ static struct mpt_ctx *make_ctx(const struct opts *o)
         cfg.rcvbuf = (size_t)o->rcvbuf;
     if (o->conns > 0) {
         cfg.max_connections = (uint32_t)(o->conns + 16);
+        cfg.max_conns_per_addr = (uint32_t)(o->conns + 16); /* all from loopback */
+        cfg.max_pending_handshakes = (uint32_t)(o->conns + 16);
         cfg.listen_backlog = 4096;
     }
     if ((rc = mpt_ctx_new(&ctx, NULL, &cfg)) < 0) {

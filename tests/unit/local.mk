@@ -114,6 +114,12 @@ tests_unit_test_io_peers_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_peers_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_peers
 
+check_PROGRAMS += tests/unit/test_io_limits
+tests_unit_test_io_limits_SOURCES = tests/unit/test_io_limits.c
+tests_unit_test_io_limits_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_io_limits_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
+TESTS += tests/unit/test_io_limits
+
 # Allocation failure, in the engine (simulator) and in the I/O layer.
 check_PROGRAMS += tests/unit/test_alloc
 tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c

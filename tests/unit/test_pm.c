@@ -150,6 +150,12 @@ START_TEST(removed_path_and_limits)
         ck_assert_int_eq(mpt_pm_add_path(pm, 0, 0, 0), i);
     ck_assert_int_eq(mpt_pm_add_path(pm, 0, 0, 0), MPT_ETOOMANY);
     ck_assert_int_eq(mpt_pm_add_addr(pm, 0, 300, 0, NULL), MPT_EINVAL);
+    /* Advertised addresses kept (doc/security.md, "Limits"): at most
+     * MPT_PM_MAX_ADDRS, the first connected to included; more are refused. */
+    for (int i = 1; i < MPT_PM_MAX_ADDRS; i++)
+        ck_assert_int_eq(mpt_pm_add_addr(pm, AF_INET, i, 0, NULL), i);
+    ck_assert_int_eq(mpt_pm_add_addr(pm, AF_INET, MPT_PM_MAX_ADDRS, 0, NULL), MPT_ETOOMANY);
+    ck_assert_int_eq(mpt_pm_add_addr(pm, AF_INET, 200, 0, NULL), MPT_ETOOMANY);
     mpt_pm_free(pm);
     mpt_pm_settings_default(&s);
     s.subflows_per_path = 9;

@@ -7,9 +7,11 @@ import ctypes
 import dataclasses
 import io
 import os
+import select
 import socket
 import struct
 import threading
+import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
@@ -101,6 +103,8 @@ class Config:
     ack_timeout_ms: Optional[int] = None
     server_id: Optional[int] = None
     tls: Optional[TLSConfig] = None
+    max_pending_handshakes: Optional[int] = None
+    max_conns_per_addr: Optional[int] = None
 
 
 _STRING_FIELDS = ("scheduler", "congestion", "tcp_congestion")
@@ -164,6 +168,7 @@ class Info:
     reorder_p50_us: int
     reorder_p99_us: int
     reorder_max_us: int
+    peer_text: Optional[str] = None  # the peer's ERROR / FASTCLOSE text, if it gave one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +227,7 @@ def _info_from(c: _lib.mpt_info) -> Info:
         v = getattr(c, f.name)
         if f.name == "state":
             v = STATE_NAMES.get(v, str(v))
-        elif f.name in ("scheduler", "congestion"):
+        elif f.name in ("scheduler", "congestion", "peer_text"):
             v = _lib.decode(v)
         d[f.name] = v
     return Info(**d)
@@ -356,6 +361,62 @@ class Context:
                 conn = self._socks.get(ev.socket)
                 if conn is not None:
                     conn._event(ev.type, ev.status)
+
+    def _connect_wait(self, hostb, port, arr, n, tmo_ms, out):
+        """mpt_connect with pull events, run until CONNECTED (the lock is
+        held): unlike mpt_blocking_connect, a failed connection is still
+        there to say why (the certificate's verdict, the peer's ERROR text)
+        before it is aborted. Returns (rc, why) with why "" or ": ..."."""
+        ptr = self._ptr
+        rc = lib.mpt_connect_sized(ptr, hostb, port, arr, n, None, 0, None,
+                                   ctypes.byref(out))
+        if rc < 0:
+            return rc, ""
+        s = out.value
+        end = None if tmo_ms < 0 else time.monotonic() + tmo_ms / 1000.0
+        fd = lib.mpt_ctx_fd(ptr)
+        ev = self._ev
+        status = None
+        while status is None:
+            rc = lib.mpt_ctx_process(ptr)
+            if rc < 0:
+                status = rc
+                break
+            ev.size = ctypes.sizeof(ev)
+            while lib.mpt_ctx_next_event(ptr, ctypes.byref(ev)) == 0:
+                if ev.socket == s and ev.type == _lib.MPT_EVENT_CONNECTED:
+                    status = ev.status
+                elif ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS,
+                                               _lib.MPT_EVENT_CLOSED):
+                    conn = self._socks.get(ev.socket)
+                    if conn is not None:
+                        conn._event(ev.type, ev.status)
+            if status is not None:
+                break
+            left = 1.0 if end is None else end - time.monotonic()
+            if left <= 0:
+                status = _lib.MPT_ETIMEDOUT
+                break
+            due = lib.mpt_ctx_timeout(ptr)
+            wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
+            if fd >= 0:
+                select.select([fd], [], [], wait)  # the GIL is released while waiting
+            else:  # not Linux: no readiness descriptor
+                lib.mpt_ctx_run(ptr, max(1, int(wait * 1000)))
+        if status == 0:
+            return 0, ""
+        why = []
+        ti = _lib.mpt_tls_info()
+        ti.size = ctypes.sizeof(ti)
+        if lib.mpt_get_tls_info(s, ctypes.byref(ti)) == 0 and ti.error:
+            why.append("TLS: " + _lib.decode(ti.error))
+        inf = _lib.mpt_info()
+        inf.size = ctypes.sizeof(inf)
+        if lib.mpt_get_info(s, ctypes.byref(inf)) == 0 and inf.peer_text:
+            why.append("the server said: " + _lib.decode(inf.peer_text))
+        lib.mpt_abort(s)
+        out.value = None
+        return status, "".join(" (%s)" % w for w in why)
 
     def fileno(self) -> int:
         """The context's readiness descriptor (mpt_ctx_fd): readable
@@ -1131,10 +1192,10 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
         tmo = _timeout_ms(timeout) if timeout else -1
         ptr = ctx._enter()
         try:
-            rc = lib.mpt_blocking_connect(ptr, hostb, port, arr, n, tmo, ctypes.byref(out))
+            rc, why = ctx._connect_wait(hostb, port, arr, n, tmo, out)
         finally:
             ctx._leave()
-        check(rc, "connect to %s:%d" % (host, port))
+        check(rc, "connect to %s:%d%s" % (host, port, why))
         conn = Connection(ctx, out.value, timeout, owns_ctx=owns)
         if not owns:
             if scheduler:

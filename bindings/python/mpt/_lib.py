@@ -75,7 +75,9 @@ class mpt_config(ctypes.Structure):
                 ("reserved0", c_uint32),
                 ("ack_timeout_ms", c_uint32),
                 ("server_id", c_uint32),
-                ("tls", ctypes.POINTER(mpt_tls_config))]
+                ("tls", ctypes.POINTER(mpt_tls_config)),
+                ("max_pending_handshakes", c_uint32),
+                ("max_conns_per_addr", c_uint32)]
 
 
 class mpt_ctx_event(ctypes.Structure):
@@ -85,6 +87,16 @@ class mpt_ctx_event(ctypes.Structure):
                 ("socket", c_void_p),
                 ("listener", c_void_p),
                 ("user", c_void_p)]
+
+
+class mpt_ctx_stats(ctypes.Structure):
+    _fields_ = [("size", c_size_t),
+                ("conns", c_uint64),
+                ("pending", c_uint64),
+                ("refused_max_connections", c_uint64),
+                ("refused_per_addr", c_uint64),
+                ("pending_evicted", c_uint64),
+                ("pending_timed_out", c_uint64)]
 
 
 class mpt_subflow_info(ctypes.Structure):
@@ -136,10 +148,12 @@ class mpt_info(ctypes.Structure):
                 ("reorder_frames", c_uint64),
                 ("reorder_p50_us", c_uint64),
                 ("reorder_p99_us", c_uint64),
-                ("reorder_max_us", c_uint64)]
+                ("reorder_max_us", c_uint64),
+                ("peer_text", c_char_p)]
 
 
 STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
+           "mpt_ctx_stats": mpt_ctx_stats,
            "mpt_subflow_info": mpt_subflow_info, "mpt_info": mpt_info,
            "mpt_tls_config": mpt_tls_config, "mpt_tls_info": mpt_tls_info}
 
@@ -193,6 +207,7 @@ FUNCS = {
     "mpt_ctx_process": (c_int, [_P]),
     "mpt_ctx_wakeup": (c_int, [_P]),
     "mpt_ctx_next_event": (c_int, [_P, ctypes.POINTER(mpt_ctx_event)]),
+    "mpt_ctx_get_stats": (c_int, [_P, ctypes.POINTER(mpt_ctx_stats)]),
     "mpt_set_trace_file": (c_int, [_P, c_char_p]),
     "mpt_state_name": (c_char_p, [c_int]),
     "mpt_subflow_state_name": (c_char_p, [c_int]),
