@@ -566,6 +566,8 @@ int main(int argc, char **argv)
         cur.t_start = tool_now();
         tool_verbose(&T, "connecting to %s", where);
         rc = mpt_connect(ctx, host, port, T.paths, T.npaths, &cbs, NULL, &cur.s);
+        if (rc >= 0)
+            tool_apply_meters(&T, cur.s);
         if (rc < 0) {
             char what[400] = "connect";
             int n = (int)strlen(what);

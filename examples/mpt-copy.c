@@ -939,6 +939,8 @@ static int run_sender(void)
     if (tool_ctx_new(&T, NULL, &ctx) < 0)
         return TOOL_EXIT_FAIL;
     int rc = mpt_connect(ctx, host, port, T.paths, T.npaths, &callbacks, NULL, &sock);
+    if (rc >= 0)
+        tool_apply_meters(&T, sock);
     if (rc < 0) {
         tool_error(&T, peer, "connect", rc, 0);
         sock = NULL;

@@ -381,6 +381,8 @@ static void client_connect(struct conn *c)
     c->phase = PHASE_MPT_CONNECTING;
     ev_timer_stop(loop, &c->timer); /* libmpt has its own connect and handshake timeouts */
     rc = mpt_connect(ctx, to_host, to_port, T.paths, T.npaths, &mpt_cbs, c, &c->sock);
+    if (rc >= 0)
+        tool_apply_meters(&T, c->sock);
     if (rc < 0) {
         char where[400];
         int n = snprintf(where, sizeof where, "conn %u (%s): %s", c->id, c->peer, server_str());

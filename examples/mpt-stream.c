@@ -927,6 +927,8 @@ int main(int argc, char **argv)
             ev_io_init(&in_w, src_stdin_cb, STDIN_FILENO, EV_READ);
         tool_verbose(&T, "connecting to %s", where);
         rc = mpt_connect(ctx, host, port, T.paths, T.npaths, &src_cbs, NULL, &sock);
+        if (rc >= 0)
+            tool_apply_meters(&T, sock);
         if (rc < 0) {
             char what[400] = "connect";
             int n = (int)strlen(what);

@@ -133,6 +133,42 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
         *i += 2;
         return 1;
     }
+    if (strcmp(a, "--budget") == 0 || strcmp(a, "--rate-cap") == 0) {
+        /* PATH=SIZE: PATH is one of the --path values given before it (with
+         * or without its /tier suffix) */
+        const char *v, *eq;
+        size_t k, plen;
+        uint64_t n;
+        if (need_value(t, argc, argv, *i) < 0)
+            return -1;
+        v = argv[*i + 1];
+        eq = strrchr(v, '=');
+        if (eq == NULL || eq == v) {
+            fprintf(stderr, "%s: %s: '%s' is not PATH=SIZE\n", t->name, a, v);
+            return -1;
+        }
+        plen = (size_t)(eq - v);
+        for (k = 0; k < t->npaths; k++) {
+            const char *p = t->paths[k], *sl = strchr(p, '/');
+            size_t base = sl && strchr(sl + 1, '/') == NULL && strchr(p, ':') == NULL
+                              ? (size_t)(sl - p) : strlen(p);
+            if ((strlen(p) == plen || base == plen) && strncmp(p, v, plen) == 0)
+                break;
+        }
+        if (k == t->npaths) {
+            fprintf(stderr, "%s: %s: '%.*s' is not a --path given before it\n", t->name, a,
+                    (int)plen, v);
+            return -1;
+        }
+        if (tool_parse_size(t, a, eq + 1, &n) < 0)
+            return -1;
+        if (a[2] == 'b')
+            t->budget[k] = n;
+        else
+            t->rate_cap[k] = n;
+        *i += 2;
+        return 1;
+    }
     if (strcmp(a, "--server-id") == 0) {
         uint64_t v;
         if (need_value(t, argc, argv, *i) < 0 ||
@@ -182,6 +218,17 @@ int tool_common_option(struct tool *t, int argc, char **argv, int *i)
     return 1;
 }
 
+void tool_apply_meters(const struct tool *t, struct mpt_socket *s)
+{
+    for (size_t k = 0; k < t->npaths; k++) {
+        int rc = 0;
+        if (t->budget[k] && (rc = mpt_set_path_budget(s, (int)k, t->budget[k])) < 0)
+            tool_error(t, t->paths[k], "--budget", rc, 0);
+        if (t->rate_cap[k] && (rc = mpt_set_path_rate(s, (int)k, t->rate_cap[k])) < 0)
+            tool_error(t, t->paths[k], "--rate-cap", rc, 0);
+    }
+}
+
 void tool_common_help(FILE *f)
 {
     fputs("Paths and algorithms:\n"
@@ -190,6 +237,10 @@ void tool_common_help(FILE *f)
           "                       or /never for its tier\n"
           "                       (see mpt_set_priority(3)); repeat for several\n"
           "                       (client side)\n"
+          "      --budget PATH=SIZE  a byte budget for a --path (16M): once that much\n"
+          "                       data went over it, it becomes a backup\n"
+          "                       (mpt_set_path_budget(3))\n"
+          "      --rate-cap PATH=RATE  at most RATE bytes/s on a --path (5M)\n"
           "      --all-paths      one path per local interface address that is up\n"
           "      --scheduler NAME minrtt (default), roundrobin, redundant, blest, ecf,\n"
           "                       weighted\n"

@@ -45,9 +45,15 @@ struct tool {
     uint8_t tls_psk[64];                /* --tls-psk HEX */
     size_t tls_psk_len;
     int tls_insecure;                   /* --tls-insecure */
+    uint64_t budget[TOOL_MAX_PATHS];    /* --budget PATH=SIZE, per --path index (0: none) */
+    uint64_t rate_cap[TOOL_MAX_PATHS];  /* --rate-cap PATH=RATE, bytes/s (0: none) */
     void (*help)(void);                 /* the tool's --help text on stdout */
     void (*usage)(FILE *f);             /* its usage lines, after a usage error */
 };
+
+/* Client, right after mpt_connect(): --budget and --rate-cap on their paths
+ * (mpt_set_path_budget(3), mpt_set_path_rate(3)); a refusal is reported. */
+void tool_apply_meters(const struct tool *t, struct mpt_socket *s);
 
 /* Initialises t for the tool called name. */
 void tool_init(struct tool *t, const char *name);

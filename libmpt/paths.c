@@ -227,6 +227,8 @@ static void slot_open(struct mpt_paths *ps, const struct mpt_pm_action *a, uint6
         }
         return;
     }
+    /* before it carries a byte: the path's budget and rate cap */
+    mpt_paths_meter_apply(s, a->slot, idx);
     if (s->sf[idx] != NULL)
         sf_retire(s, s->sf[idx]);
     e = mpt_sfio_socket(s->ctx, p->ifname, &p->src, p->srclen, &r->sa, r->len, &fd,
@@ -633,8 +635,8 @@ static int set_meter(struct mpt_socket *s, int path_id, uint64_t v, int rate)
 
     if (s == NULL || s->released || (rate && v > ((uint64_t)1 << 34)))
         return MPT_EINVAL;
-    if (s->done || s->c == NULL)
-        return MPT_ESTATE;
+    if (s->done || (s->c == NULL && (s->server || s->paths == NULL)))
+        return MPT_ESTATE; /* a client may set them before its connection starts */
     if (s->server) {
         int idx = sf_index_of_id(s, path_id);
         if (idx < 0)
@@ -654,7 +656,7 @@ static int set_meter(struct mpt_socket *s, int path_id, uint64_t v, int rate)
             ps->meter[path_id].spent_reported = 0;
         }
         for (int k = 0; k < mpt_pm_nslots(ps->pm); k++) {
-            if (mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.path == path_id &&
+            if (s->c != NULL && mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.path == path_id &&
                 ps->slot[k].sf >= 0) {
                 int r = rate ? mpt_conn_sf_set_rate(s->c, ps->slot[k].sf, v, now)
                              : mpt_conn_sf_set_budget(s->c, ps->slot[k].sf, v, 0, now);
@@ -663,6 +665,8 @@ static int set_meter(struct mpt_socket *s, int path_id, uint64_t v, int rate)
             }
         }
     }
+    if (s->c == NULL)
+        return 0;
     MPT_TRACE(s->ctx, s->id, rate ? "path_rate" : "path_budget", "\"path\":%d,\"value\":%llu",
               path_id, (unsigned long long)v);
     mpt_sock_pump(s, 0);
@@ -679,7 +683,7 @@ int mpt_set_path_rate(struct mpt_socket *s, int path_id, uint64_t bytes_per_s)
     return set_meter(s, path_id, bytes_per_s, 1);
 }
 
-/* Client: engine subflow idx of slot k is up: the path's budget and rate. */
+/* Client: engine subflow idx was made for slot k: the path's budget and rate. */
 void mpt_paths_meter_apply(struct mpt_socket *s, int k, int idx)
 {
     struct mpt_paths *ps = s->paths;

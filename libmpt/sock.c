@@ -258,10 +258,8 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
     case MPT_EV_SF_UP:
         if (ev->sf >= 0 && ev->sf < MPT_MAX_SUBFLOWS_LIMIT) {
             struct mpt_sfio *sf = s->sf[ev->sf];
-            if (sf) {
+            if (sf)
                 mpt_paths_slot_up(s, sf->slot);
-                mpt_paths_meter_apply(s, sf->slot, ev->sf);
-            }
             fill_sf_info(s, ev->sf, &si);
             MPT_TRACE(s->ctx, s->id, "sf_up", "\"sf\":%d,\"id\":%d,\"path\":%d", ev->sf, si.id,
                       si.path_id);

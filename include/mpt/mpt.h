@@ -640,7 +640,7 @@ MPT_EXPORT int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_prio
  * budget again restarts the count from 0 (the tier stays: restore it with
  * mpt_set_priority); 0 = unlimited. A rate cap: at most bytes_per_s of DATA handed to the path
  * (a token bucket, 50 ms of burst); 0 = unlimited. At any time while the
- * connection is open. Errors: MPT_EINVAL (rate above 2^34), MPT_ENOTFOUND
+ * connection is open (a client: from mpt_connect() on). Errors: MPT_EINVAL (rate above 2^34), MPT_ENOTFOUND
  * (no such path or subflow), MPT_ESTATE (ended).
  */
 MPT_EXPORT int mpt_set_path_budget(struct mpt_socket *s, int path_id, uint64_t bytes);

@@ -11,4 +11,4 @@ EXTRA_DIST += tests/bench/loopback.sh tests/bench/aggregation.sh tests/bench/het
 	tests/bench/streaming.sh tests/bench/scale.sh tests/bench/streaming-heavy.sh \
 	tests/bench/redundant.sh tests/bench/fairness-separate.sh tests/bench/loopback-tls.sh \
 	tests/bench/aggregation-grid.sh tests/bench/aggregation-4.sh tests/bench/highbdp.sh \
-	tests/bench/python-loopback.sh tests/bench/mpt-bench.py
+	tests/bench/python-loopback.sh tests/bench/mpt-bench.py tests/bench/metered.sh

@@ -13,6 +13,9 @@
  *     --sched NAME    libmpt scheduler     --cc NAME   coupled congestion
  *     --tcp-cc NAME   TCP_CONGESTION of every subflow
  *     --rcvbuf BYTES  connection receive memory (mpt_config.rcvbuf)
+ *     --budget WHO=N  a byte budget (mpt_set_path_budget): client, the --path WHO;
+ *                     server, the subflows from remote address WHO; the sender's
+ *                     line then has metered_bytes=
  *     --timeout SEC   give up after SEC seconds (default 300)
  *
  *   mpt-bench scale-server --bind ADDR --port P --conns N [--timeout SEC]
@@ -28,7 +31,9 @@
  * subflows is the largest number of established subflows seen. Exit status:
  * 0 complete and byte-exact, 3 otherwise, 2 usage, 1 setup error.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +65,62 @@ struct opts {
 static double deadline;
 static unsigned max_subflows;
 
+/* --budget WHO=BYTES (issue 16, tests/bench/metered.sh): the client meters
+ * the --path WHO; the server meters the subflows whose remote address is
+ * WHO, as they appear (their total, counting what they carried before the
+ * server saw them). metered_bytes: the most DATA payload handed to them. */
+static const char *meter_who;
+static unsigned long long meter_budget;
+static int meter_client_path = -1;
+static struct { int id; unsigned long long sent; } meter_sf[64];
+static int meter_nsf;
+static unsigned long long metered_bytes;
+
+static void meter_poll(struct mpt_socket *s)
+{
+    struct mpt_subflow_info sf[16];
+    int n;
+
+    if (meter_who == NULL)
+        return;
+    n = mpt_get_subflows(s, sf, 16);
+    for (int i = 0; i < n && i < 16; i++) {
+        char host[64] = "";
+        int k, mine;
+        if (meter_client_path >= 0) {
+            mine = sf[i].path_id == meter_client_path;
+        } else {
+            const struct sockaddr_storage *r = &sf[i].remote;
+            if (r->ss_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)r)->sin_addr, host, sizeof host);
+            else if (r->ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)r)->sin6_addr, host, sizeof host);
+            mine = strcmp(host, meter_who) == 0;
+        }
+        if (!mine || sf[i].id <= 0)
+            continue;
+        for (k = 0; k < meter_nsf && meter_sf[k].id != sf[i].id; k++)
+            ;
+        if (k == meter_nsf) {
+            if (meter_nsf == 64)
+                continue;
+            meter_sf[meter_nsf++].id = sf[i].id;
+            if (meter_client_path < 0 && sf[i].state == MPT_SUBFLOW_ESTABLISHED) {
+                unsigned long long left =
+                    sf[i].bytes_sent < meter_budget ? meter_budget - sf[i].bytes_sent : 1;
+                int rc = mpt_set_path_budget(s, sf[i].id, left);
+                if (rc < 0)
+                    fprintf(stderr, "mpt-bench: budget on subflow %d: %s\n", sf[i].id,
+                            mpt_strerror(rc));
+            }
+        }
+        if (sf[i].bytes_sent > meter_sf[k].sent) {
+            metered_bytes += sf[i].bytes_sent - meter_sf[k].sent;
+            meter_sf[k].sent = sf[i].bytes_sent;
+        }
+    }
+}
+
 static int remaining_ms(void)
 {
     double r = deadline - bench_now();
@@ -68,6 +129,7 @@ static int remaining_ms(void)
 
 static void note_subflows(struct mpt_socket *s, struct mpt_info *info)
 {
+    meter_poll(s);
     info->size = sizeof *info;
     if (mpt_get_info(s, info) == 0 && info->subflows_established > max_subflows)
         max_subflows = info->subflows_established;
@@ -79,6 +141,7 @@ static void usage(void)
             "usage: mpt-bench server [--bind ADDR]... --port P [--send N] [--expect N] [--stream RATE]\n"
             "       mpt-bench client --host ADDR --port P [--path ADDR]... [same options]\n"
             "       options: --sched NAME --cc NAME --tcp-cc NAME --rcvbuf BYTES --timeout SEC\n"
+            "                --budget PATH=BYTES (client) / REMOTE-ADDR=BYTES (server)\n"
             "       TLS: --tls-cert F --tls-key F (server), --tls-ca F --tls-name N (client)\n"
             "       mpt-bench scale-server --bind ADDR --port P --conns N\n"
             "       mpt-bench scale-client --host ADDR --port P --path A --path B --conns N\n");
@@ -185,9 +248,12 @@ static int do_send(const struct opts *o, struct mpt_socket *s, const char *role)
         ok = 0;
     }
     double secs = bench_now() - t0;
-    printf("role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%u reinjected=%llu completed=%d\n",
+    printf("role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%u reinjected=%llu completed=%d",
            role, off, secs, secs > 0 ? (double)off * 8 / secs / 1e9 : 0.0, bench_cpu() - c0,
            max_subflows, reinj, ok);
+    if (meter_who)
+        printf(" metered_bytes=%llu", metered_bytes);
+    printf("\n");
     fflush(stdout);
     return ok ? 0 : 3;
 }
@@ -445,7 +511,13 @@ int main(int argc, char **argv)
             o.tls_ca = v;
         else if (!strcmp(a, "--tls-name"))
             o.tls_name = v;
-        else
+        else if (!strcmp(a, "--budget") && strchr(v, '=')) {
+            static char who[64];
+            size_t n = (size_t)(strchr(v, '=') - v);
+            snprintf(who, sizeof who, "%.*s", (int)n, v);
+            meter_who = who;
+            meter_budget = strtoull(strchr(v, '=') + 1, NULL, 0);
+        } else
             usage();
     }
     if (o.port <= 0 || o.port > 65535)
@@ -483,6 +555,15 @@ int main(int argc, char **argv)
             0) {
             fprintf(stderr, "mpt-bench: connect: %s\n", mpt_strerror(rc));
             return 3;
+        }
+        for (size_t k = 0; meter_who && k < o.npaths; k++)
+            if (!strcmp(o.paths[k], meter_who))
+                meter_client_path = (int)k;
+        if (meter_who && (meter_client_path < 0 ||
+                          (rc = mpt_set_path_budget(s, meter_client_path, meter_budget)) < 0)) {
+            fprintf(stderr, "mpt-bench: --budget %s: %s\n", meter_who,
+                    meter_client_path < 0 ? "not a --path" : mpt_strerror(rc));
+            return 2;
         }
     }
     rc = o.send > 0 ? do_send(&o, s, role) : do_recv(&o, s, role);
