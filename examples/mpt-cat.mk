@@ -13,4 +13,4 @@ TESTS += tests/test-cat.sh
 # --tls-insecure mode the joins it relays are refused (channel binding).
 dist_check_SCRIPTS += tests/test-tls-mitm.sh
 TESTS += tests/test-tls-mitm.sh
-EXTRA_DIST += tests/tls/mitm.py tests/tls/observer.py
+EXTRA_DIST += tests/tls/mitm.py tests/tls/observer.py tests/tls/relaylib.py

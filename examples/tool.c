@@ -351,9 +351,13 @@ void tool_conn_error(const struct tool *t, struct mpt_socket *s, const char *whe
     struct mpt_info info = {.size = sizeof info};
     int e = 0;
 
-    if (s != NULL && mpt_get_info(s, &info) == 0 && info.error == err)
+    int got = s != NULL && mpt_get_info(s, &info) == 0;
+
+    if (got && info.error == err)
         e = info.sys_errno;
     tool_error(t, where, what, err, e);
+    if (got && info.peer_text != NULL) /* the peer's own words, e.g. "TLS required" */
+        fprintf(stderr, "%s: %s: the peer said: %s\n", t->name, where, info.peer_text);
     struct mpt_tls_info ti = {.size = sizeof ti};
     if (s != NULL && mpt_get_tls_info(s, &ti) == 0 && ti.error != NULL) /* a certificate's verdict */
         fprintf(stderr, "%s: %s: TLS: %s\n", t->name, where, ti.error);

@@ -20,7 +20,7 @@
 
 /* Kinds in the order they are reported: CLOSED last, after the data it ends. */
 static const enum mpt_ctx_event_type order[] = {
-    MPT_EVENT_ACCEPT, MPT_EVENT_CONNECTED, MPT_EVENT_SUBFLOWS,
+    MPT_EVENT_ACCEPT, MPT_EVENT_CONNECTED, MPT_EVENT_SUBFLOWS, MPT_EVENT_BUDGET_SPENT,
     MPT_EVENT_READABLE, MPT_EVENT_WRITABLE, MPT_EVENT_CLOSED,
 };
 

@@ -88,6 +88,8 @@ man3_MANS += \
 	doc/man/mpt_remove_path.3 \
 	doc/man/mpt_set_backup.3 \
 	doc/man/mpt_set_priority.3 \
+	doc/man/mpt_set_path_budget.3 \
+	doc/man/mpt_set_path_rate.3 \
 	doc/man/mpt_set_scheduler.3 \
 	doc/man/mpt_set_cc.3 \
 	doc/man/mpt_set_callbacks_sized.3 \

@@ -54,6 +54,11 @@ struct mpt_paths {
     struct mpt_raddr raddr[MPT_PM_MAX_ADDRS];
     int nraddrs;
     struct mpt_slot slot[MPT_PM_MAX_SLOTS];
+    struct {                         /* mpt_set_path_budget / _rate, per path id */
+        uint64_t budget, rate;
+        uint64_t used_prev;          /* counted by the path's subflows that went down */
+        int spent_reported;
+    } meter[MPT_PM_MAX_PATHS];
 };
 
 _Static_assert(MPT_IO_MAX_PATHS == MPT_PM_MAX_PATHS, "mpt_connect's limit is the manager's");
@@ -151,6 +156,8 @@ void mpt_paths_slot_down(struct mpt_socket *s, int idx, const struct mpt_subflow
     if (ps == NULL || k < 0 || k >= mpt_pm_nslots(ps->pm))
         return;
     ps->slot[k].sf = -1;
+    if (si->path_id >= 0 && si->path_id < MPT_PM_MAX_PATHS && ps->meter[si->path_id].budget)
+        ps->meter[si->path_id].used_prev = si->budget_used;
     slot_record(ps, k, si);
     slot_down(ps, k, si->fail_error, si->sys_errno, mpt_io_now());
 }
@@ -610,6 +617,98 @@ int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_priority prio)
     }
     mpt_sock_pump(s, 0);
     return rc < 0 ? rc : 0;
+}
+
+/* ---- Metered paths ---------------------------------------------------------------- */
+
+static int path_known(const struct mpt_paths *ps, int path_id)
+{
+    return path_id >= 0 && path_id < MPT_PM_MAX_PATHS && path_id < ps->npaths;
+}
+
+static int set_meter(struct mpt_socket *s, int path_id, uint64_t v, int rate)
+{
+    uint64_t now = mpt_io_now();
+    int rc = 0;
+
+    if (s == NULL || s->released || (rate && v > ((uint64_t)1 << 34)))
+        return MPT_EINVAL;
+    if (s->done || s->c == NULL)
+        return MPT_ESTATE;
+    if (s->server) {
+        int idx = sf_index_of_id(s, path_id);
+        if (idx < 0)
+            return MPT_ENOTFOUND;
+        rc = rate ? mpt_conn_sf_set_rate(s->c, idx, v, now)
+                  : mpt_conn_sf_set_budget(s->c, idx, v, 0, now);
+    } else {
+        struct mpt_paths *ps = s->paths;
+        struct mpt_pm_slot_info si;
+        if (!path_known(ps, path_id))
+            return MPT_ENOTFOUND;
+        if (rate) {
+            ps->meter[path_id].rate = v;
+        } else {
+            ps->meter[path_id].budget = v;
+            ps->meter[path_id].used_prev = 0;
+            ps->meter[path_id].spent_reported = 0;
+        }
+        for (int k = 0; k < mpt_pm_nslots(ps->pm); k++) {
+            if (mpt_pm_slot_info(ps->pm, k, &si) == 0 && si.path == path_id &&
+                ps->slot[k].sf >= 0) {
+                int r = rate ? mpt_conn_sf_set_rate(s->c, ps->slot[k].sf, v, now)
+                             : mpt_conn_sf_set_budget(s->c, ps->slot[k].sf, v, 0, now);
+                if (r < 0 && r != MPT_ESTATE)
+                    rc = r;
+            }
+        }
+    }
+    MPT_TRACE(s->ctx, s->id, rate ? "path_rate" : "path_budget", "\"path\":%d,\"value\":%llu",
+              path_id, (unsigned long long)v);
+    mpt_sock_pump(s, 0);
+    return rc < 0 ? rc : 0;
+}
+
+int mpt_set_path_budget(struct mpt_socket *s, int path_id, uint64_t bytes)
+{
+    return set_meter(s, path_id, bytes, 0);
+}
+
+int mpt_set_path_rate(struct mpt_socket *s, int path_id, uint64_t bytes_per_s)
+{
+    return set_meter(s, path_id, bytes_per_s, 1);
+}
+
+/* Client: engine subflow idx of slot k is up: the path's budget and rate. */
+void mpt_paths_meter_apply(struct mpt_socket *s, int k, int idx)
+{
+    struct mpt_paths *ps = s->paths;
+    struct mpt_pm_slot_info si;
+    uint64_t now = mpt_io_now();
+
+    if (ps == NULL || s->c == NULL || mpt_pm_slot_info(ps->pm, k, &si) < 0 ||
+        !path_known(ps, si.path))
+        return;
+    if (ps->meter[si.path].budget)
+        mpt_conn_sf_set_budget(s->c, idx, ps->meter[si.path].budget,
+                               ps->meter[si.path].used_prev, now);
+    if (ps->meter[si.path].rate)
+        mpt_conn_sf_set_rate(s->c, idx, ps->meter[si.path].rate, now);
+}
+
+/* A budget-spent event for path_id: 1 if it is news (once per budget set);
+ * the path's later subflows start as backups. */
+int mpt_paths_meter_spent(struct mpt_socket *s, int path_id)
+{
+    struct mpt_paths *ps = s->paths;
+
+    if (ps == NULL || !path_known(ps, path_id))
+        return 1; /* server: per subflow, the engine raises it once */
+    if (ps->meter[path_id].spent_reported)
+        return 0;
+    ps->meter[path_id].spent_reported = 1;
+    mpt_pm_set_prio(ps->pm, path_id, MPT_PRIO_BACKUP);
+    return 1;
 }
 
 int mpt_set_backup(struct mpt_socket *s, int path_id, int backup)

@@ -25,6 +25,8 @@ void mpt_paths_connect_first(struct mpt_socket *s);
 /* Established: every slot without a subflow opens. */
 void mpt_paths_start_all(struct mpt_socket *s);
 void mpt_paths_stop(struct mpt_socket *s);
+void mpt_paths_meter_apply(struct mpt_socket *s, int k, int idx);
+int mpt_paths_meter_spent(struct mpt_socket *s, int path_id);
 void mpt_paths_slot_up(struct mpt_socket *s, int k);
 /* Subflow idx went down as si says: its slot keeps the record and retries. */
 void mpt_paths_slot_down(struct mpt_socket *s, int idx, const struct mpt_subflow_info *si);

@@ -107,6 +107,12 @@ void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t no
     sf->info.notsent_bytes = ti.tcpi_notsent_bytes;
     sf->info.delivery_rate = ti.tcpi_delivery_rate;
     sf->info.total_retrans = ti.tcpi_total_retrans;
+    sf->info.retransmits = ti.tcpi_retransmits;
+    sf->info.backoff = ti.tcpi_backoff;
+    {
+        uint64_t age = (uint64_t)ti.tcpi_last_ack_recv * MPT_NS_PER_MS;
+        sf->info.last_ack_at = now > age ? now - age : 1;
+    }
     sf->last_info = now;
     adapt_lowat(s->ctx, sf, ti.tcpi_delivery_rate);
     mpt_conn_sf_set_info(s->c, sf->idx, &sf->info);

@@ -416,6 +416,53 @@ class TestTransfer(unittest.TestCase):
             c.shutdown(socket.SHUT_WR)
         srv.finish()
 
+    def test_budget_spent_event(self):
+        """A 256 KiB budget on the second path of an upload that goes on
+        until the budget is spent: the path carries exactly that much, drops
+        to backup, one "budget" event comes, and every byte arrives."""
+        chunk = os.urandom(256 << 10)
+        got = []
+
+        def handler(conn):
+            with conn:
+                got.append(drain(conn))
+
+        srv = Server(handler)
+        port = srv.start_and_wait()
+        sent = 0
+        with mpt.create_connection(("127.0.0.1", port), paths=["127.0.0.1"],
+                                   scheduler="roundrobin", timeout=20) as c:
+            pid = c.add_path("127.0.0.2")
+            deadline = time.monotonic() + 10
+            while not any(s.path_id == pid and s.state == "established" for s in c.subflows()):
+                self.assertLess(time.monotonic(), deadline)
+                c.context.run(0.02)
+            c.set_budget(pid, 256 << 10)
+            evs = []
+            while not evs and sent < (256 << 20):  # the path must take its share some time
+                c.sendall(chunk)
+                sent += len(chunk)
+                evs += [e for e in c.subflow_events() if e.kind == "budget"]
+            for _ in range(8):  # a little more: no second event
+                c.sendall(chunk)
+                sent += len(chunk)
+                evs += [e for e in c.subflow_events() if e.kind == "budget"]
+            c.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and c.info().unacked_bytes:
+                c.context.run(0.05)
+                evs += [e for e in c.subflow_events() if e.kind == "budget"]
+            self.assertEqual(len(evs), 1)
+            self.assertEqual(evs[0].subflow.path_id, pid)
+            self.assertTrue(evs[0].subflow.budget_spent)
+            self.assertEqual(evs[0].subflow.priority, "backup")
+            self.assertEqual(evs[0].subflow.budget_used, 256 << 10)  # not a byte more
+            self.assertEqual(evs[0].subflow.budget_bytes, 256 << 10)
+        srv.finish()
+        self.assertEqual(len(got), 1)
+        self.assertEqual(len(got[0]), sent)
+        self.assertEqual(got[0], chunk * (sent // len(chunk)))
+
     def test_path_control_and_scheduler(self):
         def handler(conn):
             with conn:
@@ -433,6 +480,24 @@ class TestTransfer(unittest.TestCase):
             c.set_backup(pid, True)
             self.assertTrue(any(s.backup for s in c.subflows() if s.path_id == pid))
             c.set_priority(pid, "regular")
+            # metered paths: budget and rate cap, visible in subflows()
+            c.set_rate_cap(pid, 5_000_000)
+            c.set_budget(pid, 16 << 20)
+            sfs = [s for s in c.subflows() if s.path_id == pid and s.state == "established"]
+            self.assertTrue(sfs)
+            self.assertEqual(sfs[0].budget_bytes, 16 << 20)
+            self.assertEqual(sfs[0].rate_cap, 5_000_000)
+            self.assertFalse(sfs[0].budget_spent)
+            with self.assertRaises(mpt.Error) as cm:
+                c.set_budget(999, 1)
+            self.assertEqual(cm.exception.name, "MPT_ENOTFOUND")
+            with self.assertRaises(mpt.Error) as cm:
+                c.set_rate_cap(pid, 1 << 40)
+            self.assertEqual(cm.exception.name, "MPT_EINVAL")
+            with self.assertRaises(ValueError):
+                c.set_budget(pid, -1)
+            c.set_budget(pid, 0)
+            c.set_rate_cap(pid, 0)
             c.set_scheduler("minrtt")
             self.assertEqual(c.info().scheduler, "minrtt")
             with self.assertRaises(mpt.Error) as cm:

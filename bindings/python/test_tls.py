@@ -1,8 +1,8 @@
 """TLS through the Python bindings (mpt.TLSConfig, doc/python.md): a
 transfer over 2 TLS subflows, byte-exact, with one full handshake and a
 resumed one for the join; a client that does not trust the server's CA is
-refused with an mpt.Error (the blocking connect does not yet carry
-the certificate's reason: a known gap). Certificates are made at
+refused at once with MPT_ETLS and the certificate's verdict in the
+message; a client without TLS hears the server's "TLS required". Certificates are made at
 run time by tests/tls/make-certs.sh (OpenSSL)."""
 
 import hashlib
@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import mpt
@@ -64,14 +65,37 @@ class TestTLS(unittest.TestCase):
         self.assertGreaterEqual(info["resumed_handshakes"], 1)
         self.assertNotEqual(info["suite"], "")
 
+    def _refused(self, client_tls):
+        """Connects while a thread serves the listener (a server context
+        that nobody runs never answers: that is a timeout, not a refusal);
+        returns the mpt.Error and how long it took."""
+        with mpt.create_server(("127.0.0.1", 0), timeout=5, tls=self.server_tls) as srv:
+            def serve():
+                try:
+                    srv.accept()
+                except mpt.Error:
+                    pass
+            t = threading.Thread(target=serve, daemon=True)
+            t.start()
+            t0 = time.monotonic()
+            with self.assertRaises(mpt.Error) as cm:
+                mpt.create_connection(("127.0.0.1", srv.port), timeout=10, tls=client_tls)
+            took = time.monotonic() - t0
+            t.join(10)
+        return cm.exception, took
+
     def test_unknown_ca_refused_with_reason(self):
-        with mpt.create_server(("127.0.0.1", 0), timeout=30, tls=self.server_tls) as srv:
-            tls = mpt.TLSConfig(ca_file=os.path.join(self.dir, "other-ca.pem"),
-                                server_name="mpt-test.example")
-            with self.assertRaises(mpt.Error):
-                mpt.create_connection(("127.0.0.1", srv.port), timeout=10, tls=tls)
-            # Known gap: the blocking connect reports MPT_ETIMEDOUT here, not the
-            # certificate's reason (the C API's connected callback has it).
+        e, took = self._refused(mpt.TLSConfig(ca_file=os.path.join(self.dir, "other-ca.pem"),
+                                              server_name="mpt-test.example"))
+        self.assertEqual(e.name, "MPT_ETLS")
+        self.assertIn("certificate", str(e))   # mbedTLS's verdict, not just a code
+        self.assertLess(took, 3.0)             # refused, not timed out
+
+    def test_plain_client_hears_tls_required(self):
+        e, took = self._refused(None)
+        self.assertEqual(e.name, "MPT_EPROTO")
+        self.assertIn("TLS required by this server", str(e))
+        self.assertLess(took, 3.0)
 
     def test_tls_must_be_a_tlsconfig(self):
         with self.assertRaises(TypeError):

@@ -241,6 +241,9 @@ enum mpt_ctx_event_type {
     MPT_EVENT_WRITABLE,
     MPT_EVENT_CLOSED,      /* status: 0 after a graceful close, else why it was aborted */
     MPT_EVENT_WAKEUP,      /* mpt_ctx_wakeup() was called */
+    MPT_EVENT_BUDGET_SPENT, /* a path's byte budget is spent (mpt_set_path_budget):
+                               mpt_get_subflows() tells which (budget_spent); reported
+                               after SUBFLOWS, before READABLE */
 };
 
 /* Filled by mpt_ctx_next_event(); set size = sizeof first (it grows at its
@@ -343,6 +346,11 @@ struct mpt_subflow_info {
     uint64_t bytes_received;         /* DATA payload received on it (duplicates included) */
     enum mpt_priority priority;      /* its tier (mpt_set_priority); backup is set for
                                         BACKUP and NEVER */
+    uint64_t budget_bytes;           /* mpt_set_path_budget, 0: none */
+    uint64_t budget_used;            /* DATA payload bytes counted against it (the path's,
+                                        incl. earlier subflows and reinjections) */
+    uint64_t rate_cap;               /* mpt_set_path_rate, bytes/s, 0: none */
+    int budget_spent;                /* 1 once the budget was reached (tier BACKUP) */
 };
 
 /* Connection totals, mpt_get_info(). */
@@ -375,6 +383,11 @@ struct mpt_info {
      * over reorder_frames frames; percentiles within about 19%. */
     uint64_t reorder_frames;
     uint64_t reorder_p50_us, reorder_p99_us, reorder_max_us;
+    const char *peer_text;       /* what the peer said when it refused or ended the
+                                    connection (the text of its last ERROR or FASTCLOSE,
+                                    e.g. "TLS required by this server"), printable ASCII,
+                                    or NULL; owned by the socket, valid until the next
+                                    libmpt call on it or mpt_close() / mpt_abort() */
 };
 
 /*
@@ -421,6 +434,9 @@ struct mpt_callbacks {
     void (*addr_learned)(struct mpt_socket *s, const struct sockaddr *addr, socklen_t len,
                          int addr_id, void *user);
     void (*closed)(struct mpt_socket *s, int status, void *user);
+    /* Added after 0.1.0 (doc/abi.md): a path's byte budget (mpt_set_path_budget)
+     * is spent; the path is BACKUP now. Once per budget set. */
+    void (*budget_spent)(struct mpt_socket *s, const struct mpt_subflow_info *sf, void *user);
 };
 
 /*
@@ -574,6 +590,21 @@ MPT_EXPORT int mpt_set_backup(struct mpt_socket *s, int path_id, int backup);
  * and NEVER, regular for the others). Errors: MPT_EINVAL (bad prio),
  * MPT_ENOTFOUND (no such path or subflow), MPT_ESTATE (ended). */
 MPT_EXPORT int mpt_set_priority(struct mpt_socket *s, int path_id, enum mpt_priority prio);
+/*
+ * Metered paths (doc/policy.md). A byte budget for a path (client: path_id,
+ * its subflows now and later, counted together; server: a subflow's id):
+ * DATA payload bytes handed to it, reinjections included, count; a frame is
+ * cut to what is left, so the path carries at most `bytes` while it is above
+ * BACKUP. Reached: the path drops to BACKUP (the peer is told with PRIO) and
+ * budget_spent is called (or MPT_EVENT_BUDGET_SPENT queued) once. Setting a
+ * budget again restarts the count from 0 (the tier stays: restore it with
+ * mpt_set_priority); 0 = unlimited. A rate cap: at most bytes_per_s of DATA handed to the path
+ * (a token bucket, 50 ms of burst); 0 = unlimited. At any time while the
+ * connection is open. Errors: MPT_EINVAL (rate above 2^34), MPT_ENOTFOUND
+ * (no such path or subflow), MPT_ESTATE (ended).
+ */
+MPT_EXPORT int mpt_set_path_budget(struct mpt_socket *s, int path_id, uint64_t bytes);
+MPT_EXPORT int mpt_set_path_rate(struct mpt_socket *s, int path_id, uint64_t bytes_per_s);
 /* Chooses the connection's scheduler by name: "minrtt" (the default),
  * "roundrobin", "redundant", "blest", "ecf", "weighted" (doc/design.md).
  * Works on either side and at any time while the connection is open: the

@@ -187,6 +187,115 @@ int mpt_conn_sf_set_prio(struct mpt_conn *c, int i, int prio, uint64_t now)
     return 0;
 }
 
+/* ---- metering ---------------------------------------------------------------- */
+
+#define METER_NS 1000000000ull
+
+static uint64_t meter_burst(const struct mpt_conn *c, const struct sf *s)
+{
+    uint64_t b = s->rate / 20; /* 50 ms */
+    return b > c->s.max_frame_payload ? b : c->s.max_frame_payload;
+}
+
+size_t mpt_meter_left(const struct sf *s)
+{
+    uint64_t left = UINT64_MAX;
+
+    if (s->budget && !s->budget_spent)
+        left = s->budget > s->budget_used ? s->budget - s->budget_used : 0;
+    if (s->rate && s->tokens < left)
+        left = s->tokens;
+    return left > SIZE_MAX ? SIZE_MAX : (size_t)left;
+}
+
+void mpt_meter_refill(const struct mpt_conn *c, struct sf *s, uint64_t now)
+{
+    uint64_t dt, add, burst;
+
+    if (!s->rate || now <= s->tokens_t)
+        return;
+    burst = meter_burst(c, s);
+    dt = now - s->tokens_t;
+    s->tokens_t = now;
+    if (dt >= 10 * METER_NS) { /* long idle: full */
+        s->tokens = burst;
+        s->tokens_frac = 0;
+        return;
+    }
+    /* rate * dt / 1e9 without overflow for rate < 2^34 B/s, dt < 10 s */
+    add = s->rate * (dt / 1000) + (s->rate * (dt % 1000)) / 1000;
+    s->tokens_frac += add % 1000000;
+    add = add / 1000000 + s->tokens_frac / 1000000;
+    s->tokens_frac %= 1000000;
+    s->tokens = s->tokens + add > burst ? burst : s->tokens + add;
+}
+
+uint64_t mpt_meter_wake_at(const struct mpt_conn *c, const struct sf *s)
+{
+    uint64_t want;
+
+    if (!s->rate || s->state != MPT_SF_ESTABLISHED)
+        return MPT_TIME_NEVER;
+    want = meter_burst(c, s) < c->s.max_frame_payload ? meter_burst(c, s)
+                                                       : c->s.max_frame_payload;
+    if (s->tokens >= want)
+        return MPT_TIME_NEVER;
+    return s->tokens_t + ((want - s->tokens) * METER_NS + s->rate - 1) / s->rate;
+}
+
+int mpt_conn_sf_set_budget(struct mpt_conn *c, int i, uint64_t bytes, uint64_t used,
+                           uint64_t now)
+{
+    struct sf *s;
+
+    if (!valid_sf(c, i))
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    c->now = now;
+    if (!sf_live(s))
+        return MPT_ESTATE;
+    s->budget = bytes;
+    s->budget_used = used;
+    s->budget_spent = 0;
+    mpt_meter_check(c, i);
+    mpt_post(c, now);
+    return 0;
+}
+
+int mpt_conn_sf_set_rate(struct mpt_conn *c, int i, uint64_t bytes_per_s, uint64_t now)
+{
+    struct sf *s;
+
+    if (!valid_sf(c, i) || bytes_per_s > ((uint64_t)1 << 34))
+        return MPT_EINVAL;
+    s = &c->sf[i];
+    c->now = now;
+    if (!sf_live(s))
+        return MPT_ESTATE;
+    s->rate = bytes_per_s;
+    s->tokens_t = now;
+    s->tokens_frac = 0;
+    s->tokens = bytes_per_s ? meter_burst(c, s) : 0;
+    mpt_post(c, now);
+    return 0;
+}
+
+/* The budget of subflow i reached: BACKUP (unless NEVER), PRIO, the event. */
+void mpt_meter_check(struct mpt_conn *c, int i)
+{
+    struct sf *s = &c->sf[i];
+
+    if (!s->budget || s->budget_spent || s->budget_used < s->budget)
+        return;
+    s->budget_spent = 1;
+    if (s->prio == MPT_PRIO_PRIMARY || s->prio == MPT_PRIO_SECONDARY) {
+        s->prio = MPT_PRIO_BACKUP;
+        if (s->state == MPT_SF_ESTABLISHED)
+            mpt_q_simple(s, MPT_FT_PRIO, mpt_prio_flags(c, MPT_PRIO_BACKUP));
+    }
+    mpt_ev_push(c, MPT_EV_BUDGET_SPENT, i, 0, 0);
+}
+
 int mpt_conn_sf_set_backup(struct mpt_conn *c, int i, int backup, uint64_t now)
 {
     return mpt_conn_sf_set_prio(c, i, backup ? MPT_PRIO_BACKUP : MPT_PRIO_PRIMARY, now);

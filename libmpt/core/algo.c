@@ -35,6 +35,8 @@ void mpt_algo_view(const struct mpt_conn *c, int i, struct mpt_path_view *v)
     v->inflight = s->inflight;
     v->sent = s->bytes_sent;
     v->room = s->room > MPT_DATA_HDR_LEN ? s->room - MPT_DATA_HDR_LEN : 0;
+    if (mpt_meter_left(s) < v->room)
+        v->room = mpt_meter_left(s); /* budget / rate cap */
     v->cc_room = SIZE_MAX;
 }
 

@@ -16,6 +16,7 @@
  * with MPT_EV_ERROR/MPT_ERESET, except on a join subflow that is not yet
  * authenticated, where it only fails that subflow.
  */
+#include "alloc.h"
 #include "conn_int.h"
 
 #include <stdlib.h>
@@ -195,8 +196,32 @@ int mpt_conn_abort(struct mpt_conn *c, uint32_t reason, uint64_t now)
 }
 
 /* ERROR on any subflow fails that subflow only (13.1). */
+/* 5.17: the text is for humans and may be anything: keep printable ASCII.
+ * An unauthenticated join cannot write it: anyone who saw the token could. */
+static void keep_peer_text(struct mpt_conn *c, int i, const struct mpt_frame *f)
+{
+    const struct sf *s = &c->sf[i];
+    size_t n = f->u.close.text_len;
+
+    if (n == 0 || (s->state == MPT_SF_HANDSHAKE && s->is_join && c->is_server))
+        return;
+    if (c->peer_text == NULL) {
+        c->peer_text = mpt_malloc(MPT_FRAME_MAX_TEXT + 1);
+        if (c->peer_text == NULL)
+            return; /* a diagnostic only: the error code still goes up */
+    }
+    if (n > MPT_FRAME_MAX_TEXT)
+        n = MPT_FRAME_MAX_TEXT;
+    for (size_t k = 0; k < n; k++) {
+        uint8_t ch = f->u.close.text[k];
+        c->peer_text[k] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    c->peer_text[n] = '\0';
+}
+
 int mpt_close_on_error(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now)
 {
+    keep_peer_text(c, i, f);
     mpt_sf_fail(c, i, mpt_err_of_reason(f->u.close.reason), f->u.close.reason, 0, 0, now);
     return 0;
 }
@@ -205,6 +230,7 @@ int mpt_close_on_fastclose(struct mpt_conn *c, int i, const struct mpt_frame *f,
 {
     struct sf *s = &c->sf[i];
 
+    keep_peer_text(c, i, f);
     /* a join not yet authenticated cannot kill the connection: anyone
      * who saw the token could open one */
     if (s->state == MPT_SF_HANDSHAKE && s->is_join)

@@ -99,6 +99,7 @@ void mpt_conn_free(struct mpt_conn *c)
         mpt_rcvbuf_free(&c->rb);
     mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
+    mpt_free(c->peer_text);
     mpt_free(c);
 }
 
@@ -640,6 +641,11 @@ int mpt_conn_sf_max(const struct mpt_conn *c)
     return c ? (int)c->s.max_subflows : 0;
 }
 
+const char *mpt_conn_peer_text(const struct mpt_conn *c)
+{
+    return c ? c->peer_text : NULL;
+}
+
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)
 {
     *st = c->st;
@@ -676,5 +682,9 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     st->bytes_acked = s->bytes_acked;
     st->fail_reason = s->fail_reason;
     st->fail_error = s->fail_error;
+    st->budget = s->budget;
+    st->budget_used = s->budget_used;
+    st->budget_spent = s->budget_spent;
+    st->rate = s->rate;
     return 0;
 }

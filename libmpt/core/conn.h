@@ -92,6 +92,11 @@ struct mpt_sf_info {
     uint32_t notsent_bytes;  /* written, not yet sent */
     uint64_t delivery_rate;  /* bytes/s */
     uint32_t total_retrans;
+    /* blackhole detection (liveness.c): */
+    uint64_t last_ack_at;    /* when the kernel last received an ACK on it, in the
+                                caller's clock (tcpi_last_ack_recv before the sample) */
+    uint32_t retransmits;    /* unrecovered retransmission timeouts (tcpi_retransmits) */
+    uint32_t backoff;        /* RTO backoff exponent (tcpi_backoff) */
 };
 
 enum mpt_sf_state {
@@ -121,6 +126,7 @@ enum mpt_event_type {
     MPT_EV_ADDR_REMOVED,    /* peer withdrew address id ev.addr.addr_id */
     MPT_EV_CLOSED,          /* connection closed gracefully */
     MPT_EV_ERROR,           /* connection aborted: ev.error, ev.reason */
+    MPT_EV_BUDGET_SPENT,    /* subflow sf's byte budget is spent: it is BACKUP now */
 };
 
 struct mpt_event {
@@ -164,6 +170,7 @@ struct mpt_conn_stats {
     /* DATA frames with new bytes, and how long they waited for the
      * cumulative point (0 when they arrived in order), ns (reorder.h) */
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
+    uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
@@ -189,6 +196,10 @@ struct mpt_sf_stats {
     uint64_t bytes_received;  /* DATA payload received here (duplicates included) */
     uint32_t fail_reason;
     int fail_error;
+    uint64_t budget;          /* mpt_conn_sf_set_budget; 0: none */
+    uint64_t budget_used;     /* payload bytes handed to it since (incl. reinjections) */
+    int budget_spent;
+    uint64_t rate;            /* mpt_conn_sf_set_rate, bytes/s; 0: none */
 };
 
 /* ---- Client side ---------------------------------------------------------- */
@@ -369,6 +380,22 @@ int mpt_conn_sf_set_backup(struct mpt_conn *c, int sf, int backup, uint64_t now)
  * backup. MPT_EINVAL, MPT_ESTATE (the subflow is gone). */
 int mpt_conn_sf_set_prio(struct mpt_conn *c, int sf, int prio, uint64_t now);
 
+/*
+ * Metered paths. A byte budget: every DATA payload byte handed to subflow sf
+ * (new data, reinjections, redundant copies) counts; a frame is cut to what
+ * is left, so the subflow carries at most `bytes` while its tier is above
+ * BACKUP. When it is reached the subflow drops to BACKUP (PRIO to the peer,
+ * as mpt_conn_sf_set_prio) and MPT_EV_BUDGET_SPENT is raised, once; as a
+ * backup it may still carry data when nothing else is usable (counted on).
+ * Setting a budget (again) restarts the count; 0 removes it. `used` is
+ * bytes already counted elsewhere (a path's earlier subflows), 0 usually.
+ * A rate cap: a token bucket (burst 50 ms of rate, at least one frame)
+ * refilled from `now`; 0 removes it. 0, MPT_EINVAL, MPT_ESTATE (gone).
+ */
+int mpt_conn_sf_set_budget(struct mpt_conn *c, int sf, uint64_t bytes, uint64_t used,
+                           uint64_t now);
+int mpt_conn_sf_set_rate(struct mpt_conn *c, int sf, uint64_t bytes_per_s, uint64_t now);
+
 /* Server: advertise an additional address (ADD_ADDR). */
 int mpt_conn_add_addr(struct mpt_conn *c, uint8_t addr_id, uint8_t family, const uint8_t *addr,
                       uint16_t port, uint64_t now);
@@ -425,6 +452,10 @@ enum mpt_sf_state mpt_conn_sf_state(const struct mpt_conn *c, int sf);
 int mpt_conn_sf_count(const struct mpt_conn *c); /* slots in use or reserved */
 int mpt_conn_sf_max(const struct mpt_conn *c);   /* settings.max_subflows */
 void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st);
+/* The text of the last ERROR or FASTCLOSE the peer sent with one (a joined
+ * subflow's only once it authenticated), printable ASCII, or NULL. Owned by
+ * the connection, valid until the next frame is processed or it is freed. */
+const char *mpt_conn_peer_text(const struct mpt_conn *c);
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int sf, struct mpt_sf_stats *st);
 
 /* Client: the server's advertised addresses so far are delivered as

@@ -124,6 +124,7 @@ struct sf {
     unsigned stalls;                 /* stalls since its records last made progress */
     uint64_t hs_sent_at;             /* HELLO / JOIN / JOIN_ACK sent: handshake RTT */
     struct mpt_sf_info info;
+    uint64_t bh_next;      /* blackhole check: not again before (liveness.c) */
     uint64_t ping_sent_at; /* 0: none outstanding */
     uint64_t next_ping;
     uint64_t hs_deadline;
@@ -132,7 +133,25 @@ struct sf {
     uint64_t bytes_sent, bytes_acked, bytes_received;
     uint32_t fail_reason;
     int fail_error;
+    /* metering (mpt_conn_sf_set_budget / _set_rate): DATA payload handed
+     * to it counts against the budget; the token bucket caps its rate */
+    uint64_t budget;        /* 0: none */
+    uint64_t budget_used;   /* payload bytes since the budget was set (all kinds) */
+    int budget_spent;       /* reached: dropped to BACKUP, event raised once */
+    uint64_t rate;          /* bytes/s, 0: none */
+    uint64_t tokens;        /* bytes it may take now */
+    uint64_t tokens_t;      /* when tokens were last refilled */
+    uint64_t tokens_frac;   /* refill remainder (bytes * 1e9 not yet whole) */
 };
+
+/* Payload bytes the meter lets subflow s take now (SIZE_MAX: unmetered). */
+size_t mpt_meter_left(const struct sf *s);
+/* Refills s's token bucket up to now. */
+void mpt_meter_refill(const struct mpt_conn *c, struct sf *s, uint64_t now);
+/* When s's bucket holds enough for one frame again (MPT_TIME_NEVER: n/a). */
+uint64_t mpt_meter_wake_at(const struct mpt_conn *c, const struct sf *s);
+/* Spends subflow i's budget if reached (tier, PRIO, event). */
+void mpt_meter_check(struct mpt_conn *c, int i);
 
 struct mpt_conn {
     struct mpt_core_settings s;
@@ -189,6 +208,8 @@ struct mpt_conn {
     uint64_t hs_deadline, close_deadline, nopath_since;
     uint64_t ack_timeout;   /* settings.ack_timeout, or its default */
     const char *abort_text; /* FASTCLOSE text of the next local abort, static */
+    char *peer_text;        /* the peer's last ERROR / FASTCLOSE text, sanitized, NUL-
+                               terminated (mpt_malloc'd when one arrives), or NULL */
 
     /* events */
     struct mpt_event evq[EVQ_LEN];

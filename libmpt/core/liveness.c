@@ -18,7 +18,23 @@
  * (una_rtx_at): if the cumulative ack has not moved for max(2*stall_min,
  * 4*rtt+4*rttvar) since their newest copy was sent, they are queued again,
  * with exponential backoff.
+ *
+ * BLACKHOLE. A path that silently drops everything is failed sooner than
+ * subflow_timeout from the kernel's own view (mpt_sf_info from TCP_INFO):
+ * with records outstanding on it, no TCP ACK received for
+ * max(MPT_BH_MIN, 3*srtt + 4*rttvar) since the later of the last ACK and
+ * the oldest record, AND the kernel in retransmission timeout (retransmits
+ * or backoff non-zero), the subflow FAILS with MPT_ETIMEDOUT: its records
+ * are reinjected and the peer is told with SUBFLOW_FAILED. Both conditions
+ * are needed: a congested but alive path (a long queue, losses) keeps
+ * receiving ACKs, and a quiet ACK clock without an RTO is only a slow
+ * path. While the ACKs stay away without an RTO the check is repeated every
+ * max(srtt, MPT_BH_POLL); the caller refreshes the sample before
+ * mpt_conn_handle_timeout. Without last_ack_at (0: the simulator, or no
+ * TCP_INFO) nothing changes.
  */
+#define MPT_BH_MIN (200 * MPT_NS_PER_MS)
+#define MPT_BH_POLL (25 * MPT_NS_PER_MS)
 #include "conn_int.h"
 
 #include <stddef.h>
@@ -96,6 +112,31 @@ static uint64_t sf_stall_at(const struct mpt_conn *c, const struct sf *s)
     return u64max(r->t, u64max(s->last_rx, s->last_progress)) + stall_thresh(c, s);
 }
 
+static uint64_t bh_thresh(const struct sf *s)
+{
+    return u64max(MPT_BH_MIN, 3 * sf_srtt(s) + 4 * sf_rttvar(s));
+}
+
+/* When the blackhole rule is next worth checking (see BLACKHOLE above). */
+static uint64_t sf_bh_at(const struct sf *s)
+{
+    const struct rec *r;
+
+    if (!s->recs.n || !s->info.last_ack_at)
+        return MPT_TIME_NEVER;
+    r = mpt_ring_at(&s->recs, 0);
+    return u64max(s->bh_next, u64max(r->t, s->info.last_ack_at) + bh_thresh(s));
+}
+
+/* The check itself, at now >= sf_bh_at: 1 when the subflow is a blackhole. */
+static int sf_bh_check(struct sf *s, uint64_t now)
+{
+    if (s->info.retransmits || s->info.backoff)
+        return 1;
+    s->bh_next = now + u64max(sf_srtt(s), MPT_BH_POLL);
+    return 0;
+}
+
 static uint64_t sf_fail_at(const struct mpt_conn *c, const struct sf *s)
 {
     if (!s->recs.n && !s->ping_sent_at)
@@ -153,6 +194,9 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
                 t = tmin(t, s->next_ping);
             t = tmin(t, sf_stall_at(c, s));
             t = tmin(t, sf_fail_at(c, s));
+            if (s->rate && (c->reinj.n || mpt_dsn_lt(c->snd_nxt, mpt_dsn_min(c->sb.end, c->snd_edge))))
+                t = tmin(t, mpt_meter_wake_at(c, s)); /* rate-capped with data waiting */
+            t = tmin(t, sf_bh_at(s));
             break;
         default:
             break;
@@ -208,6 +252,11 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
             break;
         case MPT_SF_ESTABLISHED:
             if (now >= sf_fail_at(c, s)) {
+                mpt_sf_fail(c, i, MPT_ETIMEDOUT, MPT_REASON_TIMEOUT, 0, 0, now);
+                break;
+            }
+            if (now >= sf_bh_at(s) && sf_bh_check(s, now)) {
+                c->st.sf_blackholes++;
                 mpt_sf_fail(c, i, MPT_ETIMEDOUT, MPT_REASON_TIMEOUT, 0, 0, now);
                 break;
             }

@@ -199,6 +199,11 @@ static int enqueue_data(struct mpt_conn *c, int i, uint64_t dsn, size_t len, int
     c->st.bytes_sent += len;
     if (reinj)
         c->st.bytes_reinjected += len;
+    s->budget_used += len;
+    if (s->rate)
+        s->tokens -= s->tokens < len ? s->tokens : len;
+    if (s->budget)
+        mpt_meter_check(c, i);
     return 0;
 }
 
@@ -310,6 +315,7 @@ static void redundant_copies(struct mpt_conn *c, uint64_t now, const struct mpt_
             len = zmin((size_t)(mpt_dsn_min(hnext, c->snd_nxt) - pos), c->s.max_frame_payload);
             len = zmin(len, s->room - MPT_DATA_HDR_LEN);
             len = zmin(len, mpt_cc_room(c, i, e, map));
+            len = zmin(len, mpt_meter_left(s));
             if (len == 0 || enqueue_data(c, i, pos, len, 1, 0, now))
                 break;
             c->st.bytes_redundant += len;
@@ -361,6 +367,8 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
 
     if (!conn_open(c))
         return;
+    for (int i = 0; i < c->nslots; i++)
+        mpt_meter_refill(c, &c->sf[i], now);
     mpt_cc_env_fill(c, &env, ccv, ccst, map);
     /* redundancy first: a subflow that lags carries copies before new data */
     if (c->sched->flags & MPT_SCHED_REDUNDANT)
@@ -521,7 +529,7 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
             continue;
         if (!c->sf[S].stalled && !(fr && sr && fr * 4 < sr))
             continue;
-        if (mpt_cc_room(c, i, e, map) == 0)
+        if (mpt_cc_room(c, i, e, map) == 0 || mpt_meter_left(s) == 0)
             continue;
         if (sf_holds(s, c->snd_una, &hend, &hnext))
             continue; /* a copy is already on its way there */
@@ -538,6 +546,9 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
     while (mpt_dsn_lt(dsn, end) && c->sf[F].room > MPT_DATA_HDR_LEN) {
         size_t len = zmin((size_t)(end - dsn),
                           zmin(c->s.max_frame_payload, c->sf[F].room - MPT_DATA_HDR_LEN));
+        len = zmin(len, mpt_meter_left(&c->sf[F]));
+        if (len == 0)
+            break;
         if (enqueue_data(c, F, dsn, len, 1, REC_OPP, now))
             break;
         dsn += len;

@@ -432,3 +432,46 @@ bench_plot() {
         gnuplot "$bench_resdir/logs/$bench_scenario-$dir.gp" 2>&1 | sed 's/^/bench: gnuplot: /' >&2
     done
 }
+
+# ---- Shared by the simple transfer scenarios (aggregation-4, highbdp) ----
+# bench_transfer_setup NAME VAR FULL QUICK TOPO-ARGS...: bench_setup NAME,
+# the transfer size in MiB into bench_mib ($VAR if set, else QUICK under
+# BENCH_QUICK=1, else FULL), then the topology.
+bench_transfer_setup() {
+    local name=$1 var=$2 full=$3 quick=$4
+    shift 4
+    bench_setup "$name"
+    bench_mib=${!var:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo "$quick" || echo "$full")}
+    bench_topo_up "$@"
+}
+
+# bench_transfer_all [HOOK]: BENCH_REPS x BENCH_DIRS x contenders transfers
+# of bench_mib MiB, each recorded; HOOK CONTENDER-DIR CONTENDER, if given,
+# runs after each successful one (extra metrics).
+bench_transfer_all() {
+    local hook=${1:-}
+    for bench_rep in $(seq 1 "$BENCH_REPS"); do
+        for dir in $BENCH_DIRS; do
+            for c in $(bench_contenders); do
+                bench_run "$c" "$dir" $((bench_mib * 1024 * 1024)) || continue
+                bench_record_common "$c-$dir"
+                [ -z "$hook" ] || "$hook" "$c-$dir" "$c"
+            done
+        done
+    done
+}
+
+# bench_goodput_target MIN TEXT: each libmpt contender's median goodput per
+# direction against MIN Mbit/s (TEXT explains it, e.g. "93% of 40").
+bench_goodput_target() {
+    local min=$1 text=$2 g
+    for dir in $BENCH_DIRS; do
+        for c in $(bench_contenders); do
+            case $c in libmpt-*) ;; *) continue ;; esac
+            g=$(bench_median "$c-$dir" goodput)
+            [ -n "$g" ] || { bench_target "$c-$dir goodput (no result)" MISSED; continue; }
+            bench_target "$c-$dir goodput $g Mbit/s >= $min ($text)" \
+                "$(awk -v g="$g" -v m="$min" 'BEGIN { print (g >= m ? "met" : "MISSED") }')"
+        done
+    done
+}

@@ -1609,6 +1609,11 @@ static void handle_event(struct sim *sim, int ei, const struct mpt_event *ev)
         sim->res.trace_hash = sim_hash_final(&sim->golden);
     }
     switch (ev->type) {
+    case MPT_EV_BUDGET_SPENT:
+        trace(sim, "%s: budget of sf %d spent", side_name(side), ev->sf);
+        if (sr)
+            sr->budget_spent++;
+        break;
     case MPT_EV_ESTABLISHED:
         trace(sim, "%s%s: established", side_name(side), en->main ? "" : " (extra)");
         progress(sim);

@@ -216,6 +216,7 @@ struct sim_side_result {
     int mem_violation;    /* rcv_mem > rcvbuf or snd_mem > sndbuf was seen */
     uint64_t t_engine_sf_fail; /* first time the engine itself failed a subflow, 0 never */
     int engine_sf_fails;  /* subflows the engine failed on its own (timeouts, errors) */
+    int budget_spent;     /* MPT_EV_BUDGET_SPENT events */
 };
 
 struct sim_result {

@@ -14,32 +14,7 @@ import ssl
 import sys
 import threading
 
-
-def relay(a, b, counter, idx):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d:
-                break
-            counter[idx] += len(d)
-            b.sendall(d)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def read_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        d = s.recv(n - len(buf))
-        if not d:
-            raise OSError("closed in the preamble")
-        buf += d
-    return buf
+from relaylib import read_exact, relay
 
 
 def handle(n, conn, server_port, sctx, cctx):
@@ -54,9 +29,13 @@ def handle(n, conn, server_port, sctx, cctx):
         up = socket.create_connection(("127.0.0.1", server_port))
         up.sendall(pre)
         tls_s = cctx.wrap_socket(up, server_hostname="mpt-test.example")
-        t = threading.Thread(target=relay, args=(tls_s, tls_c, counter, 1), daemon=True)
+        def count(i):
+            def add(d):
+                counter[i] += len(d)
+            return add
+        t = threading.Thread(target=relay, args=(tls_s, tls_c, count(1)), daemon=True)
         t.start()
-        relay(tls_c, tls_s, counter, 0)
+        relay(tls_c, tls_s, count(0))
         t.join(5)
     except (OSError, ssl.SSLError) as e:
         print(f"subflow {n} kind={kind} error={e}", flush=True)

@@ -22,38 +22,18 @@ import struct
 import sys
 import threading
 
+from relaylib import read_exact as recv_exact, relay
+
 recorded = {"c2s": b"", "s2c": b""}
 seen = threading.Event()
 
 
-def pump(a, b, key):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d:
-                break
-            if key:
-                recorded[key] += d
-                if len(recorded["c2s"]) >= 8 + 44 and len(recorded["s2c"]) >= 52:
-                    seen.set()
-            b.sendall(d)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        d = s.recv(n - len(buf))
-        if not d:
-            raise OSError("closed after %d bytes" % len(buf))
-        buf += d
-    return buf
+def recorder(key):
+    def record(d):
+        recorded[key] += d
+        if len(recorded["c2s"]) >= 8 + 44 and len(recorded["s2c"]) >= 52:
+            seen.set()
+    return record
 
 
 def forge(server_port):
@@ -114,8 +94,10 @@ def main():
     while True:
         c, _ = ls.accept()
         up = socket.create_connection(("127.0.0.1", server_port))
-        threading.Thread(target=pump, args=(c, up, "c2s" if first else None), daemon=True).start()
-        threading.Thread(target=pump, args=(up, c, "s2c" if first else None), daemon=True).start()
+        threading.Thread(target=relay, args=(c, up, recorder("c2s") if first else None),
+                         daemon=True).start()
+        threading.Thread(target=relay, args=(up, c, recorder("s2c") if first else None),
+                         daemon=True).start()
         first = False
 
 

@@ -227,3 +227,12 @@ tests_unit_test_sim_cc_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_cc_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_cc
 endif
+TESTS += tests/unit/test_sim_sched
+
+check_PROGRAMS += tests/unit/test_sim_budget
+tests_unit_test_sim_budget_SOURCES = tests/unit/test_sim_budget.c
+tests_unit_test_sim_budget_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_budget_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_budget_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_budget
+

@@ -18,6 +18,7 @@
 #include <mpt/error.h>
 
 #include "core/conn.h"
+#include "core/conn_int.h" /* abort_text: a FASTCLOSE with text */
 #include "core/crypto.h"
 #include "core/frame.h"
 
@@ -727,12 +728,15 @@ START_TEST(unauthenticated_join_cannot_fastclose)
     memset(&f, 0, sizeof f);
     f.type = MPT_FT_FASTCLOSE;
     f.u.close.reason = MPT_REASON_ADMIN;
+    f.u.close.text = (const uint8_t *)"planted";
+    f.u.close.text_len = 7;
     n3 = mpt_frame_encode(&f, buf + n1 + n2, sizeof buf - (size_t)(n1 + n2));
     ck_assert_int_eq(mpt_server_accept(w.srv, buf, (size_t)(n1 + n2), w.now, &a), 0);
     ck_assert_ptr_eq(a.conn, w.sc);
     mpt_conn_sf_input(w.sc, a.sf, buf + a.consumed, (size_t)n3, w.now);
     ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ESTABLISHED);
     ck_assert_int_eq(mpt_conn_sf_state(w.sc, a.sf), MPT_SF_FAILED);
+    ck_assert_ptr_null(mpt_conn_peer_text(w.sc)); /* its text is not the peer's word */
     w.c_to_send = w.s_to_send = 100000;
     run(&w, 20);
     ck_assert_uint_eq(w.s_recvd, 100000);
@@ -819,6 +823,95 @@ START_TEST(blackhole_detected_and_reinjected)
     ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_FAILED);
     mpt_conn_get_stats(w.cli, &st);
     ck_assert_uint_gt(st.reinjections, 0);
+    world_free(&w);
+}
+END_TEST
+
+/* The blackhole rule (liveness.c): with the stall detector and the subflow
+ * timeout far away, a path whose kernel reports no ACK since it broke and
+ * an RTO in progress is failed within a few hundred ms, the peer learns it
+ * from SUBFLOW_FAILED, and the transfer completes on the other path. */
+static void bh_world(struct world *w)
+{
+    world_init(w);
+    w->cs.stall_min = w->ss.stall_min = 5000 * MPT_NS_PER_MS;
+    w->cs.subflow_timeout = w->ss.subflow_timeout = 20000 * MPT_NS_PER_MS;
+    establish(w);
+    ck_assert_int_ge(open_link(w, 1, 0), 0);
+    run(w, 5);
+    w->room = 16384;
+    w->c_to_send = 1u << 20;
+    for (int i = 0; i < 5; i++)
+        step(w);
+    ck_assert_uint_lt(w->s_recvd, 1u << 20);
+}
+
+static struct mpt_sf_info bh_info(uint64_t last_ack_at, uint32_t rtx, uint32_t backoff)
+{
+    struct mpt_sf_info in;
+
+    memset(&in, 0, sizeof in);
+    in.srtt = 10 * MPT_NS_PER_MS;
+    in.rttvar = 2 * MPT_NS_PER_MS;
+    in.last_ack_at = last_ack_at;
+    in.retransmits = rtx;
+    in.backoff = backoff;
+    return in;
+}
+
+START_TEST(blackhole_from_tcp_info)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    struct mpt_sf_info in;
+    uint64_t t0;
+
+    bh_world(&w);
+    w.l[1].broken = 1;
+    w.l[1].c2s.len = w.l[1].s2c.len = 0;
+    t0 = w.now;
+    in = bh_info(t0, _i == 0, _i == 1);
+    mpt_conn_sf_set_info(w.cli, w.l[1].csf, &in);
+    advance(&w, 150); /* below MPT_BH_MIN: not yet */
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_ESTABLISHED);
+    advance(&w, 350);
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_FAILED);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_eq(st.sf_blackholes, 1);
+    ck_assert_uint_gt(st.reinjections, 0);
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
+    /* the server heard of it on path 0 (SUBFLOW_FAILED), not by its timeout */
+    ck_assert_int_eq(mpt_conn_sf_state(w.sc, w.l[1].ssf), MPT_SF_FAILED);
+    world_free(&w);
+}
+END_TEST
+
+/* Not a blackhole: a congested but alive path keeps receiving ACKs even
+ * while it retransmits (_i == 0), and a path whose ACKs are late without
+ * an RTO is only slow (_i == 1): neither is failed while held back. */
+START_TEST(slow_path_with_queue_not_blackholed)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    struct mpt_sf_info in;
+    uint64_t t0;
+
+    bh_world(&w);
+    w.l[1].held = 1;
+    t0 = w.now;
+    for (int ms = 0; ms < 1500; ms += 10) {
+        in = _i == 0 ? bh_info(w.now, 2, 1) : bh_info(t0, 0, 0);
+        mpt_conn_sf_set_info(w.cli, w.l[1].csf, &in);
+        advance(&w, 10);
+    }
+    ck_assert_int_eq(mpt_conn_sf_state(w.cli, w.l[1].csf), MPT_SF_ESTABLISHED);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_uint_eq(st.sf_blackholes, 0);
+    ck_assert_uint_eq(st.sf_failed, 0);
+    w.l[1].held = 0;
+    run(&w, 50);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20);
     world_free(&w);
 }
 END_TEST
@@ -943,6 +1036,25 @@ START_TEST(fastclose)
     ck_assert_int_eq(mpt_conn_recv(w.sc, b, sizeof b, w.now), MPT_ERESET);
     ck_assert_int_eq(mpt_conn_send(w.sc, b, sizeof b, w.now), MPT_ERESET);
     ck_assert_int_eq(mpt_conn_next_timeout(w.sc), MPT_TIME_NEVER);
+    world_free(&w);
+}
+END_TEST
+
+/* The peer's FASTCLOSE text reaches the application, bytes outside
+ * printable ASCII replaced (5.17: sanitize before display). */
+START_TEST(fastclose_text_kept_sanitized)
+{
+    struct world w;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_ptr_null(mpt_conn_peer_text(w.sc));
+    w.cli->abort_text = "bye\x1b[2J\xff now";
+    ck_assert_int_eq(mpt_conn_abort(w.cli, MPT_REASON_ADMIN, w.now), 0);
+    run(&w, 5);
+    ck_assert_int_eq(mpt_conn_state(w.sc), MPT_CONN_ABORTED);
+    ck_assert_ptr_nonnull(mpt_conn_peer_text(w.sc));
+    ck_assert_str_eq(mpt_conn_peer_text(w.sc), "bye?[2J? now");
     world_free(&w);
 }
 END_TEST
@@ -1380,11 +1492,14 @@ int main(void)
     tcase_add_test(tc, unauthenticated_join_cannot_fastclose);
     tcase_add_test(tc, subflow_failure_reinjects);
     tcase_add_test(tc, blackhole_detected_and_reinjected);
+    tcase_add_loop_test(tc, blackhole_from_tcp_info, 0, 2);
+    tcase_add_loop_test(tc, slow_path_with_queue_not_blackholed, 0, 2);
     tcase_add_test(tc, opportunistic_retransmission_penalises_slow_path);
     tcase_add_test(tc, dead_subflow_with_partial_frame_does_not_pin);
     tcase_add_test(tc, partial_writes_keep_frames_intact);
     tcase_add_test(tc, all_paths_gone_aborts);
     tcase_add_test(tc, fastclose);
+    tcase_add_test(tc, fastclose_text_kept_sanitized);
     tcase_add_test(tc, close_client_first);
     tcase_add_test(tc, close_server_first);
     tcase_add_test(tc, close_simultaneous);

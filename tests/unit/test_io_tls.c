@@ -338,8 +338,10 @@ END_TEST
 
 /* A connection that must fail: within a second, with `want` as the
  * client's error and `why` (if not NULL) in its TLS reason. */
+/* why: a piece of the TLS verdict (mpt_get_tls_info), peer_says: of the
+ * server's ERROR text (mpt_info.peer_text); NULL: not checked. */
 static void expect_refused(const struct mpt_tls_config *st, const struct mpt_tls_config *ct,
-                           int want, const char *why)
+                           int want, const char *why, const char *peer_says)
 {
     struct mpt_ctx *sctx, *cctx;
     struct mpt_listener *l;
@@ -368,6 +370,11 @@ static void expect_refused(const struct mpt_tls_config *st, const struct mpt_tls
         ck_assert_msg(strstr(ti.error, why) != NULL, "reason \"%s\" lacks \"%s\"", ti.error,
                       why);
     }
+    if (peer_says != NULL) {
+        ck_assert_ptr_nonnull(ci.peer_text);
+        ck_assert_msg(strstr(ci.peer_text, peer_says) != NULL, "peer_text \"%s\" lacks \"%s\"",
+                      ci.peer_text, peer_says);
+    }
     ck_assert_ptr_null(x.srv); /* nothing reached the application */
     ck_assert_uint_eq(ci.bytes_sent, 0);
     ck_assert_uint_eq(ti.full_handshakes, 0);
@@ -381,7 +388,7 @@ START_TEST(wrong_ca_refused)
 {
     struct mpt_tls_config st = tls_server(f_srv, f_srv_key),
                           ct = tls_client(f_other_ca, "mpt-test.example");
-    expect_refused(&st, &ct, MPT_ETLS, "not correctly signed by the trusted CA");
+    expect_refused(&st, &ct, MPT_ETLS, "not correctly signed by the trusted CA", NULL);
 }
 END_TEST
 
@@ -389,7 +396,7 @@ START_TEST(wrong_name_refused)
 {
     struct mpt_tls_config st = tls_server(f_srv, f_srv_key),
                           ct = tls_client(f_ca, "someone-else.example");
-    expect_refused(&st, &ct, MPT_ETLS, "Common Name (CN) does not match");
+    expect_refused(&st, &ct, MPT_ETLS, "Common Name (CN) does not match", NULL);
 }
 END_TEST
 
@@ -397,7 +404,7 @@ START_TEST(expired_refused)
 {
     struct mpt_tls_config st = tls_server(f_expired, f_srv_key),
                           ct = tls_client(f_ca, "mpt-test.example");
-    expect_refused(&st, &ct, MPT_ETLS, "validity has expired");
+    expect_refused(&st, &ct, MPT_ETLS, "validity has expired", NULL);
 }
 END_TEST
 
@@ -407,21 +414,21 @@ START_TEST(mitm_certificate_refused)
      * own for the name: one the client's CA did not sign. */
     struct mpt_tls_config st = tls_server(f_mitm, f_mitm_key),
                           ct = tls_client(f_ca, "mpt-test.example");
-    expect_refused(&st, &ct, MPT_ETLS, "not correctly signed by the trusted CA");
+    expect_refused(&st, &ct, MPT_ETLS, "not correctly signed by the trusted CA", NULL);
 }
 END_TEST
 
 START_TEST(tls_client_to_plain_server)
 {
     struct mpt_tls_config ct = tls_client(f_ca, "mpt-test.example");
-    expect_refused(NULL, &ct, MPT_ETLS, "server does not offer TLS");
+    expect_refused(NULL, &ct, MPT_ETLS, "server does not offer TLS", NULL);
 }
 END_TEST
 
 START_TEST(plain_client_to_tls_server)
 {
     struct mpt_tls_config st = tls_server(f_srv, f_srv_key);
-    expect_refused(&st, NULL, MPT_EPROTO, NULL);
+    expect_refused(&st, NULL, MPT_EPROTO, NULL, "TLS required by this server");
 }
 END_TEST
 

@@ -7,9 +7,11 @@ import ctypes
 import dataclasses
 import io
 import os
+import select
 import socket
 import struct
 import threading
+import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
@@ -166,6 +168,7 @@ class Info:
     reorder_p50_us: int
     reorder_p99_us: int
     reorder_max_us: int
+    peer_text: Optional[str] = None  # the peer's ERROR / FASTCLOSE text, if it gave one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,14 +195,19 @@ class SubflowInfo:
     failures: int
     retry_ms: int
     priority: str = "primary"   # tier: primary, secondary, backup, never
+    budget_bytes: int = 0       # set_budget, 0: none
+    budget_used: int = 0        # DATA bytes counted against it
+    rate_cap: int = 0           # set_rate_cap, bytes/s, 0: none
+    budget_spent: bool = False  # the budget was reached (the path is backup now)
 
 
 @dataclasses.dataclass(frozen=True)
 class SubflowEvent:
     """A change seen after libmpt reported MPT_EVENT_SUBFLOWS: kind is "up"
     (a subflow became established), "down" (an established subflow failed
-    or closed, or disappeared) or "failed" (an attempt failed before it
-    was up); subflow is its state at that moment."""
+    or closed, or disappeared), "failed" (an attempt failed before it
+    was up) or "budget" (its path's byte budget is spent, set_budget: it is
+    a backup now); subflow is its state at that moment."""
     kind: str
     subflow: SubflowInfo
 
@@ -219,7 +227,7 @@ def _info_from(c: _lib.mpt_info) -> Info:
         v = getattr(c, f.name)
         if f.name == "state":
             v = STATE_NAMES.get(v, str(v))
-        elif f.name in ("scheduler", "congestion"):
+        elif f.name in ("scheduler", "congestion", "peer_text"):
             v = _lib.decode(v)
         d[f.name] = v
     return Info(**d)
@@ -231,6 +239,8 @@ def _subflow_from(s: _lib.mpt_subflow_info) -> SubflowInfo:
         local=_sockaddr(s.local), remote=_sockaddr(s.remote),
         ifname=s.ifname.decode(errors="replace"), backup=bool(s.backup),
         priority=PRIORITY_NAMES.get(s.priority, str(s.priority)),
+        budget_bytes=s.budget_bytes, budget_used=s.budget_used, rate_cap=s.rate_cap,
+        budget_spent=bool(s.budget_spent),
         rtt_us=s.rtt_us, rttvar_us=s.rttvar_us, cwnd_bytes=s.cwnd_bytes,
         total_retrans=s.total_retrans, bytes_sent=s.bytes_sent, bytes_acked=s.bytes_acked,
         bytes_received=s.bytes_received, fail_error=s.fail_error, fail_reason=s.fail_reason,
@@ -346,10 +356,67 @@ class Context:
         ev = self._ev
         ev.size = ctypes.sizeof(ev)
         while lib.mpt_ctx_next_event(self._ptr, ctypes.byref(ev)) == 0:
-            if ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS, _lib.MPT_EVENT_CLOSED):
+            if ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS, _lib.MPT_EVENT_CLOSED,
+                                         _lib.MPT_EVENT_BUDGET_SPENT):
                 conn = self._socks.get(ev.socket)
                 if conn is not None:
                     conn._event(ev.type, ev.status)
+
+    def _connect_wait(self, hostb, port, arr, n, tmo_ms, out):
+        """mpt_connect with pull events, run until CONNECTED (the lock is
+        held): unlike mpt_blocking_connect, a failed connection is still
+        there to say why (the certificate's verdict, the peer's ERROR text)
+        before it is aborted. Returns (rc, why) with why "" or ": ..."."""
+        ptr = self._ptr
+        rc = lib.mpt_connect_sized(ptr, hostb, port, arr, n, None, 0, None,
+                                   ctypes.byref(out))
+        if rc < 0:
+            return rc, ""
+        s = out.value
+        end = None if tmo_ms < 0 else time.monotonic() + tmo_ms / 1000.0
+        fd = lib.mpt_ctx_fd(ptr)
+        ev = self._ev
+        status = None
+        while status is None:
+            rc = lib.mpt_ctx_process(ptr)
+            if rc < 0:
+                status = rc
+                break
+            ev.size = ctypes.sizeof(ev)
+            while lib.mpt_ctx_next_event(ptr, ctypes.byref(ev)) == 0:
+                if ev.socket == s and ev.type == _lib.MPT_EVENT_CONNECTED:
+                    status = ev.status
+                elif ev.socket and ev.type in (_lib.MPT_EVENT_SUBFLOWS,
+                                               _lib.MPT_EVENT_CLOSED):
+                    conn = self._socks.get(ev.socket)
+                    if conn is not None:
+                        conn._event(ev.type, ev.status)
+            if status is not None:
+                break
+            left = 1.0 if end is None else end - time.monotonic()
+            if left <= 0:
+                status = _lib.MPT_ETIMEDOUT
+                break
+            due = lib.mpt_ctx_timeout(ptr)
+            wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
+            if fd >= 0:
+                select.select([fd], [], [], wait)  # the GIL is released while waiting
+            else:  # not Linux: no readiness descriptor
+                lib.mpt_ctx_run(ptr, max(1, int(wait * 1000)))
+        if status == 0:
+            return 0, ""
+        why = []
+        ti = _lib.mpt_tls_info()
+        ti.size = ctypes.sizeof(ti)
+        if lib.mpt_get_tls_info(s, ctypes.byref(ti)) == 0 and ti.error:
+            why.append("TLS: " + _lib.decode(ti.error))
+        inf = _lib.mpt_info()
+        inf.size = ctypes.sizeof(inf)
+        if lib.mpt_get_info(s, ctypes.byref(inf)) == 0 and inf.peer_text:
+            why.append("the server said: " + _lib.decode(inf.peer_text))
+        lib.mpt_abort(s)
+        out.value = None
+        return status, "".join(" (%s)" % w for w in why)
 
     def fileno(self) -> int:
         """The context's readiness descriptor (mpt_ctx_fd): readable
@@ -445,6 +512,7 @@ class Connection:
         self._failed = False      # an error was raised to the caller already
         self._subflow_state: Dict[int, str] = {}
         self._events: List[SubflowEvent] = []
+        self._budget_seen: set = set()  # subflow ids whose spent budget was reported
         self._closed_status: Optional[int] = None
         self._peer: Optional[Address] = None
         self._sock: Optional[Address] = None
@@ -472,6 +540,14 @@ class Connection:
             self._snapshot()
         elif kind == _lib.MPT_EVENT_CLOSED:
             self._closed_status = status
+        elif kind == _lib.MPT_EVENT_BUDGET_SPENT:
+            try:
+                for sf in self._subflows_raw():
+                    if sf.budget_spent and sf.id not in self._budget_seen:
+                        self._budget_seen.add(sf.id)
+                        self._events.append(SubflowEvent("budget", sf))
+            except Error:
+                pass
 
     def _snapshot(self):
         """Turns a SUBFLOWS hint into SubflowEvents by comparing states."""
@@ -858,6 +934,34 @@ class Connection:
             self._leave()
         check(rc, "set_priority %d" % path_id)
 
+    def set_budget(self, path_id: int, nbytes: int) -> None:
+        """A byte budget for the path (mpt_set_path_budget(3), doc/policy.md):
+        once nbytes of data were handed to it, it drops to "backup" and a
+        SubflowEvent "budget" is queued (once). 0 removes it. On the server
+        side path_id is a subflow id (SubflowInfo.id)."""
+        if int(nbytes) < 0:
+            raise ValueError("nbytes must be >= 0, not %r" % (nbytes,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_path_budget(p, int(path_id), int(nbytes))
+            if rc == 0:
+                self._budget_seen.clear()  # a new budget: its spending is news again
+        finally:
+            self._leave()
+        check(rc, "set_budget %d" % path_id)
+
+    def set_rate_cap(self, path_id: int, bytes_per_s: int) -> None:
+        """At most bytes_per_s of data handed to the path (mpt_set_path_rate(3));
+        0 removes the cap."""
+        if int(bytes_per_s) < 0:
+            raise ValueError("bytes_per_s must be >= 0, not %r" % (bytes_per_s,))
+        p = self._enter()
+        try:
+            rc = lib.mpt_set_path_rate(p, int(path_id), int(bytes_per_s))
+        finally:
+            self._leave()
+        check(rc, "set_rate_cap %d" % path_id)
+
     def tls_info(self) -> Dict[str, Any]:
         """TLS of this connection (mpt_get_tls_info): full_handshakes,
         resumed_handshakes, suite ("" without TLS) and error (or None)."""
@@ -1088,10 +1192,10 @@ def create_connection(address: Tuple[str, int], timeout: Any = _DEFAULT, *,
         tmo = _timeout_ms(timeout) if timeout else -1
         ptr = ctx._enter()
         try:
-            rc = lib.mpt_blocking_connect(ptr, hostb, port, arr, n, tmo, ctypes.byref(out))
+            rc, why = ctx._connect_wait(hostb, port, arr, n, tmo, out)
         finally:
             ctx._leave()
-        check(rc, "connect to %s:%d" % (host, port))
+        check(rc, "connect to %s:%d%s" % (host, port, why))
         conn = Connection(ctx, out.value, timeout, owns_ctx=owns)
         if not owns:
             if scheduler:

@@ -119,7 +119,11 @@ class mpt_subflow_info(ctypes.Structure):
                 ("failures", c_uint32),
                 ("retry_ms", c_int),
                 ("bytes_received", c_uint64),
-                ("priority", c_int)]
+                ("priority", c_int),
+                ("budget_bytes", c_uint64),
+                ("budget_used", c_uint64),
+                ("rate_cap", c_uint64),
+                ("budget_spent", c_int)]
 
 
 class mpt_info(ctypes.Structure):
@@ -144,7 +148,8 @@ class mpt_info(ctypes.Structure):
                 ("reorder_frames", c_uint64),
                 ("reorder_p50_us", c_uint64),
                 ("reorder_p99_us", c_uint64),
-                ("reorder_max_us", c_uint64)]
+                ("reorder_max_us", c_uint64),
+                ("peer_text", c_char_p)]
 
 
 STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
@@ -157,7 +162,7 @@ STRUCTS = {"mpt_config": mpt_config, "mpt_ctx_event": mpt_ctx_event,
 ENUMS = {
     "MPT_EVENT_ACCEPT": 1, "MPT_EVENT_CONNECTED": 2, "MPT_EVENT_SUBFLOWS": 3,
     "MPT_EVENT_READABLE": 4, "MPT_EVENT_WRITABLE": 5, "MPT_EVENT_CLOSED": 6,
-    "MPT_EVENT_WAKEUP": 7,
+    "MPT_EVENT_WAKEUP": 7, "MPT_EVENT_BUDGET_SPENT": 8,
     "MPT_STATE_CONNECTING": 0, "MPT_STATE_ESTABLISHED": 1, "MPT_STATE_CLOSING": 2,
     "MPT_STATE_CLOSED": 3, "MPT_STATE_ABORTED": 4,
     "MPT_SUBFLOW_CONNECTING": 0, "MPT_SUBFLOW_HANDSHAKE": 1, "MPT_SUBFLOW_ESTABLISHED": 2,
@@ -223,6 +228,8 @@ FUNCS = {
     "mpt_remove_path": (c_int, [_P, c_int]),
     "mpt_set_backup": (c_int, [_P, c_int, c_int]),
     "mpt_set_priority": (c_int, [_P, c_int, c_int]),
+    "mpt_set_path_budget": (c_int, [_P, c_int, c_uint64]),
+    "mpt_set_path_rate": (c_int, [_P, c_int, c_uint64]),
     "mpt_set_scheduler": (c_int, [_P, c_char_p]),
     "mpt_set_cc": (c_int, [_P, c_char_p]),
     "mpt_get_info": (c_int, [_P, ctypes.POINTER(mpt_info)]),
