@@ -12,7 +12,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 packages=(build-essential autoconf automake libtool pkg-config
           libev-dev libmbedtls-dev check libbsd-dev
           clang libclang-rt-14-dev python3 python3-pip python3-venv iproute2 nftables ethtool
-          gnuplot-nox curl iperf3 man-db groff-base haproxy openssl)
+          gnuplot-nox curl iperf3 man-db groff-base haproxy openssl valgrind)
 
 install_deps() {
     local missing=()
@@ -82,6 +82,10 @@ test)
     echo "== unit tests again under ASan + UBSan =="
     build asan --enable-asan --enable-ubsan --disable-shared
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_unit asan || true
+    # A subset of the unit tests and a mpt-copy transfer under memcheck,
+    # with build/default's binaries (run_unit built them): a few minutes.
+    echo "== unit tests and mpt-copy under Valgrind memcheck (tests/valgrind.sh) =="
+    rc=0; tests/valgrind.sh build/default || rc=$?; count valgrind $rc
     if [ -x tests/fuzz/run.sh ]; then
         echo "== fuzzing the codec, engine, handshake, reassembly and pair (60 s in all) =="
         build fuzz --enable-fuzz --disable-shared CC=clang
