@@ -44,7 +44,8 @@ pid_s="" pid_c="" pid_chaos=""
 
 cleanup() {
     for p in $pid_chaos $pid_c $pid_s; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    # not a bare wait: the path emulator is a child too, and mpt_net_down stops it
+    for p in $pid_chaos $pid_c $pid_s; do wait "$p" 2>/dev/null; done
     mpt_net_down
 }
 trap cleanup EXIT INT TERM
