@@ -589,11 +589,10 @@ static int sock_usable(const struct mpt_socket *s)
     return 0;
 }
 
-ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len)
+/* Whether s takes application bytes now: 0, or the error mpt_send returns. */
+static int send_ready(const struct mpt_socket *s, const void *buf, size_t len)
 {
-    int rc;
-
-    if ((rc = sock_usable(s)) < 0 || (buf == NULL && len > 0))
+    if (sock_usable(s) < 0 || (buf == NULL && len > 0))
         return MPT_EINVAL;
     if (s->done)
         return s->error ? s->error : MPT_ECLOSED;
@@ -601,6 +600,15 @@ ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len)
         return MPT_EPIPE;
     if (s->c == NULL || !s->established)
         return MPT_ESTATE;
+    return 0;
+}
+
+ssize_t mpt_send(struct mpt_socket *s, const void *buf, size_t len)
+{
+    int rc;
+
+    if ((rc = send_ready(s, buf, len)) < 0)
+        return rc;
     if (len == 0)
         return 0;
     ssize_t n = mpt_conn_send(s->c, buf, len, mpt_io_now());
@@ -622,14 +630,8 @@ ssize_t mpt_send_msg(struct mpt_socket *s, const void *buf, size_t len,
     for (size_t i = sizeof *o; i < o->size; i++)
         if (((const uint8_t *)o)[i] != 0)
             return MPT_EINVAL; /* a newer program's option this library cannot honour */
-    if ((rc = sock_usable(s)) < 0 || (buf == NULL && len > 0))
-        return MPT_EINVAL;
-    if (s->done)
-        return s->error ? s->error : MPT_ECLOSED;
-    if (s->shut)
-        return MPT_EPIPE;
-    if (s->c == NULL || !s->established)
-        return MPT_ESTATE;
+    if ((rc = send_ready(s, buf, len)) < 0)
+        return rc;
     if (len == 0)
         return 0;
     pol.redundant_below = o->redundant_below;
