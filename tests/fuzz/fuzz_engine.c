@@ -193,27 +193,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2: { /* DATA at a relative offset, payload from the input */
             uint64_t rel = (op & 0x80) ? (uint64_t)(int64_t)(int32_t)fz_u32(&in) : fz_u16(&in);
             n = fz_bytes(&in, fz_u16(&in) % 4096, &p);
-            o = fp_hdr(b, 0, MPT_FT_DATA, 0, (uint16_t)(8 + n));
-            o = fp_put64(b, o, w.idsn_c + rel);
-            o = fp_putn(b, o, p, n);
+            o = hdr(b, 0, MPT_FT_DATA, 0, (uint16_t)(8 + n));
+            o = put64(b, o, w.idsn_c + rel);
+            o = putn(b, o, p, n);
             put(&w, k & 3, b, o);
             break;
         }
         case 3: { /* DATA_ACK relative to what the server sent, with ranges */
             unsigned nr = fz_u8(&in) % 5;
-            o = fp_hdr(b, 0, MPT_FT_DATA_ACK, 0, (uint16_t)(12 + 16 * nr));
-            o = fp_put64(b, o, w.idsn_s + (uint64_t)(int64_t)(int32_t)fz_u32(&in));
-            o = fp_put32(b, o, fz_u32(&in));
+            o = hdr(b, 0, MPT_FT_DATA_ACK, 0, (uint16_t)(12 + 16 * nr));
+            o = put64(b, o, w.idsn_s + (uint64_t)(int64_t)(int32_t)fz_u32(&in));
+            o = put32(b, o, fz_u32(&in));
             for (unsigned i = 0; i < nr; i++) {
-                o = fp_put64(b, o, w.idsn_s + fz_u32(&in));
-                o = fp_put64(b, o, w.idsn_s + fz_u32(&in));
+                o = put64(b, o, w.idsn_s + fz_u32(&in));
+                o = put64(b, o, w.idsn_s + fz_u32(&in));
             }
             put(&w, k & 3, b, o);
             break;
         }
         case 4: /* DATA_FIN */
-            o = fp_hdr(b, 0, MPT_FT_DATA_FIN, 0, 8);
-            o = fp_put64(b, o, w.idsn_c + fz_u32(&in));
+            o = hdr(b, 0, MPT_FT_DATA_FIN, 0, 8);
+            o = put64(b, o, w.idsn_c + fz_u32(&in));
             put(&w, k & 3, b, o);
             break;
         case 5:
@@ -230,8 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 join(&w, k, &in);
             break;
         case 9: /* PING or PONG */
-            o = fp_hdr(b, 0, (op & 0x80) ? MPT_FT_PONG : MPT_FT_PING, 0, 8);
-            o = fp_put64(b, o, ((uint64_t)fz_u32(&in) << 32) | fz_u32(&in));
+            o = hdr(b, 0, (op & 0x80) ? MPT_FT_PONG : MPT_FT_PING, 0, 8);
+            o = put64(b, o, ((uint64_t)fz_u32(&in) << 32) | fz_u32(&in));
             put(&w, k & 3, b, o);
             break;
         case 10: { /* ADD_ADDR with a right or wrong HMAC */
@@ -240,12 +240,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             mpt_addr_hmac(w.key_c, w.key_s, id, 4, 80, a4, mac);
             if (op & 0x80)
                 mac[0] ^= 1;
-            o = fp_hdr(b, 0, MPT_FT_ADD_ADDR, 0, 16);
-            o = fp_put8(b, o, id);
-            o = fp_put8(b, o, 4);
-            o = fp_put16(b, o, 80);
-            o = fp_putn(b, o, a4, 4);
-            o = fp_putn(b, o, mac, sizeof mac);
+            o = hdr(b, 0, MPT_FT_ADD_ADDR, 0, 16);
+            o = put8(b, o, id);
+            o = put8(b, o, 4);
+            o = put16(b, o, 80);
+            o = putn(b, o, a4, 4);
+            o = putn(b, o, mac, sizeof mac);
             put(&w, k & 3, b, o);
             break;
         }
@@ -261,8 +261,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         default: /* bare frame types with a body of the input, any length */
             n = fz_bytes(&in, fz_u8(&in), &p);
-            o = fp_hdr(b, 0, (uint8_t)fz_u8(&in), (uint8_t)(op >> 4), (uint16_t)n);
-            o = fp_putn(b, o, p, n);
+            o = hdr(b, 0, (uint8_t)fz_u8(&in), (uint8_t)(op >> 4), (uint16_t)n);
+            o = putn(b, o, p, n);
             put(&w, k & 3, b, o);
             break;
         }

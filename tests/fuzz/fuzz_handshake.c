@@ -168,12 +168,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memset(key, 0x11, sizeof key);
             memcpy(key, p, n);
             o = fp_preamble(b, 0, 0, NULL);
-            o = fp_hdr(b, o, MPT_FT_HELLO, 0, 40);
-            o = fp_put8(b, o, 1);
-            o = fp_put8(b, o, (uint8_t)(1 + (op >> 7)));
-            o = fp_put16(b, o, MPT_FEAT_SACK);
-            o = fp_putn(b, o, key, MPT_KEY_LEN);
-            o = fp_put32(b, o, fz_u32(&in));
+            o = hdr(b, o, MPT_FT_HELLO, 0, 40);
+            o = put8(b, o, 1);
+            o = put8(b, o, (uint8_t)(1 + (op >> 7)));
+            o = put16(b, o, MPT_FEAT_SACK);
+            o = putn(b, o, key, MPT_KEY_LEN);
+            o = put32(b, o, fz_u32(&in));
             wr(&w, k, b, o);
             break;
         }

@@ -26,16 +26,16 @@ tests_fuzz_fuzz_reasm_LDFLAGS = $(FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_reasm_LDADD = $(FUZZ_LDADD)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_engine
-tests_fuzz_fuzz_engine_SOURCES = tests/fuzz/fuzz_engine.c tests/fuzz/input.h tests/fuzz/peer.h
+tests_fuzz_fuzz_engine_SOURCES = tests/fuzz/fuzz_engine.c tests/fuzz/input.h tests/fuzz/peer.h tests/unit/wirebuf.h
 tests_fuzz_fuzz_engine_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_engine_LDFLAGS = $(FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_engine_LDADD = $(FUZZ_LDADD)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_handshake
-tests_fuzz_fuzz_handshake_SOURCES = tests/fuzz/fuzz_handshake.c tests/fuzz/input.h tests/fuzz/peer.h
+tests_fuzz_fuzz_handshake_SOURCES = tests/fuzz/fuzz_handshake.c tests/fuzz/input.h tests/fuzz/peer.h tests/unit/wirebuf.h
 tests_fuzz_fuzz_handshake_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_handshake_LDFLAGS = $(FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_handshake_LDADD = $(FUZZ_LDADD)
 endif
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/run.sh tests/fuzz/make-corpus.py tests/fuzz/input.h \
-	tests/fuzz/peer.h
+	tests/fuzz/peer.h tests/unit/wirebuf.h

@@ -19,53 +19,20 @@
 #include "core/crypto.h"
 #include "core/frame.h"
 #include "input.h"
+#include "../unit/wirebuf.h"
 
 #define FP_MAXSF 8
 #define FP_MS MPT_NS_PER_MS
 
-static inline size_t fp_put8(uint8_t *b, size_t o, uint8_t v)
-{
-    b[o] = v;
-    return o + 1;
-}
-static inline size_t fp_put16(uint8_t *b, size_t o, uint16_t v)
-{
-    b[o] = (uint8_t)(v >> 8);
-    b[o + 1] = (uint8_t)v;
-    return o + 2;
-}
-static inline size_t fp_put32(uint8_t *b, size_t o, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[o + i] = (uint8_t)(v >> (24 - 8 * i));
-    return o + 4;
-}
-static inline size_t fp_put64(uint8_t *b, size_t o, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[o + i] = (uint8_t)(v >> (56 - 8 * i));
-    return o + 8;
-}
-static inline size_t fp_putn(uint8_t *b, size_t o, const void *p, size_t n)
-{
-    memcpy(b + o, p, n);
-    return o + n;
-}
-static inline size_t fp_hdr(uint8_t *b, size_t o, uint8_t type, uint8_t flags, uint16_t blen)
-{
-    o = fp_put8(b, o, type);
-    o = fp_put8(b, o, flags);
-    return fp_put16(b, o, blen);
-}
 static inline size_t fp_preamble(uint8_t *b, size_t o, uint8_t kind, const uint8_t *rid)
 {
-    o = fp_putn(b, o, "MPTL", 4);
-    o = fp_put8(b, o, 1);
-    o = fp_put8(b, o, kind);
-    o = fp_put8(b, o, 0);
-    o = fp_put8(b, o, 0);
+    o = putn(b, o, "MPTL", 4);
+    o = put8(b, o, 1);
+    o = put8(b, o, kind);
+    o = put8(b, o, 0);
+    o = put8(b, o, 0);
     if (kind == 1)
-        o = fp_putn(b, o, rid, MPT_ROUTING_ID_LEN);
+        o = putn(b, o, rid, MPT_ROUTING_ID_LEN);
     return o;
 }
 
@@ -320,12 +287,12 @@ static inline int fp_handshake(struct fp_world *w, uint32_t win)
     uint8_t b[64];
     size_t o = fp_preamble(b, 0, 0, NULL);
 
-    o = fp_hdr(b, o, MPT_FT_HELLO, 0, 40);
-    o = fp_put8(b, o, 1);
-    o = fp_put8(b, o, 1);
-    o = fp_put16(b, o, MPT_FEAT_SACK);
-    o = fp_putn(b, o, w->key_c, MPT_KEY_LEN);
-    o = fp_put32(b, o, win);
+    o = hdr(b, o, MPT_FT_HELLO, 0, 40);
+    o = put8(b, o, 1);
+    o = put8(b, o, 1);
+    o = put16(b, o, MPT_FEAT_SACK);
+    o = putn(b, o, w->key_c, MPT_KEY_LEN);
+    o = put32(b, o, win);
     if (fp_send(w, 0, b, o) != 0 || !w->s[0].out.have_hello_ack)
         return 0;
     memcpy(w->key_s, w->s[0].out.hello_ack.u.hello_ack.key, MPT_KEY_LEN);
@@ -341,11 +308,11 @@ static inline size_t fp_join_bytes(struct fp_world *w, uint8_t *b, const uint8_t
 {
     size_t o = fp_preamble(b, 0, 1, rid);
     (void)w;
-    o = fp_hdr(b, o, MPT_FT_JOIN, flags, 26);
-    o = fp_put64(b, o, token);
-    o = fp_putn(b, o, nonce, MPT_NONCE_LEN);
-    o = fp_put8(b, o, addr_id);
-    return fp_put8(b, o, 0);
+    o = hdr(b, o, MPT_FT_JOIN, flags, 26);
+    o = put64(b, o, token);
+    o = putn(b, o, nonce, MPT_NONCE_LEN);
+    o = put8(b, o, addr_id);
+    return put8(b, o, 0);
 }
 
 /* JOIN_CONFIRM for raw connection k, answering the JOIN_ACK it received;
@@ -362,8 +329,8 @@ static inline size_t fp_confirm_bytes(struct fp_world *w, int k, uint8_t *b, uns
     mpt_join_hmac(MPT_JOIN_CLIENT, w->key_c, w->key_s, r->nonce, r->out.join_ack.u.join_ack.nonce,
                   r->addr_id, r->flags, mac);
     mac[(corrupt >> 8) % MPT_HMAC_LEN] ^= (uint8_t)corrupt;
-    o = fp_hdr(b, 0, MPT_FT_JOIN_CONFIRM, 0, MPT_HMAC_LEN);
-    return fp_putn(b, o, mac, MPT_HMAC_LEN);
+    o = hdr(b, 0, MPT_FT_JOIN_CONFIRM, 0, MPT_HMAC_LEN);
+    return putn(b, o, mac, MPT_HMAC_LEN);
 }
 
 static inline void fp_advance(struct fp_world *w, uint64_t dt)

@@ -63,7 +63,7 @@ tests_unit_test_pm_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_pm
 
 check_PROGRAMS += tests/unit/test_conn_hostile
-tests_unit_test_conn_hostile_SOURCES = tests/unit/test_conn_hostile.c
+tests_unit_test_conn_hostile_SOURCES = tests/unit/test_conn_hostile.c tests/unit/rawpeer.h tests/unit/wirebuf.h
 tests_unit_test_conn_hostile_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_conn_hostile_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_conn_hostile
@@ -102,20 +102,20 @@ TESTS += tests/unit/test_io_api tests/unit/test_io_transfer tests/unit/test_io_a
 	tests/unit/test_io_events
 
 check_PROGRAMS += tests/unit/test_io_hostile
-tests_unit_test_io_hostile_SOURCES = tests/unit/test_io_hostile.c
+tests_unit_test_io_hostile_SOURCES = tests/unit/test_io_hostile.c tests/unit/rawpeer.h tests/unit/wirebuf.h
 tests_unit_test_io_hostile_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_hostile_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_hostile
 
 # Hostile peers over loopback beside a well-behaved connection (doc/security.md).
 check_PROGRAMS += tests/unit/test_io_peers
-tests_unit_test_io_peers_SOURCES = tests/unit/test_io_peers.c
+tests_unit_test_io_peers_SOURCES = tests/unit/test_io_peers.c tests/unit/rawpeer.h tests/unit/wirebuf.h
 tests_unit_test_io_peers_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_peers_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_peers
 
 check_PROGRAMS += tests/unit/test_io_limits
-tests_unit_test_io_limits_SOURCES = tests/unit/test_io_limits.c
+tests_unit_test_io_limits_SOURCES = tests/unit/test_io_limits.c tests/unit/rawpeer.h tests/unit/wirebuf.h
 tests_unit_test_io_limits_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_io_limits_LDADD = $(MPT_IO_LIBS) $(CHECK_LIBS)
 TESTS += tests/unit/test_io_limits

@@ -18,47 +18,13 @@
 #include "core/conn.h"
 #include "core/crypto.h"
 #include "core/frame.h"
+#include "rawpeer.h"
 
 #define MAXS 8
 #define MS MPT_NS_PER_MS
 
 /* ---- byte building, big-endian as the spec says -------------------------------- */
 
-static size_t put8(uint8_t *b, size_t o, uint8_t v)
-{
-    b[o] = v;
-    return o + 1;
-}
-static size_t put16(uint8_t *b, size_t o, uint16_t v)
-{
-    b[o] = (uint8_t)(v >> 8);
-    b[o + 1] = (uint8_t)v;
-    return o + 2;
-}
-static size_t put32(uint8_t *b, size_t o, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[o + i] = (uint8_t)(v >> (24 - 8 * i));
-    return o + 4;
-}
-static size_t put64(uint8_t *b, size_t o, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[o + i] = (uint8_t)(v >> (56 - 8 * i));
-    return o + 8;
-}
-static size_t putn(uint8_t *b, size_t o, const void *p, size_t n)
-{
-    memcpy(b + o, p, n);
-    return o + n;
-}
-/* frame header: type, flags, body length */
-static size_t hdr(uint8_t *b, size_t o, uint8_t type, uint8_t flags, uint16_t blen)
-{
-    o = put8(b, o, type);
-    o = put8(b, o, flags);
-    return put16(b, o, blen);
-}
 static size_t preamble(uint8_t *b, size_t o, uint8_t version, uint8_t kind, uint8_t flags,
                        const uint8_t *rid)
 {

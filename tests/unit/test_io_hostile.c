@@ -24,37 +24,12 @@
 #include <mpt/mpt.h>
 
 #include "core/frame.h"
+#include "rawpeer.h"
 
-static double now_s(void)
+/* The raw peers here read and write without blocking. */
+static int raw_connect_nb(int port)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long rss_kib(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static int raw_connect(int port)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    ck_assert_int_ge(fd, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = raw_connect(port);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
 }
@@ -67,7 +42,7 @@ static void put_hdr(uint8_t *b, uint8_t type, uint16_t blen)
     b[3] = (uint8_t)blen;
 }
 
-static void put64(uint8_t *b, uint64_t v)
+static void put64_at(uint8_t *b, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         b[i] = (uint8_t)(v >> (56 - 8 * i));
@@ -155,7 +130,7 @@ START_TEST(storm_bounded_over_real_sockets)
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (uint8_t)(i * 13);
     srv_start(&sv, 3000);
-    fd = raw_connect(mpt_listener_port(sv.l));
+    fd = raw_connect_nb(mpt_listener_port(sv.l));
     /* preamble NEW v1 + HELLO (any key: the raw peer never needs the HMACs) */
     memcpy(b, "MPTL\x01\x00\x00\x00", 8);
     put_hdr(b + 8, MPT_FT_HELLO, 40);
@@ -192,7 +167,7 @@ START_TEST(storm_bounded_over_real_sockets)
             if (f.type == MPT_FT_PING) {
                 uint8_t pong[12];
                 put_hdr(pong, MPT_FT_PONG, 8);
-                put64(pong + 4, f.u.ping.opaque);
+                put64_at(pong + 4, f.u.ping.opaque);
                 (void)!write(fd, pong, sizeof pong);
             }
         }
@@ -247,7 +222,7 @@ START_TEST(tls_preamble_refused_at_once)
     int fd;
 
     srv_start(&sv, 0);
-    fd = raw_connect(mpt_listener_port(sv.l));
+    fd = raw_connect_nb(mpt_listener_port(sv.l));
     t0 = now_s();
     ck_assert_int_eq(write(fd, "MPTL\x01\x00\x01\x00", 8), 8);
     n = until_closed(&sv, fd, buf, sizeof buf, 3.0);
@@ -268,7 +243,7 @@ START_TEST(other_protocol_closed_silently)
     int fd;
 
     srv_start(&sv, 0);
-    fd = raw_connect(mpt_listener_port(sv.l));
+    fd = raw_connect_nb(mpt_listener_port(sv.l));
     ck_assert_int_eq(write(fd, "GET / HTTP/1.1\r\n\r\n", 18), 18);
     ck_assert_int_eq(until_closed(&sv, fd, buf, sizeof buf, 3.0), 0);
     close(fd);

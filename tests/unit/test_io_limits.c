@@ -21,12 +21,7 @@
 
 #include <mpt/mpt.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "rawpeer.h"
 
 static struct mpt_ctx *srv, *cli;
 static struct mpt_listener *lst;
@@ -172,20 +167,6 @@ END_TEST
 
 /* ---- pending handshakes ------------------------------------------------------------ */
 
-static int raw_connect(void)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    ck_assert_int_ge(fd, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
 /* 1: the server closed fd (EOF or reset), 0: still open. */
 static int raw_closed(int fd)
 {
@@ -202,7 +183,7 @@ START_TEST(pending_limit_evicts_oldest)
     setup_with(0, MAXP, 0, 30000);
     /* Half-open handshakes, one at a time so that their order is known. */
     for (int i = 0; i < FLOOD; i++) {
-        fds[i] = raw_connect();
+        fds[i] = raw_connect(port);
         double end = now_s() + 5;
         while (stats().pending + stats().pending_evicted < (uint64_t)i + 1 && now_s() < end)
             mpt_ctx_run(srv, 5);
@@ -236,7 +217,7 @@ START_TEST(pending_timeout_counted)
 
     setup_with(0, 0, 0, 200);
     for (int i = 0; i < 3; i++)
-        fds[i] = raw_connect();
+        fds[i] = raw_connect(port);
     double end = now_s() + 10;
     while (stats().pending_timed_out < 3 && now_s() < end)
         mpt_ctx_run(srv, 20);

@@ -27,27 +27,9 @@
 
 #include "core/crypto.h"
 #include "core/frame.h"
+#include "rawpeer.h"
 
 #define RCVBUF (256 * 1024)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long rss_kib(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static uint8_t sbyte(uint64_t off)
 {
@@ -205,31 +187,6 @@ struct raw {
     size_t echo_len;
     uint8_t snonce[MPT_NONCE_LEN];
 };
-
-static size_t put16(uint8_t *b, size_t o, uint16_t v)
-{
-    b[o] = (uint8_t)(v >> 8);
-    b[o + 1] = (uint8_t)v;
-    return o + 2;
-}
-static size_t put32(uint8_t *b, size_t o, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[o + i] = (uint8_t)(v >> (24 - 8 * i));
-    return o + 4;
-}
-static size_t put64(uint8_t *b, size_t o, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[o + i] = (uint8_t)(v >> (56 - 8 * i));
-    return o + 8;
-}
-static size_t hdr(uint8_t *b, size_t o, uint8_t type, uint8_t flags, uint16_t blen)
-{
-    b[o] = type;
-    b[o + 1] = flags;
-    return put16(b, o + 2, blen);
-}
 
 static void raw_open(struct raw *r, uint8_t keyb)
 {
