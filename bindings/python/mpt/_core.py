@@ -516,6 +516,23 @@ class Context:
 
 # ---- connection ---------------------------------------------------------------------------
 
+
+def _send_opts(what: str, deadline: Optional[float], redundant_below: Optional[int]):
+    """struct mpt_send_opts for a send with a per-message policy, or None."""
+    if deadline is None and redundant_below is None:
+        return None
+    opts = _lib.mpt_send_opts()
+    opts.size = ctypes.sizeof(opts)
+    if deadline is not None:
+        if deadline <= 0:
+            raise ValueError("%s: deadline must be > 0 seconds" % what)
+        opts.deadline_ms = max(1, min(int(deadline * 1000 + 0.5), 0xFFFFFFFF))
+    if redundant_below is not None:
+        if redundant_below < 0:
+            raise ValueError("%s: redundant_below must be >= 0" % what)
+        opts.redundant_below = min(int(redundant_below), 0xFFFFFFFF)
+    return opts
+
 class Connection:
     """One multipath connection, used like a connected socket.socket
     (SOCK_STREAM). Made by create_connection() or Server.accept()."""
@@ -634,53 +651,88 @@ class Connection:
         queues: wanted at the peer within deadline of the call (never
         dropped when late), and sent on two paths if len(data) is below
         redundant_below. A blocking send that has to wait for buffer space
-        queues the rest without the policy."""
+        waits with the policy kept."""
         addr, n, keep = _rbuf(data)
         if n == 0:
             return 0
-        opts = None
-        if deadline is not None or redundant_below is not None:
-            opts = _lib.mpt_send_opts()
-            opts.size = ctypes.sizeof(opts)
-            if deadline is not None:
-                if deadline <= 0:
-                    raise ValueError("send: deadline must be > 0 seconds")
-                opts.deadline_ms = max(1, min(int(deadline * 1000 + 0.5), 0xFFFFFFFF))
-            if redundant_below is not None:
-                if redundant_below < 0:
-                    raise ValueError("send: redundant_below must be >= 0")
-                opts.redundant_below = min(int(redundant_below), 0xFFFFFFFF)
-
-        def once():
-            if opts is None:
-                return lib.mpt_send(p, addr, n)
-            return lib.mpt_send_msg(p, addr, n, ctypes.byref(opts))
+        opts = _send_opts("send", deadline, redundant_below)
         p = self._enter()
         try:
-            rc = once()
-            if rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE:
-                lib.mpt_ctx_process(self._ctx._ptr)
-                rc = once()
-                if (rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE) and self._timeout != 0.0:
-                    k = min(n, 256 * 1024)
-                    rc = lib.mpt_blocking_send_all(p, addr, k, _timeout_ms(self._timeout))
+            if opts is None:
+                rc = lib.mpt_send(p, addr, n)
+                if rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE:
+                    lib.mpt_ctx_process(self._ctx._ptr)
+                    rc = lib.mpt_send(p, addr, n)
+                    if (rc == _lib.MPT_EAGAIN or rc == _lib.MPT_ESTATE) and self._timeout != 0.0:
+                        k = min(n, 256 * 1024)
+                        rc = lib.mpt_blocking_send_all(p, addr, k, _timeout_ms(self._timeout))
+            else:
+                end = None if not self._timeout else time.monotonic() + self._timeout
+                rc = self._send_msg_wait(p, addr, n, opts, end)
         finally:
             self._leave()
         if rc < 0:
             self._raise(rc, "send")
         return rc
 
-    def sendall(self, data, flags: int = 0) -> None:
+    def _send_msg_wait(self, p, addr, n, opts, end):
+        """mpt_send_msg until it takes at least one byte (lock held): in
+        blocking mode it waits on the context's descriptor for buffer space
+        until end (monotonic seconds, None: no limit), so every byte keeps
+        its policy. Returns the count or a negative MPT_E* code."""
+        ctx = self._ctx._ptr
+        fd = -1
+        while True:
+            rc = lib.mpt_send_msg(p, addr, n, ctypes.byref(opts))
+            if rc != _lib.MPT_EAGAIN and rc != _lib.MPT_ESTATE:
+                return rc
+            lib.mpt_ctx_process(ctx)
+            rc = lib.mpt_send_msg(p, addr, n, ctypes.byref(opts))
+            if rc != _lib.MPT_EAGAIN and rc != _lib.MPT_ESTATE:
+                return rc
+            if self._timeout == 0.0:
+                return _lib.MPT_EAGAIN
+            left = 1.0 if end is None else end - time.monotonic()
+            if left <= 0:
+                return _lib.MPT_ETIMEDOUT
+            if fd < 0:
+                fd = lib.mpt_ctx_fd(ctx)
+            due = lib.mpt_ctx_timeout(ctx)
+            wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
+            if fd >= 0:
+                select.select([fd], [], [], wait)  # the GIL is released while waiting
+            else:
+                lib.mpt_ctx_run(ctx, max(1, int(wait * 1000)))
+
+    def sendall(self, data, flags: int = 0, *, deadline: Optional[float] = None,
+                redundant_below: Optional[int] = None) -> None:
         """Queues all of data (the timeout bounds the whole call). Returns
-        once it is in libmpt's send buffer; close() waits for delivery."""
+        once it is in libmpt's send buffer; close() waits for delivery.
+        deadline and redundant_below are send()'s per-message policy, for
+        every byte (redundant_below compares with len(data)); a deadline
+        counts from when each part is queued."""
         addr, n, keep = _rbuf(data)
         if n == 0:
             return
         if self._timeout == 0.0:
             raise ValueError("sendall() on a non-blocking connection: use send()")
+        opts = _send_opts("sendall", deadline, redundant_below)
         p = self._enter()
         try:
-            rc = lib.mpt_blocking_send_all(p, addr, n, _timeout_ms(self._timeout))
+            if opts is None:
+                rc = lib.mpt_blocking_send_all(p, addr, n, _timeout_ms(self._timeout))
+            else:
+                if opts.redundant_below:
+                    # the whole message decides, not the piece that fits now
+                    opts.redundant_below = 0xFFFFFFFF if n < opts.redundant_below else 0
+                end = None if not self._timeout else time.monotonic() + self._timeout
+                off = 0
+                rc = 0
+                while off < n:
+                    rc = self._send_msg_wait(p, addr + off, n - off, opts, end)
+                    if rc < 0:
+                        break
+                    off += rc
         finally:
             self._leave()
         if rc < 0:
