@@ -300,7 +300,15 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             return;
         }
         mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
-        MPT_TRACE(s->ctx, s->id, "sf_write", "\"sf\":%d,\"bytes\":%zd", sf->idx, w);
+        if (MPT_TRACING(s->ctx)) {
+            struct mpt_sf_stats st;
+            (void)mpt_conn_sf_get_stats(s->c, sf->idx, &st);
+            MPT_TRACE(s->ctx, s->id, "sf_write",
+                      "\"sf\":%d,\"bytes\":%zd,\"queued\":%zu,\"inflight\":%llu,"
+                      "\"notsent\":%u,\"unacked\":%u,\"room\":%zu",
+                      sf->idx, w, st.queued, (unsigned long long)st.inflight,
+                      sf->info.notsent_bytes, sf->info.unacked_bytes, sf->room_left);
+        }
         sf->room_left -= (size_t)w < sf->room_left ? (size_t)w : sf->room_left;
         if ((size_t)w < total) {
             mpt_conn_sf_set_room(s->c, sf->idx, 0, now);

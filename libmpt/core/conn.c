@@ -283,6 +283,7 @@ static void on_sf_failed(struct mpt_conn *c, int i, const struct mpt_frame *f, u
         if (memcmp(n, f->u.sf_failed.nonce, MPT_NONCE_LEN) != 0)
             continue;
         c->failing_on_notice = 1;
+        c->st.sf_fail_notices++;
         mpt_sf_fail(c, j, f->u.sf_failed.reason == MPT_REASON_TIMEOUT ? MPT_ETIMEDOUT
                                                                       : MPT_ECONNRESET,
                     f->u.sf_failed.reason, 0, 0, now);
@@ -692,5 +693,8 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     st->budget_used = s->budget_used;
     st->budget_spent = s->budget_spent;
     st->rate = s->rate;
+    st->queued = s->q_bytes;
+    st->inflight = s->inflight;
+    st->stalled = s->stalled;
     return 0;
 }
