@@ -476,8 +476,12 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
                     st.stalled == s->sf[i]->traced_stall)
                     continue;
                 s->sf[i]->traced_stall = st.stalled;
-                MPT_TRACE(s->ctx, s->id, "sf_stall", "\"sf\":%d,\"stalled\":%d,\"inflight\":%llu",
-                          i, st.stalled, (unsigned long long)st.inflight);
+                struct mpt_conn_stats cs;
+                mpt_conn_get_stats(s->c, &cs);
+                MPT_TRACE(s->ctx, s->id, "sf_stall",
+                          "\"sf\":%d,\"stalled\":%d,\"inflight\":%llu,\"quiet_stalls\":%llu", i,
+                          st.stalled, (unsigned long long)st.inflight,
+                          (unsigned long long)cs.sf_quiet_stalls);
             }
     }
     mpt_sock_pump(s, 1);

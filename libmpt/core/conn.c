@@ -254,7 +254,9 @@ static void sf_client_nonce(const struct mpt_conn *c, const struct sf *s,
 /* protocol.md 5.18: tell the peer on every other established subflow that
  * subflow i failed here, so it reinjects at once instead of waiting for
  * its own stall detection (a link down or a reset is often seen by one end
- * only). */
+ * only). Ahead of the DATA queued there and not yet started: the notice is
+ * what lets the peer repair its side, and behind a full queue it arrived
+ * about a second late (doc/benchmarks.md, "Third pass"). */
 static void notify_sf_failed(struct mpt_conn *c, int i, uint32_t reason)
 {
     struct mpt_frame f;
@@ -265,7 +267,7 @@ static void notify_sf_failed(struct mpt_conn *c, int i, uint32_t reason)
     sf_client_nonce(c, &c->sf[i], f.u.sf_failed.nonce);
     for (int j = 0; j < (int)c->s.max_subflows; j++)
         if (j != i && c->sf[j].state == MPT_SF_ESTABLISHED)
-            (void)mpt_q_frame(&c->sf[j], &f);
+            (void)mpt_q_frame_front(&c->sf[j], &f);
 }
 
 /* The peer's SUBFLOW_FAILED, arriving on subflow i: fail the subflow it

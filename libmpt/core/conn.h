@@ -173,6 +173,7 @@ struct mpt_conn_stats {
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
     uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
     uint64_t sf_fail_notices;  /* of sf_failed: failed on the peer's SUBFLOW_FAILED */
+    uint64_t sf_quiet_stalls;  /* subflows stalled by the quiet rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
