@@ -295,6 +295,14 @@ int mpt_server_first_frame_bound(struct mpt_server *srv, const struct mpt_preamb
                                  const uint8_t *binding, const uint8_t *data, size_t len,
                                  uint64_t now, struct mpt_accept *a);
 
+/*
+ * The caller's own limit refuses a new connection that the engine accepted
+ * (a->is_new): frees a->conn and fills a->reply with ERROR(RESOURCE) for
+ * the HELLO, saying `why` (may be NULL). Returns MPT_ENOBUFS, the error the
+ * refused client sees.
+ */
+int mpt_server_refuse_new(struct mpt_accept *a, const char *why);
+
 /* ---- Both sides ------------------------------------------------------------ */
 
 /*
