@@ -172,6 +172,7 @@ struct mpt_conn_stats {
      * cumulative point (0 when they arrived in order), ns (reorder.h) */
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
     uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
+    uint64_t reinj_throttled;  /* times reinjection waited for credit (send.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the

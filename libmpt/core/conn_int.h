@@ -196,6 +196,12 @@ struct mpt_conn {
     /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
     uint64_t una_rtx_dsn, una_rtx_t, una_moved_at;
     unsigned una_backoff;
+    /* reinjection credit (REINJECTION CREDIT in send.c): bytes that may still
+     * be sent again; when it is 0, a grant of one frame at reinj_blocked_at +
+     * (2 * stall_min << reinj_grants); reinj_grant_dsn: snd_nxt at the last
+     * grant (the backoff resets once the peer acknowledges up to it) */
+    uint64_t reinj_credit, reinj_blocked_at, reinj_grant_dsn;
+    unsigned reinj_grants;
     int fin_pending, fin_acked, fin_sf, fin_sent;
     uint64_t fin_dsn;
 
@@ -251,6 +257,11 @@ struct mpt_server {
 static inline uint64_t u64max(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
+}
+
+static inline uint64_t u64min(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
 }
 
 static inline size_t zmin(size_t a, size_t b)
@@ -328,6 +339,10 @@ void mpt_place_ack(struct mpt_conn *c);
 void mpt_snd_release(struct mpt_conn *c);
 void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e);
 void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records);
+/* When the reinjection credit grant is due (MPT_TIME_NEVER: not blocked), and
+ * the grant itself at that time (send.c, REINJECTION CREDIT). */
+uint64_t mpt_snd_reinj_grant_at(const struct mpt_conn *c);
+void mpt_snd_reinj_grant_check(struct mpt_conn *c, uint64_t now);
 uint64_t mpt_snd_una_rtx_at(const struct mpt_conn *c, uint64_t *end);
 void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now);
 void mpt_snd_schedule(struct mpt_conn *c, uint64_t now);

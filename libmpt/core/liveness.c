@@ -180,6 +180,7 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
     if (conn_open(c) && c->ack_deadline != MPT_TIME_NEVER)
         t = tmin(t, c->ack_deadline);
     t = tmin(t, mpt_snd_una_rtx_at(c, NULL));
+    t = tmin(t, mpt_snd_reinj_grant_at(c));
     t = tmin(t, ack_timeout_at(c));
     for (int i = 0; i < c->nslots; i++) {
         const struct sf *s = &c->sf[i];
@@ -285,6 +286,7 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
         if (!conn_open(c) && c->state != MPT_CONN_HANDSHAKE)
             return;
     }
+    mpt_snd_reinj_grant_check(c, now);
     mpt_snd_una_rtx_check(c, now);
     /* Stale-ack check: an ack written long ago may have died with a path. */
     if (conn_open(c) && c->rb_ready) {
