@@ -173,6 +173,8 @@ struct mpt_conn_stats {
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
     uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
     uint64_t reinj_throttled;  /* times reinjection waited for credit (send.c) */
+    uint64_t sf_fail_notices;  /* of sf_failed: failed on the peer's SUBFLOW_FAILED */
+    uint64_t sf_quiet_stalls;  /* subflows stalled by the quiet rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
@@ -218,6 +220,9 @@ struct mpt_sf_stats {
     uint64_t budget_used;     /* payload bytes handed to it since (incl. reinjections) */
     int budget_spent;
     uint64_t rate;            /* mpt_conn_sf_set_rate, bytes/s; 0: none */
+    size_t queued;            /* bytes in its output queue, not yet written (diagnostics) */
+    uint64_t inflight;        /* payload handed to it and not yet acknowledged */
+    int stalled;              /* the stall detector holds it (liveness.c) */
 };
 
 /* ---- Client side ---------------------------------------------------------- */

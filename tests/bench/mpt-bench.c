@@ -191,9 +191,13 @@ static struct mpt_ctx *make_ctx(const struct opts *o)
         fprintf(stderr, "mpt-bench: mpt_ctx_new: %s\n", mpt_strerror(rc));
         exit(1);
     }
+    /* MPT_BENCH_TRACE=PREFIX: each process traces to PREFIX.server / PREFIX.client */
     const char *trace = getenv("MPT_BENCH_TRACE");
-    if (trace && *trace)
-        mpt_set_trace_file(ctx, trace);
+    if (trace && *trace) {
+        char tp[4096];
+        snprintf(tp, sizeof tp, "%s.%s", trace, o->server ? "server" : "client");
+        mpt_set_trace_file(ctx, tp);
+    }
     return ctx;
 }
 
