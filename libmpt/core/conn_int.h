@@ -214,7 +214,7 @@ struct mpt_conn {
     uint64_t adv_edge;                 /* highest right edge advertised */
     size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
     uint8_t *lend_buf;                 /* the application's buffer lent (mpt_conn_recv_lend) */
-    size_t lend_len, lend_got;         /* its size, and the bytes delivered into it */
+    size_t lend_len;                   /* its size (the ring buffer counts what it holds) */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
     int ack_all; /* duplicates arrived: our acks may be getting lost */
