@@ -471,11 +471,11 @@ int mpt_set_trace_file(struct mpt_ctx *ctx, const char *path)
         clock_gettime(CLOCK_REALTIME, &ts);
         wall = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         wall -= mpt_io_now() - ctx->t0;
-        fprintf(fp, "{\"t\":0.000,\"conn\":0,\"ev\":\"trace_open\",\"t0_mono_ms\":%llu.%03llu,"
-                    "\"t0_wall_ms\":%llu.%03llu,\"pid\":%ld}\n",
-                (unsigned long long)(ctx->t0 / 1000000u), (unsigned long long)(ctx->t0 / 1000u % 1000u),
-                (unsigned long long)(wall / 1000000u), (unsigned long long)(wall / 1000u % 1000u),
-                (long)getpid());
+        mpt_trace_emit(ctx, 0, "trace_open", "\"t0_mono_ms\":%llu.%03llu,\"t0_wall_ms\":%llu.%03llu,\"pid\":%ld",
+                       (unsigned long long)(ctx->t0 / 1000000u),
+                       (unsigned long long)(ctx->t0 / 1000u % 1000u),
+                       (unsigned long long)(wall / 1000000u), (unsigned long long)(wall / 1000u % 1000u),
+                       (long)getpid());
     }
     return 0;
 }

@@ -37,8 +37,8 @@
  * QUIET (earlier, and reversible). Before the kernel's first RTO (srtt +
  * 200 ms or more after the segment it times) the same evidence is often
  * already plain: with records outstanding on it and at least two segments
- * unacknowledged in its kernel (so a live receiver acknowledges at once,
- * no delayed ACK), no TCP ACK for max(MPT_QUIET_MIN, 3*srtt + 4*rttvar)
+ * unacknowledged in its kernel (a live receiver acknowledges those at once,
+ * or within its delayed-ACK timer, at most 200 ms, when it does not read), no TCP ACK for max(srtt + MPT_QUIET_MIN, 3*srtt + 4*rttvar)
  * since the later of the last ACK and the oldest record, WHILE another
  * established subflow's kernel received an ACK at least half that long into
  * the silence (the host and the peer are alive: only this path went quiet):
@@ -52,7 +52,7 @@
  * control frames (outq.c: DATA_ACKs and SUBFLOW_FAILED go where they arrive).
  */
 #define MPT_BH_MIN (200 * MPT_NS_PER_MS)
-#define MPT_QUIET_MIN (100 * MPT_NS_PER_MS)
+#define MPT_QUIET_MIN (200 * MPT_NS_PER_MS)
 #define MPT_BH_POLL (25 * MPT_NS_PER_MS)
 #include "conn_int.h"
 
@@ -136,9 +136,12 @@ static uint64_t bh_thresh(const struct sf *s)
     return u64max(MPT_BH_MIN, 3 * sf_srtt(s) + 4 * sf_rttvar(s));
 }
 
+/* A live receiver acknowledges within its delayed-ACK timer (at most
+ * MPT_QUIET_MIN, Linux's TCP_DELACK_MAX, when it does not read and its
+ * window is not growing) plus one srtt. */
 static uint64_t quiet_thresh(const struct sf *s)
 {
-    return u64max(MPT_QUIET_MIN, 3 * sf_srtt(s) + 4 * sf_rttvar(s));
+    return u64max(sf_srtt(s) + MPT_QUIET_MIN, 3 * sf_srtt(s) + 4 * sf_rttvar(s));
 }
 
 /* Its kernel has at least two segments unacknowledged: a live receiver

@@ -917,7 +917,7 @@ START_TEST(slow_path_with_queue_not_blackholed)
 END_TEST
 
 /* The quiet rule (liveness.c, QUIET): before any RTO, a path whose kernel
- * has heard no ACK for max(100 ms, 3 srtt + 4 rttvar) with segments
+ * has heard no ACK for max(srtt + 200 ms, 3 srtt + 4 rttvar) with segments
  * unacknowledged while the other path's kernel keeps hearing ACKs is
  * stalled (not failed) and its bytes are reinjected, so the transfer
  * completes on the other path long before stall_min (5 s here). Not when
@@ -981,7 +981,7 @@ START_TEST(acks_avoid_ack_silent_subflow)
     in.mss = 1448;
     in.unacked_bytes = 4 * 1448;
     mpt_conn_sf_set_info(w.sc, w.l[1].ssf, &in); /* srtt 10 ms, silent from t0 */
-    advance(&w, 150);
+    advance(&w, 250); /* past srtt + 200 ms */
     w.c_to_send += 1u << 20;
     before0 = w.l[0].s2c_total;
     before1 = w.l[1].s2c_total;
