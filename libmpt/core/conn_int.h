@@ -214,7 +214,7 @@ struct mpt_conn {
     uint64_t adv_edge;                 /* highest right edge advertised */
     size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
     uint8_t *lend_buf;                 /* the application's buffer lent (mpt_conn_recv_lend) */
-    size_t lend_len, lend_got;         /* its size, and the bytes delivered into it */
+    size_t lend_len;                   /* its size (the ring buffer counts what it holds) */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
     int ack_all; /* duplicates arrived: our acks may be getting lost */
@@ -326,6 +326,8 @@ struct mpt_event *mpt_ev_push(struct mpt_conn *c, enum mpt_event_type type, int 
 int mpt_q_raw(struct sf *s, const uint8_t *bytes, size_t len);
 struct oitem *mpt_q_insert_before_data(struct sf *s);
 int mpt_q_frame(struct sf *s, const struct mpt_frame *f);
+/* The same ahead of DATA not yet started (mpt_q_insert_before_data). */
+int mpt_q_frame_front(struct sf *s, const struct mpt_frame *f);
 int mpt_q_simple(struct sf *s, uint8_t type, uint8_t flags);
 int mpt_q_reason(struct sf *s, uint8_t type, uint32_t reason, uint8_t ftype);
 int mpt_q_u64(struct sf *s, uint8_t type, uint64_t v);
@@ -333,6 +335,9 @@ void mpt_q_drop(struct sf *s);
 int mpt_q_drop_partial_data(struct sf *s);
 void mpt_q_encode_ack(struct mpt_conn *c, struct oitem *it);
 int mpt_best_ctrl_sf(const struct mpt_conn *c);
+/* Its kernel has heard no ACK for the quiet threshold with something
+ * unacknowledged (liveness.c, QUIET). */
+int mpt_sf_ack_silent(const struct sf *s, uint64_t now);
 void mpt_place_ack(struct mpt_conn *c);
 
 /* ---- the send side (send.c) ------------------------------------------------ */

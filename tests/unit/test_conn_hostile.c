@@ -1237,6 +1237,44 @@ START_TEST(ping_flood_answered_with_newest)
 }
 END_TEST
 
+/* Idle cost (issue 15): while the client's PINGs arrive every interval the
+ * server sends none of its own (it answers them); once they stop, it pings
+ * again within 1.5 intervals, and a silent client still fails the subflow
+ * at subflow_timeout. */
+START_TEST(server_pings_only_when_the_client_does_not)
+{
+    struct w w;
+    struct mpt_frame f;
+    int before, pings = 0;
+
+    w_init(&w);
+    handshake(&w, 1, 1, 1);
+    w.s[0].parsed = w.s[0].in_len;
+    before = count_frames(&w, 0, MPT_FT_PING); /* the first RTT sample, at once */
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_ge(send_u64(&w, 0, MPT_FT_PING, 0x7000 + (uint64_t)i), 0);
+        run_for(&w, w.set.ping_interval, 10 * MS, 0);
+        ck_assert_int_eq(find_frame(&w, 0, MPT_FT_PONG, &f), 1);
+        ck_assert_uint_eq(f.u.ping.opaque, 0x7000 + (uint64_t)i);
+        while (next_frame(&w, 0, &f))
+            pings += f.type == MPT_FT_PING;
+    }
+    ck_assert_int_le(before, 1);
+    ck_assert_int_eq(pings, 0);
+    /* The client goes quiet but answers: the server's PINGs resume. */
+    run_for(&w, w.set.ping_interval * 3 / 2 + 10 * MS, 10 * MS, 1);
+    ck_assert_int_ge(count_frames(&w, 0, MPT_FT_PING), before + 1);
+    run_for(&w, 5 * w.set.ping_interval, 10 * MS, 1);
+    ck_assert_int_ge(count_frames(&w, 0, MPT_FT_PING), before + 5);
+    ck_assert_int_eq(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
+    /* Silent and not answering: failure as before, within subflow_timeout
+     * (+ one interval until a PING is outstanding). */
+    run_for(&w, w.set.subflow_timeout + 2 * w.set.ping_interval, 10 * MS, 0);
+    ck_assert_int_ne(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
+    w_free(&w);
+}
+END_TEST
+
 /* cc.h's on_loss is called once per increase of the kernel's retransmits. */
 static int loss_calls;
 static void count_loss(const struct mpt_cc_env *e, int which, uint64_t now)
@@ -1405,6 +1443,7 @@ int main(void)
     tcase_add_test(tc, far_away_data);
     tcase_add_test(tc, data_fin_and_the_right_edge);
     tcase_add_test(tc, ping_flood_answered_with_newest);
+    tcase_add_test(tc, server_pings_only_when_the_client_does_not);
     tcase_add_test(tc, cc_on_loss_called);
     tcase_add_test(tc, frames_one_byte_at_a_time);
     tcase_add_test(tc, preamble_and_first_frame_apart);
