@@ -282,6 +282,13 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
                   "\"sf\":%d,\"id\":%d,\"path\":%d,\"error\":\"%s\",\"errno\":%d,\"reason\":%u",
                   ev->sf, si.id, si.path_id, mpt_err_name(si.fail_error), si.sys_errno,
                   (unsigned)si.fail_reason);
+        if (MPT_TRACING(s->ctx) && s->c != NULL) {
+            struct mpt_conn_stats cs;
+            mpt_conn_get_stats(s->c, &cs);
+            MPT_TRACE(s->ctx, s->id, "sf_down_cause",
+                      "\"sf\":%d,\"blackholes\":%llu,\"notices\":%llu", ev->sf,
+                      (unsigned long long)cs.sf_blackholes, (unsigned long long)cs.sf_fail_notices);
+        }
         if (sf != NULL && sf->info.last_ack_at)
             /* the kernel's view at its last sample (blackhole rule, liveness.c) */
             MPT_TRACE(s->ctx, s->id, "sf_down_info",
@@ -462,6 +469,20 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
             if (s->sf[i] && now - s->sf[i]->last_info > 10 * MPT_NS_PER_MS)
                 mpt_sfio_sample_info(s, s->sf[i], now);
         mpt_conn_handle_timeout(s->c, now);
+        if (MPT_TRACING(s->ctx))
+            for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+                struct mpt_sf_stats st;
+                if (s->sf[i] == NULL || mpt_conn_sf_get_stats(s->c, i, &st) < 0 ||
+                    st.stalled == s->sf[i]->traced_stall)
+                    continue;
+                s->sf[i]->traced_stall = st.stalled;
+                struct mpt_conn_stats cs;
+                mpt_conn_get_stats(s->c, &cs);
+                MPT_TRACE(s->ctx, s->id, "sf_stall",
+                          "\"sf\":%d,\"stalled\":%d,\"inflight\":%llu,\"quiet_stalls\":%llu", i,
+                          st.stalled, (unsigned long long)st.inflight,
+                          (unsigned long long)cs.sf_quiet_stalls);
+            }
     }
     mpt_sock_pump(s, 1);
 }

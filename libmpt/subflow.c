@@ -126,24 +126,44 @@ void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t no
 /*
  * What a writable socket takes now without committing much to this path:
  * what its congestion window still lets it send plus what may wait unsent
- * below TCP_NOTSENT_LOWAT, and at least the configured budget (the kernel's
- * numbers may be stale or unknown). On a fast path (loopback) the window is
- * large and few wake-ups move a lot; on a slow one little waits in the socket.
+ * below TCP_NOTSENT_LOWAT, and at least a floor: the configured budget, or
+ * on a path whose delivery rate is known, about MPT_LOWAT_DRAIN_MS of it
+ * (at least MPT_LOWAT_MIN) if that is less. Minus what the engine already
+ * queued for the subflow and the socket did not take yet
+ * (mpt_conn_sf_set_room counts beyond that): without it every writable
+ * wake-up of a socket whose send buffer is full would add a whole budget to
+ * the engine's queue, and on a 10 Mbit/s path that queue grew to 1 MB
+ * (0.8 s) in front of reinjected bytes and SUBFLOW_FAILED. On a fast path
+ * (loopback) the window is large and few wake-ups move a lot; on a slow one
+ * little waits in the socket or in the engine.
  */
 #define MPT_IO_MAX_ROOM (4u << 20)
-static size_t writable_room(const struct mpt_ctx *ctx, const struct mpt_sfio *sf)
+static size_t writable_room(const struct mpt_socket *s, const struct mpt_sfio *sf)
 {
+    const struct mpt_ctx *ctx = s->ctx;
     const struct mpt_sf_info *in = &sf->info;
     size_t lowat = sf->lowat ? sf->lowat : ctx->cfg.notsent_lowat;
-    size_t room = 0;
+    size_t room = 0, floor = ctx->cfg.write_budget;
+    struct mpt_sf_stats st;
 
     if (in->cwnd_bytes > in->unacked_bytes)
         room += in->cwnd_bytes - in->unacked_bytes;
     if (lowat > in->notsent_bytes)
         room += lowat - in->notsent_bytes;
-    if (room < ctx->cfg.write_budget)
-        room = ctx->cfg.write_budget;
-    return room < MPT_IO_MAX_ROOM ? room : MPT_IO_MAX_ROOM;
+    if (in->delivery_rate > 0) {
+        uint64_t f = in->delivery_rate * MPT_LOWAT_DRAIN_MS / 1000u;
+        if (f < MPT_LOWAT_MIN)
+            f = MPT_LOWAT_MIN;
+        if (f < floor)
+            floor = (size_t)f;
+    }
+    if (room < floor)
+        room = floor;
+    if (room > MPT_IO_MAX_ROOM)
+        room = MPT_IO_MAX_ROOM;
+    if (mpt_conn_sf_get_stats(s->c, sf->idx, &st) == 0)
+        room = room > st.queued ? room - st.queued : 0;
+    return room;
 }
 
 /* ---- Subflows ----------------------------------------------------------------- */
@@ -300,7 +320,15 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             return;
         }
         mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
-        MPT_TRACE(s->ctx, s->id, "sf_write", "\"sf\":%d,\"bytes\":%zd", sf->idx, w);
+        if (MPT_TRACING(s->ctx)) {
+            struct mpt_sf_stats st;
+            (void)mpt_conn_sf_get_stats(s->c, sf->idx, &st);
+            MPT_TRACE(s->ctx, s->id, "sf_write",
+                      "\"sf\":%d,\"bytes\":%zd,\"queued\":%zu,\"inflight\":%llu,"
+                      "\"notsent\":%u,\"unacked\":%u,\"room\":%zu",
+                      sf->idx, w, st.queued, (unsigned long long)st.inflight,
+                      sf->info.notsent_bytes, sf->info.unacked_bytes, sf->room_left);
+        }
         sf->room_left -= (size_t)w < sf->room_left ? (size_t)w : sf->room_left;
         if ((size_t)w < total) {
             mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
@@ -500,7 +528,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
     }
     if (revents & EV_WRITE) {
         mpt_sfio_sample_info(s, sf, now);
-        sf->room_left = writable_room(s->ctx, sf);
+        sf->room_left = writable_room(s, sf);
         mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     }
     if (revents & EV_READ) {

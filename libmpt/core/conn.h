@@ -172,6 +172,9 @@ struct mpt_conn_stats {
      * cumulative point (0 when they arrived in order), ns (reorder.h) */
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
     uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
+    uint64_t reinj_throttled;  /* times reinjection waited for credit (send.c) */
+    uint64_t sf_fail_notices;  /* of sf_failed: failed on the peer's SUBFLOW_FAILED */
+    uint64_t sf_quiet_stalls;  /* subflows stalled by the quiet rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
@@ -217,6 +220,9 @@ struct mpt_sf_stats {
     uint64_t budget_used;     /* payload bytes handed to it since (incl. reinjections) */
     int budget_spent;
     uint64_t rate;            /* mpt_conn_sf_set_rate, bytes/s; 0: none */
+    size_t queued;            /* bytes in its output queue, not yet written (diagnostics) */
+    uint64_t inflight;        /* payload handed to it and not yet acknowledged */
+    int stalled;              /* the stall detector holds it (liveness.c) */
 };
 
 /* ---- Client side ---------------------------------------------------------- */
@@ -289,6 +295,14 @@ int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
 int mpt_server_first_frame_bound(struct mpt_server *srv, const struct mpt_preamble *p,
                                  const uint8_t *binding, const uint8_t *data, size_t len,
                                  uint64_t now, struct mpt_accept *a);
+
+/*
+ * The caller's own limit refuses a new connection that the engine accepted
+ * (a->is_new): frees a->conn and fills a->reply with ERROR(RESOURCE) for
+ * the HELLO, saying `why` (may be NULL). Returns MPT_ENOBUFS, the error the
+ * refused client sees.
+ */
+int mpt_server_refuse_new(struct mpt_accept *a, const char *why);
 
 /* ---- Both sides ------------------------------------------------------------ */
 
