@@ -481,11 +481,9 @@ int mpt_conn_recv_lend_waiting(const struct mpt_conn *c);
  * Reading it first puts them in the loan in order instead of the ring. */
 int mpt_conn_recv_next_sf(const struct mpt_conn *c);
 /* How much the caller should read from subflow i's socket now (0: no
- * limit). While a loan waits: a subflow whose bytes go on inside it, up to
- * its end (more would go through the ring); one whose bytes go on beyond it
- * while another subflow likely carries what it waits for, one frame (its
- * bytes wait in the socket rather than in the ring, and something is read
- * at every wake-up so that nothing can stall). */
+ * limit): while a loan waits and subflow i's bytes go on inside it, up to
+ * its end (more would go through the ring; the rest waits in the socket for
+ * the next loan). */
 size_t mpt_conn_recv_read_hint(const struct mpt_conn *c, int i);
 /* In-order bytes the loan holds now (what unlend would return). */
 size_t mpt_conn_recv_lent(const struct mpt_conn *c);

@@ -135,24 +135,17 @@ int mpt_conn_recv_next_sf(const struct mpt_conn *c)
 size_t mpt_conn_recv_read_hint(const struct mpt_conn *c, int i)
 {
     uint64_t end, at;
-    int j;
 
     if (!c || i < 0 || i >= c->nslots || !c->rb.lend || !c->sf[i].rx_seen ||
         mpt_rcvbuf_lent(&c->rb) == c->rb.lend_len)
         return 0;
     end = c->rb.lend_base + c->rb.lend_len;
     at = c->sf[i].rx_next;
-    if (!mpt_dsn_lt(at, c->rb.nxt) && mpt_dsn_lt(at, end)) {
-        /* its bytes go on from inside the loan: up to its end, with room
-         * for the frame headers on the way */
-        size_t r = (size_t)(end - at);
-        return r + r / 256 + MPT_DATA_HDR_LEN;
-    }
-    j = mpt_conn_recv_next_sf(c);
-    if (mpt_dsn_lt(at, c->rb.nxt) || j < 0 || j == i)
+    if (mpt_dsn_lt(at, c->rb.nxt) || !mpt_dsn_lt(at, end))
         return 0;
-    /* beyond the loan while another subflow likely fills it: one frame */
-    return (size_t)c->s.max_frame_payload + MPT_DATA_HDR_LEN;
+    /* its bytes go on from inside the loan: up to its end, with room for
+     * the frame headers on the way (more would go through the ring) */
+    return (size_t)(end - at) + (size_t)(end - at) / 256 + MPT_DATA_HDR_LEN;
 }
 
 size_t mpt_conn_recv_lent(const struct mpt_conn *c)
