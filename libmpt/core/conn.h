@@ -475,6 +475,16 @@ int mpt_conn_recv_lend_full(const struct mpt_conn *c);
  * is ready on the other subflows may complete more of it before unlending
  * (which copies those bytes to the ring). */
 int mpt_conn_recv_lend_waiting(const struct mpt_conn *c);
+/* While a loan waits for more: a subflow whose last DATA ended at the
+ * cumulative point, so its next bytes are likely the ones the loan waits
+ * for (a scheduler sends runs of consecutive bytes on one subflow), or -1.
+ * Reading it first puts them in the loan in order instead of the ring. */
+int mpt_conn_recv_next_sf(const struct mpt_conn *c);
+/* How much the caller should read from subflow i's socket now (0: no
+ * limit): while a loan waits and subflow i's bytes go on inside it, up to
+ * its end (more would go through the ring; the rest waits in the socket for
+ * the next loan). */
+size_t mpt_conn_recv_read_hint(const struct mpt_conn *c, int i);
 /* In-order bytes the loan holds now (what unlend would return). */
 size_t mpt_conn_recv_lent(const struct mpt_conn *c);
 

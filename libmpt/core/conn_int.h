@@ -131,6 +131,8 @@ struct sf {
     size_t pen_cap, pen_base;
     uint64_t last_pen;
     uint64_t bytes_sent, bytes_acked, bytes_received;
+    uint64_t rx_next;                  /* one past the last DATA received here (rx_seen) */
+    int rx_seen;
     uint32_t fail_reason;
     int fail_error;
     /* metering (mpt_conn_sf_set_budget / _set_rate): DATA payload handed

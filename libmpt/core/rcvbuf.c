@@ -101,6 +101,23 @@ static size_t raw_op(uint64_t *a, size_t p, size_t n, int op)
     return cnt;
 }
 
+/* First index in [from, to) whose bit in a (inverted if inv) is set, or to. */
+static size_t find_set(const uint64_t *a, size_t from, size_t to, int inv)
+{
+    const uint64_t flip = inv ? ~0ull : 0;
+
+    while (from < to) {
+        size_t w = from / WBITS;
+        uint64_t x = (a[w] ^ flip) & ~((1ull << (from % WBITS)) - 1);
+        if (x) {
+            size_t q = w * WBITS + (size_t)__builtin_ctzll(x);
+            return q < to ? q : to;
+        }
+        from = (w + 1) * WBITS;
+    }
+    return to;
+}
+
 /* Summary bit of word w: any (some bit set) and full (every bit set). */
 static void sum_fix(struct mpt_rcvbuf *rb, size_t w)
 {
@@ -123,11 +140,22 @@ static size_t bits_op(struct mpt_rcvbuf *rb, size_t p, size_t n, int op)
 {
     size_t w0, w1;
 
-    if (op == 0 || n == 0)
-        return raw_op(rb->bits, p, n, op);
-    raw_op(rb->bits, p, n, op);
+    if (n == 0)
+        return 0;
     w0 = p / WBITS;
     w1 = (p + n - 1) / WBITS;
+    if (op == 0) {
+        /* only the words the summary says hold something: an in-order
+         * frame over an empty stretch costs a few summary words */
+        size_t cnt = 0, w = find_set(rb->any, w0, w1 + 1, 0);
+        while (w <= w1) {
+            size_t lo = w == w0 ? p % WBITS : 0, hi = w == w1 ? (p + n - 1) % WBITS + 1 : WBITS;
+            cnt += word_count(rb->bits[w] & word_mask(lo, hi));
+            w = find_set(rb->any, w + 1, w1 + 1, 0);
+        }
+        return cnt;
+    }
+    raw_op(rb->bits, p, n, op);
     sum_fix(rb, w0);
     if (w1 != w0)
         sum_fix(rb, w1);
@@ -136,23 +164,6 @@ static size_t bits_op(struct mpt_rcvbuf *rb, size_t p, size_t n, int op)
         raw_op(rb->full, w0 + 1, w1 - w0 - 1, op);
     }
     return 0;
-}
-
-/* First index in [from, to) whose bit in a (inverted if inv) is set, or to. */
-static size_t find_set(const uint64_t *a, size_t from, size_t to, int inv)
-{
-    const uint64_t flip = inv ? ~0ull : 0;
-
-    while (from < to) {
-        size_t w = from / WBITS;
-        uint64_t x = (a[w] ^ flip) & ~((1ull << (from % WBITS)) - 1);
-        if (x) {
-            size_t q = w * WBITS + (size_t)__builtin_ctzll(x);
-            return q < to ? q : to;
-        }
-        from = (w + 1) * WBITS;
-    }
-    return to;
 }
 
 /* First position in physical [p, p + n) whose bit equals val, or p + n.

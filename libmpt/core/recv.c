@@ -120,6 +120,34 @@ int mpt_conn_recv_lend_full(const struct mpt_conn *c)
     return c && c->lend_buf && mpt_rcvbuf_lent(&c->rb) == c->lend_len;
 }
 
+int mpt_conn_recv_next_sf(const struct mpt_conn *c)
+{
+    if (!c || !c->rb.lend || mpt_rcvbuf_lent(&c->rb) == c->rb.lend_len)
+        return -1;
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        if (s->rx_seen && s->rx_next == c->rb.nxt && s->state < MPT_SF_FAILED)
+            return i;
+    }
+    return -1;
+}
+
+size_t mpt_conn_recv_read_hint(const struct mpt_conn *c, int i)
+{
+    uint64_t end, at;
+
+    if (!c || i < 0 || i >= c->nslots || !c->rb.lend || !c->sf[i].rx_seen ||
+        mpt_rcvbuf_lent(&c->rb) == c->rb.lend_len)
+        return 0;
+    end = c->rb.lend_base + c->rb.lend_len;
+    at = c->sf[i].rx_next;
+    if (mpt_dsn_lt(at, c->rb.nxt) || !mpt_dsn_lt(at, end))
+        return 0;
+    /* its bytes go on from inside the loan: up to its end, with room for
+     * the frame headers on the way (more would go through the ring) */
+    return (size_t)(end - at) + (size_t)(end - at) / 256 + MPT_DATA_HDR_LEN;
+}
+
 size_t mpt_conn_recv_lent(const struct mpt_conn *c)
 {
     return c && c->lend_buf ? mpt_rcvbuf_lent(&c->rb) : 0;
@@ -178,6 +206,8 @@ int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     int r;
 
     s->bytes_received += f->u.data.len;
+    s->rx_next = end;
+    s->rx_seen = 1;
     if ((c->rfin_known && mpt_dsn_gt(end, c->rfin_dsn)))
         return mpt_proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
     r = store(c, f, &dup);

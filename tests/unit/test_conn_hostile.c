@@ -707,6 +707,78 @@ START_TEST(fifty_thousand_single_byte_fragments)
 }
 END_TEST
 
+/* A lent buffer over two subflows: out-of-order DATA inside it lands in it,
+ * DATA beyond it in the ring; the subflow to read first and how much to
+ * read follow the loan (mpt_conn_recv_next_sf, mpt_conn_recv_read_hint);
+ * every byte arrives once, in order. */
+static void send_range(struct w *w, int k, const uint8_t *data, size_t a, size_t b)
+{
+    for (size_t o = a; o < b; o += 16384) {
+        size_t n = b - o < 16384 ? b - o : 16384;
+        ck_assert_int_eq(send_data(w, k, w->idsn_c + o, data + o, n), 0);
+    }
+}
+
+START_TEST(lend_out_of_order_two_subflows)
+{
+    enum { K = 1024 };
+    static uint8_t data[128 * K], out[64 * K], rest[64 * K];
+    struct w w;
+    int s0, s1;
+    ssize_t r;
+
+    w_init(&w);
+    handshake(&w, 1, 1, 1);
+    ck_assert_int_eq(join(&w, 1, 0x51, 1, 1), 0);
+    s0 = w.s[0].sf;
+    s1 = w.s[1].sf;
+    ck_assert_int_ge(s1, 0);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 29 + (i >> 9));
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(mpt_conn_recv_lend(w.c, out, sizeof out), 0);
+    ck_assert_int_eq(mpt_conn_recv_lend(w.c, out, sizeof out), MPT_ESTATE);
+    /* out of order inside the loan: straight into it */
+    send_range(&w, 1, data, 16 * K, 32 * K);
+    ck_assert_int_eq(memcmp(out + 16 * K, data + 16 * K, 16 * K), 0);
+    ck_assert_uint_eq(mpt_conn_recv_lent(w.c), 0);
+    ck_assert_int_eq(mpt_conn_recv_lend_waiting(w.c), 1);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), MPT_EAGAIN);
+    /* the hole: now 32 KiB in order; subflow 1 carries what comes next */
+    send_range(&w, 0, data, 0, 16 * K);
+    ck_assert_uint_eq(mpt_conn_recv_lent(w.c), 32 * K);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), MPT_EAGAIN);
+    ck_assert_int_eq(mpt_conn_recv_next_sf(w.c), s1);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s1), 32 * K + 32 * K / 256 + MPT_DATA_HDR_LEN);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s0), 0);
+    /* beyond the loan on subflow 0: to the ring, no read limit */
+    send_range(&w, 0, data, 80 * K, 96 * K);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s0), 0);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s1), 32 * K + 32 * K / 256 + MPT_DATA_HDR_LEN);
+    /* the loan fills, and 8 KiB goes on into the ring */
+    send_range(&w, 1, data, 32 * K, 72 * K);
+    ck_assert_int_eq(mpt_conn_recv_lend_full(w.c), 1);
+    ck_assert_int_eq(mpt_conn_recv_next_sf(w.c), -1);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s0), 0);
+    ck_assert_uint_eq(mpt_conn_recv_unlend(w.c, w.now), 64 * K);
+    ck_assert_int_eq(memcmp(out, data, 64 * K), 0);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), 8 * K);
+    ck_assert_int_eq(memcmp(rest, data + 64 * K, 8 * K), 0);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), MPT_EAGAIN);
+    /* a second loan over the hole at [72, 80) KiB and the held [80, 96) */
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(mpt_conn_recv_lend(w.c, out, sizeof out), 0);
+    ck_assert_int_eq(memcmp(out + 8 * K, data + 80 * K, 16 * K), 0);
+    send_range(&w, 1, data, 72 * K, 80 * K);
+    ck_assert_uint_eq(mpt_conn_recv_unlend(w.c, w.now), 24 * K);
+    ck_assert_int_eq(memcmp(out, data + 72 * K, 24 * K), 0);
+    r = mpt_conn_recv(w.c, rest, sizeof rest, w.now);
+    ck_assert_int_eq(r, MPT_EAGAIN);
+    ck_assert_int_eq(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
+    w_free(&w);
+}
+END_TEST
+
 /* ---- item 4: CLOSE without DATA_FIN -------------------------------------------------- */
 
 START_TEST(close_without_data_fin_is_an_error)
@@ -1423,6 +1495,7 @@ int main(void)
     tcase_add_test(tc, double_failover_reinjects_at_once);
     tcase_add_test(tc, ack_timeout_not_when_acked);
     tcase_add_test(tc, fifty_thousand_single_byte_fragments);
+    tcase_add_test(tc, lend_out_of_order_two_subflows);
     tcase_add_test(tc, close_without_data_fin_is_an_error);
     tcase_add_test(tc, close_with_missing_data_is_an_error);
     tcase_add_test(tc, graceful_close_and_duplicate_close);
