@@ -698,6 +698,16 @@ size_t mpt_sock_recv_unlend(struct mpt_socket *s)
     return got;
 }
 
+size_t mpt_sock_recv_lent(const struct mpt_socket *s)
+{
+    return s->c != NULL ? mpt_conn_recv_lent(s->c) : 0;
+}
+
+int mpt_sock_recv_lend_waiting(const struct mpt_socket *s)
+{
+    return s->c != NULL && mpt_conn_recv_lend_waiting(s->c);
+}
+
 int mpt_shutdown(struct mpt_socket *s)
 {
     int rc;

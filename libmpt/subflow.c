@@ -360,10 +360,20 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     uint8_t *buf = s->ctx->rbuf;
 
+    /* mpt_blocking_recv's buffer is full: what we read now would only be
+     * copied into the ring and out again (the readable socket brings us
+     * back once the application asks again) */
+    if (sf->tp->pending == 0 && mpt_conn_recv_lend_full(s->c))
+        return;
     /* A few batches per wake-up, and whatever the transport still holds
      * (no readable socket would bring us back for it). */
     for (int round = 0; round < 4 || sf->tp->pending > 0; round++) {
-        ssize_t n = mpt_tp_read(sf->tp, buf, MPT_IO_RBUF);
+        size_t want = mpt_conn_recv_read_hint(s->c, sf->idx);
+        if (want == 0 || want > MPT_IO_RBUF)
+            want = MPT_IO_RBUF;
+        else if (want < MPT_IO_RBUF_MIN)
+            want = MPT_IO_RBUF_MIN;
+        ssize_t n = mpt_tp_read(sf->tp, buf, want);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -390,7 +400,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
         mpt_sock_sf_input(s, sf, buf, (size_t)n, now);
         if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
             return;
-        if ((size_t)n < MPT_IO_RBUF && sf->tp->pending == 0)
+        if ((size_t)n < want && sf->tp->pending == 0)
             return;
         /* mpt_blocking_recv's buffer is full: more now would only be
          * copied into the ring and out again */
@@ -527,6 +537,16 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
          * TCP-level bytes in flight that its cap is measured against. */
         if (now - sf->last_info > MPT_NS_PER_MS)
             mpt_sfio_sample_info(s, sf, now);
+        /* mpt_blocking_recv waits on a loan: the subflow likely to carry
+         * the bytes at the cumulative point goes first, so they land in
+         * the loan in order and this one's (further on) stay in its socket
+         * rather than in the ring. */
+        int j = s->c != NULL ? mpt_conn_recv_next_sf(s->c) : -1;
+        if (j >= 0 && j != sf->idx && s->sf[j] != NULL) {
+            struct mpt_sfio *o = s->sf[j];
+            if (o->fd >= 0 && !o->connecting && o->tp_ready && !o->eof_seen)
+                sf_read(s, o, now);
+        }
         sf_read(s, sf, now);
     }
     mpt_sock_pump(s, 1);

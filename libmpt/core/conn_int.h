@@ -131,6 +131,8 @@ struct sf {
     size_t pen_cap, pen_base;
     uint64_t last_pen;
     uint64_t bytes_sent, bytes_acked, bytes_received;
+    uint64_t rx_next;                  /* one past the last DATA received here (rx_seen) */
+    int rx_seen;
     uint32_t fail_reason;
     int fail_error;
     /* metering (mpt_conn_sf_set_budget / _set_rate): DATA payload handed
@@ -196,6 +198,12 @@ struct mpt_conn {
     /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
     uint64_t una_rtx_dsn, una_rtx_t, una_moved_at;
     unsigned una_backoff;
+    /* reinjection credit (REINJECTION CREDIT in send.c): bytes that may still
+     * be sent again; when it is 0, a grant of one frame at reinj_blocked_at +
+     * (2 * stall_min << reinj_grants); reinj_grant_dsn: snd_nxt at the last
+     * grant (the backoff resets once the peer acknowledges up to it) */
+    uint64_t reinj_credit, reinj_blocked_at, reinj_grant_dsn;
+    unsigned reinj_grants;
     int fin_pending, fin_acked, fin_sf, fin_sent;
     uint64_t fin_dsn;
 
@@ -208,7 +216,7 @@ struct mpt_conn {
     uint64_t adv_edge;                 /* highest right edge advertised */
     size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
     uint8_t *lend_buf;                 /* the application's buffer lent (mpt_conn_recv_lend) */
-    size_t lend_len, lend_got;         /* its size, and the bytes delivered into it */
+    size_t lend_len;                   /* its size (the ring buffer counts what it holds) */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
     int ack_all; /* duplicates arrived: our acks may be getting lost */
@@ -251,6 +259,11 @@ struct mpt_server {
 static inline uint64_t u64max(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
+}
+
+static inline uint64_t u64min(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
 }
 
 static inline size_t zmin(size_t a, size_t b)
@@ -333,6 +346,10 @@ void mpt_place_ack(struct mpt_conn *c);
 void mpt_snd_release(struct mpt_conn *c);
 void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e);
 void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records);
+/* When the reinjection credit grant is due (MPT_TIME_NEVER: not blocked), and
+ * the grant itself at that time (send.c, REINJECTION CREDIT). */
+uint64_t mpt_snd_reinj_grant_at(const struct mpt_conn *c);
+void mpt_snd_reinj_grant_check(struct mpt_conn *c, uint64_t now);
 uint64_t mpt_snd_una_rtx_at(const struct mpt_conn *c, uint64_t *end);
 void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now);
 void mpt_snd_schedule(struct mpt_conn *c, uint64_t now);

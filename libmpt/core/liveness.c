@@ -11,7 +11,8 @@
  * proxy); without an end-to-end sample a subflow never stalls. Nothing
  * received for subflow_timeout while data or a PING is outstanding: FAILED
  * with MPT_ETIMEDOUT. PING every ping_interval on each established subflow
- * (opaque = send time). No live or connecting subflow for subflow_timeout:
+ * (opaque = send time); the server skips its own while the client's PINGs
+ * arrive (mpt_live_on_ping), halving what idle connections cost. No live or connecting subflow for subflow_timeout:
  * abort with MPT_ENOPATH. Data outstanding and the cumulative ack still for
  * ack_timeout while a subflow is established: abort with MPT_ETIMEDOUT.
  * A connection-level retransmission timer covers the bytes at snd_una
@@ -251,6 +252,7 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
     if (conn_open(c) && c->ack_deadline != MPT_TIME_NEVER)
         t = tmin(t, c->ack_deadline);
     t = tmin(t, mpt_snd_una_rtx_at(c, NULL));
+    t = tmin(t, mpt_snd_reinj_grant_at(c));
     t = tmin(t, ack_timeout_at(c));
     for (int i = 0; i < c->nslots; i++) {
         const struct sf *s = &c->sf[i];
@@ -369,6 +371,7 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
         if (!conn_open(c) && c->state != MPT_CONN_HANDSHAKE)
             return;
     }
+    mpt_snd_reinj_grant_check(c, now);
     mpt_snd_una_rtx_check(c, now);
     /* Stale-ack check: an ack written long ago may have died with a path. */
     if (conn_open(c) && c->rb_ready) {
@@ -392,6 +395,13 @@ void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f)
     struct sf *s = &c->sf[i];
 
     s->pong_opaque = f->u.ping.opaque;
+    /* Idle cost (issue 15): the client's PINGs keep a subflow alive for
+     * both ends, so the server sends its own only once they stop coming
+     * (1.5 intervals after the last). Failure detection is unchanged: it
+     * counts from the last byte received, and a PING goes out well within
+     * subflow_timeout of that. */
+    if (c->is_server && s->state == MPT_SF_ESTABLISHED && !s->ping_sent_at)
+        s->next_ping = u64max(s->next_ping, c->now + c->s.ping_interval + c->s.ping_interval / 2);
     if (!s->pong_queued) {
         struct oitem *it = mpt_q_insert_before_data(s);
         if (it) {

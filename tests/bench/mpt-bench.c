@@ -530,8 +530,10 @@ static int scale_client(const struct opts *o)
         if (est >= 2 * o->conns || nclosed > 0)
             break;
     }
+    /* failed: every connection that did not come up (its handshake failed
+     * or timed out, or it never started before the deadline). */
     printf("role=scale-client conns=%ld failed=%ld subflows=%ld connect_seconds=%.3f connects_per_s=%.1f\n",
-           nconnected, nfailed, est, t_conn, t_conn > 0 ? (double)nconnected / t_conn : 0.0);
+           nconnected, o->conns - nconnected, est, t_conn, t_conn > 0 ? (double)nconnected / t_conn : 0.0);
     fflush(stdout);
     /* Hold the connections until the server has measured and gone. */
     while (bench_now() < deadline && nclosed < nconnected)

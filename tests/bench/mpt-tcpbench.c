@@ -29,6 +29,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -387,6 +389,216 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
     return ok ? 0 : 3;
 }
 
+/* ---- scale: the plain TCP contender of tests/bench/scale.sh ----------------------- */
+
+/*
+ *   mpt-tcpbench scale-server --bind ADDR --port P --conns N [--timeout SEC]
+ *   mpt-tcpbench scale-client --host ADDR --port P --conns N [--src ADDR] [--timeout SEC]
+ * N plain TCP connections, each doing one request/response exchange
+ * (SCALE_REQ bytes each way) and then held idle, the client keeping at most
+ * 256 of them connecting at once (as mpt-bench scale-client does). The server
+ * prints the same keys as mpt-bench scale-server (conns, rss_kib_per_conn,
+ * accepts_per_s); the client prints conns= failed= (connections that did not
+ * complete the exchange within 5 s, like libmpt's handshake timeout).
+ */
+#define SCALE_REQ 64
+#define SCALE_INFLIGHT 256
+#define SCALE_TMO 5.0
+
+static long scale_rss_kib(void)
+{
+    char line[256];
+    long v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+static void scale_nofile(long need)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur >= (rlim_t)need)
+        return;
+    rl.rlim_cur = rl.rlim_max < (rlim_t)need ? rl.rlim_max : (rlim_t)need;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static int scale_server(const char *bind_addr, int port, long n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct epoll_event ev, evs[256];
+    unsigned char buf[SCALE_REQ];
+    long accepted = 0, served = 0;
+    double t_first = 0, t_last = 0;
+    int one = 1;
+
+    scale_nofile(n + 1024);
+    if (inet_pton(AF_INET, bind_addr ? bind_addr : "0.0.0.0", &sa.sin_addr) != 1)
+        return 2;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4096) < 0)
+        die("listen");
+    int ep = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.fd = lfd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    long rss0 = scale_rss_kib();
+    printf("listening rss_kib=%ld\n", rss0);
+    fflush(stdout);
+    while (served < n && bench_now() < deadline) {
+        int k = epoll_wait(ep, evs, 256, 100);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == lfd) {
+                int c;
+                while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                    double t = bench_now();
+                    if (accepted++ == 0)
+                        t_first = t;
+                    t_last = t;
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    ev.events = EPOLLIN;
+                    ev.data.fd = c;
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+                }
+                continue;
+            }
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            /* The request (small enough for one segment), the response, then idle. */
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+            if (r == SCALE_REQ && write(fd, buf, SCALE_REQ) == SCALE_REQ)
+                served++;
+            else
+                close(fd);
+        }
+    }
+    long rss1 = scale_rss_kib();
+    double acc_s = t_last - t_first;
+    printf("role=scale-server conns=%ld served=%ld rss0_kib=%ld rss1_kib=%ld rss_kib_per_conn=%.2f "
+           "accept_seconds=%.3f accepts_per_s=%.1f completed=%d\n",
+           accepted, served, rss0, rss1, served ? (double)(rss1 - rss0) / (double)served : 0.0,
+           acc_s, acc_s > 0 ? (double)(accepted - 1) / acc_s : 0.0, served == n);
+    fflush(stdout);
+    return served == n ? 0 : 3;
+}
+
+struct scale_conn {
+    int fd;
+    int state; /* 0 connecting, 1 request sent, 2 done, 3 failed */
+    double t0;
+};
+
+static int scale_client(const char *host, const char *src, int port, long n)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in sb = {.sin_family = AF_INET};
+    struct scale_conn *cs = calloc((size_t)n, sizeof *cs);
+    struct epoll_event ev, evs[256];
+    unsigned char buf[SCALE_REQ];
+    long started = 0, done = 0, failed = 0, oldest = 0;
+    double t0 = bench_now();
+
+    scale_nofile(n + 1024);
+    memset(buf, 'q', sizeof buf);
+    if (cs == NULL || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+        (src && inet_pton(AF_INET, src, &sb.sin_addr) != 1))
+        return 2;
+    int ep = epoll_create1(0);
+    while (done + failed < n && bench_now() < deadline) {
+        while (started < n && started - done - failed < SCALE_INFLIGHT) {
+            struct scale_conn *c = &cs[started];
+            int one = 1;
+            c->t0 = bench_now();
+            c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (c->fd >= 0)
+                setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (c->fd < 0 || (src && bind(c->fd, (struct sockaddr *)&sb, sizeof sb) < 0) ||
+                (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)) {
+                if (failed < 5)
+                    fprintf(stderr, "mpt-tcpbench: scale-client: connect #%ld: %s\n", started,
+                            strerror(errno));
+                c->state = 3;
+                failed++;
+            } else {
+                ev.events = EPOLLOUT;
+                ev.data.u64 = (uint64_t)started;
+                epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+            }
+            started++;
+        }
+        int k = epoll_wait(ep, evs, 256, 10);
+        for (int i = 0; i < k; i++) {
+            struct scale_conn *c = &cs[evs[i].data.u64];
+            int err = 0;
+            socklen_t el = sizeof err;
+            if (c->state == 0) {
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err == 0 && write(c->fd, buf, SCALE_REQ) == SCALE_REQ) {
+                    c->state = 1;
+                    ev.events = EPOLLIN;
+                    ev.data.u64 = evs[i].data.u64;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                    continue;
+                }
+            } else if (c->state == 1) {
+                unsigned char r[SCALE_REQ];
+                ssize_t got = read(c->fd, r, sizeof r);
+                if (got < 0 && errno == EAGAIN)
+                    continue;
+                if (got == SCALE_REQ) {
+                    c->state = 2;
+                    done++;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                    continue;
+                }
+            } else {
+                continue;
+            }
+            if (failed < 5)
+                fprintf(stderr, "mpt-tcpbench: scale-client: connection #%ld failed: %s\n",
+                        (long)evs[i].data.u64, strerror(err ? err : EPROTO));
+            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            c->state = 3;
+            failed++;
+        }
+        /* The same 5 s limit as libmpt's handshake timeout. */
+        double now = bench_now();
+        for (; oldest < started && (cs[oldest].state >= 2 || now - cs[oldest].t0 > SCALE_TMO);
+             oldest++) {
+            if (cs[oldest].state < 2) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, cs[oldest].fd, NULL);
+                cs[oldest].state = 3;
+                failed++;
+            }
+        }
+    }
+    double t_conn = bench_now() - t0;
+    printf("role=scale-client conns=%ld failed=%ld connect_seconds=%.3f connects_per_s=%.1f\n", done,
+           failed + (n - started), t_conn, t_conn > 0 ? (double)done / t_conn : 0.0);
+    fflush(stdout);
+    /* Hold the connections until the server has measured and gone. */
+    for (long i = 0; i < n && bench_now() < deadline; i++) {
+        if (cs[i].state != 2)
+            continue;
+        struct timeval tv = {.tv_sec = 1};
+        setsockopt(cs[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        fcntl(cs[i].fd, F_SETFL, 0);
+        while (bench_now() < deadline && read(cs[i].fd, buf, sizeof buf) < 0 && errno == EAGAIN)
+            ;
+        break; /* one EOF: the server is gone */
+    }
+    return done == n ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     const char *host = NULL, *bind_addr = NULL, *src = NULL, *cc = NULL;
@@ -397,6 +609,32 @@ int main(int argc, char **argv)
 
     T.suite = "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256";
 
+    if (argc >= 2 && (!strcmp(argv[1], "scale-server") || !strcmp(argv[1], "scale-client"))) {
+        long conns = 0;
+        for (int i = 2; i + 1 < argc; i += 2) {
+            if (!strcmp(argv[i], "--host"))
+                host = argv[i + 1];
+            else if (!strcmp(argv[i], "--bind"))
+                bind_addr = argv[i + 1];
+            else if (!strcmp(argv[i], "--src"))
+                src = argv[i + 1];
+            else if (!strcmp(argv[i], "--port"))
+                port = atoi(argv[i + 1]);
+            else if (!strcmp(argv[i], "--conns"))
+                conns = atol(argv[i + 1]);
+            else if (!strcmp(argv[i], "--timeout"))
+                timeout = atof(argv[i + 1]);
+            else {
+                fprintf(stderr, "mpt-tcpbench: unknown argument %s\n", argv[i]);
+                return 2;
+            }
+        }
+        deadline = bench_now() + timeout;
+        if (port <= 0 || port > 65535 || conns <= 0 || (argv[1][6] == 'c' && !host))
+            return 2;
+        return argv[1][6] == 's' ? scale_server(bind_addr, port, conns)
+                                 : scale_client(host, src, port, conns);
+    }
     if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
         fprintf(stderr, "usage: %s server|client [--mptcp] [--host A] [--bind A] --port P [--send N]\n",
                 argv[0]);

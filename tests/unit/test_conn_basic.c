@@ -1061,6 +1061,12 @@ START_TEST(opportunistic_retransmission_penalises_slow_path)
     slow.srtt = 100 * MPT_NS_PER_MS;
     mpt_conn_sf_set_info(w.cli, w.l[0].csf, &fast);
     mpt_conn_sf_set_info(w.cli, w.l[1].csf, &slow);
+    /* The server's kernel knows the paths too (TCP_INFO). Without it only
+     * the server's own PINGs told it which path is slow, and since the
+     * server skips them while the client's arrive, its DATA_ACKs went onto
+     * the held path. */
+    mpt_conn_sf_set_info(w.sc, w.l[0].ssf, &fast);
+    mpt_conn_sf_set_info(w.sc, w.l[1].ssf, &slow);
     w.room = 32768;
     w.l[1].held = 1;
     w.c_to_send = 2u << 20;

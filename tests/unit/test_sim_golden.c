@@ -146,7 +146,7 @@ static const struct golden want[] = {
     {"small frames and buffers", 0xb99ac907eb51b2cdull},
     {"client abort", 0x8618861c1d6c3378ull},
     {"receiver pauses", 0x45c4b52a916040a0ull},
-    {"splitting proxy", 0xf07d827a9cdac2aaull},
+    {"splitting proxy", 0x8830dad1ded8b388ull},
     {"rate/delay change, refused join", 0x533a8603897968ccull},
     {"every path fails", 0x3f9d1a88e4d1b165ull},
 };
