@@ -459,7 +459,7 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
     }
     if (!s->done && mpt_conn_next_timeout(s->c) <= now) {
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
-            if (s->sf[i] && now - s->sf[i]->last_info > 10 * MPT_NS_PER_MS)
+            if (s->sf[i] && mpt_sfio_info_due(s->sf[i], now, 10 * MPT_NS_PER_MS))
                 mpt_sfio_sample_info(s, s->sf[i], now);
         mpt_conn_handle_timeout(s->c, now);
     }
