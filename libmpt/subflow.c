@@ -458,6 +458,13 @@ static void sf_tls_start(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now
     sf_tls_step(s, sf, now);
 }
 
+void mpt_sfio_read_late(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    if (sf->fd >= 0 && !sf->connecting && sf->tp_ready && sf->tp != NULL && !sf->eof_seen &&
+        mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+        sf_read(s, sf, now);
+}
+
 void mpt_sfio_read_held(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     if (sf->tp != NULL && sf->tp->pending > 0 && mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)

@@ -49,6 +49,10 @@ void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf);
 /* Reads what sf's transport already holds (a TLS record read ahead with the
  * first frame), which no readable socket would announce. */
 void mpt_sfio_read_held(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+/* Reads what sf's socket has now, whatever the loop has reported: before a
+ * timeout that fires late (sock.c), so that a busy process does not call a
+ * peer silent whose answer is waiting in the socket. */
+void mpt_sfio_read_late(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
 void mpt_sfio_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
                        uint64_t now);
 void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
