@@ -69,6 +69,8 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
         mpt_free(c);
         return MPT_ENOMEM;
     }
+    c->evq = c->ev_inline;
+    c->ev_cap = EVQ_INLINE;
     c->is_server = is_server;
     c->state = MPT_CONN_HANDSHAKE;
     c->now = now;
@@ -124,7 +126,8 @@ void mpt_conn_free(struct mpt_conn *c)
     mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
     mpt_free(c->sf);
-    mpt_free(c->evq);
+    if (c->evq != c->ev_inline)
+        mpt_free(c->evq);
     mpt_free(c->peer_text);
     mpt_free(c);
 }

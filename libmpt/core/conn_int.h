@@ -43,6 +43,7 @@ struct mpt_cc_env;
 struct mpt_path_view;
 
 #define EVQ_LEN 256
+#define EVQ_INLINE 8 /* events held inside struct mpt_conn */
 
 #define REPLAY_N 64
 
@@ -227,7 +228,10 @@ struct mpt_conn {
                                terminated (mpt_malloc'd when one arrives), or NULL */
 
     /* events */
-    struct mpt_event *evq; /* a ring of ev_cap, grown on demand up to EVQ_LEN */
+    /* A ring of ev_cap: ev_inline at first (no allocation can lose an
+     * event there), moved to the heap and doubled as it fills, up to EVQ_LEN. */
+    struct mpt_event ev_inline[EVQ_INLINE];
+    struct mpt_event *evq;
     unsigned ev_cap, ev_head, ev_n;
     int ev_readable, ev_writable, want_writable;
     uint64_t ev_dropped;

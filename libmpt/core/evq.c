@@ -1,6 +1,7 @@
 /* The event queue: what the engine tells the application, pulled with
- * mpt_conn_next_event(). At most EVQ_LEN, allocated as it fills (most
- * connections hold a few at a time); READABLE and WRITABLE are coalesced. */
+ * mpt_conn_next_event(). At most EVQ_LEN: EVQ_INLINE inside the connection,
+ * more allocated as it fills (most connections hold a few at a time);
+ * READABLE and WRITABLE are coalesced. */
 #include "alloc.h"
 #include "conn_int.h"
 
@@ -25,12 +26,13 @@ struct mpt_event *mpt_ev_push(struct mpt_conn *c, enum mpt_event_type type, int 
     }
     if (c->ev_n == c->ev_cap && c->ev_cap < EVQ_LEN) {
         /* Grow, unwrapping the ring; without memory it is full. */
-        unsigned ncap = c->ev_cap ? 2 * c->ev_cap : 8;
+        unsigned ncap = 2 * c->ev_cap;
         struct mpt_event *nq = mpt_malloc(ncap * sizeof *nq);
         if (nq != NULL) {
             for (unsigned k = 0; k < c->ev_n; k++)
                 nq[k] = c->evq[(c->ev_head + k) % c->ev_cap];
-            mpt_free(c->evq);
+            if (c->evq != c->ev_inline)
+                mpt_free(c->evq);
             c->evq = nq;
             c->ev_cap = ncap;
             c->ev_head = 0;
