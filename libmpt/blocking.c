@@ -156,6 +156,7 @@ ssize_t mpt_blocking_recv(struct mpt_socket *s, void *buf, size_t len, int timeo
 {
     struct deadline d;
     ssize_t rc;
+    int lent = 0;
 
     if (s == NULL || buf == NULL || len == 0)
         return MPT_EINVAL;
@@ -163,22 +164,39 @@ ssize_t mpt_blocking_recv(struct mpt_socket *s, void *buf, size_t len, int timeo
         return MPT_ESTATE;
     deadline_start(s->ctx, &d, timeout_ms);
     for (;;) {
-        int lent;
         size_t got;
+        /* With a loan holding nothing in order yet this still reports the
+         * end of the stream and errors (nothing is readable meanwhile). */
         rc = mpt_recv(s, buf, len);
         if (rc != MPT_EAGAIN && rc != MPT_ESTATE)
             break;
-        /* Nothing buffered: in-order data that arrives while we wait goes
-         * straight into buf, not through the receive ring. */
-        lent = mpt_sock_recv_lend(s, buf, len);
+        /* Nothing buffered: data that arrives while we wait goes straight
+         * into buf, not through the receive ring. The loan lasts until it
+         * holds bytes in order, so bytes held out of order in it are not
+         * copied back to the ring at every wake-up. */
+        if (!lent)
+            lent = mpt_sock_recv_lend(s, buf, len);
         rc = step(s->ctx, &d);
-        got = lent ? mpt_sock_recv_unlend(s) : 0;
-        if (got > 0) {
-            rc = (ssize_t)got;
-            break;
+        got = lent ? mpt_sock_recv_lent(s) : 0;
+        /* Bytes out of order in it too: what the other subflows already
+         * have may fill the hole below them (ending the loan copies them
+         * to the ring). Only what is ready: no waiting. */
+        for (int k = 0; got > 0 && k < 8 && mpt_sock_recv_lend_waiting(s); k++) {
+            size_t before = got;
+            ev_run(s->ctx->loop, EVRUN_NOWAIT);
+            got = mpt_sock_recv_lent(s);
+            if (got == before)
+                break;
         }
+        if (got > 0)
+            break;
         if (rc < 0)
             break;
+    }
+    if (lent) {
+        size_t got = mpt_sock_recv_unlend(s);
+        if (got > 0)
+            rc = (ssize_t)got;
     }
     deadline_stop(s->ctx, &d);
     return rc;

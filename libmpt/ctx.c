@@ -464,6 +464,19 @@ int mpt_set_trace_file(struct mpt_ctx *ctx, const char *path)
     if (ctx->trace_fp)
         fclose(ctx->trace_fp);
     ctx->trace_fp = fp;
+    if (fp != NULL) {
+        /* the clocks behind "t", so traces of two processes line up */
+        struct timespec ts;
+        uint64_t wall;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        wall = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        wall -= mpt_io_now() - ctx->t0;
+        mpt_trace_emit(ctx, 0, "trace_open", "\"t0_mono_ms\":%llu.%03llu,\"t0_wall_ms\":%llu.%03llu,\"pid\":%ld",
+                       (unsigned long long)(ctx->t0 / 1000000u),
+                       (unsigned long long)(ctx->t0 / 1000u % 1000u),
+                       (unsigned long long)(wall / 1000000u), (unsigned long long)(wall / 1000u % 1000u),
+                       (long)getpid());
+    }
     return 0;
 }
 

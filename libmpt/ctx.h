@@ -22,6 +22,8 @@
 
 /* The shared read buffer: a whole read batch plus one frame. */
 #define MPT_IO_RBUF (256u * 1024u + MPT_FRAME_HDR_LEN + MPT_FRAME_MAX_BODY)
+/* The smallest read when the engine asks for less (mpt_conn_recv_read_hint). */
+#define MPT_IO_RBUF_MIN 4096u
 
 struct mpt_socket;
 struct mpt_listener;

@@ -361,19 +361,8 @@ static void pending_try(struct mpt_pending *p)
         if (pc != NULL && pc->n >= ctx->cfg.max_conns_per_addr) {
             /* One source holding max_conns_per_addr connections: the
              * HELLO_ACK queued on the engine's subflow never goes out. */
-            static const char why[] = "too many connections from this address";
-            struct mpt_frame f;
-            mpt_conn_free(a.conn);
-            memset(&f, 0, sizeof f);
-            f.type = MPT_FT_ERROR;
-            f.u.close.reason = MPT_REASON_RESOURCE;
-            f.u.close.frame_type = MPT_FT_HELLO;
-            f.u.close.text = (const uint8_t *)why;
-            f.u.close.text_len = sizeof why - 1;
-            ssize_t n = mpt_frame_encode(&f, a.reply, sizeof a.reply);
-            a.reply_len = n > 0 ? (size_t)n : 0;
+            rc = mpt_server_refuse_new(&a, "too many connections from this address");
             ctx->stats.refused_per_addr++;
-            rc = MPT_ENOBUFS;
             MPT_TRACE(ctx, 0, "limit_per_addr", "\"max\":%u", ctx->cfg.max_conns_per_addr);
             goto refuse;
         }

@@ -284,6 +284,13 @@ static void handle_event(struct mpt_socket *s, const struct mpt_event *ev, uint6
                   "\"sf\":%d,\"id\":%d,\"path\":%d,\"error\":\"%s\",\"errno\":%d,\"reason\":%u",
                   ev->sf, si.id, si.path_id, mpt_err_name(si.fail_error), si.sys_errno,
                   (unsigned)si.fail_reason);
+        if (MPT_TRACING(s->ctx) && s->c != NULL) {
+            struct mpt_conn_stats cs;
+            mpt_conn_get_stats(s->c, &cs);
+            MPT_TRACE(s->ctx, s->id, "sf_down_cause",
+                      "\"sf\":%d,\"blackholes\":%llu,\"notices\":%llu", ev->sf,
+                      (unsigned long long)cs.sf_blackholes, (unsigned long long)cs.sf_fail_notices);
+        }
         if (sf != NULL && sf->info.last_ack_at)
             /* the kernel's view at its last sample (blackhole rule, liveness.c) */
             MPT_TRACE(s->ctx, s->id, "sf_down_info",
@@ -473,6 +480,20 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
             if (s->sf[i] && mpt_sfio_info_due(s->sf[i], now, 10 * MPT_NS_PER_MS))
                 mpt_sfio_sample_info(s, s->sf[i], now);
         mpt_conn_handle_timeout(s->c, now);
+        if (MPT_TRACING(s->ctx))
+            for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+                struct mpt_sf_stats st;
+                if (s->sf[i] == NULL || mpt_conn_sf_get_stats(s->c, i, &st) < 0 ||
+                    st.stalled == s->sf[i]->traced_stall)
+                    continue;
+                s->sf[i]->traced_stall = st.stalled;
+                struct mpt_conn_stats cs;
+                mpt_conn_get_stats(s->c, &cs);
+                MPT_TRACE(s->ctx, s->id, "sf_stall",
+                          "\"sf\":%d,\"stalled\":%d,\"inflight\":%llu,\"quiet_stalls\":%llu", i,
+                          st.stalled, (unsigned long long)st.inflight,
+                          (unsigned long long)cs.sf_quiet_stalls);
+            }
     }
     mpt_sock_pump(s, 1);
 }
@@ -686,6 +707,16 @@ size_t mpt_sock_recv_unlend(struct mpt_socket *s)
     if (got > 0 && !s->done)
         mpt_sock_pump(s, 0); /* window updates */
     return got;
+}
+
+size_t mpt_sock_recv_lent(const struct mpt_socket *s)
+{
+    return s->c != NULL ? mpt_conn_recv_lent(s->c) : 0;
+}
+
+int mpt_sock_recv_lend_waiting(const struct mpt_socket *s)
+{
+    return s->c != NULL && mpt_conn_recv_lend_waiting(s->c);
 }
 
 int mpt_shutdown(struct mpt_socket *s)

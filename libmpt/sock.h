@@ -61,6 +61,10 @@ void mpt_sock_pump(struct mpt_socket *s, int dispatch);
  * delivered into the buffer meanwhile. */
 int mpt_sock_recv_lend(struct mpt_socket *s, void *buf, size_t len);
 size_t mpt_sock_recv_unlend(struct mpt_socket *s);
+/* In-order bytes in the loan now, and whether it waits on a hole with
+ * bytes held beyond it (mpt_conn_recv_lent, mpt_conn_recv_lend_waiting). */
+size_t mpt_sock_recv_lent(const struct mpt_socket *s);
+int mpt_sock_recv_lend_waiting(const struct mpt_socket *s);
 void mpt_sock_kick(struct mpt_socket *s);
 void mpt_sock_maybe_free(struct mpt_socket *s);
 void mpt_sock_destroy(struct mpt_socket *s);

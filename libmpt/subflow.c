@@ -141,24 +141,44 @@ void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t no
 /*
  * What a writable socket takes now without committing much to this path:
  * what its congestion window still lets it send plus what may wait unsent
- * below TCP_NOTSENT_LOWAT, and at least the configured budget (the kernel's
- * numbers may be stale or unknown). On a fast path (loopback) the window is
- * large and few wake-ups move a lot; on a slow one little waits in the socket.
+ * below TCP_NOTSENT_LOWAT, and at least a floor: the configured budget, or
+ * on a path whose delivery rate is known, about MPT_LOWAT_DRAIN_MS of it
+ * (at least MPT_LOWAT_MIN) if that is less. Minus what the engine already
+ * queued for the subflow and the socket did not take yet
+ * (mpt_conn_sf_set_room counts beyond that): without it every writable
+ * wake-up of a socket whose send buffer is full would add a whole budget to
+ * the engine's queue, and on a 10 Mbit/s path that queue grew to 1 MB
+ * (0.8 s) in front of reinjected bytes and SUBFLOW_FAILED. On a fast path
+ * (loopback) the window is large and few wake-ups move a lot; on a slow one
+ * little waits in the socket or in the engine.
  */
 #define MPT_IO_MAX_ROOM (4u << 20)
-static size_t writable_room(const struct mpt_ctx *ctx, const struct mpt_sfio *sf)
+static size_t writable_room(const struct mpt_socket *s, const struct mpt_sfio *sf)
 {
+    const struct mpt_ctx *ctx = s->ctx;
     const struct mpt_sf_info *in = &sf->info;
     size_t lowat = sf->lowat ? sf->lowat : ctx->cfg.notsent_lowat;
-    size_t room = 0;
+    size_t room = 0, floor = ctx->cfg.write_budget;
+    struct mpt_sf_stats st;
 
     if (in->cwnd_bytes > in->unacked_bytes)
         room += in->cwnd_bytes - in->unacked_bytes;
     if (lowat > in->notsent_bytes)
         room += lowat - in->notsent_bytes;
-    if (room < ctx->cfg.write_budget)
-        room = ctx->cfg.write_budget;
-    return room < MPT_IO_MAX_ROOM ? room : MPT_IO_MAX_ROOM;
+    if (in->delivery_rate > 0) {
+        uint64_t f = in->delivery_rate * MPT_LOWAT_DRAIN_MS / 1000u;
+        if (f < MPT_LOWAT_MIN)
+            f = MPT_LOWAT_MIN;
+        if (f < floor)
+            floor = (size_t)f;
+    }
+    if (room < floor)
+        room = floor;
+    if (room > MPT_IO_MAX_ROOM)
+        room = MPT_IO_MAX_ROOM;
+    if (mpt_conn_sf_get_stats(s->c, sf->idx, &st) == 0)
+        room = room > st.queued ? room - st.queued : 0;
+    return room;
 }
 
 /* ---- Subflows ----------------------------------------------------------------- */
@@ -316,7 +336,15 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
         }
         mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
         sf->sent_since_info += (size_t)w;
-        MPT_TRACE(s->ctx, s->id, "sf_write", "\"sf\":%d,\"bytes\":%zd", sf->idx, w);
+        if (MPT_TRACING(s->ctx)) {
+            struct mpt_sf_stats st;
+            (void)mpt_conn_sf_get_stats(s->c, sf->idx, &st);
+            MPT_TRACE(s->ctx, s->id, "sf_write",
+                      "\"sf\":%d,\"bytes\":%zd,\"queued\":%zu,\"inflight\":%llu,"
+                      "\"notsent\":%u,\"unacked\":%u,\"room\":%zu",
+                      sf->idx, w, st.queued, (unsigned long long)st.inflight,
+                      sf->info.notsent_bytes, sf->info.unacked_bytes, sf->room_left);
+        }
         sf->room_left -= (size_t)w < sf->room_left ? (size_t)w : sf->room_left;
         if ((size_t)w < total) {
             mpt_conn_sf_set_room(s->c, sf->idx, 0, now);
@@ -348,10 +376,20 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     uint8_t *buf = s->ctx->rbuf;
 
+    /* mpt_blocking_recv's buffer is full: what we read now would only be
+     * copied into the ring and out again (the readable socket brings us
+     * back once the application asks again) */
+    if (sf->tp->pending == 0 && mpt_conn_recv_lend_full(s->c))
+        return;
     /* A few batches per wake-up, and whatever the transport still holds
      * (no readable socket would bring us back for it). */
     for (int round = 0; round < 4 || sf->tp->pending > 0; round++) {
-        ssize_t n = mpt_tp_read(sf->tp, buf, MPT_IO_RBUF);
+        size_t want = mpt_conn_recv_read_hint(s->c, sf->idx);
+        if (want == 0 || want > MPT_IO_RBUF)
+            want = MPT_IO_RBUF;
+        else if (want < MPT_IO_RBUF_MIN)
+            want = MPT_IO_RBUF_MIN;
+        ssize_t n = mpt_tp_read(sf->tp, buf, want);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -378,7 +416,7 @@ static void sf_read(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
         mpt_sock_sf_input(s, sf, buf, (size_t)n, now);
         if (mpt_conn_sf_state(s->c, sf->idx) >= MPT_SF_FAILED)
             return;
-        if ((size_t)n < MPT_IO_RBUF && sf->tp->pending == 0)
+        if ((size_t)n < want && sf->tp->pending == 0)
             return;
         /* mpt_blocking_recv's buffer is full: more now would only be
          * copied into the ring and out again */
@@ -513,7 +551,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
     }
     if (revents & EV_WRITE) {
         mpt_sfio_sample_info(s, sf, now);
-        sf->room_left = writable_room(s->ctx, sf);
+        sf->room_left = writable_room(s, sf);
         mpt_conn_sf_set_room(s->c, sf->idx, sf->room_left, now);
     }
     if (revents & EV_READ) {
@@ -522,6 +560,16 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
          * TCP-level bytes in flight that its cap is measured against. */
         if (mpt_sfio_info_due(sf, now, MPT_NS_PER_MS))
             mpt_sfio_sample_info(s, sf, now);
+        /* mpt_blocking_recv waits on a loan: the subflow likely to carry
+         * the bytes at the cumulative point goes first, so they land in
+         * the loan in order and this one's (further on) stay in its socket
+         * rather than in the ring. */
+        int j = s->c != NULL ? mpt_conn_recv_next_sf(s->c) : -1;
+        if (j >= 0 && j != sf->idx && s->sf[j] != NULL) {
+            struct mpt_sfio *o = s->sf[j];
+            if (o->fd >= 0 && !o->connecting && o->tp_ready && !o->eof_seen)
+                sf_read(s, o, now);
+        }
         sf_read(s, sf, now);
     }
     mpt_sock_pump(s, 1);

@@ -33,6 +33,7 @@ struct mpt_sfio {
     int sys_errno;                   /* the errno behind fail_error, or 0 */
     int eof_seen;                    /* peer FIN during a graceful close */
     unsigned lowat;                  /* TCP_NOTSENT_LOWAT set now (0: the configured one) */
+    int traced_stall;                /* the stall state last traced (sock.c) */
 };
 
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);

@@ -82,9 +82,10 @@ test)
     echo "== unit tests again under ASan + UBSan =="
     build asan --enable-asan --enable-ubsan --disable-shared
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_unit asan || true
-    # A subset of the unit tests and a mpt-copy transfer under memcheck,
-    # with build/default's binaries (run_unit built them): a few minutes.
-    echo "== unit tests and mpt-copy under Valgrind memcheck (tests/valgrind.sh) =="
+    # The unit tests (all but eight too slow or timing-bound ones, see
+    # doc/testing.md) and each tool, both ends, under memcheck, with
+    # build/default's binaries (run_unit built them), two at a time: minutes.
+    echo "== unit tests and the tools under Valgrind memcheck (tests/valgrind.sh) =="
     rc=0; tests/valgrind.sh build/default || rc=$?; count valgrind $rc
     if [ -x tests/fuzz/run.sh ]; then
         echo "== fuzzing the codec, engine, handshake, reassembly and pair (60 s in all) =="

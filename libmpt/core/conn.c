@@ -284,7 +284,9 @@ static void sf_client_nonce(const struct mpt_conn *c, const struct sf *s,
 /* protocol.md 5.18: tell the peer on every other established subflow that
  * subflow i failed here, so it reinjects at once instead of waiting for
  * its own stall detection (a link down or a reset is often seen by one end
- * only). */
+ * only). Ahead of the DATA queued there and not yet started: the notice is
+ * what lets the peer repair its side, and behind a full queue it arrived
+ * about a second late (doc/benchmarks.md, "Third pass"). */
 static void notify_sf_failed(struct mpt_conn *c, int i, uint32_t reason)
 {
     struct mpt_frame f;
@@ -295,7 +297,7 @@ static void notify_sf_failed(struct mpt_conn *c, int i, uint32_t reason)
     sf_client_nonce(c, &c->sf[i], f.u.sf_failed.nonce);
     for (int j = 0; j < c->nslots; j++)
         if (j != i && c->sf[j].state == MPT_SF_ESTABLISHED)
-            (void)mpt_q_frame(&c->sf[j], &f);
+            (void)mpt_q_frame_front(&c->sf[j], &f);
 }
 
 /* The peer's SUBFLOW_FAILED, arriving on subflow i: fail the subflow it
@@ -313,6 +315,7 @@ static void on_sf_failed(struct mpt_conn *c, int i, const struct mpt_frame *f, u
         if (memcmp(n, f->u.sf_failed.nonce, MPT_NONCE_LEN) != 0)
             continue;
         c->failing_on_notice = 1;
+        c->st.sf_fail_notices++;
         mpt_sf_fail(c, j, f->u.sf_failed.reason == MPT_REASON_TIMEOUT ? MPT_ETIMEDOUT
                                                                       : MPT_ECONNRESET,
                     f->u.sf_failed.reason, 0, 0, now);
@@ -722,5 +725,8 @@ int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *
     st->budget_used = s->budget_used;
     st->budget_spent = s->budget_spent;
     st->rate = s->rate;
+    st->queued = s->q_bytes;
+    st->inflight = s->inflight;
+    st->stalled = s->stalled;
     return 0;
 }

@@ -172,6 +172,9 @@ struct mpt_conn_stats {
      * cumulative point (0 when they arrived in order), ns (reorder.h) */
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
     uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
+    uint64_t reinj_throttled;  /* times reinjection waited for credit (send.c) */
+    uint64_t sf_fail_notices;  /* of sf_failed: failed on the peer's SUBFLOW_FAILED */
+    uint64_t sf_quiet_stalls;  /* subflows stalled by the quiet rule (liveness.c) */
 };
 
 /* A subflow's priority tier (9.6). The values of PRIMARY and BACKUP are the
@@ -217,6 +220,9 @@ struct mpt_sf_stats {
     uint64_t budget_used;     /* payload bytes handed to it since (incl. reinjections) */
     int budget_spent;
     uint64_t rate;            /* mpt_conn_sf_set_rate, bytes/s; 0: none */
+    size_t queued;            /* bytes in its output queue, not yet written (diagnostics) */
+    uint64_t inflight;        /* payload handed to it and not yet acknowledged */
+    int stalled;              /* the stall detector holds it (liveness.c) */
 };
 
 /* ---- Client side ---------------------------------------------------------- */
@@ -289,6 +295,14 @@ int mpt_server_first_frame(struct mpt_server *srv, const struct mpt_preamble *p,
 int mpt_server_first_frame_bound(struct mpt_server *srv, const struct mpt_preamble *p,
                                  const uint8_t *binding, const uint8_t *data, size_t len,
                                  uint64_t now, struct mpt_accept *a);
+
+/*
+ * The caller's own limit refuses a new connection that the engine accepted
+ * (a->is_new): frees a->conn and fills a->reply with ERROR(RESOURCE) for
+ * the HELLO, saying `why` (may be NULL). Returns MPT_ENOBUFS, the error the
+ * refused client sees.
+ */
+int mpt_server_refuse_new(struct mpt_accept *a, const char *why);
 
 /* ---- Both sides ------------------------------------------------------------ */
 
@@ -441,19 +455,38 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now);
 
 /*
  * Lending the application's buffer to skip the receive ring. While buf is
- * lent, in-order DATA that arrives when nothing is readable is copied
- * straight into it (one copy per byte instead of two: input buffer to ring,
- * ring to application); mpt_conn_recv returns MPT_EAGAIN meanwhile once the
- * loan holds bytes, so the stream order cannot be broken by a second
- * reader. mpt_conn_recv_unlend ends the loan and returns how many bytes it
+ * lent and nothing is readable, it stands in for the ring over the next len
+ * bytes of the stream: DATA that falls there, in order or out of order, is
+ * copied straight to its place in buf (one copy per byte instead of two:
+ * input buffer to ring, ring to application; mpt_rcvbuf_lend);
+ * mpt_conn_recv returns MPT_EAGAIN meanwhile once the loan holds in-order
+ * bytes, so the stream order cannot be broken by a second reader.
+ * mpt_conn_recv_unlend ends the loan and returns how many in-order bytes it
  * holds (from buf[0]); they count as read (the window opens as for
- * mpt_conn_recv). lend returns MPT_EINVAL, or MPT_ESTATE if a loan is active.
+ * mpt_conn_recv); out-of-order bytes in it are copied to the ring then.
+ * lend returns MPT_EINVAL, or MPT_ESTATE if a loan is active.
  */
 int mpt_conn_recv_lend(struct mpt_conn *c, void *buf, size_t len);
 size_t mpt_conn_recv_unlend(struct mpt_conn *c, uint64_t now);
 /* 1 while a lent buffer is full: what the caller reads now would go to the
  * ring, so it may leave it in the kernel until the application is back. */
 int mpt_conn_recv_lend_full(const struct mpt_conn *c);
+/* 1 while the loan is not full and holds bytes out of order: reading what
+ * is ready on the other subflows may complete more of it before unlending
+ * (which copies those bytes to the ring). */
+int mpt_conn_recv_lend_waiting(const struct mpt_conn *c);
+/* While a loan waits for more: a subflow whose last DATA ended at the
+ * cumulative point, so its next bytes are likely the ones the loan waits
+ * for (a scheduler sends runs of consecutive bytes on one subflow), or -1.
+ * Reading it first puts them in the loan in order instead of the ring. */
+int mpt_conn_recv_next_sf(const struct mpt_conn *c);
+/* How much the caller should read from subflow i's socket now (0: no
+ * limit): while a loan waits and subflow i's bytes go on inside it, up to
+ * its end (more would go through the ring; the rest waits in the socket for
+ * the next loan). */
+size_t mpt_conn_recv_read_hint(const struct mpt_conn *c, int i);
+/* In-order bytes the loan holds now (what unlend would return). */
+size_t mpt_conn_recv_lent(const struct mpt_conn *c);
 
 /*
  * Memory pressure: advertise at most `limit` bytes beyond what the

@@ -132,6 +132,8 @@ struct sf {
     size_t pen_cap, pen_base;
     uint64_t last_pen;
     uint64_t bytes_sent, bytes_acked, bytes_received;
+    uint64_t rx_next;                  /* one past the last DATA received here (rx_seen) */
+    int rx_seen;
     uint32_t fail_reason;
     int fail_error;
     /* metering (mpt_conn_sf_set_budget / _set_rate): DATA payload handed
@@ -202,6 +204,12 @@ struct mpt_conn {
     /* retransmission timer of the bytes at snd_una (see una_rtx_at) */
     uint64_t una_rtx_dsn, una_rtx_t, una_moved_at;
     unsigned una_backoff;
+    /* reinjection credit (REINJECTION CREDIT in send.c): bytes that may still
+     * be sent again; when it is 0, a grant of one frame at reinj_blocked_at +
+     * (2 * stall_min << reinj_grants); reinj_grant_dsn: snd_nxt at the last
+     * grant (the backoff resets once the peer acknowledges up to it) */
+    uint64_t reinj_credit, reinj_blocked_at, reinj_grant_dsn;
+    unsigned reinj_grants;
     int fin_pending, fin_acked, fin_sf, fin_sent;
     uint64_t fin_dsn;
 
@@ -214,7 +222,7 @@ struct mpt_conn {
     uint64_t adv_edge;                 /* highest right edge advertised */
     size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
     uint8_t *lend_buf;                 /* the application's buffer lent (mpt_conn_recv_lend) */
-    size_t lend_len, lend_got;         /* its size, and the bytes delivered into it */
+    size_t lend_len;                   /* its size (the ring buffer counts what it holds) */
     uint64_t ack_written, edge_written; /* values of the last ack written */
     int ack_needed;
     int ack_all; /* duplicates arrived: our acks may be getting lost */
@@ -260,6 +268,11 @@ struct mpt_server {
 static inline uint64_t u64max(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
+}
+
+static inline uint64_t u64min(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
 }
 
 static inline size_t zmin(size_t a, size_t b)
@@ -324,6 +337,8 @@ struct mpt_event *mpt_ev_push(struct mpt_conn *c, enum mpt_event_type type, int 
 int mpt_q_raw(struct sf *s, const uint8_t *bytes, size_t len);
 struct oitem *mpt_q_insert_before_data(struct sf *s);
 int mpt_q_frame(struct sf *s, const struct mpt_frame *f);
+/* The same ahead of DATA not yet started (mpt_q_insert_before_data). */
+int mpt_q_frame_front(struct sf *s, const struct mpt_frame *f);
 int mpt_q_simple(struct sf *s, uint8_t type, uint8_t flags);
 int mpt_q_reason(struct sf *s, uint8_t type, uint32_t reason, uint8_t ftype);
 int mpt_q_u64(struct sf *s, uint8_t type, uint64_t v);
@@ -331,12 +346,19 @@ void mpt_q_drop(struct sf *s);
 int mpt_q_drop_partial_data(struct sf *s);
 void mpt_q_encode_ack(struct mpt_conn *c, struct oitem *it);
 int mpt_best_ctrl_sf(const struct mpt_conn *c);
+/* Its kernel has heard no ACK for the quiet threshold with something
+ * unacknowledged (liveness.c, QUIET). */
+int mpt_sf_ack_silent(const struct sf *s, uint64_t now);
 void mpt_place_ack(struct mpt_conn *c);
 
 /* ---- the send side (send.c) ------------------------------------------------ */
 void mpt_snd_release(struct mpt_conn *c);
 void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e);
 void mpt_snd_reinject_sf(struct mpt_conn *c, struct sf *s, int drop_records);
+/* When the reinjection credit grant is due (MPT_TIME_NEVER: not blocked), and
+ * the grant itself at that time (send.c, REINJECTION CREDIT). */
+uint64_t mpt_snd_reinj_grant_at(const struct mpt_conn *c);
+void mpt_snd_reinj_grant_check(struct mpt_conn *c, uint64_t now);
 uint64_t mpt_snd_una_rtx_at(const struct mpt_conn *c, uint64_t *end);
 void mpt_snd_una_rtx_check(struct mpt_conn *c, uint64_t now);
 void mpt_snd_schedule(struct mpt_conn *c, uint64_t now);

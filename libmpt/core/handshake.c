@@ -185,6 +185,14 @@ static void refuse(struct mpt_accept *a, uint32_t reason, uint8_t ftype)
     refuse_text(a, reason, ftype, reason == MPT_REASON_VERSION ? VERSION_TEXT : NULL);
 }
 
+int mpt_server_refuse_new(struct mpt_accept *a, const char *why)
+{
+    mpt_conn_free(a->conn);
+    a->conn = NULL;
+    refuse_text(a, MPT_REASON_RESOURCE, MPT_FT_HELLO, why);
+    return MPT_ENOBUFS;
+}
+
 /* 8.2: the nonces of the last REPLAY_N joins that authenticated, and of the
  * joins still in their handshake. A join that never authenticates leaves
  * nothing behind, so unauthenticated JOINs cannot flush a real one. */

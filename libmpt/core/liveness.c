@@ -33,8 +33,26 @@
  * max(srtt, MPT_BH_POLL); the caller refreshes the sample before
  * mpt_conn_handle_timeout. Without last_ack_at (0: the simulator, or no
  * TCP_INFO) nothing changes.
+ *
+ * QUIET (earlier, and reversible). Before the kernel's first RTO (srtt +
+ * 200 ms or more after the segment it times) the same evidence is often
+ * already plain: with records outstanding on it and at least two segments
+ * unacknowledged in its kernel (a live receiver acknowledges those at once,
+ * or within its delayed-ACK timer, at most 200 ms, when it does not read), no TCP ACK for max(srtt + MPT_QUIET_MIN, 3*srtt + 4*rttvar)
+ * since the later of the last ACK and the oldest record, WHILE another
+ * established subflow's kernel received an ACK at least half that long into
+ * the silence (the host and the peer are alive: only this path went quiet):
+ * the subflow is STALLED as by the stall detector (skipped by the
+ * scheduler, its records reinjected, a PING sent, cleared by any byte
+ * received on it), not failed: a path that only had a long hiccup comes
+ * back by itself, and the BLACKHOLE rule above still fails it once the
+ * kernel is in RTO. Also checked every max(srtt, MPT_BH_POLL).
+ * A subflow in that silence (mpt_sf_ack_silent: ACK-less for the quiet
+ * threshold with anything unacknowledged) is also the last choice for
+ * control frames (outq.c: DATA_ACKs and SUBFLOW_FAILED go where they arrive).
  */
 #define MPT_BH_MIN (200 * MPT_NS_PER_MS)
+#define MPT_QUIET_MIN (200 * MPT_NS_PER_MS)
 #define MPT_BH_POLL (25 * MPT_NS_PER_MS)
 #include "conn_int.h"
 
@@ -118,23 +136,76 @@ static uint64_t bh_thresh(const struct sf *s)
     return u64max(MPT_BH_MIN, 3 * sf_srtt(s) + 4 * sf_rttvar(s));
 }
 
-/* When the blackhole rule is next worth checking (see BLACKHOLE above). */
+/* A live receiver acknowledges within its delayed-ACK timer (at most
+ * MPT_QUIET_MIN, Linux's TCP_DELACK_MAX, when it does not read and its
+ * window is not growing) plus one srtt. */
+static uint64_t quiet_thresh(const struct sf *s)
+{
+    return u64max(sf_srtt(s) + MPT_QUIET_MIN, 3 * sf_srtt(s) + 4 * sf_rttvar(s));
+}
+
+/* Its kernel has at least two segments unacknowledged: a live receiver
+ * acknowledges them without delay. */
+static int sf_kernel_waits(const struct sf *s)
+{
+    uint64_t mss = s->info.mss ? s->info.mss : 1448;
+
+    return s->info.unacked_bytes >= 2 * mss;
+}
+
+int mpt_sf_ack_silent(const struct sf *s, uint64_t now)
+{
+    return s->info.last_ack_at && s->info.unacked_bytes > 0 &&
+           now >= s->info.last_ack_at + quiet_thresh(s);
+}
+
+/* Since when the subflow should have heard an ACK: the later of the last
+ * one and its oldest record. */
+static uint64_t sf_silence_from(const struct sf *s)
+{
+    const struct rec *r = mpt_ring_at(&s->recs, 0);
+
+    return u64max(r->t, s->info.last_ack_at);
+}
+
+/* When the blackhole or the quiet rule is next worth checking (see
+ * BLACKHOLE and QUIET above). */
 static uint64_t sf_bh_at(const struct sf *s)
 {
-    const struct rec *r;
+    uint64_t from, t;
 
     if (!s->recs.n || !s->info.last_ack_at)
         return MPT_TIME_NEVER;
-    r = mpt_ring_at(&s->recs, 0);
-    return u64max(s->bh_next, u64max(r->t, s->info.last_ack_at) + bh_thresh(s));
+    from = sf_silence_from(s);
+    t = from + bh_thresh(s);
+    if (!s->stalled && sf_kernel_waits(s))
+        t = tmin(t, from + quiet_thresh(s));
+    return u64max(s->bh_next, t);
 }
 
-/* The check itself, at now >= sf_bh_at: 1 when the subflow is a blackhole. */
-static int sf_bh_check(struct sf *s, uint64_t now)
+/* Another established subflow's kernel received an ACK at or after t. */
+static int other_path_acked(const struct mpt_conn *c, const struct sf *s, uint64_t t)
 {
-    if (s->info.retransmits || s->info.backoff)
-        return 1;
+    for (int j = 0; j < c->nslots; j++) {
+        const struct sf *o = &c->sf[j];
+        if (o != s && o->state == MPT_SF_ESTABLISHED && o->info.last_ack_at >= t)
+            return 1;
+    }
+    return 0;
+}
+
+/* The check itself, at now >= sf_bh_at: 2 when the subflow is a blackhole
+ * (fail it), 1 when it went quiet (stall it), else 0 (and the next check is
+ * one poll later). */
+static int sf_bh_check(const struct mpt_conn *c, struct sf *s, uint64_t now)
+{
+    uint64_t from = sf_silence_from(s), q = quiet_thresh(s);
+
     s->bh_next = now + u64max(sf_srtt(s), MPT_BH_POLL);
+    if (now >= from + bh_thresh(s) && (s->info.retransmits || s->info.backoff))
+        return 2;
+    if (!s->stalled && sf_kernel_waits(s) && now >= from + q && other_path_acked(c, s, from + q / 2))
+        return 1;
     return 0;
 }
 
@@ -181,6 +252,7 @@ uint64_t mpt_conn_next_timeout(const struct mpt_conn *c)
     if (conn_open(c) && c->ack_deadline != MPT_TIME_NEVER)
         t = tmin(t, c->ack_deadline);
     t = tmin(t, mpt_snd_una_rtx_at(c, NULL));
+    t = tmin(t, mpt_snd_reinj_grant_at(c));
     t = tmin(t, ack_timeout_at(c));
     for (int i = 0; i < c->nslots; i++) {
         const struct sf *s = &c->sf[i];
@@ -212,6 +284,21 @@ static void send_ping(struct sf *s, uint64_t now)
 
     if (mpt_q_u64(s, MPT_FT_PING, v) == 0)
         s->ping_sent_at = v;
+}
+
+/* STALLED (see LIVENESS): skipped by the scheduler, its records queued for
+ * reinjection, a PING to find out, its pending ack moved elsewhere. */
+static void sf_stall(struct mpt_conn *c, struct sf *s, uint64_t now)
+{
+    s->stalled = 1;
+    s->stalls++;
+    mpt_snd_reinject_sf(c, s, 0);
+    if (!s->ping_sent_at)
+        send_ping(s, now);
+    if (s->ack_pending) {
+        s->ack_pending = 0;
+        c->ack_needed = 1;
+    }
 }
 
 void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
@@ -256,22 +343,20 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
                 mpt_sf_fail(c, i, MPT_ETIMEDOUT, MPT_REASON_TIMEOUT, 0, 0, now);
                 break;
             }
-            if (now >= sf_bh_at(s) && sf_bh_check(s, now)) {
-                c->st.sf_blackholes++;
-                mpt_sf_fail(c, i, MPT_ETIMEDOUT, MPT_REASON_TIMEOUT, 0, 0, now);
-                break;
-            }
-            if (now >= sf_stall_at(c, s)) {
-                s->stalled = 1;
-                s->stalls++;
-                mpt_snd_reinject_sf(c, s, 0);
-                if (!s->ping_sent_at)
-                    send_ping(s, now);
-                if (s->ack_pending) {
-                    s->ack_pending = 0;
-                    c->ack_needed = 1;
+            if (now >= sf_bh_at(s)) {
+                int v = sf_bh_check(c, s, now);
+                if (v == 2) {
+                    c->st.sf_blackholes++;
+                    mpt_sf_fail(c, i, MPT_ETIMEDOUT, MPT_REASON_TIMEOUT, 0, 0, now);
+                    break;
+                }
+                if (v == 1) {
+                    c->st.sf_quiet_stalls++;
+                    sf_stall(c, s, now);
                 }
             }
+            if (now >= sf_stall_at(c, s))
+                sf_stall(c, s, now);
             if (!s->ping_sent_at && now >= s->next_ping) {
                 send_ping(s, now);
                 s->next_ping = now + c->s.ping_interval;
@@ -286,6 +371,7 @@ void mpt_conn_handle_timeout(struct mpt_conn *c, uint64_t now)
         if (!conn_open(c) && c->state != MPT_CONN_HANDSHAKE)
             return;
     }
+    mpt_snd_reinj_grant_check(c, now);
     mpt_snd_una_rtx_check(c, now);
     /* Stale-ack check: an ack written long ago may have died with a path. */
     if (conn_open(c) && c->rb_ready) {

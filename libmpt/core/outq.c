@@ -68,7 +68,7 @@ struct oitem *mpt_q_insert_before_data(struct sf *s)
     return mpt_ring_at(&s->q, pos);
 }
 
-static int queue_frame_front(struct sf *s, const struct mpt_frame *f)
+int mpt_q_frame_front(struct sf *s, const struct mpt_frame *f)
 {
     uint8_t buf[MPT_FRAME_MAX_CONTROL];
     ssize_t n = mpt_frame_encode(f, buf, sizeof buf);
@@ -131,7 +131,7 @@ int mpt_q_u64(struct sf *s, uint8_t type, uint64_t v)
         return mpt_q_frame(s, &f);
     }
     f.u.ping.opaque = v;
-    return queue_frame_front(s, &f);
+    return mpt_q_frame_front(s, &f);
 }
 
 /* Drops queued output except a partly written head item (which must be
@@ -198,7 +198,10 @@ void mpt_q_encode_ack(struct mpt_conn *c, struct oitem *it)
 }
 
 /* Pick the subflow for a control frame that may go anywhere: established,
- * least queued output, then lowest srtt. */
+ * least queued output, then lowest srtt; a stalled subflow, or one whose
+ * kernel has heard no ACK for a while with data unacknowledged (a path
+ * that may have gone dark: liveness.c, QUIET), only if nothing else is
+ * left. */
 int mpt_best_ctrl_sf(const struct mpt_conn *c)
 {
     int best = -1;
@@ -209,7 +212,8 @@ int mpt_best_ctrl_sf(const struct mpt_conn *c)
         uint64_t q, r;
         if (s->state != MPT_SF_ESTABLISHED)
             continue;
-        q = s->q_bytes + s->info.notsent_bytes + (s->stalled ? (1u << 30) : 0);
+        q = s->q_bytes + s->info.notsent_bytes + (s->stalled ? (1u << 30) : 0) +
+            (mpt_sf_ack_silent(s, c->now) ? (1u << 29) : 0);
         r = sf_srtt(s);
         if (best < 0 || q < bq || (q == bq && r < br)) {
             best = i;

@@ -25,7 +25,7 @@ void mpt_rcvbuf_free(struct mpt_rcvbuf *rb)
     mpt_free(rb->buf);
     mpt_free(rb->bits);
     rb->buf = NULL;
-    rb->bits = NULL;
+    rb->bits = rb->any = rb->full = NULL;
     rb->ooo_bytes = 0;
     rb->nranges = 0;
 }
@@ -57,16 +57,18 @@ static size_t word_count(uint64_t x)
     return (size_t)__builtin_popcountll(x);
 }
 
-/* Physical range [p, p + n), no wrap: popcount (op 0), set (1), clear (2).
- * Whole words go without masks (memset for set and clear): a 16 KiB frame
- * is 256 words, and this runs several times per frame. */
-static size_t bits_op(uint64_t *bits, size_t p, size_t n, int op)
+/* Bit range [p, p + n) of array a, no wrap: popcount (op 0), set (1),
+ * clear (2). Whole words go without masks (memset for set and clear): a 16
+ * KiB frame is 256 words, and this runs several times per frame. */
+static size_t raw_op(uint64_t *a, size_t p, size_t n, int op)
 {
     size_t cnt = 0, lo = p % WBITS;
 
+    if (n == 0)
+        return 0;
     if (lo != 0 || n < WBITS) {
         size_t hi = lo + n < WBITS ? lo + n : WBITS;
-        uint64_t m = word_mask(lo, hi), *w = &bits[p / WBITS];
+        uint64_t m = word_mask(lo, hi), *w = &a[p / WBITS];
         if (op == 0)
             cnt += word_count(*w & m);
         else if (op == 1)
@@ -80,15 +82,15 @@ static size_t bits_op(uint64_t *bits, size_t p, size_t n, int op)
         size_t w0 = p / WBITS, nw = n / WBITS;
         if (op == 0) {
             for (size_t k = 0; k < nw; k++)
-                cnt += word_count(bits[w0 + k]);
+                cnt += word_count(a[w0 + k]);
         } else {
-            memset(&bits[w0], op == 1 ? 0xff : 0, nw * sizeof *bits);
+            memset(&a[w0], op == 1 ? 0xff : 0, nw * sizeof *a);
         }
         p += nw * WBITS;
         n -= nw * WBITS;
     }
     if (n > 0) {
-        uint64_t m = word_mask(0, n), *w = &bits[p / WBITS];
+        uint64_t m = word_mask(0, n), *w = &a[p / WBITS];
         if (op == 0)
             cnt += word_count(*w & m);
         else if (op == 1)
@@ -99,32 +101,99 @@ static size_t bits_op(uint64_t *bits, size_t p, size_t n, int op)
     return cnt;
 }
 
-/* First position in physical [p, p + n) whose bit equals val, or p + n. */
-static size_t bits_find(const uint64_t *bits, size_t p, size_t n, int val)
+/* First index in [from, to) whose bit in a (inverted if inv) is set, or to. */
+static size_t find_set(const uint64_t *a, size_t from, size_t to, int inv)
 {
-    size_t end = p + n;
-    const uint64_t skip = val ? 0 : ~0ull; /* a word with no bit equal to val */
+    const uint64_t flip = inv ? ~0ull : 0;
 
-    while (p < end) {
-        size_t w = p / WBITS, lo = p % WBITS;
-        uint64_t x;
-        if (lo == 0) {
-            while (p + WBITS <= end && bits[w] == skip) {
-                w++;
-                p += WBITS;
-            }
-            if (p >= end)
-                break;
-        }
-        x = val ? bits[w] : ~bits[w];
-        x &= ~((1ull << lo) - 1);
+    while (from < to) {
+        size_t w = from / WBITS;
+        uint64_t x = (a[w] ^ flip) & ~((1ull << (from % WBITS)) - 1);
         if (x) {
             size_t q = w * WBITS + (size_t)__builtin_ctzll(x);
-            return q < end ? q : end;
+            return q < to ? q : to;
         }
-        p = (w + 1) * WBITS;
+        from = (w + 1) * WBITS;
     }
-    return end;
+    return to;
+}
+
+/* Summary bit of word w: any (some bit set) and full (every bit set). */
+static void sum_fix(struct mpt_rcvbuf *rb, size_t w)
+{
+    uint64_t b = 1ull << (w % WBITS), x = rb->bits[w];
+
+    if (x)
+        rb->any[w / WBITS] |= b;
+    else
+        rb->any[w / WBITS] &= ~b;
+    if (x == ~0ull)
+        rb->full[w / WBITS] |= b;
+    else
+        rb->full[w / WBITS] &= ~b;
+}
+
+/* raw_op on the presence bitmap, keeping the summaries exact: the words
+ * covered whole become all-set or all-clear, the (at most two) edge words
+ * are looked at. */
+static size_t bits_op(struct mpt_rcvbuf *rb, size_t p, size_t n, int op)
+{
+    size_t w0, w1;
+
+    if (n == 0)
+        return 0;
+    w0 = p / WBITS;
+    w1 = (p + n - 1) / WBITS;
+    if (op == 0) {
+        /* only the words the summary says hold something: an in-order
+         * frame over an empty stretch costs a few summary words */
+        size_t cnt = 0, w = find_set(rb->any, w0, w1 + 1, 0);
+        while (w <= w1) {
+            size_t lo = w == w0 ? p % WBITS : 0, hi = w == w1 ? (p + n - 1) % WBITS + 1 : WBITS;
+            cnt += word_count(rb->bits[w] & word_mask(lo, hi));
+            w = find_set(rb->any, w + 1, w1 + 1, 0);
+        }
+        return cnt;
+    }
+    raw_op(rb->bits, p, n, op);
+    sum_fix(rb, w0);
+    if (w1 != w0)
+        sum_fix(rb, w1);
+    if (w1 > w0 + 1) {
+        raw_op(rb->any, w0 + 1, w1 - w0 - 1, op);
+        raw_op(rb->full, w0 + 1, w1 - w0 - 1, op);
+    }
+    return 0;
+}
+
+/* First position in physical [p, p + n) whose bit equals val, or p + n.
+ * The word holding p is looked at directly; the words after it are found
+ * through the summary (a word with some bit set for val 1, a word not all
+ * set for val 0), so a run or hole of any length costs one bit per 64
+ * words: SACK building and the cumulative advance scan the whole hole and
+ * run on every ack and every in-order frame. */
+static size_t bits_find(const struct mpt_rcvbuf *rb, size_t p, size_t n, int val)
+{
+    size_t end = p + n, w, k;
+    uint64_t x;
+
+    if (n == 0)
+        return end;
+    w = p / WBITS;
+    x = val ? rb->bits[w] : ~rb->bits[w];
+    x &= ~((1ull << (p % WBITS)) - 1);
+    if (x) {
+        size_t q = w * WBITS + (size_t)__builtin_ctzll(x);
+        return q < end ? q : end;
+    }
+    k = find_set(val ? rb->any : rb->full, w + 1, (end - 1) / WBITS + 1, !val);
+    if (k > (end - 1) / WBITS)
+        return end;
+    x = val ? rb->bits[k] : ~rb->bits[k];
+    {
+        size_t q = k * WBITS + (size_t)__builtin_ctzll(x);
+        return q < end ? q : end;
+    }
 }
 
 /* The same over the DSN range [dsn, dsn + n), n <= cap, which may wrap the ring. */
@@ -133,8 +202,8 @@ static size_t range_op(struct mpt_rcvbuf *rb, uint64_t dsn, size_t n, int op)
     size_t p = pos_of(rb, dsn), first = rb->cap - p;
 
     if (first >= n)
-        return bits_op(rb->bits, p, n, op);
-    return bits_op(rb->bits, p, first, op) + bits_op(rb->bits, 0, n - first, op);
+        return bits_op(rb, p, n, op);
+    return bits_op(rb, p, first, op) + bits_op(rb, 0, n - first, op);
 }
 
 /* Distance from dsn to the first DSN in [dsn, dsn + n) whose bit is val (n if none). */
@@ -143,11 +212,11 @@ static size_t range_find(const struct mpt_rcvbuf *rb, uint64_t dsn, size_t n, in
     size_t p = pos_of(rb, dsn), first = rb->cap - p, q;
 
     if (first >= n)
-        return bits_find(rb->bits, p, n, val) - p;
-    q = bits_find(rb->bits, p, first, val) - p;
+        return bits_find(rb, p, n, val) - p;
+    q = bits_find(rb, p, first, val) - p;
     if (q < first)
         return q;
-    return first + bits_find(rb->bits, 0, n - first, val);
+    return first + bits_find(rb, 0, n - first, val);
 }
 
 /* Runs of present bytes that intersect [a, b). */
@@ -176,9 +245,87 @@ static size_t runs_touching(const struct mpt_rcvbuf *rb, uint64_t s, uint64_t e)
     return runs_in(rb, a, b);
 }
 
+/* Stores [dsn, dsn + len), dsn at or above nxt: into the lent buffer what
+ * falls inside it (it starts at or below nxt), the rest into the ring. */
 static void copy_in(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *src, size_t len)
 {
+    if (rb->lend) {
+        uint64_t off = dsn - rb->lend_base;
+        if (off < rb->lend_len) {
+            size_t k = rb->lend_len - (size_t)off < len ? rb->lend_len - (size_t)off : len;
+            memcpy(rb->lend + off, src, k);
+            dsn += k;
+            src += k;
+            len -= k;
+            if (len == 0)
+                return;
+        }
+    }
     mpt_bytering_put(rb->buf, rb->cap, pos_of(rb, dsn), src, len);
+}
+
+/* While lent: in-order bytes in the lent buffer count as read. */
+static void lend_follow(struct mpt_rcvbuf *rb)
+{
+    if (rb->lend)
+        rb->read = rb->lend_base + mpt_rcvbuf_lent(rb);
+}
+
+/* Copies the held runs in [a, b) between the ring and buf (DSN a at
+ * buf[0]): to_ring 1 stores, 0 fetches. */
+static void move_held(struct mpt_rcvbuf *rb, uint64_t a, uint64_t b, uint8_t *buf, int to_ring)
+{
+    uint64_t p = a;
+
+    while (mpt_dsn_lt(p, b)) {
+        size_t n = (size_t)(b - p), k = range_find(rb, p, n, 1), run;
+        if (k == n)
+            break;
+        p += k;
+        run = range_find(rb, p, (size_t)(b - p), 0);
+        if (to_ring)
+            mpt_bytering_put(rb->buf, rb->cap, pos_of(rb, p), buf + (p - a), run);
+        else
+            mpt_bytering_get(rb->buf, rb->cap, pos_of(rb, p), buf + (p - a), run);
+        p += run;
+    }
+}
+
+int mpt_rcvbuf_lend(struct mpt_rcvbuf *rb, uint8_t *out, size_t len)
+{
+    if (!out || len == 0)
+        return MPT_EINVAL;
+    if (rb->lend || rb->read != rb->nxt)
+        return MPT_ESTATE;
+    if (rb->bits && mpt_dsn_lt(rb->nxt, rb->ooo_end)) {
+        uint64_t b = rb->ooo_end - rb->nxt < len ? rb->ooo_end : rb->nxt + len;
+        move_held(rb, rb->nxt, b, out, 0);
+    }
+    rb->lend = out;
+    rb->lend_base = rb->nxt;
+    rb->lend_len = len;
+    return 0;
+}
+
+int mpt_rcvbuf_lend_waiting(const struct mpt_rcvbuf *rb)
+{
+    return rb->lend && rb->nxt - rb->lend_base < rb->lend_len && mpt_dsn_lt(rb->nxt, rb->ooo_end);
+}
+
+size_t mpt_rcvbuf_unlend(struct mpt_rcvbuf *rb)
+{
+    size_t got = mpt_rcvbuf_lent(rb);
+    uint64_t end = rb->lend_base + rb->lend_len;
+
+    if (!rb->lend)
+        return 0;
+    if (rb->bits && mpt_dsn_lt(rb->nxt, end) && mpt_dsn_lt(rb->nxt, rb->ooo_end))
+        move_held(rb, rb->nxt, mpt_dsn_lt(rb->ooo_end, end) ? rb->ooo_end : end,
+                  rb->lend + (rb->nxt - rb->lend_base), 1);
+    rb->lend = NULL;
+    rb->lend_base = 0;
+    rb->lend_len = 0;
+    return got;
 }
 
 /* nxt has reached the start of held bytes (or not): absorb every run that
@@ -244,14 +391,18 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
         }
         rb->nxt = e;
         advance(rb);
+        lend_follow(rb);
         return 0;
     }
 
     /* out of order: mark present, merging with the runs it touches */
     if (!rb->bits) {
-        rb->bits = mpt_calloc((rb->cap + WBITS - 1) / WBITS, sizeof *rb->bits);
+        size_t nw = (rb->cap + WBITS - 1) / WBITS, ns = (nw + WBITS - 1) / WBITS;
+        rb->bits = mpt_calloc(nw + 2 * ns, sizeof *rb->bits);
         if (!rb->bits)
             return MPT_ENOMEM;
+        rb->any = rb->bits + nw;
+        rb->full = rb->any + ns;
     }
     {
         size_t touching = mpt_dsn_lt(rb->nxt, rb->ooo_end) ? runs_touching(rb, s, e) : 0;
@@ -265,33 +416,6 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
     if (mpt_dsn_gt(e, rb->ooo_end))
         rb->ooo_end = e;
     return 0;
-}
-
-long mpt_rcvbuf_deliver(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
-                        uint64_t edge, uint8_t *out, size_t room)
-{
-    size_t k = len < room ? len : room;
-
-    if (k == 0 || dsn != rb->nxt || rb->read != rb->nxt)
-        return 0;
-    if (mpt_dsn_gt(edge, mpt_rcvbuf_right_edge(rb)))
-        edge = mpt_rcvbuf_right_edge(rb);
-    if ((uint64_t)len > (uint64_t)(edge - rb->nxt))
-        return MPT_EFLOW;
-    if (rb->bits && mpt_dsn_lt(dsn, rb->ooo_end)) {
-        /* stop short of the first byte held above the cumulative point */
-        size_t span = (size_t)(rb->ooo_end - dsn), lim = span < k ? span : k;
-        size_t held = range_find(rb, dsn, lim, 1);
-        if (held < lim)
-            k = held;
-        if (k == 0)
-            return 0;
-    }
-    memcpy(out, data, k);
-    rb->nxt += k;
-    rb->read = rb->nxt;
-    advance(rb);
-    return (long)k;
 }
 
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)

@@ -11,9 +11,10 @@
  * slot (cap / 8 bytes, allocated on the first out-of-order segment). Any
  * pattern the window allows fits, down to single bytes with single-byte
  * holes, so data inside the window is never dropped and memory is fixed:
- * at most cap + cap / 8 bytes. In-order data never touches the bitmap.
- * Advancing the cumulative point and reporting SACK ranges scan it a word
- * (64 bytes of stream) at a time.
+ * at most cap + cap / 8 (+ cap / 2048 for the summaries) bytes. In-order
+ * data never touches the bitmap. Two summaries with one bit per bitmap word
+ * (some bit set; all bits set) let advancing the cumulative point and
+ * reporting SACK ranges skip a hole or a run 4 KiB of stream per bit.
  */
 #ifndef MPT_CORE_RCVBUF_H
 #define MPT_CORE_RCVBUF_H
@@ -31,6 +32,11 @@ struct mpt_rcvbuf {
     size_t nranges;   /* disjoint runs of bytes held above nxt */
     uint64_t ooo_end; /* one past the highest byte held above nxt (nxt if none) */
     uint64_t *bits;   /* presence bitmap, one bit per ring slot; NULL until needed */
+    uint64_t *any;    /* summary, one bit per bitmap word: some bit set (same block) */
+    uint64_t *full;   /* summary, one bit per bitmap word: all bits set (same block) */
+    uint8_t *lend;    /* the application's buffer standing in for the ring over */
+    uint64_t lend_base; /* [lend_base, lend_base + lend_len) while lent (mpt_rcvbuf_lend) */
+    size_t lend_len;
 };
 
 struct mpt_sack_range;
@@ -68,15 +74,31 @@ static inline uint64_t mpt_rcvbuf_right_edge(const struct mpt_rcvbuf *rb)
     return rb->read + rb->cap;
 }
 /*
- * Direct delivery: when nothing is readable and segment [dsn, dsn+len)
- * starts at the cumulative point, copies its first bytes (up to room, and
- * short of any byte already held above the cumulative point) straight to
- * out, as if stored and read at once: one copy instead of two. Returns the
- * count taken (0 if the segment does not qualify; the caller stores the
- * rest with mpt_rcvbuf_insert), or MPT_EFLOW like mpt_rcvbuf_insert.
+ * Lending an application buffer: while nothing is readable, out stands in for
+ * the ring over the DSNs [nxt, nxt + len): every byte that arrives there, in
+ * order or not, is copied straight to its place in out (one copy per byte
+ * instead of two: input to ring, ring to application), and bytes already
+ * held there are moved into out now. In-order bytes in out count as read at
+ * once (`read` follows `nxt` up to the end of out, so the right edge opens);
+ * bytes beyond out go to the ring as usual. Returns 0, MPT_EINVAL (len 0),
+ * or MPT_ESTATE (bytes readable, or already lent).
  */
-long mpt_rcvbuf_deliver(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, size_t len,
-                        uint64_t edge, uint8_t *out, size_t room);
+int mpt_rcvbuf_lend(struct mpt_rcvbuf *rb, uint8_t *out, size_t len);
+/* In-order bytes in the lent buffer (from out[0]); 0 when not lent. */
+static inline size_t mpt_rcvbuf_lent(const struct mpt_rcvbuf *rb)
+{
+    uint64_t d = rb->nxt - rb->lend_base;
+
+    if (!rb->lend)
+        return 0;
+    return d < rb->lend_len ? (size_t)d : rb->lend_len;
+}
+/* 1 while lent, not yet full, with bytes held out of order inside it (what
+ * fills the hole below them would complete more of it). */
+int mpt_rcvbuf_lend_waiting(const struct mpt_rcvbuf *rb);
+/* Ends the loan; returns mpt_rcvbuf_lent() (those bytes are the
+ * application's now). Bytes held out of order in it are copied to the ring. */
+size_t mpt_rcvbuf_unlend(struct mpt_rcvbuf *rb);
 /* Copies up to len in-order bytes out; returns the count. */
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len);
 /* The first (lowest) out-of-order ranges, at most max; returns the count. */

@@ -77,7 +77,7 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
     if (!c || (!buf && len))
         return MPT_EINVAL;
     c->now = now;
-    if (c->lend_got)
+    if (mpt_rcvbuf_lent(&c->rb))
         return MPT_EAGAIN; /* earlier bytes wait in the lent buffer */
     if (c->state == MPT_CONN_ABORTED)
         return c->error;
@@ -96,6 +96,13 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
     return MPT_EAGAIN;
 }
 
+/* The loan reaches the ring buffer once it is set up and nothing is readable. */
+static void lend_apply(struct mpt_conn *c)
+{
+    if (c->lend_buf && !c->rb.lend && c->rb_ready && mpt_rcvbuf_readable(&c->rb) == 0)
+        (void)mpt_rcvbuf_lend(&c->rb, c->lend_buf, c->lend_len);
+}
+
 int mpt_conn_recv_lend(struct mpt_conn *c, void *buf, size_t len)
 {
     if (!c || !buf || !len)
@@ -104,13 +111,51 @@ int mpt_conn_recv_lend(struct mpt_conn *c, void *buf, size_t len)
         return MPT_ESTATE;
     c->lend_buf = buf;
     c->lend_len = len;
-    c->lend_got = 0;
+    lend_apply(c);
     return 0;
 }
 
 int mpt_conn_recv_lend_full(const struct mpt_conn *c)
 {
-    return c && c->lend_buf && c->lend_got == c->lend_len;
+    return c && c->lend_buf && mpt_rcvbuf_lent(&c->rb) == c->lend_len;
+}
+
+int mpt_conn_recv_next_sf(const struct mpt_conn *c)
+{
+    if (!c || !c->rb.lend || mpt_rcvbuf_lent(&c->rb) == c->rb.lend_len)
+        return -1;
+    for (int i = 0; i < c->nslots; i++) {
+        const struct sf *s = &c->sf[i];
+        if (s->rx_seen && s->rx_next == c->rb.nxt && s->state < MPT_SF_FAILED)
+            return i;
+    }
+    return -1;
+}
+
+size_t mpt_conn_recv_read_hint(const struct mpt_conn *c, int i)
+{
+    uint64_t end, at;
+
+    if (!c || i < 0 || i >= c->nslots || !c->rb.lend || !c->sf[i].rx_seen ||
+        mpt_rcvbuf_lent(&c->rb) == c->rb.lend_len)
+        return 0;
+    end = c->rb.lend_base + c->rb.lend_len;
+    at = c->sf[i].rx_next;
+    if (mpt_dsn_lt(at, c->rb.nxt) || !mpt_dsn_lt(at, end))
+        return 0;
+    /* its bytes go on from inside the loan: up to its end, with room for
+     * the frame headers on the way (more would go through the ring) */
+    return (size_t)(end - at) + (size_t)(end - at) / 256 + MPT_DATA_HDR_LEN;
+}
+
+size_t mpt_conn_recv_lent(const struct mpt_conn *c)
+{
+    return c && c->lend_buf ? mpt_rcvbuf_lent(&c->rb) : 0;
+}
+
+int mpt_conn_recv_lend_waiting(const struct mpt_conn *c)
+{
+    return c && c->lend_buf && mpt_rcvbuf_lend_waiting(&c->rb);
 }
 
 size_t mpt_conn_recv_unlend(struct mpt_conn *c, uint64_t now)
@@ -119,9 +164,9 @@ size_t mpt_conn_recv_unlend(struct mpt_conn *c, uint64_t now)
 
     if (!c || !c->lend_buf)
         return 0;
-    got = c->lend_got;
+    got = mpt_rcvbuf_unlend(&c->rb);
     c->lend_buf = NULL;
-    c->lend_len = c->lend_got = 0;
+    c->lend_len = 0;
     if (got) {
         c->now = now;
         mpt_post(c, now);
@@ -137,30 +182,19 @@ int mpt_conn_set_rcv_limit(struct mpt_conn *c, size_t limit)
     return 0;
 }
 
-/* Stores a DATA payload: its in-order head straight into a lent buffer
- * when one waits (mpt_conn_recv_lend), the rest in the ring. */
+/* Stores a DATA payload: into a lent buffer (mpt_conn_recv_lend) what falls
+ * inside it, the rest in the ring. */
 static int store(struct mpt_conn *c, const struct mpt_frame *f, size_t *dup)
 {
-    uint64_t dsn = f->u.data.dsn;
-    const uint8_t *p = f->u.data.payload;
-    size_t len = f->u.data.len;
+    uint64_t read = c->rb.read;
+    int r;
 
-    if (c->lend_buf && c->lend_got < c->lend_len) {
-        long k = mpt_rcvbuf_deliver(&c->rb, dsn, p, len, c->adv_edge,
-                                    c->lend_buf + c->lend_got, c->lend_len - c->lend_got);
-        if (k < 0)
-            return (int)k;
-        if (k > 0) {
-            c->lend_got += (size_t)k;
-            rcv_window_opened(c);
-            dsn += (uint64_t)k;
-            p += k;
-            len -= (size_t)k;
-            if (len == 0)
-                return 0;
-        }
-    }
-    return mpt_rcvbuf_insert(&c->rb, dsn, p, len, c->adv_edge, dup);
+    lend_apply(c);
+    r = mpt_rcvbuf_insert(&c->rb, f->u.data.dsn, f->u.data.payload, f->u.data.len, c->adv_edge,
+                          dup);
+    if (c->rb.read != read)
+        rcv_window_opened(c); /* in-order bytes landed in the lent buffer */
+    return r;
 }
 
 int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now,
@@ -172,6 +206,8 @@ int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     int r;
 
     s->bytes_received += f->u.data.len;
+    s->rx_next = end;
+    s->rx_seen = 1;
     if ((c->rfin_known && mpt_dsn_gt(end, c->rfin_dsn)))
         return mpt_proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
     r = store(c, f, &dup);

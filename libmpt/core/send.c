@@ -27,6 +27,25 @@
  * subflow, so a peer that never acknowledges gets each byte at most once per
  * subflow before the ack timeout ends the connection.
  *
+ * REINJECTION CREDIT. Subflows come and go, so "once per subflow" alone does
+ * not bound the output: a peer that holds the keys could open a join, let it
+ * take the unacknowledged data and fail, and again (fuzz_engine found 52
+ * joins in 4.6 s turning 64 KiB into 2.4 MB). Every byte sent again
+ * (reinjection, opportunistic retransmission, the snd_una timer) spends one
+ * byte of a connection-level credit; every byte sent for the first time and
+ * every byte newly acknowledged earns MPT_REINJ_EARN (2), up to 2 x sndbuf.
+ * So what is reinjected never exceeds 4 x what the application wrote, and a
+ * peer that acknowledges nothing gets each byte at most twice more. An honest
+ * failover (two in a row with nothing acknowledged between) spends at most
+ * what first transmissions earned, so it goes at once as before. When the
+ * credit is spent, the queued ranges wait (new data still goes) and a grant
+ * of one frame's worth comes 2 x stall_min after the queue blocked, doubled
+ * per grant until the peer acknowledges everything sent before the last one:
+ * the bytes at snd_una keep moving, an honest peer's acks earn the credit
+ * back (twice what they ack: exponential, like slow start), and a hostile
+ * peer gets a few frames before the ack timeout ends the connection.
+ * Counted in reinj_throttled.
+ *
  * OPPORTUNISTIC RETRANSMISSION. When new data is blocked by the peer's window
  * (or the send buffer is full and all of it was sent) and the bytes at
  * snd_una were sent on subflow S while a usable subflow F with room has
@@ -137,6 +156,43 @@ void mpt_snd_reinj_add(struct mpt_conn *c, uint64_t s, uint64_t e)
     r = mpt_ring_at(&c->reinj, i);
     r->s = s;
     r->e = e;
+}
+
+#define MPT_REINJ_EARN 2 /* credit per byte first sent or newly acknowledged */
+
+static void reinj_earn(struct mpt_conn *c, uint64_t n)
+{
+    uint64_t cap = 2 * (uint64_t)c->s.sndbuf;
+
+    if (n > cap / MPT_REINJ_EARN)
+        c->reinj_credit = cap;
+    else
+        c->reinj_credit = u64min(cap, c->reinj_credit + MPT_REINJ_EARN * n);
+    if (c->reinj_credit)
+        c->reinj_blocked_at = 0;
+}
+
+static void reinj_spend(struct mpt_conn *c, uint64_t n)
+{
+    c->reinj_credit -= n < c->reinj_credit ? n : c->reinj_credit;
+}
+
+uint64_t mpt_snd_reinj_grant_at(const struct mpt_conn *c)
+{
+    if (!conn_open(c) || !c->reinj.n || c->reinj_credit || !c->reinj_blocked_at)
+        return MPT_TIME_NEVER;
+    return c->reinj_blocked_at +
+           ((2 * c->s.stall_min) << (c->reinj_grants < 6 ? c->reinj_grants : 6));
+}
+
+void mpt_snd_reinj_grant_check(struct mpt_conn *c, uint64_t now)
+{
+    if (now < mpt_snd_reinj_grant_at(c))
+        return;
+    c->reinj_credit = c->s.max_frame_payload;
+    c->reinj_blocked_at = 0;
+    c->reinj_grants++;
+    c->reinj_grant_dsn = c->snd_nxt;
 }
 
 /* Queue every unacknowledged byte handed to subflow s for sending elsewhere. */
@@ -531,9 +587,19 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             mpt_ring_pop_front(&c->reinj);
             r = NULL;
         }
+        if (!r) {
+            c->reinj_blocked_at = 0;
+        } else if (!c->reinj_credit) {
+            /* the queue waits for credit or a grant; new data still goes */
+            if (!c->reinj_blocked_at) {
+                c->reinj_blocked_at = now ? now : 1;
+                c->st.reinj_throttled++;
+            }
+            r = NULL;
+        }
         if (r) {
             dsn = r->s;
-            avail = (size_t)(r->e - r->s);
+            avail = (size_t)u64min(r->e - r->s, c->reinj_credit);
             reinj = 1;
         } else {
             uint64_t lim = mpt_dsn_min(c->sb.end, c->snd_edge);
@@ -635,10 +701,13 @@ void mpt_snd_schedule(struct mpt_conn *c, uint64_t now)
             if (map[pk.sf[j]] >= 0)
                 ccv[map[pk.sf[j]]].tcp_inflight += MPT_DATA_HDR_LEN + len;
         }
-        if (reinj)
+        if (reinj) {
             r->s += len;
-        else
+            reinj_spend(c, (uint64_t)len * (uint64_t)pk.n);
+        } else {
             c->snd_nxt += len;
+            reinj_earn(c, len);
+        }
     }
     if (c->sched->flags & MPT_SCHED_REDUNDANT)
         redundant_copies(c, now, &env, map);
@@ -655,7 +724,7 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
     struct rec *hold = NULL;
     uint64_t sr, end, dsn;
 
-    if (c->reinj.n || !mpt_dsn_lt(c->snd_una, c->snd_nxt))
+    if (c->reinj.n || !mpt_dsn_lt(c->snd_una, c->snd_nxt) || !c->reinj_credit)
         return;
     blocked = (c->snd_nxt == c->snd_edge && mpt_dsn_lt(c->snd_nxt, c->sb.end)) ||
               (mpt_sendbuf_space(&c->sb) == 0 && c->snd_nxt == c->sb.end);
@@ -703,10 +772,12 @@ static void opportunistic(struct mpt_conn *c, uint64_t now, const struct mpt_cc_
         size_t len = zmin((size_t)(end - dsn),
                           zmin(c->s.max_frame_payload, c->sf[F].room - MPT_DATA_HDR_LEN));
         len = zmin(len, mpt_meter_left(&c->sf[F]));
+        len = (size_t)u64min(len, c->reinj_credit);
         if (len == 0)
             break;
         if (enqueue_data(c, F, dsn, len, 1, REC_OPP, now))
             break;
+        reinj_spend(c, len);
         dsn += len;
     }
     if (mpt_dsn_lt(dsn, end))
@@ -746,8 +817,12 @@ int mpt_snd_on_data_ack(struct mpt_conn *c, int from, uint64_t ack, uint32_t win
     }
     if (mpt_dsn_gt(ack, c->snd_una)) {
         uint64_t data_end = mpt_dsn_min(ack, c->sb.end);
-        if (mpt_dsn_gt(data_end, c->snd_una))
+        if (mpt_dsn_gt(data_end, c->snd_una)) {
             c->st.bytes_acked += data_end - c->snd_una;
+            reinj_earn(c, data_end - c->snd_una);
+        }
+        if (c->reinj_grants && mpt_dsn_ge(ack, c->reinj_grant_dsn))
+            c->reinj_grants = 0; /* everything sent before the last grant arrived */
         c->snd_una = ack;
         c->una_moved_at = now;
         if (mpt_dsn_lt(c->snd_nxt, mpt_dsn_min(ack, c->sb.end)))

@@ -101,8 +101,10 @@ void bench_rx_data(struct bench_rx *rx, const unsigned char *buf, size_t n)
 {
     double t = bench_now();
 
-    if (rx->bytes > 0 && t - rx->t_last > rx->max_gap)
+    if (rx->bytes > 0 && t - rx->t_last > rx->max_gap) {
         rx->max_gap = t - rx->t_last;
+        rx->max_gap_from = rx->t_last;
+    }
     rx->t_last = t;
     if (!rx->stream) {
         if (!rx->bad) {
@@ -167,8 +169,8 @@ int bench_rx_report(struct bench_rx *rx, uint64_t expected, char *out, size_t ou
         lost = rx->bytes > rx->good ? rx->bytes - rx->good : 1;
     ok = !rx->bad && lost == 0 && (!rx->stream || rx->msg_have == 0);
     len = strlen(out);
-    snprintf(out + len, outlen - len, " max_gap_ms=%.1f lost_bytes=%llu verify=%s", rx->max_gap * 1e3,
-             (unsigned long long)lost, ok ? "ok" : "FAIL");
+    snprintf(out + len, outlen - len, " max_gap_ms=%.1f max_gap_from=%.6f lost_bytes=%llu verify=%s",
+             rx->max_gap * 1e3, rx->max_gap_from, (unsigned long long)lost, ok ? "ok" : "FAIL");
     if (rx->bad) {
         len = strlen(out);
         snprintf(out + len, outlen - len, " first_bad_offset=%llu", (unsigned long long)rx->bad_at);

@@ -43,6 +43,7 @@ struct bench_rx {
     uint64_t bad_at;         /* stream offset of the first mismatch */
     double t_last;           /* time of the last read that returned data */
     double max_gap;          /* seconds */
+    double max_gap_from;     /* CLOCK_MONOTONIC seconds when the longest gap began */
     unsigned char msg[BENCH_MSG];
     size_t msg_have;
     uint64_t next_seq;
@@ -52,7 +53,7 @@ struct bench_rx {
 
 void bench_rx_init(struct bench_rx *rx, int stream);
 void bench_rx_data(struct bench_rx *rx, const unsigned char *buf, size_t n);
-/* Appends " max_gap_ms=.. lost_bytes=.. verify=ok|FAIL [messages=.. latency_*]"
+/* Appends " max_gap_ms=.. max_gap_from=.. lost_bytes=.. verify=ok|FAIL [messages=.. latency_*]"
  * to out; expected is the byte count the sender promised (0: unknown, then
  * lost_bytes only counts a mismatch). Returns 1 if the data is complete and
  * correct. */

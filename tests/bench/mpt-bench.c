@@ -13,6 +13,10 @@
  *     --sched NAME    libmpt scheduler     --cc NAME   coupled congestion
  *     --tcp-cc NAME   TCP_CONGESTION of every subflow
  *     --rcvbuf BYTES  connection receive memory (mpt_config.rcvbuf)
+ *     --reverse N     both sides: while the --send side sends, the other side
+ *                     sends it N pattern bytes back (a request stream beside the
+ *                     bulk one); the --send side verifies them (reverse_bytes=,
+ *                     reverse_verify=); not with --stream
  *     --budget WHO=N  a byte budget (mpt_set_path_budget): client, the --path WHO;
  *                     server, the subflows from remote address WHO; the sender's
  *                     line then has metered_bytes=
@@ -56,6 +60,7 @@ struct opts {
     unsigned long long send, expect;
     double stream_rate;
     unsigned long long rcvbuf;   /* connection receive memory; 0: the default */
+    unsigned long long reverse;  /* bytes from the receiving side to the sending one */
     const char *sched, *cc, *tcp_cc;
     double timeout;
     long conns;
@@ -186,9 +191,13 @@ static struct mpt_ctx *make_ctx(const struct opts *o)
         fprintf(stderr, "mpt-bench: mpt_ctx_new: %s\n", mpt_strerror(rc));
         exit(1);
     }
+    /* MPT_BENCH_TRACE=PREFIX: each process traces to PREFIX.server / PREFIX.client */
     const char *trace = getenv("MPT_BENCH_TRACE");
-    if (trace && *trace)
-        mpt_set_trace_file(ctx, trace);
+    if (trace && *trace) {
+        char tp[4096];
+        snprintf(tp, sizeof tp, "%s.%s", trace, o->server ? "server" : "client");
+        mpt_set_trace_file(ctx, tp);
+    }
     return ctx;
 }
 
@@ -206,15 +215,27 @@ static void run_until(double due)
     }
 }
 
+/* The bulk sender's side of --reverse: takes what has arrived, never blocking. */
+static void reverse_drain(struct mpt_socket *s, struct bench_rx *rrx)
+{
+    static unsigned char rbuf[BENCH_IO];
+    ssize_t n;
+    while ((n = mpt_recv(s, rbuf, sizeof rbuf)) > 0)
+        bench_rx_data(rrx, rbuf, (size_t)n);
+}
+
 static int do_send(const struct opts *o, struct mpt_socket *s, const char *role)
 {
+    static unsigned char rbuf[BENCH_IO];
     unsigned char msg[BENCH_MSG];
+    struct bench_rx rrx;
     struct mpt_info info;
     unsigned long long off = 0, reinj = 0;
     double t0 = bench_now(), c0 = bench_cpu();
     ssize_t w = 0;
-    int rc, ok = 1;
+    int rc, ok = 1, rev_ok = 1;
 
+    bench_rx_init(&rrx, 0);
     if (o->stream_rate > 0) {
         unsigned long long msgs = o->send / BENCH_MSG;
         for (unsigned long long seq = 0; seq < msgs && w >= 0; seq++) {
@@ -233,6 +254,8 @@ static int do_send(const struct opts *o, struct mpt_socket *s, const char *role)
                 break;
             off += k;
             note_subflows(s, &info);
+            if (o->reverse)
+                reverse_drain(s, &rrx);
         }
     }
     if (w < 0) {
@@ -241,6 +264,30 @@ static int do_send(const struct opts *o, struct mpt_socket *s, const char *role)
     }
     note_subflows(s, &info);
     reinj = info.bytes_reinjected;
+    if (o->reverse && ok) {
+        /* Our end of the stream first, then the rest of the reverse bytes
+         * until the peer's end. */
+        ssize_t n;
+        if ((rc = mpt_shutdown(s)) < 0) {
+            fprintf(stderr, "mpt-bench: %s: shutdown: %s\n", role, mpt_strerror(rc));
+            ok = 0;
+        }
+        while (ok && (n = mpt_blocking_recv(s, rbuf, sizeof rbuf, remaining_ms())) != 0) {
+            if (n < 0) {
+                fprintf(stderr, "mpt-bench: %s: reverse recv after %llu bytes: %s\n", role,
+                        (unsigned long long)rrx.bytes, mpt_strerror((int)n));
+                ok = 0;
+                break;
+            }
+            bench_rx_data(&rrx, rbuf, (size_t)n);
+        }
+        rev_ok = !rrx.bad && rrx.good == o->reverse && rrx.bytes == o->reverse;
+        if (!rev_ok) {
+            fprintf(stderr, "mpt-bench: %s: reverse stream: %llu of %llu bytes verified\n", role,
+                    (unsigned long long)rrx.good, o->reverse);
+            ok = 0;
+        }
+    }
     /* Until the peer has everything and has closed: the timing covers delivery. */
     rc = mpt_blocking_close(s, remaining_ms());
     if (rc < 0) {
@@ -253,8 +300,12 @@ static int do_send(const struct opts *o, struct mpt_socket *s, const char *role)
            max_subflows, reinj, ok);
     if (meter_who)
         printf(" metered_bytes=%llu", metered_bytes);
+    if (o->reverse)
+        printf(" reverse_bytes=%llu reverse_verify=%s", (unsigned long long)rrx.bytes,
+               rev_ok ? "ok" : "FAIL");
     printf("\n");
     fflush(stdout);
+    free(rrx.lat);
     return ok ? 0 : 3;
 }
 
@@ -266,10 +317,26 @@ static int do_recv(const struct opts *o, struct mpt_socket *s, const char *role)
     double t0 = bench_now(), c0 = bench_cpu();
     ssize_t n;
     char line[1024];
-    int ok;
+    unsigned long long roff = 0;
+    int ok, rev_err = 0;
 
     bench_rx_init(&rx, o->stream_rate > 0);
-    while ((n = mpt_blocking_recv(s, buf, sizeof buf, remaining_ms())) > 0) {
+    for (;;) {
+        /* --reverse: what the send buffer takes now, never blocking. */
+        while (roff < o->reverse && !rev_err) {
+            size_t k = o->reverse - roff < BENCH_IO ? (size_t)(o->reverse - roff) : BENCH_IO;
+            ssize_t w = mpt_send(s, bench_pat_at(roff), k);
+            if (w == MPT_EAGAIN)
+                break;
+            if (w < 0) {
+                fprintf(stderr, "mpt-bench: %s: reverse send: %s\n", role, mpt_strerror((int)w));
+                rev_err = 1;
+                break;
+            }
+            roff += (unsigned long long)w;
+        }
+        if ((n = mpt_blocking_recv(s, buf, sizeof buf, remaining_ms())) <= 0)
+            break;
         bench_rx_data(&rx, buf, (size_t)n);
         if (max_subflows < 2 || (rx.bytes & 0xfffff) < (uint64_t)n)
             note_subflows(s, &info);
@@ -286,7 +353,20 @@ static int do_recv(const struct opts *o, struct mpt_socket *s, const char *role)
              secs > 0 ? (double)rx.bytes * 8 / secs / 1e9 : 0.0, cpu, max_subflows,
              (unsigned long long)info.bytes_reinjected, n == 0, info.reorder_p50_us / 1e3,
              info.reorder_p99_us / 1e3, info.reorder_max_us / 1e3);
-    ok = bench_rx_report(&rx, o->expect, line, sizeof line) && n == 0;
+    /* The bulk sender reads to our end after its last write: block for the rest. */
+    if (n == 0 && roff < o->reverse && !rev_err) {
+        size_t k = (size_t)(o->reverse - roff);
+        for (unsigned long long done = 0; done < k && !rev_err;) {
+            size_t part = k - done < BENCH_IO ? (size_t)(k - done) : BENCH_IO;
+            ssize_t w = mpt_blocking_send_all(s, bench_pat_at(roff + done), part, remaining_ms());
+            if (w < 0) {
+                fprintf(stderr, "mpt-bench: %s: reverse send: %s\n", role, mpt_strerror((int)w));
+                rev_err = 1;
+            }
+            done += part;
+        }
+    }
+    ok = bench_rx_report(&rx, o->expect, line, sizeof line) && n == 0 && !rev_err;
     printf("%s\n", line);
     fflush(stdout);
     mpt_blocking_close(s, 5000);
@@ -520,6 +600,8 @@ int main(int argc, char **argv)
             o.tcp_cc = v;
         else if (!strcmp(a, "--rcvbuf"))
             o.rcvbuf = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--reverse"))
+            o.reverse = strtoull(v, NULL, 0);
         else if (!strcmp(a, "--timeout"))
             o.timeout = atof(v);
         else if (!strcmp(a, "--conns"))
@@ -541,7 +623,7 @@ int main(int argc, char **argv)
         } else
             usage();
     }
-    if (o.port <= 0 || o.port > 65535)
+    if (o.port <= 0 || o.port > 65535 || (o.reverse && o.stream_rate > 0))
         usage();
     deadline = bench_now() + o.timeout;
     bench_pat_init();

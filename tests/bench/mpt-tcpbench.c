@@ -8,6 +8,10 @@
  *   mpt-tcpbench client [--mptcp] --host ADDR [--src ADDR] --port P [--send N | --recv] [options]
  *     --expect N      receiver: N bytes are due (lost_bytes = N - verified)
  *     --stream RATE   stream mode: timestamped BENCH_MSG-byte messages at RATE/s
+ *     --reverse N     both sides: while the --send side sends, the other side
+ *                     sends it N pattern bytes back (a request stream beside the
+ *                     bulk one); the --send side verifies them (reverse_bytes=,
+ *                     reverse_verify=); not with TLS
  *     --nodelay       TCP_NODELAY (libmpt sets it on its subflows)
  *     --tcp-cc NAME   TCP_CONGESTION     --timeout SEC  give up (default 300)
  *     --tls-cert F --tls-key F (server), --tls-ca F --tls-name N (client): one
@@ -235,8 +239,31 @@ static void sleep_until(double t)
         ;
 }
 
+/* The bulk receiver's side of --reverse: sends what the socket takes now,
+ * never blocking (the bulk sender reads only between its writes). */
+static int reverse_push(int fd, unsigned long long *off, unsigned long long total)
+{
+    while (*off < total) {
+        size_t k = total - *off < BENCH_IO ? (size_t)(total - *off) : BENCH_IO;
+        ssize_t w = send(fd, bench_pat_at(*off), k, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        *off += (unsigned long long)w;
+    }
+    return 0;
+}
+
+/* The bulk sender's side of --reverse: takes what has arrived, never blocking. */
+static void reverse_drain(int fd, struct bench_rx *rrx)
+{
+    static unsigned char rbuf[BENCH_IO];
+    ssize_t n;
+    while ((n = recv(fd, rbuf, sizeof rbuf, MSG_DONTWAIT)) > 0)
+        bench_rx_data(rrx, rbuf, (size_t)n);
+}
+
 static int transfer(int fd, const char *role, long long send_bytes, long long expect, double stream_rate,
-                    int mptcp)
+                    int mptcp, unsigned long long reverse)
 {
     static unsigned char buf[BENCH_IO];
     long long moved = 0;
@@ -246,6 +273,8 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
 
     arm_timeout(fd);
     if (send_bytes > 0) {
+        struct bench_rx rrx;
+        bench_rx_init(&rrx, 0);
         if (stream_rate > 0) {
             unsigned char msg[BENCH_MSG];
             long long msgs = send_bytes / BENCH_MSG;
@@ -272,6 +301,8 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
                 moved += (long long)want;
                 if (mptcp && (k = mptcp_subflows(fd)) > subflows)
                     subflows = k;
+                if (reverse)
+                    reverse_drain(fd, &rrx);
             }
         }
         if (mptcp && (k = mptcp_subflows(fd)) > subflows)
@@ -281,8 +312,11 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
          * the local send buffer. */
         for (;;) {
             ssize_t n = io_read(fd, buf, sizeof buf);
-            if (n > 0)
+            if (n > 0) {
+                if (reverse)
+                    bench_rx_data(&rrx, buf, (size_t)n);
                 continue;
+            }
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0) {
@@ -292,14 +326,30 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
             break;
         }
         double secs = bench_now() - t0;
-        printf("role=%s bytes=%lld seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%d reinjected=0 completed=%d\n",
+        if (reverse && (rrx.bad || rrx.good != reverse || rrx.bytes != reverse)) {
+            fprintf(stderr, "mpt-tcpbench: %s: reverse stream: %llu of %llu bytes verified\n", role,
+                    (unsigned long long)rrx.good, reverse);
+            ok = 0;
+        }
+        printf("role=%s bytes=%lld seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%d reinjected=0 completed=%d",
                role, moved, secs, secs > 0 ? (double)moved * 8 / secs / 1e9 : 0.0, bench_cpu() - c0,
                subflows, ok);
+        if (reverse)
+            printf(" reverse_bytes=%llu reverse_verify=%s", (unsigned long long)rrx.bytes,
+                   rrx.bad || rrx.good != reverse || rrx.bytes != reverse ? "FAIL" : "ok");
+        printf("\n");
+        free(rrx.lat);
     } else {
         struct bench_rx rx;
         ssize_t n;
+        unsigned long long roff = 0;
+        int rev_err = 0;
         bench_rx_init(&rx, stream_rate > 0);
         for (;;) {
+            if (roff < reverse && !rev_err && reverse_push(fd, &roff, reverse) < 0) {
+                fprintf(stderr, "mpt-tcpbench: %s: reverse send: %s\n", role, strerror(errno));
+                rev_err = 1;
+            }
             n = io_read(fd, buf, sizeof buf);
             if (n < 0 && errno == EINTR)
                 continue;
@@ -318,7 +368,19 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
                  "role=%s bytes=%llu seconds=%.6f gbps=%.6f cpu_s=%.4f subflows=%d reinjected=0 completed=%d",
                  role, (unsigned long long)rx.bytes, secs,
                  secs > 0 ? (double)rx.bytes * 8 / secs / 1e9 : 0.0, bench_cpu() - c0, subflows, n == 0);
-        ok = bench_rx_report(&rx, (uint64_t)(expect > 0 ? expect : 0), line, sizeof line) && n == 0;
+        /* The bulk sender reads to EOF after its last write: block for the rest. */
+        if (n == 0) {
+            while (!rev_err && roff < reverse) {
+                size_t len = reverse - roff < BENCH_IO ? (size_t)(reverse - roff) : BENCH_IO;
+                if (write_all(fd, bench_pat_at(roff), len) < 0) {
+                    fprintf(stderr, "mpt-tcpbench: %s: reverse send: %s\n", role, strerror(errno));
+                    rev_err = 1;
+                }
+                roff += len;
+            }
+        }
+        ok = bench_rx_report(&rx, (uint64_t)(expect > 0 ? expect : 0), line, sizeof line) && n == 0 &&
+             !rev_err;
         printf("%s\n", line);
         free(rx.lat);
     }
@@ -542,6 +604,7 @@ int main(int argc, char **argv)
     const char *host = NULL, *bind_addr = NULL, *src = NULL, *cc = NULL;
     int port = 0, mptcp = 0, server, nodelay = 0;
     long long send_bytes = 0, expect = 0;
+    unsigned long long reverse = 0;
     double stream_rate = 0, timeout = 300;
 
     T.suite = "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256";
@@ -611,6 +674,8 @@ int main(int argc, char **argv)
             T.name = argv[++i];
         else if (!strcmp(argv[i], "--tls-suite") && i + 1 < argc)
             T.suite = argv[++i];
+        else if (!strcmp(argv[i], "--reverse") && i + 1 < argc)
+            reverse = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--nodelay"))
             nodelay = 1;
         else {
@@ -620,6 +685,10 @@ int main(int argc, char **argv)
     }
     if (port <= 0 || port > 65535 || (!server && !host)) {
         fprintf(stderr, "mpt-tcpbench: need --port (and --host for the client)\n");
+        return 2;
+    }
+    if (reverse && (T.on || stream_rate > 0)) {
+        fprintf(stderr, "mpt-tcpbench: --reverse works with plain bulk transfers only (not TLS, not --stream)\n");
         return 2;
     }
 
@@ -661,7 +730,7 @@ int main(int argc, char **argv)
             setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (T.on)
             tls_setup(c, 1);
-        rc = transfer(c, "server", send_bytes, expect, stream_rate, mptcp);
+        rc = transfer(c, "server", send_bytes, expect, stream_rate, mptcp, reverse);
         close(fd);
     } else {
         if (src) {
@@ -674,7 +743,7 @@ int main(int argc, char **argv)
             die("connect");
         if (T.on)
             tls_setup(fd, 0);
-        rc = transfer(fd, "client", send_bytes, expect, stream_rate, mptcp);
+        rc = transfer(fd, "client", send_bytes, expect, stream_rate, mptcp, reverse);
     }
     freeaddrinfo(ai);
     return rc;

@@ -916,6 +916,132 @@ START_TEST(slow_path_with_queue_not_blackholed)
 }
 END_TEST
 
+/* The quiet rule (liveness.c, QUIET): before any RTO, a path whose kernel
+ * has heard no ACK for max(srtt + 200 ms, 3 srtt + 4 rttvar) with segments
+ * unacknowledged while the other path's kernel keeps hearing ACKs is
+ * stalled (not failed) and its bytes are reinjected, so the transfer
+ * completes on the other path long before stall_min (5 s here). Not when
+ * the other path is silent too (_i == 1: the host or the peer, not the
+ * path) nor with a single segment out (_i == 2: a delayed ACK). */
+START_TEST(quiet_path_stalled_before_rto)
+{
+    struct world w;
+    struct mpt_conn_stats st;
+    struct mpt_sf_stats ss;
+    struct mpt_sf_info in;
+    uint64_t t0;
+
+    bh_world(&w);
+    w.l[1].broken = 1;
+    w.l[1].c2s.len = w.l[1].s2c.len = 0;
+    t0 = w.now;
+    for (int ms = 0; ms < 400; ms += 10) {
+        in = bh_info(t0, 0, 0);
+        in.mss = 1448;
+        in.unacked_bytes = _i == 2 ? 1448 : 20 * 1448;
+        mpt_conn_sf_set_info(w.cli, w.l[1].csf, &in);
+        in = bh_info(_i == 1 ? t0 : w.now, 0, 0);
+        in.mss = 1448;
+        in.unacked_bytes = 20 * 1448;
+        mpt_conn_sf_set_info(w.cli, w.l[0].csf, &in);
+        advance(&w, 10);
+    }
+    ck_assert_int_eq(mpt_conn_sf_get_stats(w.cli, w.l[1].csf, &ss), 0);
+    mpt_conn_get_stats(w.cli, &st);
+    ck_assert_int_eq(ss.state, MPT_SF_ESTABLISHED); /* stalled, never failed by it */
+    ck_assert_uint_eq(st.sf_failed, 0);
+    if (_i != 0) {
+        ck_assert_int_eq(ss.stalled, 0);
+        ck_assert_uint_eq(st.sf_quiet_stalls, 0);
+        ck_assert_uint_lt(w.s_recvd, 1u << 20);
+        world_free(&w);
+        return;
+    }
+    ck_assert_int_eq(ss.stalled, 1);
+    ck_assert_uint_eq(st.sf_quiet_stalls, 1);
+    ck_assert_uint_gt(st.reinjections, 0);
+    ck_assert_uint_eq(w.s_recvd, 1u << 20); /* on path 0, within the 400 ms */
+    world_free(&w);
+}
+END_TEST
+
+/* DATA_ACKs avoid a subflow whose kernel has heard no ACK for the quiet
+ * threshold (a path that may have gone dark eats the acks the sender
+ * needs) even when it is otherwise the better choice (lower srtt). */
+START_TEST(acks_avoid_ack_silent_subflow)
+{
+    struct world w;
+    struct mpt_sf_info in;
+    size_t before0, before1;
+    uint64_t t0;
+
+    bh_world(&w);
+    t0 = w.now;
+    in = bh_info(t0, 0, 0);
+    in.mss = 1448;
+    in.unacked_bytes = 4 * 1448;
+    mpt_conn_sf_set_info(w.sc, w.l[1].ssf, &in); /* srtt 10 ms, silent from t0 */
+    advance(&w, 250); /* past srtt + 200 ms */
+    w.c_to_send += 1u << 20;
+    before0 = w.l[0].s2c_total;
+    before1 = w.l[1].s2c_total;
+    for (int ms = 0; ms < 200; ms += 10) {
+        in = bh_info(w.now, 0, 0);
+        in.srtt = 20 * MPT_NS_PER_MS;
+        in.mss = 1448;
+        in.unacked_bytes = 4 * 1448;
+        mpt_conn_sf_set_info(w.sc, w.l[0].ssf, &in); /* slower but hears ACKs */
+        advance(&w, 10);
+    }
+    ck_assert_uint_gt(w.l[0].s2c_total - before0, 200);
+    ck_assert_uint_lt(w.l[1].s2c_total - before1, 64); /* a PING or PONG at most */
+    world_free(&w);
+}
+END_TEST
+
+/* protocol.md 5.18: SUBFLOW_FAILED goes on the surviving subflow ahead of
+ * the DATA queued there and not yet written (behind a full queue the peer
+ * learnt of the failure about a second late). */
+START_TEST(subflow_failed_ahead_of_queued_data)
+{
+    static uint8_t buf[256 * 1024];
+    struct world w;
+    struct mpt_iovec iov[16];
+    struct mpt_sf_stats ss;
+    int live = -1, dead, n, seen = 0;
+
+    world_init(&w);
+    establish(&w);
+    ck_assert_int_ge(open_link(&w, 1, 0), 0);
+    run(&w, 5);
+    w.room = 1u << 20;
+    run(&w, 5); /* the room is handed over at the end of each drain */
+    memset(buf, 0x5a, sizeof buf);
+    ck_assert_int_gt(mpt_conn_send(w.cli, buf, sizeof buf, w.now), 0);
+    for (int li = 0; li < 2 && live < 0; li++) {
+        ck_assert_int_eq(mpt_conn_sf_get_stats(w.cli, w.l[li].csf, &ss), 0);
+        if (ss.queued > 0)
+            live = li;
+    }
+    ck_assert_int_ge(live, 0);
+    dead = 1 - live;
+    mpt_conn_sf_failed(w.cli, w.l[dead].csf, MPT_ENETUNREACH, w.now);
+    n = mpt_conn_sf_output(w.cli, w.l[live].csf, iov, 16, w.now);
+    ck_assert_int_gt(n, 0);
+    for (int k = 0; k < n; k++) {
+        const uint8_t *b = iov[k].base;
+        ck_assert_uint_ge(iov[k].len, MPT_FRAME_HDR_LEN);
+        ck_assert_msg(b[0] != MPT_FT_DATA, "DATA (iovec %d) ahead of SUBFLOW_FAILED", k);
+        if (b[0] == MPT_FT_SUBFLOW_FAILED) {
+            seen = 1;
+            break;
+        }
+    }
+    ck_assert(seen);
+    world_free(&w);
+}
+END_TEST
+
 START_TEST(opportunistic_retransmission_penalises_slow_path)
 {
     struct world w;
@@ -935,6 +1061,12 @@ START_TEST(opportunistic_retransmission_penalises_slow_path)
     slow.srtt = 100 * MPT_NS_PER_MS;
     mpt_conn_sf_set_info(w.cli, w.l[0].csf, &fast);
     mpt_conn_sf_set_info(w.cli, w.l[1].csf, &slow);
+    /* The server's kernel knows the paths too (TCP_INFO). Without it only
+     * the server's own PINGs told it which path is slow, and since the
+     * server skips them while the client's arrive, its DATA_ACKs went onto
+     * the held path. */
+    mpt_conn_sf_set_info(w.sc, w.l[0].ssf, &fast);
+    mpt_conn_sf_set_info(w.sc, w.l[1].ssf, &slow);
     w.room = 32768;
     w.l[1].held = 1;
     w.c_to_send = 2u << 20;
@@ -1494,6 +1626,9 @@ int main(void)
     tcase_add_test(tc, blackhole_detected_and_reinjected);
     tcase_add_loop_test(tc, blackhole_from_tcp_info, 0, 2);
     tcase_add_loop_test(tc, slow_path_with_queue_not_blackholed, 0, 2);
+    tcase_add_loop_test(tc, quiet_path_stalled_before_rto, 0, 3);
+    tcase_add_test(tc, acks_avoid_ack_silent_subflow);
+    tcase_add_test(tc, subflow_failed_ahead_of_queued_data);
     tcase_add_test(tc, opportunistic_retransmission_penalises_slow_path);
     tcase_add_test(tc, dead_subflow_with_partial_frame_does_not_pin);
     tcase_add_test(tc, partial_writes_keep_frames_intact);

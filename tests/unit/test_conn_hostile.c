@@ -473,6 +473,159 @@ START_TEST(storm_three_subflows)
 }
 END_TEST
 
+/* ---- reinjection credit (fuzz_engine's "reinjection amplification") --------------- */
+
+#define CHURN_DATA (64 * 1024)
+
+/* Marks in `got` the stream offsets DATA frames carried on raw subflow k
+ * (those not yet parsed), checking each byte against the payload; answers
+ * PINGs. Returns the DATA payload bytes seen. */
+static uint64_t take_data(struct w *w, int k, uint8_t *got, const uint8_t *payload)
+{
+    struct mpt_frame f;
+    uint64_t n = 0;
+
+    while (next_frame(w, k, &f)) {
+        if (f.type == MPT_FT_PING) {
+            send_u64(w, k, MPT_FT_PONG, f.u.ping.opaque);
+            continue;
+        }
+        if (f.type != MPT_FT_DATA)
+            continue;
+        for (uint32_t i = 0; i < f.u.data.len; i++) {
+            uint64_t o = f.u.data.dsn - w->idsn_s + i;
+            ck_assert_uint_lt(o, CHURN_DATA);
+            ck_assert_uint_eq(f.u.data.payload[i], payload[o]);
+            got[o] = 1;
+        }
+        n += f.u.data.len;
+    }
+    return n;
+}
+
+static uint64_t prefix_len(const uint8_t *got)
+{
+    uint64_t o = 0;
+    while (o < CHURN_DATA && got[o])
+        o++;
+    return o;
+}
+
+static void churn_payload(uint8_t *p)
+{
+    for (size_t i = 0; i < CHURN_DATA; i++)
+        p[i] = (uint8_t)(i * 7 + (i >> 9));
+}
+
+/*
+ * A peer that holds the keys opens a join, lets it take the unacknowledged
+ * data, resets it, and again, 50 times, never acknowledging (what
+ * fuzz_engine found: 52 joins turned 64 KiB into 2.4 MB, every failure
+ * reinjecting all of it on the next join). With the reinjection credit the
+ * engine sends the 64 KiB once and twice more at most (plus grants of one
+ * frame, none here: the churn takes less than 2 x stall_min); without it,
+ * 51 times. Then the peer turns honest on a last join, acknowledging what
+ * it holds: every byte arrives (the credit grant and the acks' credit keep
+ * the data moving), within a few seconds.
+ */
+START_TEST(join_churn_no_amplification)
+{
+    struct w w;
+    static uint8_t payload[CHURN_DATA], got[CHURN_DATA];
+    struct mpt_conn_stats st;
+    uint64_t sent = 0, t0;
+    int k = 1;
+
+    w_init(&w);
+    churn_payload(payload);
+    memset(got, 0, sizeof got);
+    handshake(&w, 1, 1, 1);
+    ck_assert_int_eq(join(&w, 1, 0x20, 1, 1), 0);
+    ck_assert_int_eq(mpt_conn_send(w.c, payload, sizeof payload, w.now), (long)sizeof payload);
+    pump(&w);
+    for (int i = 0; i < 51; i++) {
+        int nk = k == 1 ? 2 : 1;
+        sent += take_data(&w, 0, got, payload) + take_data(&w, k, got, payload);
+        if (i == 0)
+            rsf_reset(&w, 0); /* the first subflow goes too */
+        ck_assert_int_eq(join(&w, nk, (uint8_t)(0x21 + i), 1, 1), 0);
+        rsf_reset(&w, k); /* its bytes are queued again: on the new join */
+        run_for(&w, 5 * MS, 5 * MS, 0);
+        k = nk;
+    }
+    sent += take_data(&w, k, got, payload);
+    mpt_conn_get_stats(w.c, &st);
+    printf("join churn: %" PRIu64 " DATA payload bytes for %d bytes written (%.2fx; engine: "
+           "%" PRIu64 " sent, %" PRIu64 " reinjected), throttled %" PRIu64 " time(s)\n",
+           sent, CHURN_DATA, (double)sent / CHURN_DATA, st.bytes_sent, st.bytes_reinjected,
+           st.reinj_throttled);
+    ck_assert_int_eq(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
+    ck_assert_uint_le(st.bytes_reinjected, 2 * CHURN_DATA);
+    ck_assert_uint_le(sent, 3 * CHURN_DATA);
+    ck_assert_uint_le(st.bytes_sent, 3 * CHURN_DATA);
+    ck_assert_uint_ge(st.reinj_throttled, 1);
+
+    /* the peer acknowledges from now on: everything arrives on the last
+     * join (what the reset ones carried does not count) */
+    memset(got, 0, sizeof got);
+    w.s[k].parsed = 0;
+    t0 = w.now;
+    while (prefix_len(got) < CHURN_DATA && w.now - t0 < 6000 * MS &&
+           mpt_conn_state(w.c) == MPT_CONN_ESTABLISHED) {
+        uint64_t before = prefix_len(got);
+        run_for(&w, 10 * MS, 10 * MS, 0);
+        sent += take_data(&w, k, got, payload);
+        if (prefix_len(got) != before)
+            ck_assert_int_eq(send_ack(&w, k, w.idsn_s + prefix_len(got), 1 << 20), 0);
+    }
+    printf("join churn: the honest join got every byte %.2f s later, %" PRIu64
+           " DATA payload bytes in all\n",
+           (double)(w.now - t0) / 1e9, sent);
+    ck_assert_uint_eq(prefix_len(got), CHURN_DATA);
+    ck_assert_int_eq(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
+    ck_assert_uint_le(w.now - t0, 3000 * MS);
+    w_free(&w);
+}
+END_TEST
+
+/* An honest double failover is as fast as before the credit: the first
+ * subflow fails with 64 KiB unacknowledged and the join takes it all at
+ * once; that join fails too before acknowledging anything and a third one
+ * gets all of it at once again (no virtual time passes). */
+START_TEST(double_failover_reinjects_at_once)
+{
+    struct w w;
+    static uint8_t payload[CHURN_DATA], got[CHURN_DATA];
+    struct mpt_conn_stats st;
+
+    w_init(&w);
+    churn_payload(payload);
+    handshake(&w, 1, 1, 1);
+    ck_assert_int_eq(mpt_conn_send(w.c, payload, sizeof payload, w.now), (long)sizeof payload);
+    pump(&w);
+    ck_assert_int_eq(join(&w, 1, 0x31, 1, 1), 0);
+    for (int k = 0; k < 2; k++) {
+        memset(got, 0, sizeof got);
+        rsf_reset(&w, k);
+        if (k == 0)
+            ck_assert_int_eq(join(&w, 2, 0x32, 1, 1), 0);
+        pump(&w);
+        take_data(&w, k + 1, got, payload);
+        if (k == 0)
+            take_data(&w, 2, got, payload);
+        /* every byte is on its way on the surviving subflows */
+        for (int kk = k + 1; kk < 3; kk++) {
+            w.s[kk].parsed = 0;
+            take_data(&w, kk, got, payload);
+        }
+        ck_assert_uint_eq(prefix_len(got), CHURN_DATA);
+    }
+    mpt_conn_get_stats(w.c, &st);
+    ck_assert_uint_eq(st.reinj_throttled, 0);
+    w_free(&w);
+}
+END_TEST
+
 /* A peer that acknowledges is never timed out, however long the connection lives. */
 START_TEST(ack_timeout_not_when_acked)
 {
@@ -550,6 +703,78 @@ START_TEST(fifty_thousand_single_byte_fragments)
         ck_assert(any);
         ck_assert_uint_eq(last.u.data_ack.ack, w.idsn_c + sizeof data);
     }
+    w_free(&w);
+}
+END_TEST
+
+/* A lent buffer over two subflows: out-of-order DATA inside it lands in it,
+ * DATA beyond it in the ring; the subflow to read first and how much to
+ * read follow the loan (mpt_conn_recv_next_sf, mpt_conn_recv_read_hint);
+ * every byte arrives once, in order. */
+static void send_range(struct w *w, int k, const uint8_t *data, size_t a, size_t b)
+{
+    for (size_t o = a; o < b; o += 16384) {
+        size_t n = b - o < 16384 ? b - o : 16384;
+        ck_assert_int_eq(send_data(w, k, w->idsn_c + o, data + o, n), 0);
+    }
+}
+
+START_TEST(lend_out_of_order_two_subflows)
+{
+    enum { K = 1024 };
+    static uint8_t data[128 * K], out[64 * K], rest[64 * K];
+    struct w w;
+    int s0, s1;
+    ssize_t r;
+
+    w_init(&w);
+    handshake(&w, 1, 1, 1);
+    ck_assert_int_eq(join(&w, 1, 0x51, 1, 1), 0);
+    s0 = w.s[0].sf;
+    s1 = w.s[1].sf;
+    ck_assert_int_ge(s1, 0);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 29 + (i >> 9));
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(mpt_conn_recv_lend(w.c, out, sizeof out), 0);
+    ck_assert_int_eq(mpt_conn_recv_lend(w.c, out, sizeof out), MPT_ESTATE);
+    /* out of order inside the loan: straight into it */
+    send_range(&w, 1, data, 16 * K, 32 * K);
+    ck_assert_int_eq(memcmp(out + 16 * K, data + 16 * K, 16 * K), 0);
+    ck_assert_uint_eq(mpt_conn_recv_lent(w.c), 0);
+    ck_assert_int_eq(mpt_conn_recv_lend_waiting(w.c), 1);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), MPT_EAGAIN);
+    /* the hole: now 32 KiB in order; subflow 1 carries what comes next */
+    send_range(&w, 0, data, 0, 16 * K);
+    ck_assert_uint_eq(mpt_conn_recv_lent(w.c), 32 * K);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), MPT_EAGAIN);
+    ck_assert_int_eq(mpt_conn_recv_next_sf(w.c), s1);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s1), 32 * K + 32 * K / 256 + MPT_DATA_HDR_LEN);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s0), 0);
+    /* beyond the loan on subflow 0: to the ring, no read limit */
+    send_range(&w, 0, data, 80 * K, 96 * K);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s0), 0);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s1), 32 * K + 32 * K / 256 + MPT_DATA_HDR_LEN);
+    /* the loan fills, and 8 KiB goes on into the ring */
+    send_range(&w, 1, data, 32 * K, 72 * K);
+    ck_assert_int_eq(mpt_conn_recv_lend_full(w.c), 1);
+    ck_assert_int_eq(mpt_conn_recv_next_sf(w.c), -1);
+    ck_assert_uint_eq(mpt_conn_recv_read_hint(w.c, s0), 0);
+    ck_assert_uint_eq(mpt_conn_recv_unlend(w.c, w.now), 64 * K);
+    ck_assert_int_eq(memcmp(out, data, 64 * K), 0);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), 8 * K);
+    ck_assert_int_eq(memcmp(rest, data + 64 * K, 8 * K), 0);
+    ck_assert_int_eq(mpt_conn_recv(w.c, rest, sizeof rest, w.now), MPT_EAGAIN);
+    /* a second loan over the hole at [72, 80) KiB and the held [80, 96) */
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(mpt_conn_recv_lend(w.c, out, sizeof out), 0);
+    ck_assert_int_eq(memcmp(out + 8 * K, data + 80 * K, 16 * K), 0);
+    send_range(&w, 1, data, 72 * K, 80 * K);
+    ck_assert_uint_eq(mpt_conn_recv_unlend(w.c, w.now), 24 * K);
+    ck_assert_int_eq(memcmp(out, data + 72 * K, 24 * K), 0);
+    r = mpt_conn_recv(w.c, rest, sizeof rest, w.now);
+    ck_assert_int_eq(r, MPT_EAGAIN);
+    ck_assert_int_eq(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
     w_free(&w);
 }
 END_TEST
@@ -1267,8 +1492,11 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, storm_one_subflow);
     tcase_add_test(tc, storm_three_subflows);
+    tcase_add_test(tc, join_churn_no_amplification);
+    tcase_add_test(tc, double_failover_reinjects_at_once);
     tcase_add_test(tc, ack_timeout_not_when_acked);
     tcase_add_test(tc, fifty_thousand_single_byte_fragments);
+    tcase_add_test(tc, lend_out_of_order_two_subflows);
     tcase_add_test(tc, close_without_data_fin_is_an_error);
     tcase_add_test(tc, close_with_missing_data_is_an_error);
     tcase_add_test(tc, graceful_close_and_duplicate_close);

@@ -253,15 +253,9 @@ START_TEST(far_away_dsns)
 }
 END_TEST
 
-static long deliver(struct mpt_rcvbuf *rb, uint64_t dsn, size_t a, size_t n, uint8_t *out,
-                    size_t room)
-{
-    return mpt_rcvbuf_deliver(rb, dsn, src + a, n, mpt_rcvbuf_right_edge(rb), out, room);
-}
-
-/* direct delivery into a lent buffer: only at the cumulative point with
- * nothing readable, short of held bytes, within the window */
-START_TEST(deliver_direct)
+/* a lent buffer: only while nothing is readable; in-order bytes count as
+ * read at once, held bytes move in, bytes beyond it go to the ring */
+START_TEST(lend_direct)
 {
     struct mpt_rcvbuf rb;
     uint8_t out[4096];
@@ -269,27 +263,43 @@ START_TEST(deliver_direct)
 
     fill();
     mpt_rcvbuf_init(&rb, 4096, 500);
-    /* not at the cumulative point */
-    ck_assert_int_eq(deliver(&rb, 600, 100, 100, out, 4096), 0);
-    /* in order, limited by room */
-    ck_assert_int_eq(deliver(&rb, 500, 0, 300, out, 200), 200);
-    ck_assert_int_eq(memcmp(out, src, 200), 0);
-    ck_assert_uint_eq(rb.nxt, 700);
+    ck_assert_int_eq(mpt_rcvbuf_lend(&rb, out, 0), MPT_EINVAL);
+    ck_assert_int_eq(mpt_rcvbuf_lend(&rb, out, 200), 0);
+    ck_assert_int_eq(mpt_rcvbuf_lend(&rb, out, 200), MPT_ESTATE);
+    /* in order, partly beyond the loan: 200 bytes in out, 100 in the ring */
+    ck_assert_int_eq(put(&rb, 500, 0, 300, &dup), 0);
+    ck_assert_uint_eq(mpt_rcvbuf_lent(&rb), 200);
+    ck_assert_uint_eq(rb.nxt, 800);
     ck_assert_uint_eq(rb.read, 700);
     ck_assert_uint_eq(mpt_rcvbuf_right_edge(&rb), 700 + 4096);
-    /* held bytes at [1000, 1100): stop short of them, then absorb them */
+    ck_assert_uint_eq(mpt_rcvbuf_unlend(&rb), 200);
+    ck_assert_int_eq(memcmp(out, src, 200), 0);
+    ck_assert_uint_eq(mpt_rcvbuf_lent(&rb), 0);
+    /* something readable: no loan */
+    ck_assert_int_eq(mpt_rcvbuf_lend(&rb, out, 100), MPT_ESTATE);
+    check_read(&rb, 200, 100);
+    /* held bytes at [1000, 1100) before the loan move into it; the hole
+     * below them filled later completes it */
     ck_assert_int_eq(put(&rb, 500, 500, 600, &dup), 0);
-    ck_assert_int_eq(deliver(&rb, 700, 200, 400, out, 4096), 300);
-    ck_assert_int_eq(memcmp(out, src + 200, 300), 0);
-    ck_assert_uint_eq(rb.read, 1000);
-    ck_assert_uint_eq(rb.nxt, 1100); /* the held run is now in order */
+    memset(out, 0, sizeof out);
+    ck_assert_int_eq(mpt_rcvbuf_lend(&rb, out, 4096), 0);
+    ck_assert_int_eq(memcmp(out + 200, src + 500, 100), 0);
+    ck_assert_int_eq(mpt_rcvbuf_lend_waiting(&rb), 1);
+    ck_assert_int_eq(put(&rb, 500, 300, 500, &dup), 0);
+    ck_assert_uint_eq(rb.nxt, 1100);
+    ck_assert_uint_eq(rb.read, 1100);
     ck_assert_uint_eq(rb.ooo_bytes, 0);
-    ck_assert_uint_eq(mpt_rcvbuf_readable(&rb), 100);
-    /* something readable: the ring first, no direct delivery */
-    ck_assert_int_eq(deliver(&rb, 1100, 600, 10, out, 4096), 0);
-    check_read(&rb, 500, 100);
+    ck_assert_int_eq(mpt_rcvbuf_lend_waiting(&rb), 0);
+    /* out of order inside the loan, then the loan ends before its hole
+     * fills: the held bytes go to the ring and read back in order */
+    ck_assert_int_eq(put(&rb, 500, 700, 900, &dup), 0);
+    ck_assert_int_eq(mpt_rcvbuf_lend_waiting(&rb), 1);
+    ck_assert_uint_eq(mpt_rcvbuf_unlend(&rb), 300);
+    ck_assert_int_eq(memcmp(out, src + 300, 300), 0);
+    ck_assert_int_eq(put(&rb, 500, 600, 700, &dup), 0);
+    check_read(&rb, 600, 300);
     /* beyond the edge */
-    ck_assert_int_eq(mpt_rcvbuf_deliver(&rb, 1100, src, 100, 1150, out, 4096), MPT_EFLOW);
+    ck_assert_int_eq(mpt_rcvbuf_insert(&rb, 1400, src, 100, 1450, &dup), MPT_EFLOW);
     ck_assert_uint_eq(dup, 0);
     mpt_rcvbuf_free(&rb);
 }
@@ -357,6 +367,152 @@ START_TEST(random_against_model)
 }
 END_TEST
 
+/* ---- seeded random stream through the lend API ---------------------------- */
+
+#define RS_LEN (6u << 20)
+
+static uint8_t rs_byte(uint64_t i)
+{
+    uint64_t x = i * 0x9e3779b97f4a7c15ull;
+    return (uint8_t)(x >> 56 ^ x >> 29);
+}
+
+/* buf holds stream bytes [off, off + n) (no check macro per byte: each
+ * one costs a system call in a forked test) */
+static int rs_same(const uint8_t *buf, size_t off, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != rs_byte(off + i))
+            return 0;
+    return 1;
+}
+
+static uint64_t rs_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Runs, SACK ranges and held bytes above the cumulative point, against the
+ * model (have[] over stream offsets). */
+static void rs_check_model(const struct mpt_rcvbuf *rb, uint64_t base, const uint8_t *have)
+{
+    struct mpt_sack_range r[4], m[4];
+    size_t nx = (size_t)(rb->nxt - base), runs = 0, held = 0, end = nx;
+    int k = mpt_rcvbuf_sack(rb, r, 4);
+
+    ck_assert(nx == RS_LEN || !have[nx]);
+    for (size_t i = nx; i < RS_LEN && i < nx + rb->cap; i++) {
+        if (!have[i])
+            continue;
+        held++;
+        end = i + 1;
+        if (i == nx || !have[i - 1]) {
+            if (runs < 4)
+                m[runs].start = base + i;
+            runs++;
+        }
+        if ((i + 1 == RS_LEN || !have[i + 1]) && runs <= 4)
+            m[runs - 1].end = base + i + 1;
+    }
+    ck_assert_int_eq(k, runs < 4 ? (int)runs : 4);
+    for (int j = 0; j < k; j++) {
+        ck_assert_uint_eq(r[j].start, m[j].start);
+        ck_assert_uint_eq(r[j].end, m[j].end);
+    }
+    ck_assert_uint_eq(rb->nranges, runs);
+    ck_assert_uint_eq(rb->ooo_bytes, held);
+    ck_assert_uint_eq(rb->ooo_end, base + end);
+}
+
+/*
+ * A 6 MiB stream in segments of 1 byte to 16 KiB, anywhere in the window
+ * (ahead, overlapping, duplicated, behind), through a 256 KiB + 40 ring (the
+ * bitmap's summaries span many words, the ring wraps 24 times, the DSNs wrap
+ * 2^64), with lent buffers of random sizes (1 byte to more than the ring)
+ * lent and returned at random points: every byte reaches the application
+ * exactly once and in order, whether it went through the ring or straight
+ * into a lent buffer, in order or out of order; duplicates, runs, SACK
+ * ranges and the memory bound match the model. Seeded: the same every run.
+ */
+START_TEST(random_lend_stream)
+{
+    static uint8_t have[RS_LEN], seg[16384], app[1 << 20];
+    const size_t cap = (256u << 10) + 40;
+    uint64_t base = UINT64_MAX - 3000000, x = 0x2545f4914f6cdd1dull;
+    size_t dup = 0, exp_dup = 0, readpos = 0, lend_len = 0, lends = 0, lent_total = 0;
+    struct mpt_rcvbuf rb;
+    int lent = 0;
+
+    memset(have, 0, sizeof have);
+    mpt_rcvbuf_init(&rb, cap, base);
+    for (long it = 0; readpos < RS_LEN; it++) {
+        uint64_t r = rs_rand(&x), edge = mpt_rcvbuf_right_edge(&rb);
+        size_t nx = (size_t)(rb.nxt - base), room = (size_t)(edge - rb.nxt), a, len;
+        ck_assert_int_lt(it, 200000);
+        /* a segment: mostly near the cumulative point, some far ahead, a few behind */
+        switch (r % 8) {
+        case 0:
+            a = nx >= 3000 ? nx - (size_t)(r >> 8) % 3000 : nx;
+            break;
+        case 1:
+        case 2:
+            a = nx;
+            break;
+        default:
+            a = nx + (size_t)((r >> 8) % (room + 1));
+        }
+        len = (r >> 40) % 4 == 0 ? 1 + (size_t)(r >> 44) % 64 : 1 + (size_t)(r >> 44) % 16384;
+        if (a + len > RS_LEN)
+            len = a < RS_LEN ? RS_LEN - a : 0;
+        if (a + len > nx + room)
+            len = a < nx + room ? nx + room - a : 0;
+        if (len > 0) {
+            for (size_t i = 0; i < len; i++) {
+                seg[i] = rs_byte(a + i);
+                exp_dup += have[a + i];
+                have[a + i] = 1;
+            }
+            ck_assert_int_eq(mpt_rcvbuf_insert(&rb, base + a, seg, len, edge, &dup), 0);
+            ck_assert_uint_eq(dup, exp_dup);
+            ck_assert_uint_le(mpt_rcvbuf_mem(&rb), cap);
+        }
+        if (it % 8 == 0)
+            rs_check_model(&rb, base, have);
+        /* the application: lend, return, or read */
+        r = rs_rand(&x);
+        if (lent && (r % 3 == 0 || mpt_rcvbuf_lent(&rb) == lend_len)) {
+            size_t got = mpt_rcvbuf_lent(&rb);
+            ck_assert_uint_eq(mpt_rcvbuf_unlend(&rb), got);
+            ck_assert(rs_same(app, readpos, got));
+            readpos += got;
+            lent_total += got;
+            lent = 0;
+            rs_check_model(&rb, base, have);
+        } else if (!lent && mpt_rcvbuf_readable(&rb) > 0) {
+            size_t want = 1 + (size_t)(r >> 8) % sizeof app, got = mpt_rcvbuf_read(&rb, app, want);
+            ck_assert_uint_gt(got, 0);
+            ck_assert(rs_same(app, readpos, got));
+            readpos += got;
+        } else if (!lent && r % 2 == 0) {
+            lend_len = (r >> 8) % 4 == 0 ? 1 + (size_t)(r >> 12) % 64 : 1 + (size_t)(r >> 12) % sizeof app;
+            memset(app, 0xa5, lend_len);
+            ck_assert_int_eq(mpt_rcvbuf_lend(&rb, app, lend_len), 0);
+            ck_assert_uint_eq(mpt_rcvbuf_lent(&rb), 0);
+            lent = 1;
+            lends++;
+        }
+        ck_assert_uint_eq(lent ? rb.read - base - mpt_rcvbuf_lent(&rb) : rb.read - base, readpos);
+    }
+    ck_assert_uint_eq(rb.nxt, base + RS_LEN);
+    ck_assert_uint_gt(lends, 100);
+    ck_assert_uint_gt(lent_total, RS_LEN / 8); /* the loans did carry data */
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("rcvbuf");
@@ -372,7 +528,9 @@ int main(void)
     tcase_add_test(tc, single_byte_fragments);
     tcase_add_test(tc, far_away_dsns);
     tcase_add_test(tc, random_against_model);
-    tcase_add_test(tc, deliver_direct);
+    tcase_add_test(tc, lend_direct);
+    tcase_add_test(tc, random_lend_stream);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

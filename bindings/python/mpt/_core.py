@@ -379,6 +379,23 @@ class Context:
                 if conn is not None:
                     conn._event(ev.type, ev.status)
 
+    def _wait(self, end):
+        """Waits (the lock is held) for the context's descriptor, its next
+        timer or end (monotonic seconds, None: no limit), at most 1 s, then
+        returns so the caller processes; False once end has passed."""
+        left = 1.0 if end is None else end - time.monotonic()
+        if left <= 0:
+            return False
+        ptr = self._ptr
+        due = lib.mpt_ctx_timeout(ptr)
+        wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
+        fd = lib.mpt_ctx_fd(ptr)
+        if fd >= 0:
+            select.select([fd], [], [], wait)  # the GIL is released while waiting
+        else:  # not Linux: no readiness descriptor
+            lib.mpt_ctx_run(ptr, max(1, int(wait * 1000)))
+        return True
+
     def _connect_wait(self, hostb, port, arr, n, tmo_ms, out):
         """mpt_connect with pull events, run until CONNECTED (the lock is
         held): unlike mpt_blocking_connect, a failed connection is still
@@ -391,7 +408,6 @@ class Context:
             return rc, ""
         s = out.value
         end = None if tmo_ms < 0 else time.monotonic() + tmo_ms / 1000.0
-        fd = lib.mpt_ctx_fd(ptr)
         ev = self._ev
         status = None
         while status is None:
@@ -410,16 +426,8 @@ class Context:
                         conn._event(ev.type, ev.status)
             if status is not None:
                 break
-            left = 1.0 if end is None else end - time.monotonic()
-            if left <= 0:
+            if not self._wait(end):
                 status = _lib.MPT_ETIMEDOUT
-                break
-            due = lib.mpt_ctx_timeout(ptr)
-            wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
-            if fd >= 0:
-                select.select([fd], [], [], wait)  # the GIL is released while waiting
-            else:  # not Linux: no readiness descriptor
-                lib.mpt_ctx_run(ptr, max(1, int(wait * 1000)))
         if status == 0:
             return 0, ""
         why = []
@@ -681,7 +689,6 @@ class Connection:
         until end (monotonic seconds, None: no limit), so every byte keeps
         its policy. Returns the count or a negative MPT_E* code."""
         ctx = self._ctx._ptr
-        fd = -1
         while True:
             rc = lib.mpt_send_msg(p, addr, n, ctypes.byref(opts))
             if rc != _lib.MPT_EAGAIN and rc != _lib.MPT_ESTATE:
@@ -692,17 +699,8 @@ class Connection:
                 return rc
             if self._timeout == 0.0:
                 return _lib.MPT_EAGAIN
-            left = 1.0 if end is None else end - time.monotonic()
-            if left <= 0:
+            if not self._ctx._wait(end):
                 return _lib.MPT_ETIMEDOUT
-            if fd < 0:
-                fd = lib.mpt_ctx_fd(ctx)
-            due = lib.mpt_ctx_timeout(ctx)
-            wait = min(left, 1.0) if due < 0 else min(left, due / 1000.0)
-            if fd >= 0:
-                select.select([fd], [], [], wait)  # the GIL is released while waiting
-            else:
-                lib.mpt_ctx_run(ctx, max(1, int(wait * 1000)))
 
     def sendall(self, data, flags: int = 0, *, deadline: Optional[float] = None,
                 redundant_below: Optional[int] = None) -> None:
