@@ -57,10 +57,6 @@ void mpt_io_init(struct mpt_watchers *ws, struct mpt_io *io, void (*cb)(EV_P_ ev
     memset(io, 0, sizeof *io);
     io->ws = ws;
     ev_io_init(&io->w, cb, fd, 0);
-    /* Sockets before timers in one loop iteration: a busy process that
-     * finds a deadline passed and the answer waiting in the same poll
-     * reads the answer first (issue 15). */
-    ev_set_priority(&io->w, 1);
 }
 
 void mpt_io_set(struct mpt_io *io, int events)
