@@ -21,6 +21,8 @@
 #include "subflow.h"
 #include "tls.h"
 
+#define MPT_LATE_TIMER (50 * MPT_NS_PER_MS) /* a timer this late: read first */
+
 static void sock_timer_cb(EV_P_ ev_timer *w, int revents);
 
 /* ---- Allocation and teardown -------------------------------------------------- */
@@ -464,9 +466,18 @@ static void sock_timer_cb(EV_P_ ev_timer *w, int revents)
         mpt_sock_maybe_free(s);
         return;
     }
-    if (!s->done && mpt_conn_next_timeout(s->c) <= now) {
+    uint64_t due = s->done ? MPT_TIME_NEVER : mpt_conn_next_timeout(s->c);
+    if (due <= now && now - due > MPT_LATE_TIMER) {
+        /* The loop is late (a busy process, issue 15): what arrived while it
+         * was busy counts before the timeout (the PONG, the HELLO_ACK). */
+        for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT && !s->done; i++)
+            if (s->sf[i])
+                mpt_sfio_read_late(s, s->sf[i], now);
+        due = s->done ? MPT_TIME_NEVER : mpt_conn_next_timeout(s->c);
+    }
+    if (due <= now) {
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
-            if (s->sf[i] && now - s->sf[i]->last_info > 10 * MPT_NS_PER_MS)
+            if (s->sf[i] && mpt_sfio_info_due(s->sf[i], now, 10 * MPT_NS_PER_MS))
                 mpt_sfio_sample_info(s, s->sf[i], now);
         mpt_conn_handle_timeout(s->c, now);
         if (MPT_TRACING(s->ctx))

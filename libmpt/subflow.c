@@ -88,6 +88,20 @@ static void adapt_lowat(struct mpt_ctx *ctx, struct mpt_sfio *sf, uint64_t rate)
 #endif
 }
 
+/* Control frames of an idle subflow: a PING with its DATA_ACK, a PONG. */
+#define INFO_IDLE_BYTES 64
+
+int mpt_sfio_info_due(const struct mpt_sfio *sf, uint64_t now, uint64_t min_age)
+{
+    uint64_t age = now - sf->last_info;
+
+    if (age <= min_age)
+        return 0;
+    return sf->info.unacked_bytes > 0 || sf->info.notsent_bytes > 0 ||
+           sf->sent_since_info > INFO_IDLE_BYTES || sf->info.srtt == 0 ||
+           age >= 1000 * MPT_NS_PER_MS;
+}
+
 void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
 #if defined(__linux__) && defined(TCP_INFO)
@@ -114,6 +128,7 @@ void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t no
         sf->info.last_ack_at = now > age ? now - age : 1;
     }
     sf->last_info = now;
+    sf->sent_since_info = 0;
     adapt_lowat(s->ctx, sf, ti.tcpi_delivery_rate);
     mpt_conn_sf_set_info(s->c, sf->idx, &sf->info);
 #else
@@ -320,6 +335,7 @@ void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
             return;
         }
         mpt_conn_sf_sent(s->c, sf->idx, (size_t)w, now);
+        sf->sent_since_info += (size_t)w;
         if (MPT_TRACING(s->ctx)) {
             struct mpt_sf_stats st;
             (void)mpt_conn_sf_get_stats(s->c, sf->idx, &st);
@@ -480,6 +496,13 @@ static void sf_tls_start(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now
     sf_tls_step(s, sf, now);
 }
 
+void mpt_sfio_read_late(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
+{
+    if (sf->fd >= 0 && !sf->connecting && sf->tp_ready && sf->tp != NULL && !sf->eof_seen &&
+        mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
+        sf_read(s, sf, now);
+}
+
 void mpt_sfio_read_held(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now)
 {
     if (sf->tp != NULL && sf->tp->pending > 0 && mpt_conn_sf_state(s->c, sf->idx) < MPT_SF_FAILED)
@@ -535,7 +558,7 @@ static void sf_io_cb(EV_P_ ev_io *w, int revents)
         /* The peer's acks arrive here. A subflow held back by the coupled
          * window writes nothing, so no writable wake-up would refresh the
          * TCP-level bytes in flight that its cap is measured against. */
-        if (now - sf->last_info > MPT_NS_PER_MS)
+        if (mpt_sfio_info_due(sf, now, MPT_NS_PER_MS))
             mpt_sfio_sample_info(s, sf, now);
         /* mpt_blocking_recv waits on a loan: the subflow likely to carry
          * the bytes at the cumulative point goes first, so they land in

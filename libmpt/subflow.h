@@ -24,6 +24,7 @@ struct mpt_sfio {
     struct mpt_tmr ctimer;           /* connect timeout (client) */
     size_t room_left;
     uint64_t last_info;
+    size_t sent_since_info;          /* bytes written since the last TCP_INFO sample */
     struct mpt_sf_info info;
     struct sockaddr_storage local, remote;
     char ifname[IF_NAMESIZE];
@@ -49,11 +50,20 @@ void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf);
 /* Reads what sf's transport already holds (a TLS record read ahead with the
  * first frame), which no readable socket would announce. */
 void mpt_sfio_read_held(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+/* Reads what sf's socket has now, whatever the loop has reported: before a
+ * timeout that fires late (sock.c), so that a busy process does not call a
+ * peer silent whose answer is waiting in the socket. */
+void mpt_sfio_read_late(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
 void mpt_sfio_fail_sys(struct mpt_socket *s, struct mpt_sfio *sf, const char *what, int e,
                        uint64_t now);
 void mpt_sfio_flush(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
 void mpt_sfio_connected(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
 void mpt_sfio_sample_info(struct mpt_socket *s, struct mpt_sfio *sf, uint64_t now);
+/* Whether a sample older than min_age is worth taking now: bytes in flight
+ * or unsent at the last one, more than a few control frames written since,
+ * or a second old (an idle subflow: its PINGs and PONGs change nothing the
+ * engine reads from it; issue 15). */
+int mpt_sfio_info_due(const struct mpt_sfio *sf, uint64_t now, uint64_t min_age);
 void mpt_sfio_linger_close(struct mpt_ctx *ctx, int fd);
 /* A subflow's socket, created, configured, bound (ifname "" and src
  * AF_UNSPEC: not) and connecting to dst. 0 (*fd set, *in_progress until

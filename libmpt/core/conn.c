@@ -30,6 +30,25 @@ void mpt_post(struct mpt_conn *c, uint64_t now)
     mpt_check_close(c);
 }
 
+/* Slots [sf_cap, n) come into existence, closed and never used. */
+static int sf_grow(struct mpt_conn *c, int n)
+{
+    struct sf *a = mpt_reallocarray(c->sf, (size_t)n, sizeof *a);
+
+    if (a == NULL)
+        return MPT_ENOMEM;
+    memset(a + c->sf_cap, 0, (size_t)(n - c->sf_cap) * sizeof *a);
+    for (int i = c->sf_cap; i < n; i++) {
+        a[i].state = MPT_SF_CLOSED;
+        mpt_ring_init(&a[i].q, sizeof(struct oitem));
+        mpt_ring_init(&a[i].recs, sizeof(struct rec));
+        a[i].pen_cap = SIZE_MAX;
+    }
+    c->sf = a;
+    c->sf_cap = n;
+    return 0;
+}
+
 int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t now,
                       struct mpt_conn **out)
 {
@@ -50,6 +69,8 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
         mpt_free(c);
         return MPT_ENOMEM;
     }
+    c->evq = c->ev_inline;
+    c->ev_cap = EVQ_INLINE;
     c->is_server = is_server;
     c->state = MPT_CONN_HANDSHAKE;
     c->now = now;
@@ -64,11 +85,10 @@ int mpt_conn_alloc(const struct mpt_core_settings *s, int is_server, uint64_t no
     mpt_ring_init(&c->reinj, sizeof(struct rng));
     mpt_ring_init(&c->msgs, sizeof(struct msgpol));
     mpt_ring_init(&c->advs, sizeof(struct adv));
-    for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
-        c->sf[i].state = MPT_SF_CLOSED;
-        mpt_ring_init(&c->sf[i].q, sizeof(struct oitem));
-        mpt_ring_init(&c->sf[i].recs, sizeof(struct rec));
-        c->sf[i].pen_cap = SIZE_MAX;
+    if (sf_grow(c, c->s.max_subflows < 2 ? 1 : 2) < 0) {
+        mpt_algo_fini(c);
+        mpt_free(c);
+        return MPT_ENOMEM;
     }
     *out = c;
     return 0;
@@ -92,7 +112,7 @@ void mpt_conn_free(struct mpt_conn *c)
     if (!c)
         return;
     mpt_hs_unlink(c);
-    for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
+    for (int i = 0; i < c->sf_cap; i++) {
         mpt_ring_free(&c->sf[i].q);
         mpt_free(c->sf[i].pend);
         mpt_ring_free(&c->sf[i].recs);
@@ -105,6 +125,9 @@ void mpt_conn_free(struct mpt_conn *c)
         mpt_rcvbuf_free(&c->rb);
     mpt_reorder_free(&c->reorder);
     mpt_algo_fini(c);
+    mpt_free(c->sf);
+    if (c->evq != c->ev_inline)
+        mpt_free(c->evq);
     mpt_free(c->peer_text);
     mpt_free(c);
 }
@@ -141,9 +164,16 @@ int mpt_alloc_slot(struct mpt_conn *c)
 
     if (mpt_live_count(c) >= (int)c->s.max_subflows)
         return MPT_ETOOMANY;
-    for (i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
+    for (i = 0; i < c->sf_cap; i++)
         if (!c->sf[i].used_ever)
             break;
+    if (i == c->sf_cap && c->sf_cap < MPT_MAX_SUBFLOWS_LIMIT) {
+        /* Never-used slots past the allocated ones: the same index as if
+         * all 32 existed. */
+        int n = c->sf_cap * 2 > MPT_MAX_SUBFLOWS_LIMIT ? MPT_MAX_SUBFLOWS_LIMIT : c->sf_cap * 2;
+        if (sf_grow(c, n) < 0)
+            return MPT_ENOMEM;
+    }
     if (i == MPT_MAX_SUBFLOWS_LIMIT) {
         for (i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++)
             if (!sf_live(&c->sf[i]) && c->sf[i].q.n == 0)
@@ -265,7 +295,7 @@ static void notify_sf_failed(struct mpt_conn *c, int i, uint32_t reason)
     f.type = MPT_FT_SUBFLOW_FAILED;
     f.u.sf_failed.reason = reason;
     sf_client_nonce(c, &c->sf[i], f.u.sf_failed.nonce);
-    for (int j = 0; j < (int)c->s.max_subflows; j++)
+    for (int j = 0; j < c->nslots; j++)
         if (j != i && c->sf[j].state == MPT_SF_ESTABLISHED)
             (void)mpt_q_frame_front(&c->sf[j], &f);
 }
@@ -277,7 +307,7 @@ static void on_sf_failed(struct mpt_conn *c, int i, const struct mpt_frame *f, u
 {
     uint8_t n[MPT_NONCE_LEN];
 
-    for (int j = 0; j < (int)c->s.max_subflows; j++) {
+    for (int j = 0; j < c->nslots; j++) {
         struct sf *s = &c->sf[j];
         if (j == i || (s->state != MPT_SF_ESTABLISHED && s->state != MPT_SF_CLOSING))
             continue;

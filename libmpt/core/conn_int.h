@@ -43,6 +43,7 @@ struct mpt_cc_env;
 struct mpt_path_view;
 
 #define EVQ_LEN 256
+#define EVQ_INLINE 8 /* events held inside struct mpt_conn */
 
 #define REPLAY_N 64
 
@@ -180,8 +181,13 @@ struct mpt_conn {
     uint8_t routing_id[MPT_ROUTING_ID_LEN];
     uint16_t features;
 
-    struct sf sf[MPT_MAX_SUBFLOWS_LIMIT];
-    int nslots; /* highest slot index ever used + 1 */
+    /* Slots [0, sf_cap): allocated as they are first needed (2 at first,
+     * then doubling up to MPT_MAX_SUBFLOWS_LIMIT), so an idle connection of
+     * two subflows does not carry 32 (issue 15). Only mpt_alloc_slot grows
+     * it: no struct sf pointer is held across a call to it. */
+    struct sf *sf;
+    int sf_cap;
+    int nslots; /* highest slot index ever used + 1 (<= sf_cap) */
     uint32_t next_sf_id;
     int failing_on_notice;             /* mpt_sf_fail called for the peer's SUBFLOW_FAILED */
 
@@ -230,8 +236,11 @@ struct mpt_conn {
                                terminated (mpt_malloc'd when one arrives), or NULL */
 
     /* events */
-    struct mpt_event evq[EVQ_LEN];
-    unsigned ev_head, ev_n;
+    /* A ring of ev_cap: ev_inline at first (no allocation can lose an
+     * event there), moved to the heap and doubled as it fills, up to EVQ_LEN. */
+    struct mpt_event ev_inline[EVQ_INLINE];
+    struct mpt_event *evq;
+    unsigned ev_cap, ev_head, ev_n;
     int ev_readable, ev_writable, want_writable;
     uint64_t ev_dropped;
 

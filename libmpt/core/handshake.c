@@ -44,7 +44,7 @@ int mpt_conn_sf_set_binding(struct mpt_conn *c, int i, const uint8_t binding[MPT
 {
     struct sf *s;
 
-    if (!c || !binding || i < 0 || i >= MPT_MAX_SUBFLOWS_LIMIT)
+    if (!c || !binding || i < 0 || i >= c->sf_cap)
         return MPT_EINVAL;
     s = &c->sf[i];
     if (c->is_server || !s->is_join || s->state > MPT_SF_HANDSHAKE)
@@ -314,8 +314,8 @@ static int accept_join(struct mpt_server *srv, const struct mpt_frame *f,
     }
     i = mpt_alloc_slot(c);
     if (i < 0) {
-        refuse(a, MPT_REASON_TOO_MANY, MPT_FT_JOIN);
-        return MPT_ETOOMANY;
+        refuse(a, i == MPT_ENOMEM ? MPT_REASON_RESOURCE : MPT_REASON_TOO_MANY, MPT_FT_JOIN);
+        return i == MPT_ENOMEM ? MPT_ENOMEM : MPT_ETOOMANY;
     }
     s = &c->sf[i];
     s->is_join = 1;

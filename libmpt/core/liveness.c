@@ -399,8 +399,11 @@ void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f)
      * both ends, so the server sends its own only once they stop coming
      * (1.5 intervals after the last). Failure detection is unchanged: it
      * counts from the last byte received, and a PING goes out well within
-     * subflow_timeout of that. */
-    if (c->is_server && s->state == MPT_SF_ESTABLISHED && !s->ping_sent_at)
+     * subflow_timeout of that. Not before its own first PING has had its
+     * answer (the first RTT sample, right after the handshake). Also when
+     * its own PING is out: both ends start their interval at the
+     * handshake, so the two PINGs cross. */
+    if (c->is_server && s->state == MPT_SF_ESTABLISHED && s->srtt)
         s->next_ping = u64max(s->next_ping, c->now + c->s.ping_interval + c->s.ping_interval / 2);
     if (!s->pong_queued) {
         struct oitem *it = mpt_q_insert_before_data(s);

@@ -448,9 +448,19 @@ static int scale_server(const struct opts *o)
     printf("listening rss_kib=%ld\n", rss0);
     fflush(stdout);
     long est = 0;
-    double next_check = 0;
+    double next_check = 0, next_progress = bench_now() + 1, t0 = bench_now();
+    struct mpt_ctx_stats cst = {.size = sizeof cst};
     while (bench_now() < deadline) {
         mpt_ctx_run(ctx, 50);
+        if (bench_now() >= next_progress) {
+            /* Progress on stderr, once a second (the log of a slow run). */
+            mpt_ctx_get_stats(ctx, &cst);
+            fprintf(stderr, "t=%.0f accepted=%ld pending=%llu pending_timed_out=%llu pending_evicted=%llu\n",
+                    bench_now() - t0, nsocks, (unsigned long long)cst.pending,
+                    (unsigned long long)cst.pending_timed_out,
+                    (unsigned long long)cst.pending_evicted);
+            next_progress += 1;
+        }
         if (nsocks >= o->conns && bench_now() >= next_check) {
             est = total_established();
             if (est >= 2 * o->conns)
@@ -463,10 +473,14 @@ static int scale_server(const struct opts *o)
     est = total_established();
     long rss1 = rss_kib();
     double acc_s = t_last_accept - t_first_accept;
+    mpt_ctx_get_stats(ctx, &cst);
     printf("role=scale-server conns=%ld subflows=%ld rss0_kib=%ld rss1_kib=%ld rss_kib_per_conn=%.2f "
-           "accept_seconds=%.3f accepts_per_s=%.1f completed=%d\n",
+           "accept_seconds=%.3f accepts_per_s=%.1f pending_timed_out=%llu pending_evicted=%llu "
+           "refused=%llu completed=%d\n",
            nsocks, est, rss0, rss1, nsocks ? (double)(rss1 - rss0) / (double)nsocks : 0.0, acc_s,
            acc_s > 0 ? (double)(nsocks - 1) / acc_s : 0.0,
+           (unsigned long long)cst.pending_timed_out, (unsigned long long)cst.pending_evicted,
+           (unsigned long long)(cst.refused_max_connections + cst.refused_per_addr),
            nsocks == o->conns && est >= 2 * o->conns);
     fflush(stdout);
     mpt_listener_close(l);
@@ -503,7 +517,7 @@ static int scale_client(const struct opts *o)
     struct mpt_callbacks cb = {.connected = sc_connected, .closed = sc_closed};
     long started = 0;
     int rc;
-    double t0 = bench_now();
+    double t0 = bench_now(), next_progress = t0 + 1;
 
     raise_nofile(o->conns * 2 + 1024);
     socks = calloc((size_t)o->conns + 16, sizeof *socks);
@@ -520,6 +534,11 @@ static int scale_client(const struct opts *o)
             started++;
         }
         mpt_ctx_run(ctx, 10);
+        if (bench_now() >= next_progress) {
+            fprintf(stderr, "t=%.0f started=%ld connected=%ld failed=%ld\n", bench_now() - t0,
+                    started, nconnected, nfailed);
+            next_progress += 1;
+        }
     }
     nsocks = started;
     double t_conn = bench_now() - t0;

@@ -12,7 +12,9 @@
 #                      `connected` callback reported an error, e.g. the 5 s
 #                      handshake timeout, or the connection never started;
 #                      tcp: the exchange not done within 5 s), plus for
-#                      libmpt the joins (second subflows) missing at the end
+#                      libmpt the subflows missing at the server at the end
+#                      (2 per connection expected: failed joins, and
+#                      subflows that came up and died)
 #   accepts_per_s      connections accepted between the first and the last accept
 #   rss_kib_per_conn   server VmRSS with every connection up (both subflows)
 #                      minus VmRSS after listen, per connection (user memory)
@@ -98,7 +100,7 @@ for bench_rep in $(seq 1 "$BENCH_REPS"); do
     fi
     conns=$(bench_kv "$p.server" conns); sfs=$(bench_kv "$p.server" subflows)
     cfail=$(bench_kv "$p.client" failed)
-    # A connection whose handshake failed, or one whose join never came up.
+    # Connections whose handshake failed, plus subflows missing at the end.
     failed=$(( ${cfail:-$n} + (2 * ${conns:-0} - ${sfs:-0} > 0 ? 2 * ${conns:-0} - ${sfs:-0} : 0) ))
     bench_record "$c" completed "$([ $rc_s -eq 0 ] && [ $rc_c -eq 0 ] && echo 1 || echo 0)" bool
     bench_record "$c" conns "${conns:-0}" count

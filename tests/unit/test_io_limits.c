@@ -232,6 +232,46 @@ START_TEST(pending_timeout_counted)
 }
 END_TEST
 
+/* ---- a late timer reads first (issue 15) --------------------------------------------- */
+
+/* A busy client whose loop comes back only after its handshake deadline has
+ * passed, with the server's HELLO_ACK waiting in its socket: the late timer
+ * reads it first, and the connection comes up instead of timing out. The
+ * client has its own loop, which the test does not run for 2 timeouts. */
+START_TEST(late_timer_reads_first)
+{
+    struct mpt_config cfg;
+    struct mpt_callbacks cb;
+    struct client c;
+    const char *paths[] = {"127.0.0.1"};
+
+    setup_with(0, 0, 0, 0);
+    mpt_ctx_free(cli);
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.handshake_timeout_ms = 300;
+    ck_assert_int_eq(mpt_ctx_new(&cli, NULL, &cfg), 0);
+    memset(&cb, 0, sizeof cb);
+    memset(&c, 0, sizeof c);
+    cb.connected = cli_connected;
+    cb.closed = cli_closed;
+    ck_assert_int_eq(mpt_connect(cli, "127.0.0.1", (uint16_t)port, paths, 1, &cb, &c, &c.s), 0);
+    double end = now_s() + 10;
+    while (accepted == 0 && now_s() < end) {
+        mpt_ctx_run(cli, 0);
+        mpt_ctx_run(srv, 10);
+    }
+    ck_assert_int_eq(accepted, 1); /* the server has sent its HELLO_ACK */
+    ck_assert_int_eq(c.done, 0);
+    usleep(600 * 1000);
+    end = now_s() + 10;
+    while (!c.done && now_s() < end)
+        mpt_ctx_run(cli, 20);
+    ck_assert_int_eq(c.done, 1);
+    ck_assert_int_eq(c.status, 0);
+    teardown();
+}
+END_TEST
+
 /* ---- connections per context -------------------------------------------------------- */
 
 START_TEST(max_connections_refused)
@@ -290,6 +330,7 @@ int main(void)
     tcase_add_test(tc, pending_limit_evicts_oldest);
     tcase_add_test(tc, pending_timeout_counted);
     tcase_add_test(tc, max_connections_refused);
+    tcase_add_test(tc, late_timer_reads_first);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
