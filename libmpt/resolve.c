@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +51,39 @@ static void resolve_release(struct mpt_resolver *rs)
         ev_unref(rs->loop);
 }
 
+/* A plain IPv4 or IPv6 literal, without getaddrinfo(): with AI_ADDRCONFIG
+ * that opens a netlink socket and asks nscd on every call, a dozen system
+ * calls per connection for a server that opens thousands. 0, or -1 to let
+ * getaddrinfo() decide (names, scoped IPv6, a family mismatch). */
+static int literal(const char *host, int family, struct sockaddr_storage *sa, socklen_t *len)
+{
+    memset(sa, 0, sizeof *sa);
+    if (family != AF_INET6) {
+        struct sockaddr_in *a = (struct sockaddr_in *)sa;
+        if (inet_pton(AF_INET, host, &a->sin_addr) == 1) {
+            a->sin_family = AF_INET;
+            *len = sizeof *a;
+            return 0;
+        }
+    }
+    if (family != AF_INET) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) == 1) {
+            a->sin6_family = AF_INET6;
+            *len = sizeof *a;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int lookup(const char *host, int family, int numeric, struct sockaddr_storage *sa,
                   socklen_t *len)
 {
     struct addrinfo hints, *res = NULL;
 
+    if (numeric && literal(host, family, sa, len) == 0)
+        return 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;
