@@ -1,5 +1,6 @@
 /* See bench-common.h. */
 #include "bench-common.h"
+#include <errno.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,4 +190,38 @@ int bench_rx_report(struct bench_rx *rx, uint64_t expected, char *out, size_t ou
                  p50 * 1e3, p99 * 1e3, mx * 1e3);
     }
     return ok;
+}
+
+long bench_rss_kib(void)
+{
+    char line[256];
+    long v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+void bench_raise_nofile(long need)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= (rlim_t)need)
+        return;
+    rl.rlim_cur = (rlim_t)need;
+    if (rl.rlim_max < (rlim_t)need)
+        rl.rlim_max = (rlim_t)need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        return;
+    int e = errno;
+    /* Without CAP_SYS_RESOURCE: as far as the hard limit goes. */
+    getrlimit(RLIMIT_NOFILE, &rl);
+    fprintf(stderr, "bench: setrlimit(NOFILE, %ld): %s; using the hard limit %ld\n", need,
+            strerror(e), (long)rl.rlim_max);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
 }

@@ -34,6 +34,10 @@ void bench_msg_fill(unsigned char *msg, uint64_t seq);
 
 double bench_now(void);      /* CLOCK_MONOTONIC seconds */
 double bench_cpu(void);      /* user + system CPU seconds of this process */
+long bench_rss_kib(void);    /* this process's VmRSS, KiB; -1 if unknown */
+/* Raises RLIMIT_NOFILE to need (the hard limit too, where allowed; else as
+ * far as the hard limit goes), saying so on stderr when it cannot. */
+void bench_raise_nofile(long need);
 
 struct bench_rx {
     int stream;              /* messages with timestamps */

@@ -376,33 +376,6 @@ static int do_recv(const struct opts *o, struct mpt_socket *s, const char *role)
 
 /* ---- scale ------------------------------------------------------------------------------- */
 
-static long rss_kib(void)
-{
-    char line[256];
-    long v = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &v) == 1)
-            break;
-    fclose(f);
-    return v;
-}
-
-static void raise_nofile(long need)
-{
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur >= (rlim_t)need)
-        return;
-    rl.rlim_cur = (rlim_t)need;
-    if (rl.rlim_max < (rlim_t)need)
-        rl.rlim_max = (rlim_t)need;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        fprintf(stderr, "mpt-bench: setrlimit(NOFILE, %ld): %s\n", need, strerror(errno));
-}
-
 static struct mpt_socket **socks;
 static long nsocks, nconnected, nclosed, nfailed;
 static double t_first_accept, t_last_accept;
@@ -436,7 +409,7 @@ static int scale_server(const struct opts *o)
     struct mpt_listener *l;
     int rc;
 
-    raise_nofile(o->conns * 2 + 1024);
+    bench_raise_nofile(o->conns * 2 + 1024);
     socks = calloc((size_t)o->conns + 16, sizeof *socks);
     ctx = make_ctx(o);
     if ((rc = mpt_listen(ctx, o->nbind ? o->bind : NULL, o->nbind, (uint16_t)o->port, accept_cb,
@@ -444,7 +417,7 @@ static int scale_server(const struct opts *o)
         fprintf(stderr, "mpt-bench: listen: %s\n", mpt_strerror(rc));
         return 1;
     }
-    long rss0 = rss_kib();
+    long rss0 = bench_rss_kib();
     printf("listening rss_kib=%ld\n", rss0);
     fflush(stdout);
     long est = 0;
@@ -471,7 +444,7 @@ static int scale_server(const struct opts *o)
     /* Let the last joins settle, then measure. */
     run_until(bench_now() + 1.0);
     est = total_established();
-    long rss1 = rss_kib();
+    long rss1 = bench_rss_kib();
     double acc_s = t_last_accept - t_first_accept;
     mpt_ctx_get_stats(ctx, &cst);
     printf("role=scale-server conns=%ld subflows=%ld rss0_kib=%ld rss1_kib=%ld rss_kib_per_conn=%.2f "
@@ -519,7 +492,7 @@ static int scale_client(const struct opts *o)
     int rc;
     double t0 = bench_now(), next_progress = t0 + 1;
 
-    raise_nofile(o->conns * 2 + 1024);
+    bench_raise_nofile(o->conns * 2 + 1024);
     socks = calloc((size_t)o->conns + 16, sizeof *socks);
     ctx = make_ctx(o);
     while (bench_now() < deadline && nconnected + nfailed < o->conns) {

@@ -405,30 +405,6 @@ static int transfer(int fd, const char *role, long long send_bytes, long long ex
 #define SCALE_INFLIGHT 256
 #define SCALE_TMO 5.0
 
-static long scale_rss_kib(void)
-{
-    char line[256];
-    long v = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &v) == 1)
-            break;
-    fclose(f);
-    return v;
-}
-
-static void scale_nofile(long need)
-{
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur >= (rlim_t)need)
-        return;
-    rl.rlim_cur = rl.rlim_max < (rlim_t)need ? rl.rlim_max : (rlim_t)need;
-    setrlimit(RLIMIT_NOFILE, &rl);
-}
-
 static int scale_server(const char *bind_addr, int port, long n)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -438,7 +414,7 @@ static int scale_server(const char *bind_addr, int port, long n)
     double t_first = 0, t_last = 0;
     int one = 1;
 
-    scale_nofile(n + 1024);
+    bench_raise_nofile(n + 1024);
     if (inet_pton(AF_INET, bind_addr ? bind_addr : "0.0.0.0", &sa.sin_addr) != 1)
         return 2;
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -449,7 +425,7 @@ static int scale_server(const char *bind_addr, int port, long n)
     ev.events = EPOLLIN;
     ev.data.fd = lfd;
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-    long rss0 = scale_rss_kib();
+    long rss0 = bench_rss_kib();
     printf("listening rss_kib=%ld\n", rss0);
     fflush(stdout);
     while (served < n && bench_now() < deadline) {
@@ -481,7 +457,7 @@ static int scale_server(const char *bind_addr, int port, long n)
                 close(fd);
         }
     }
-    long rss1 = scale_rss_kib();
+    long rss1 = bench_rss_kib();
     double acc_s = t_last - t_first;
     printf("role=scale-server conns=%ld served=%ld rss0_kib=%ld rss1_kib=%ld rss_kib_per_conn=%.2f "
            "accept_seconds=%.3f accepts_per_s=%.1f completed=%d\n",
@@ -507,7 +483,7 @@ static int scale_client(const char *host, const char *src, int port, long n)
     long started = 0, done = 0, failed = 0, oldest = 0;
     double t0 = bench_now();
 
-    scale_nofile(n + 1024);
+    bench_raise_nofile(n + 1024);
     memset(buf, 'q', sizeof buf);
     if (cs == NULL || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
         (src && inet_pton(AF_INET, src, &sb.sin_addr) != 1))
