@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -781,6 +782,73 @@ START_TEST(many_connections)
 }
 END_TEST
 
+/* Every subflow carries the configured TCP options, on the server too,
+ * where (on Linux) the accepted socket inherits them from the listener
+ * instead of setting them per accepted subflow. */
+static struct mpt_socket *opt_srv;
+
+static void opt_accept(struct mpt_listener *l, void *user)
+{
+    (void)user;
+    while (opt_srv == NULL && mpt_accept(l, NULL, NULL, &opt_srv) == 0)
+        ;
+}
+
+static void opt_connected(struct mpt_socket *s, int status, void *user)
+{
+    (void)s;
+    *(int *)user = status == 0 ? 1 : status;
+}
+
+static void check_sock_opts(int fd, const char *side)
+{
+    int v = 0;
+    char cc[16] = {0};
+    socklen_t vl = sizeof v, cl = sizeof cc - 1;
+
+    ck_assert_msg(fd >= 0, "%s: no subflow socket", side);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &vl), 0);
+    ck_assert_msg(v != 0, "%s: TCP_NODELAY not set", side);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &vl), 0);
+    ck_assert_msg(v == 7000, "%s: TCP_USER_TIMEOUT %d, not 7000", side, v);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vl), 0);
+    ck_assert_msg(v == 65536, "%s: TCP_NOTSENT_LOWAT %d, not 65536", side, v);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cl), 0);
+    ck_assert_msg(strcmp(cc, "cubic") == 0, "%s: TCP_CONGESTION %s, not cubic", side, cc);
+}
+
+START_TEST(accepted_subflow_options)
+{
+    struct mpt_ctx *ctx;
+    struct mpt_listener *l;
+    struct mpt_socket *c;
+    struct mpt_callbacks cb = {0};
+    struct mpt_config cfg;
+    int up = 0;
+
+    MPT_CONFIG_DEFAULT(&cfg);
+    cfg.user_timeout_ms = 7000;
+    cfg.notsent_lowat = 65536;
+    cfg.tcp_congestion = "cubic";
+    opt_srv = NULL;
+    ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
+    ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, opt_accept, NULL, &l), 0);
+    cb.connected = opt_connected;
+    ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), lo1, 1, &cb,
+                                 &up, &c),
+                     0);
+    double t0 = now_s();
+    while ((up == 0 || opt_srv == NULL) && now_s() - t0 < 10)
+        mpt_ctx_run(ctx, 50);
+    ck_assert_int_eq(up, 1);
+    ck_assert_ptr_nonnull(opt_srv);
+    check_sock_opts(mpt_io_test_subflow_fd(c, 0), "client");
+    check_sock_opts(mpt_io_test_subflow_fd(opt_srv, 0), "server");
+    mpt_listener_close(l);
+    mpt_ctx_free(ctx);
+}
+END_TEST
+
 /* A raw TCP client sends a JOIN for a token nobody owns: the server must
  * refuse it (close the socket) and keep serving the real connection. */
 START_TEST(join_wrong_token_refused)
@@ -1478,6 +1546,7 @@ int main(void)
     tcase_add_test(tc, resolve_keeps_ctx_run_alive);
     tcase_add_test(tc, trace_callback_and_file);
     tcase_add_test(tc, many_connections);
+    tcase_add_test(tc, accepted_subflow_options);
     tcase_add_test(tc, join_wrong_token_refused);
     tcase_add_test(tc, path_control);
     tcase_add_test(tc, struct_sizes_old_and_new);
