@@ -51,9 +51,28 @@ count() { # count NAME STATUS: one result for the closing tally
     esac
 }
 
+# Each stage has a time limit so that one hung test shows up as a failure
+# that names it, never as CI running into its own hard limit in silence
+# (each test also has its own limit: MPT_TEST_TIMEOUT in Makefile.am).
+stage_limit=${MPT_STAGE_TIMEOUT:-1800}
+bounded() { # bounded NAME CMD...: run CMD under the stage limit
+    local name=$1 rc=0; shift
+    timeout -k 30 "$stage_limit" "$@" || rc=$?
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        echo "bootstrap: stage '$name' did not finish within $stage_limit s (killed)" >&2
+    fi
+    return $rc
+}
+
 run_unit() {
     local dir=build/$1 rc=0 n
-    make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1 || rc=$?
+    bounded "make check in $dir" make -C "$dir" -j"$jobs" check >"$dir/check.out" 2>&1 || rc=$?
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        # The tests still running when the stage was killed: a log, no result.
+        for log in $(find "$dir" -name '*.log' ! -name 'test-suite.log' ! -name 'config.log'); do
+            [ -f "${log%.log}.trs" ] || { echo "FAIL: ${log#"$dir"/} (still running when the stage was killed)"; tail -n 20 "$log"; failed=$((failed + 1)); }
+        done
+    fi
     grep -E '^(PASS|FAIL|SKIP|ERROR|XPASS|XFAIL):' "$dir/check.out" || true
     n=$(sed -n 's/^# PASS: *//p' "$dir/check.out"); passed=$((passed + ${n:-0}))
     n=$(sed -n 's/^# SKIP: *//p' "$dir/check.out"); skipped=$((skipped + ${n:-0}))
@@ -86,26 +105,26 @@ test)
     # doc/testing.md) and each tool, both ends, under memcheck, with
     # build/default's binaries (run_unit built them), two at a time: minutes.
     echo "== unit tests and the tools under Valgrind memcheck (tests/valgrind.sh) =="
-    rc=0; tests/valgrind.sh build/default || rc=$?; count valgrind $rc
+    rc=0; bounded valgrind tests/valgrind.sh build/default || rc=$?; count valgrind $rc
     if [ -x tests/fuzz/run.sh ]; then
         echo "== fuzzing the codec, engine, handshake, reassembly and pair (60 s in all) =="
         build fuzz --enable-fuzz --disable-shared CC=clang
-        rc=0; tests/fuzz/run.sh build/fuzz 60 || rc=$?; count fuzz $rc
+        rc=0; bounded fuzz tests/fuzz/run.sh build/fuzz 60 || rc=$?; count fuzz $rc
     fi
     if [ -x tests/net/run-all.sh ]; then
         echo "== network namespace tests =="
-        rc=0; tests/net/run-all.sh || rc=$?; count netns $rc
+        rc=0; bounded netns tests/net/run-all.sh || rc=$?; count netns $rc
     fi
     # The demo exactly as README's first command runs it (namespaces and the
     # outage as root, loopback otherwise): about 45 s; fails unless the copy
     # is byte-exact.
     echo "== the demo (tests/demo.sh) =="
-    rc=0; tests/demo.sh build/default >build/default/demo.out 2>&1 || rc=$?
+    rc=0; bounded demo tests/demo.sh build/default >build/default/demo.out 2>&1 || rc=$?
     grep '^==' build/default/demo.out || true
     [ $rc -eq 0 ] || tail -40 build/default/demo.out
     count demo $rc
     echo "== make distcheck =="
-    rc=0; make -C build/default distcheck >build/default/distcheck.out 2>&1 || rc=$?
+    rc=0; bounded distcheck make -C build/default distcheck >build/default/distcheck.out 2>&1 || rc=$?
     [ $rc -eq 0 ] || tail -40 build/default/distcheck.out
     count distcheck $rc
     echo "tests: $passed passed, $failed failed, $skipped skipped"
