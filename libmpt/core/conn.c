@@ -242,7 +242,7 @@ void mpt_sf_up(struct mpt_conn *c, int i, uint64_t now)
     mpt_cc_sf_up(c, i, now);
     s->last_rx = now;
     s->last_progress = now;
-    s->next_ping = now; /* first RTT sample right away */
+    mpt_live_sf_up(c, i, now);
     c->nopath_since = 0;
     /* JOIN can only say BACKUP, HELLO nothing: the other tiers follow in PRIO */
     if ((s->prio == MPT_PRIO_SECONDARY || s->prio == MPT_PRIO_NEVER) && !c->is_server)

@@ -397,6 +397,7 @@ void mpt_hs_unlink(struct mpt_conn *c);
 /* ---- timers and liveness (liveness.c) -------------------------------------- */
 uint64_t mpt_sf_e2e_rtt(const struct sf *s);
 void mpt_e2e_sample(struct sf *s, uint64_t rtt, uint64_t now);
+void mpt_live_sf_up(struct mpt_conn *c, int i, uint64_t now);
 void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f);
 void mpt_live_on_pong(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now);
 

@@ -417,6 +417,25 @@ void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f)
     }
 }
 
+/* A subflow is up. Its first RTT sample is due right away: the handshake's
+ * exchange where there was one (the client's HELLO -> HELLO_ACK and JOIN ->
+ * JOIN_ACK, the server's JOIN_ACK -> JOIN_CONFIRM), or else a PING now. Not
+ * a PING on every subflow: on a server accepting thousands of connections a
+ * second, PING and PONG both ways cost both ends four system calls per
+ * subflow for a sample they already had (issue 15). */
+void mpt_live_sf_up(struct mpt_conn *c, int i, uint64_t now)
+{
+    struct sf *s = &c->sf[i];
+
+    if (!s->e2e_min) {
+        s->next_ping = now;
+        return;
+    }
+    if (!s->srtt)
+        rtt_update(&s->srtt, &s->rttvar, s->e2e_min);
+    s->next_ping = now + c->s.ping_interval;
+}
+
 void mpt_live_on_pong(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64_t now)
 {
     struct sf *s = &c->sf[i];

@@ -62,6 +62,7 @@ struct w {
     uint8_t rid[MPT_ROUTING_ID_LEN];
     uint32_t win_s;
     struct rsf s[MAXS];
+    uint64_t join_rtt;     /* join(): time between JOIN_ACK and JOIN_CONFIRM */
     uint64_t wire;         /* every byte the engine wrote */
     uint64_t data_payload; /* DATA payload bytes the engine wrote */
     int ev[16];
@@ -345,6 +346,7 @@ static long join(struct w *w, int k, uint8_t nb, int confirm, int good)
             mac[0] ^= 1;
         o = putn(b, o, mac, MPT_HMAC_LEN);
     }
+    w->now += w->join_rtt;
     return raw_send(w, k, b, o);
 }
 
@@ -1348,6 +1350,35 @@ START_TEST(server_pings_only_when_the_client_does_not)
 }
 END_TEST
 
+/* A join's JOIN_ACK -> JOIN_CONFIRM is the server's first RTT sample on it:
+ * no PING right after the handshake (issue 15: four system calls per
+ * subflow on each side), the first one a ping_interval later; the first
+ * subflow, with no such sample, still pings at once. */
+START_TEST(join_handshake_is_the_first_rtt_sample)
+{
+    struct w w;
+    struct mpt_sf_stats st;
+
+    w_init(&w);
+    handshake(&w, 1, 1, 1);
+    run_for(&w, 10 * MS, 10 * MS, 1);
+    ck_assert_int_eq(count_frames(&w, 0, MPT_FT_PING), 1);
+    w.join_rtt = 30 * MS;
+    ck_assert_int_eq(join(&w, 1, 0x21, 1, 1), 0);
+    ck_assert_int_ge(w.s[1].sf, 0);
+    ck_assert_int_eq(mpt_conn_sf_get_stats(w.c, w.s[1].sf, &st), 0);
+    ck_assert_int_eq(st.state, MPT_SF_ESTABLISHED);
+    ck_assert_uint_eq(st.srtt, 30 * MS);
+    w.s[1].parsed = w.s[1].in_len; /* past the JOIN_ACK */
+    run_for(&w, w.set.ping_interval - 20 * MS, 10 * MS, 1);
+    ck_assert_int_eq(count_frames(&w, 1, MPT_FT_PING), 0);
+    run_for(&w, 40 * MS, 10 * MS, 1);
+    ck_assert_int_eq(count_frames(&w, 1, MPT_FT_PING), 1);
+    ck_assert_int_eq(mpt_conn_state(w.c), MPT_CONN_ESTABLISHED);
+    w_free(&w);
+}
+END_TEST
+
 /* cc.h's on_loss is called once per increase of the kernel's retransmits. */
 static int loss_calls;
 static void count_loss(const struct mpt_cc_env *e, int which, uint64_t now)
@@ -1518,6 +1549,7 @@ int main(void)
     tcase_add_test(tc, data_fin_and_the_right_edge);
     tcase_add_test(tc, ping_flood_answered_with_newest);
     tcase_add_test(tc, server_pings_only_when_the_client_does_not);
+    tcase_add_test(tc, join_handshake_is_the_first_rtt_sample);
     tcase_add_test(tc, cc_on_loss_called);
     tcase_add_test(tc, frames_one_byte_at_a_time);
     tcase_add_test(tc, preamble_and_first_frame_apart);

@@ -137,18 +137,18 @@ static uint64_t run(int i, char *desc, size_t dlen)
 }
 
 static const struct golden want[] = {
-    {"one path", 0x91ecdbe388456a2bull},
-    {"two paths", 0x91501c67226981fbull},
-    {"four paths", 0xdc6f26f6af5c0746ull},
-    {"reset of the slow path", 0x2473923dfcb491abull},
-    {"blackhole and recovery", 0xfa3ba9cdf02be30bull},
-    {"backup path", 0x08559b92e829eb3bull},
-    {"small frames and buffers", 0xb99ac907eb51b2cdull},
-    {"client abort", 0x8618861c1d6c3378ull},
-    {"receiver pauses", 0x45c4b52a916040a0ull},
-    {"splitting proxy", 0x8830dad1ded8b388ull},
-    {"rate/delay change, refused join", 0x533a8603897968ccull},
-    {"every path fails", 0x3f9d1a88e4d1b165ull},
+    {"one path", 0x1664f4178391b311ull},
+    {"two paths", 0x224ac4c9a5cc5158ull},
+    {"four paths", 0xdcea0985e82cfb7aull},
+    {"reset of the slow path", 0x7a4c0e5b1496c900ull},
+    {"blackhole and recovery", 0x56445d7b317add46ull},
+    {"backup path", 0xfbfe431eec3ae3ddull},
+    {"small frames and buffers", 0xc8516ca11ed8fcc1ull},
+    {"client abort", 0x03549e6fcbdef149ull},
+    {"receiver pauses", 0x894f5c79ce5f54b9ull},
+    {"splitting proxy", 0x15ddc3727574a86full},
+    {"rate/delay change, refused join", 0x2181e095b59dee25ull},
+    {"every path fails", 0xb930052fb798bb25ull},
 };
 #define NG ((int)(sizeof want / sizeof want[0]))
 
