@@ -98,8 +98,7 @@ int mpt_tls_config_check(const struct mpt_tls_config *tls, char *why, size_t why
 
 static void rand_fill(void *user, uint8_t *buf, size_t len)
 {
-    (void)user;
-    arc4random_buf(buf, len);
+    mpt_random_fill(user, buf, len);
 }
 
 /* A TCP_CONGESTION name the kernel lacks would otherwise fail silently on
@@ -210,7 +209,7 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->sched = c->scheduler ? mpt_sched_find(c->scheduler) : NULL;
     s->cc = c->congestion ? mpt_cc_find(c->congestion) : NULL;
     s->rand = rand_fill;
-    s->rand_user = NULL;
+    s->rand_user = &ctx->rng;
     return 0;
 }
 
@@ -257,6 +256,7 @@ int mpt_ctx_new(struct mpt_ctx **out, void *ev_loop, const struct mpt_config *cf
         return MPT_ENOMEM;
     ctx->wakefd = -1;
     mpt_netlink_init(&ctx->nl);
+    mpt_random_init(&ctx->rng);
     LIST_INIT(&ctx->lingers);
     LIST_INIT(&ctx->socks);
     LIST_INIT(&ctx->listeners);
@@ -311,6 +311,12 @@ fail:
     return rc;
 }
 
+void mpt_io_test_ctx_counts(const struct mpt_ctx *ctx, unsigned *src_tests, unsigned *rand_draws)
+{
+    *src_tests = ctx->src_tests;
+    *rand_draws = ctx->rng.draws;
+}
+
 void mpt_ctx_free(struct mpt_ctx *ctx)
 {
     if (ctx == NULL)
@@ -337,6 +343,7 @@ void mpt_ctx_free(struct mpt_ctx *ctx)
     mpt_free(ctx->cfg_tcpcc);
     mpt_tls_free(ctx->tls);
     mpt_free(ctx->rbuf);
+    mpt_random_wipe(&ctx->rng);
     mpt_free(ctx);
 }
 

@@ -16,6 +16,7 @@
 #include "core/conn.h"
 #include "events.h"
 #include "netlink.h"
+#include "random.h"
 #include "resolve.h"
 #include "util.h"
 #include "watch.h"
@@ -43,6 +44,14 @@ struct mpt_ctx {
     int wakefd;                      /* eventfd in ws.extfd: wake-ups, or -1; wake_mu */
     pthread_mutex_t wake_mu;
     struct mpt_netlink nl;           /* rtnetlink watcher */
+    struct mpt_random rng;           /* the engine's randomness (random.h) */
+    /* Source addresses a test bind accepted lately (paths.c check_path):
+     * a burst of connections tests each once, not once per connection. */
+    struct mpt_src_seen {
+        struct sockaddr_storage a;
+        uint64_t at;                 /* mpt_io_now() of the test; 0: empty */
+    } src_seen[4];
+    unsigned src_tests;              /* test binds made (test hook below) */
     LIST_HEAD(, mpt_linger) lingers; /* subflow sockets closing gracefully (subflow.c) */
     LIST_HEAD(, mpt_socket) socks;   /* every socket, both roles */
     LIST_HEAD(, mpt_listener) listeners;
@@ -67,6 +76,10 @@ struct mpt_ctx {
     int wake_pending;
     int running;                     /* inside mpt_ctx_run: a wake-up ends it */
 };
+
+/* Test-only (not in the installed header): how many test binds check_path
+ * made and how many batches of randomness the context drew. */
+void mpt_io_test_ctx_counts(const struct mpt_ctx *ctx, unsigned *src_tests, unsigned *rand_draws);
 
 /* Trace: cheap check first. */
 #define MPT_TRACING(ctx) ((ctx)->trace_fp != NULL || (ctx)->trace_cb != NULL)

@@ -15,6 +15,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/transport.h \
 	libmpt/tls.h \
 	libmpt/netlink.h \
+	libmpt/random.h \
 	libmpt/resolve.h \
 	libmpt/util.h \
 	libmpt/watch.h \
@@ -32,6 +33,7 @@ libmpt_libmptio_la_SOURCES = \
 	libmpt/listener.c \
 	libmpt/resolve.c \
 	libmpt/netlink.c \
+	libmpt/random.c \
 	libmpt/blocking.c
 libmpt_libmptio_la_LIBADD = $(EV_LIBS) $(TLS_LIBS) $(BSD_LIBS)
 

@@ -403,6 +403,7 @@ static void links_down(void *arg, const char *ifname, const struct sockaddr_stor
 
     MPT_TRACE(ctx, 0, "netlink_down", "\"if\":\"%s\",\"addrs\":%d,\"error\":\"%s\"",
               ifname ? ifname : "", naddrs, mpt_err_name(err));
+    memset(ctx->src_seen, 0, sizeof ctx->src_seen);
     LIST_FOREACH_SAFE(s, &ctx->socks, link, next)
         sock_link_down(s, ifname, addrs, naddrs, err);
 }
@@ -466,14 +467,67 @@ static int parse_path(const char *str, struct mpt_path *p)
  * test bind, which is exactly what the subflow will do). An interface that
  * exists but is down, or comes and goes, is fine: it may come back.
  */
-static int check_path(const struct mpt_path *p)
+/* Same source address (and port, scope) as an entry of the cache? */
+static int src_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return 0;
+}
+
+/* A test bind that succeeded stays good for a second or until a link or an
+ * address goes away (links_down empties the cache): a client opening
+ * thousands of connections per second tests each source address once, not
+ * four system calls per path per connection. A source port is never
+ * cached: whether it is free changes from one connect to the next. */
+#define SRC_SEEN_FRESH (1000 * MPT_NS_PER_MS)
+
+static int src_seen(struct mpt_ctx *ctx, const struct sockaddr_storage *a, uint64_t now)
+{
+    for (size_t k = 0; k < sizeof ctx->src_seen / sizeof ctx->src_seen[0]; k++) {
+        const struct mpt_src_seen *e = &ctx->src_seen[k];
+        if (e->at && now - e->at < SRC_SEEN_FRESH && src_same(&e->a, a))
+            return 1;
+    }
+    return 0;
+}
+
+static void src_remember(struct mpt_ctx *ctx, const struct sockaddr_storage *a, uint64_t now)
+{
+    size_t n = sizeof ctx->src_seen / sizeof ctx->src_seen[0], old = 0;
+
+    if ((a->ss_family == AF_INET && ((const struct sockaddr_in *)a)->sin_port) ||
+        (a->ss_family == AF_INET6 && ((const struct sockaddr_in6 *)a)->sin6_port))
+        return;
+    for (size_t k = 1; k < n; k++)
+        if (ctx->src_seen[k].at < ctx->src_seen[old].at)
+            old = k;
+    ctx->src_seen[old].a = *a;
+    ctx->src_seen[old].at = now ? now : 1;
+}
+
+static int check_path(struct mpt_ctx *ctx, const struct mpt_path *p)
 {
     int fd, e = 0, one = 1;
+    uint64_t now;
 
     if (p->ifname[0] != '\0')
         return if_nametoindex(p->ifname) == 0 ? mpt_errno_to_mpt(errno) : 0;
     if (p->src.ss_family == AF_UNSPEC)
         return 0;
+    now = mpt_io_now();
+    if (src_seen(ctx, &p->src, now))
+        return 0;
+    ctx->src_tests++;
     if ((fd = socket(p->src.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return mpt_errno_to_mpt(errno);
 #ifdef IP_BIND_ADDRESS_NO_PORT
@@ -484,7 +538,10 @@ static int check_path(const struct mpt_path *p)
     if (bind(fd, (const struct sockaddr *)&p->src, p->srclen) < 0)
         e = errno;
     close(fd);
-    return e ? mpt_errno_to_mpt(e) : 0;
+    if (e)
+        return mpt_errno_to_mpt(e);
+    src_remember(ctx, &p->src, now);
+    return 0;
 }
 
 /* Path p (parsed) joins the manager: its index there is its path id. */
@@ -538,7 +595,7 @@ int mpt_add_path(struct mpt_socket *s, const char *path)
         return MPT_EINVAL;
     if (s->server || s->done)
         return MPT_ESTATE;
-    if ((rc = parse_path(path, &p)) < 0 || (rc = check_path(&p)) < 0)
+    if ((rc = parse_path(path, &p)) < 0 || (rc = check_path(s->ctx, &p)) < 0)
         return rc;
     if ((id = path_add(s->paths, &p)) < 0)
         return id;
@@ -778,7 +835,7 @@ int mpt_paths_setup(struct mpt_socket *s, const char *const *paths, size_t npath
     if ((rc = mpt_pm_new(&set, &ps->pm)) < 0)
         return rc;
     for (size_t i = 0; i < npaths; i++) {
-        if ((rc = parse_path(paths[i], &p)) < 0 || (rc = check_path(&p)) < 0) {
+        if ((rc = parse_path(paths[i], &p)) < 0 || (rc = check_path(ctx, &p)) < 0) {
             MPT_TRACE(ctx, s->id, "path_refused", "\"path\":%zu,\"error\":\"%s\"", i,
                       mpt_err_name(rc));
             return rc;

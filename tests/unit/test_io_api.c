@@ -18,17 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <mpt/mpt.h>
 
 #include "core/frame.h"
+#include "random.h"
 
 /* Internal (libmpt/util.h, subflow.h): the errno -> MPT_E* map every syscall site uses,
  * and the kernel socket of subflow index sf. */
 int mpt_errno_to_mpt(int e);
 int mpt_io_test_subflow_fd(struct mpt_socket *s, int sf);
+void mpt_io_test_ctx_counts(const struct mpt_ctx *ctx, unsigned *src_tests, unsigned *rand_draws);
 
 static double now_s(void)
 {
@@ -759,13 +762,20 @@ START_TEST(many_connections)
     ck_assert_int_eq(mpt_ctx_new(&ctx, NULL, &cfg), 0);
     ck_assert_int_eq(mpt_listen(ctx, lo1, 1, 0, many_accept, &m, &l), 0);
     cb.connected = many_connected;
+    double t0 = now_s();
     for (int i = 0; i < NCONN; i++) {
         struct mpt_socket *s;
         ck_assert_int_eq(mpt_connect(ctx, "127.0.0.1", (uint16_t)mpt_listener_port(l), paths, 2,
                                      &cb, &m, &s),
                          0);
     }
-    double t0 = now_s();
+    /* The burst tests each source address once (a test stays good for 1 s),
+     * not twice per connection. */
+    unsigned tests, draws;
+    mpt_io_test_ctx_counts(ctx, &tests, &draws);
+    ck_assert_uint_le(tests, 2 * (1 + (unsigned)(now_s() - t0)));
+    ck_assert_uint_ge(tests, 2);
+    t0 = now_s();
     while (m.eofs < NCONN && m.failed == 0 && now_s() - t0 < 120)
         mpt_ctx_run(ctx, 100);
     ck_assert_msg(m.failed == 0, "%d of %d connections failed, the last with %s", m.failed, NCONN,
@@ -779,6 +789,44 @@ START_TEST(many_connections)
     mpt_ctx_run(ctx, 500);
     mpt_listener_close(l);
     mpt_ctx_free(ctx);
+}
+END_TEST
+
+/* The engine's randomness comes in batches of kernel CSPRNG output: bytes
+ * are handed out once, and a forked child never hands out what its parent
+ * will (both would otherwise pick the same keys and nonces next). */
+START_TEST(random_batches_are_not_shared_across_fork)
+{
+    struct mpt_random r;
+    uint8_t a[16], b[16], mine[16], childs[16];
+    int p[2];
+
+    mpt_random_init(&r);
+    mpt_random_fill(&r, a, sizeof a);
+    mpt_random_fill(&r, b, sizeof b);
+    ck_assert(memcmp(a, b, sizeof a) != 0);
+    ck_assert_uint_eq(r.draws, 1); /* one getrandom() for both */
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        mpt_random_fill(&r, childs, sizeof childs);
+        _exit(write(p[1], childs, sizeof childs) == (ssize_t)sizeof childs ? 0 : 1);
+    }
+    mpt_random_fill(&r, mine, sizeof mine);
+    ck_assert_int_eq(read(p[0], childs, sizeof childs), (ssize_t)sizeof childs);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert(memcmp(mine, childs, sizeof mine) != 0);
+    ck_assert_uint_eq(r.draws, 1); /* the parent's batch is still its own */
+    uint8_t big[4096]; /* more than a quarter batch: straight from the kernel */
+    memset(big, 0, sizeof big);
+    mpt_random_fill(&r, big, sizeof big);
+    ck_assert(memcmp(big, big + 2048, 2048) != 0);
+    close(p[0]);
+    close(p[1]);
+    mpt_random_wipe(&r);
 }
 END_TEST
 
@@ -1546,6 +1594,7 @@ int main(void)
     tcase_add_test(tc, resolve_keeps_ctx_run_alive);
     tcase_add_test(tc, trace_callback_and_file);
     tcase_add_test(tc, many_connections);
+    tcase_add_test(tc, random_batches_are_not_shared_across_fork);
     tcase_add_test(tc, accepted_subflow_options);
     tcase_add_test(tc, join_wrong_token_refused);
     tcase_add_test(tc, path_control);
