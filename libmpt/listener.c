@@ -56,6 +56,7 @@ struct mpt_pending {
     struct mpt_tp *tp;               /* TLS after the preamble, or NULL */
     int tls_done;
     uint8_t binding[MPT_TLS_SECRET_LEN]; /* this subflow's exporter, once tls_done */
+    struct sockaddr_storage peer;    /* from accept4: no getpeername() later */
     size_t len;                      /* buf: the preamble, then what follows it */
     uint8_t buf[PENDING_BUF];
 };
@@ -136,19 +137,14 @@ struct mpt_peer_count {
     unsigned n;
 };
 
-static int peer_key(int fd, uint8_t *fam, uint8_t key[8])
+static int peer_key(const struct sockaddr_storage *ss, uint8_t *fam, uint8_t key[8])
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-
     memset(key, 0, 8);
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET) {
+    if (ss->ss_family == AF_INET) {
         *fam = 4;
-        memcpy(key, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(a)) {
             *fam = 4;
             memcpy(key, a->s6_addr + 12, 4);
@@ -356,7 +352,7 @@ static void pending_try(struct mpt_pending *p)
 
     struct mpt_socket *s;
     uint8_t pfam = 0, pkey[8];
-    if (a.is_new && peer_key(p->fd, &pfam, pkey) == 0) {
+    if (a.is_new && peer_key(&p->peer, &pfam, pkey) == 0) {
         struct mpt_peer_count *pc = peer_find(ctx, pfam, pkey);
         if (pc != NULL && pc->n >= ctx->cfg.max_conns_per_addr) {
             /* One source holding max_conns_per_addr connections: the
@@ -413,7 +409,7 @@ static void pending_try(struct mpt_pending *p)
     /* The fd changes watcher: stop the pending one first (the external-loop
      * epoll set holds one registration per fd). */
     mpt_io_set(&p->io, 0);
-    struct mpt_sfio *sf = mpt_sock_attach_tp(s, a.sf, p->fd, p->tp);
+    struct mpt_sfio *sf = mpt_sock_attach_tp(s, a.sf, p->fd, p->tp, &p->peer);
     p->tp = NULL; /* the subflow's now, whatever happened */
     if (sf == NULL) {
         mpt_conn_sf_failed(s->c, a.sf, MPT_ENOMEM, now);
@@ -522,7 +518,9 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
     struct mpt_ctx *ctx = l->ctx;
 
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(w->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or EMFILE etc.: try again on the next wakeup */
         if (ctx->nconns >= ctx->cfg.max_connections) {
@@ -549,6 +547,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         }
         p->l = l;
         p->fd = fd;
+        p->peer = peer;
 #ifndef __linux__
         (void)mpt_sock_setopts(ctx, fd); /* Linux: inherited from the listener (open_listen) */
 #endif

@@ -184,7 +184,7 @@ static size_t writable_room(const struct mpt_socket *s, const struct mpt_sfio *s
 /* ---- Subflows ----------------------------------------------------------------- */
 
 static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int connecting,
-                                    struct mpt_tp *tp)
+                                    struct mpt_tp *tp, const struct sockaddr_storage *peer)
 {
     struct mpt_sfio *sf;
 
@@ -219,8 +219,12 @@ static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int c
     } else if (!connecting) {
         socklen_t l = sizeof sf->local;
         getsockname(fd, (struct sockaddr *)&sf->local, &l);
-        l = sizeof sf->remote;
-        getpeername(fd, (struct sockaddr *)&sf->remote, &l);
+        if (peer != NULL && peer->ss_family != AF_UNSPEC) {
+            sf->remote = *peer;
+        } else {
+            l = sizeof sf->remote;
+            getpeername(fd, (struct sockaddr *)&sf->remote, &l);
+        }
         sf->room_left = s->ctx->cfg.write_budget;
         mpt_conn_sf_set_room(s->c, idx, sf->room_left, mpt_io_now());
         mpt_io_set(&sf->io, EV_READ | EV_WRITE);
@@ -232,12 +236,13 @@ static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int c
 
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting)
 {
-    return sock_attach(s, idx, fd, connecting, NULL);
+    return sock_attach(s, idx, fd, connecting, NULL, NULL);
 }
 
-struct mpt_sfio *mpt_sock_attach_tp(struct mpt_socket *s, int idx, int fd, struct mpt_tp *tp)
+struct mpt_sfio *mpt_sock_attach_tp(struct mpt_socket *s, int idx, int fd, struct mpt_tp *tp,
+                                    const struct sockaddr_storage *peer)
 {
-    return sock_attach(s, idx, fd, 0, tp);
+    return sock_attach(s, idx, fd, 0, tp, peer);
 }
 
 void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf)
