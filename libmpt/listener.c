@@ -57,6 +57,7 @@ struct mpt_pending {
     int tls_done;
     uint8_t binding[MPT_TLS_SECRET_LEN]; /* this subflow's exporter, once tls_done */
     struct sockaddr_storage peer;    /* from accept4: no getpeername() later */
+    struct sockaddr_storage local;   /* the listener's address, or AF_UNSPEC (wildcard) */
     size_t len;                      /* buf: the preamble, then what follows it */
     uint8_t buf[PENDING_BUF];
 };
@@ -409,7 +410,7 @@ static void pending_try(struct mpt_pending *p)
     /* The fd changes watcher: stop the pending one first (the external-loop
      * epoll set holds one registration per fd). */
     mpt_io_set(&p->io, 0);
-    struct mpt_sfio *sf = mpt_sock_attach_tp(s, a.sf, p->fd, p->tp, &p->peer);
+    struct mpt_sfio *sf = mpt_sock_attach_tp(s, a.sf, p->fd, p->tp, &p->local, &p->peer);
     p->tp = NULL; /* the subflow's now, whatever happened */
     if (sf == NULL) {
         mpt_conn_sf_failed(s->c, a.sf, MPT_ENOMEM, now);
@@ -512,10 +513,38 @@ static void pending_tmr_cb(EV_P_ ev_timer *w, int revents)
     pending_free(p, 1);
 }
 
+/* The local address of every socket accepted on fd, when the listener is
+ * bound to one address (a wildcard one: AF_UNSPEC, ask the kernel). */
+static void accepted_local(const struct mpt_listener *l, int fd, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ss_family = AF_UNSPEC;
+    for (int k = 0; k < l->nfds; k++) {
+        if (l->fds[k] != fd)
+            continue;
+        const struct sockaddr_storage *a = &l->addrs[k];
+        if (a->ss_family == AF_INET &&
+            ((const struct sockaddr_in *)a)->sin_addr.s_addr != htonl(INADDR_ANY)) {
+            memcpy(out, a, sizeof(struct sockaddr_in));
+            ((struct sockaddr_in *)out)->sin_port = htons((uint16_t)l->port);
+        } else if (a->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+            if (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) || IN6_IS_ADDR_LINKLOCAL(&a6->sin6_addr))
+                return;
+            memcpy(out, a, sizeof(struct sockaddr_in6));
+            ((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)l->port);
+        }
+        return;
+    }
+}
+
 static void listen_io_cb(EV_P_ ev_io *w, int revents)
 {
     struct mpt_listener *l = w->data;
     struct mpt_ctx *ctx = l->ctx;
+    struct sockaddr_storage local;
+
+    accepted_local(l, w->fd, &local);
 
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage peer;
@@ -548,6 +577,7 @@ static void listen_io_cb(EV_P_ ev_io *w, int revents)
         p->l = l;
         p->fd = fd;
         p->peer = peer;
+        p->local = local;
 #ifndef __linux__
         (void)mpt_sock_setopts(ctx, fd); /* Linux: inherited from the listener (open_listen) */
 #endif

@@ -184,7 +184,8 @@ static size_t writable_room(const struct mpt_socket *s, const struct mpt_sfio *s
 /* ---- Subflows ----------------------------------------------------------------- */
 
 static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int connecting,
-                                    struct mpt_tp *tp, const struct sockaddr_storage *peer)
+                                    struct mpt_tp *tp, const struct sockaddr_storage *local,
+                                    const struct sockaddr_storage *peer)
 {
     struct mpt_sfio *sf;
 
@@ -218,7 +219,10 @@ static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int c
          * reported down like any other (slot_connect). */
     } else if (!connecting) {
         socklen_t l = sizeof sf->local;
-        getsockname(fd, (struct sockaddr *)&sf->local, &l);
+        if (local != NULL && local->ss_family != AF_UNSPEC)
+            sf->local = *local;
+        else
+            getsockname(fd, (struct sockaddr *)&sf->local, &l);
         if (peer != NULL && peer->ss_family != AF_UNSPEC) {
             sf->remote = *peer;
         } else {
@@ -236,13 +240,14 @@ static struct mpt_sfio *sock_attach(struct mpt_socket *s, int idx, int fd, int c
 
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting)
 {
-    return sock_attach(s, idx, fd, connecting, NULL, NULL);
+    return sock_attach(s, idx, fd, connecting, NULL, NULL, NULL);
 }
 
 struct mpt_sfio *mpt_sock_attach_tp(struct mpt_socket *s, int idx, int fd, struct mpt_tp *tp,
+                                    const struct sockaddr_storage *local,
                                     const struct sockaddr_storage *peer)
 {
-    return sock_attach(s, idx, fd, 0, tp, peer);
+    return sock_attach(s, idx, fd, 0, tp, local, peer);
 }
 
 void mpt_sfio_close(struct mpt_socket *s, struct mpt_sfio *sf)

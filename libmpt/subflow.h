@@ -38,9 +38,11 @@ struct mpt_sfio {
 
 struct mpt_sfio *mpt_sock_attach(struct mpt_socket *s, int idx, int fd, int connecting);
 /* The same with the transport already running on fd (the server's TLS):
- * the subflow owns tp from now on, also when NULL is returned. peer: the
- * remote address accept4() gave, or NULL to ask the kernel. */
+ * the subflow owns tp from now on, also when NULL is returned. local, peer:
+ * the listener's own address and the one accept4() gave, or NULL (or
+ * AF_UNSPEC) to ask the kernel. */
 struct mpt_sfio *mpt_sock_attach_tp(struct mpt_socket *s, int idx, int fd, struct mpt_tp *tp,
+                                    const struct sockaddr_storage *local,
                                     const struct sockaddr_storage *peer);
 void mpt_sock_sf_input(struct mpt_socket *s, struct mpt_sfio *sf, const uint8_t *data,
                        size_t len, uint64_t now);

@@ -1354,6 +1354,14 @@ START_TEST(ids_received_bytes_and_unacked)
             break;
     }
     ck_assert_int_ge(cpath, 0);
+    /* The server's local address of each subflow (the listener's, not asked
+     * of the kernel) is what the client connected to, port included. */
+    for (int i = 0; i < 2; i++) {
+        int seen = 0;
+        for (int j = 0; j < 2; j++)
+            seen += memcmp(&rs[i].local, &sf[j].remote, sizeof(struct sockaddr_in)) == 0;
+        ck_assert_int_eq(seen, 2);
+    }
 
     /* A DATA_FIN counts until it is acknowledged. */
     ck_assert_int_eq(mpt_shutdown(s), 0);
