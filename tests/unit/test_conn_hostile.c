@@ -1353,7 +1353,7 @@ END_TEST
 /* A join's JOIN_ACK -> JOIN_CONFIRM is the server's first RTT sample on it:
  * no PING right after the handshake (issue 15: four system calls per
  * subflow on each side), the first one a ping_interval later; the first
- * subflow, with no such sample, still pings at once. */
+ * subflow, with no such sample, pings at once, right behind its HELLO_ACK. */
 START_TEST(join_handshake_is_the_first_rtt_sample)
 {
     struct w w;
@@ -1361,6 +1361,12 @@ START_TEST(join_handshake_is_the_first_rtt_sample)
 
     w_init(&w);
     handshake(&w, 1, 1, 1);
+    /* the first subflow's PING follows the HELLO_ACK at once, before any
+     * timer: the same write */
+    struct mpt_frame f;
+    ck_assert_int_eq(next_frame(&w, 0, &f), 1);
+    ck_assert_int_eq(f.type, MPT_FT_PING);
+    ck_assert_int_ge(send_u64(&w, 0, MPT_FT_PONG, f.u.ping.opaque), 0);
     run_for(&w, 10 * MS, 10 * MS, 1);
     ck_assert_int_eq(count_frames(&w, 0, MPT_FT_PING), 1);
     w.join_rtt = 30 * MS;

@@ -137,18 +137,18 @@ static uint64_t run(int i, char *desc, size_t dlen)
 }
 
 static const struct golden want[] = {
-    {"one path", 0x1664f4178391b311ull},
-    {"two paths", 0x224ac4c9a5cc5158ull},
-    {"four paths", 0xdcea0985e82cfb7aull},
-    {"reset of the slow path", 0x7a4c0e5b1496c900ull},
-    {"blackhole and recovery", 0x56445d7b317add46ull},
-    {"backup path", 0xfbfe431eec3ae3ddull},
-    {"small frames and buffers", 0xc8516ca11ed8fcc1ull},
-    {"client abort", 0x03549e6fcbdef149ull},
-    {"receiver pauses", 0x894f5c79ce5f54b9ull},
-    {"splitting proxy", 0x15ddc3727574a86full},
-    {"rate/delay change, refused join", 0x2181e095b59dee25ull},
-    {"every path fails", 0xb930052fb798bb25ull},
+    {"one path", 0x2187fc21b4cf0608ull},
+    {"two paths", 0x5c067548a94ffea2ull},
+    {"four paths", 0x113fb44210ff0364ull},
+    {"reset of the slow path", 0xda6bd2d641350063ull},
+    {"blackhole and recovery", 0xad53178e08d83233ull},
+    {"backup path", 0x45c022730af00841ull},
+    {"small frames and buffers", 0x86ea82599bf1f669ull},
+    {"client abort", 0x3073f3ba6400421cull},
+    {"receiver pauses", 0x6fdc7a7493c3e255ull},
+    {"splitting proxy", 0xd7334eeefa87b514ull},
+    {"rate/delay change, refused join", 0x2e49dd5b6b9d7eecull},
+    {"every path fails", 0x260538384cf1c123ull},
 };
 #define NG ((int)(sizeof want / sizeof want[0]))
 
