@@ -78,8 +78,8 @@ struct mpt_ctx {
 };
 
 /* Test-only (not in the installed header): how many test binds check_path
- * made and how many batches of randomness the context drew. */
-void mpt_io_test_ctx_counts(const struct mpt_ctx *ctx, unsigned *src_tests, unsigned *rand_draws);
+ * made. */
+unsigned mpt_io_test_src_tests(const struct mpt_ctx *ctx);
 
 /* Trace: cheap check first. */
 #define MPT_TRACING(ctx) ((ctx)->trace_fp != NULL || (ctx)->trace_cb != NULL)

@@ -460,13 +460,6 @@ static int parse_path(const char *str, struct mpt_path *p)
     return 0;
 }
 
-/*
- * A path that can never work is an error up front rather than a subflow
- * retried forever: an interface that does not exist (MPT_ENODEV), a source
- * address that is not one of this host's (MPT_EADDRNOTAVAIL, found by a
- * test bind, which is exactly what the subflow will do). An interface that
- * exists but is down, or comes and goes, is fine: it may come back.
- */
 /* Same source address (and port, scope) as an entry of the cache? */
 static int src_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
@@ -515,6 +508,13 @@ static void src_remember(struct mpt_ctx *ctx, const struct sockaddr_storage *a, 
     ctx->src_seen[old].at = now ? now : 1;
 }
 
+/*
+ * A path that can never work is an error up front rather than a subflow
+ * retried forever: an interface that does not exist (MPT_ENODEV), a source
+ * address that is not one of this host's (MPT_EADDRNOTAVAIL, found by a
+ * test bind, which is exactly what the subflow will do). An interface that
+ * exists but is down, or comes and goes, is fine: it may come back.
+ */
 static int check_path(struct mpt_ctx *ctx, const struct mpt_path *p)
 {
     int fd, e = 0, one = 1;

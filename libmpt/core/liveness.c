@@ -420,21 +420,17 @@ void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f)
 /* A subflow is up. Its first RTT sample is due right away: the handshake's
  * exchange where there was one (the client's HELLO -> HELLO_ACK and JOIN ->
  * JOIN_ACK, the server's JOIN_ACK -> JOIN_CONFIRM), or else a PING queued
- * behind the HELLO_ACK (the server's first subflow). Not
- * a PING on every subflow: on a server accepting thousands of connections a
- * second, PING and PONG both ways cost both ends four system calls per
- * subflow for a sample they already had (issue 15). */
+ * now, behind the HELLO_ACK, so both leave in one write (the server's first
+ * subflow). Not a PING on every subflow: on a server accepting thousands of
+ * connections a second, PING and PONG both ways cost both ends four system
+ * calls per subflow for a sample they already had (issue 15). */
 void mpt_live_sf_up(struct mpt_conn *c, int i, uint64_t now)
 {
     struct sf *s = &c->sf[i];
 
-    if (!s->e2e_min) {
-        /* queued now, it leaves with the handshake's answer (one write) */
+    if (!s->e2e_min)
         send_ping(s, now);
-        s->next_ping = now + c->s.ping_interval;
-        return;
-    }
-    if (!s->srtt)
+    else if (!s->srtt)
         rtt_update(&s->srtt, &s->rttvar, s->e2e_min);
     s->next_ping = now + c->s.ping_interval;
 }
