@@ -418,6 +418,85 @@ int mpt_rcvbuf_insert(struct mpt_rcvbuf *rb, uint64_t dsn, const uint8_t *data, 
     return 0;
 }
 
+static size_t bitmap_words(size_t cap, size_t *ns)
+{
+    size_t nw = (cap + WBITS - 1) / WBITS;
+
+    *ns = (nw + WBITS - 1) / WBITS;
+    return nw;
+}
+
+size_t mpt_rcvbuf_allocated(const struct mpt_rcvbuf *rb)
+{
+    size_t ns, nw = bitmap_words(rb->cap, &ns);
+
+    return (rb->buf ? rb->cap : 0) + (rb->bits ? (nw + 2 * ns) * sizeof *rb->bits : 0);
+}
+
+int mpt_rcvbuf_grow(struct mpt_rcvbuf *rb, size_t new_cap)
+{
+    struct mpt_rcvbuf n = *rb;
+    uint64_t end = mpt_dsn_gt(rb->ooo_end, rb->nxt) ? rb->ooo_end : rb->nxt;
+
+    if (new_cap <= rb->cap)
+        return 0;
+    n.cap = new_cap;
+    n.origin = rb->read;
+    n.buf = NULL;
+    n.bits = n.any = n.full = NULL;
+    if (rb->buf && !(n.buf = mpt_malloc(new_cap)))
+        return MPT_ENOMEM;
+    if (rb->bits) {
+        size_t ns, nw = bitmap_words(new_cap, &ns);
+        if (!(n.bits = mpt_calloc(nw + 2 * ns, sizeof *n.bits))) {
+            mpt_free(n.buf);
+            return MPT_ENOMEM;
+        }
+        n.any = n.bits + nw;
+        n.full = n.any + ns;
+    }
+    if (rb->buf && mpt_dsn_lt(rb->read, end)) {
+        /* [read, end) is at most the old cap; slots of bytes not held (or
+         * held in a lent buffer) carry garbage along, which nothing reads */
+        size_t len = (size_t)(end - rb->read), first = rb->cap - pos_of(rb, rb->read);
+        mpt_bytering_put(n.buf, n.cap, 0, rb->buf + pos_of(rb, rb->read),
+                         first < len ? first : len);
+        if (first < len)
+            mpt_bytering_put(n.buf, n.cap, first, rb->buf, len - first);
+    }
+    if (rb->bits) {
+        uint64_t a = rb->nxt;
+        while (mpt_dsn_lt(a, rb->ooo_end)) {
+            size_t k = range_find(rb, a, (size_t)(rb->ooo_end - a), 1), run;
+            if (k == (size_t)(rb->ooo_end - a))
+                break;
+            a += k;
+            run = range_find(rb, a, (size_t)(rb->ooo_end - a), 0);
+            range_op(&n, a, run, 1);
+            a += run;
+        }
+    }
+    mpt_free(rb->buf);
+    mpt_free(rb->bits);
+    *rb = n;
+    return 0;
+}
+
+int mpt_rcvbuf_trim(struct mpt_rcvbuf *rb, size_t new_cap)
+{
+    int freed = rb->buf != NULL || rb->bits != NULL;
+
+    if (rb->lend || rb->read != rb->nxt || rb->ooo_bytes || mpt_dsn_lt(rb->nxt, rb->ooo_end))
+        return 0;
+    mpt_free(rb->buf);
+    mpt_free(rb->bits);
+    rb->buf = NULL;
+    rb->bits = rb->any = rb->full = NULL;
+    rb->cap = new_cap ? new_cap : 1;
+    rb->origin = rb->read;
+    return freed;
+}
+
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len)
 {
     size_t avail = mpt_rcvbuf_readable(rb);

@@ -99,6 +99,20 @@ int mpt_rcvbuf_lend_waiting(const struct mpt_rcvbuf *rb);
 /* Ends the loan; returns mpt_rcvbuf_lent() (those bytes are the
  * application's now). Bytes held out of order in it are copied to the ring. */
 size_t mpt_rcvbuf_unlend(struct mpt_rcvbuf *rb);
+/*
+ * Receive-window auto-tuning (recv.c) changes the ring's size:
+ * mpt_rcvbuf_grow moves what is held (in order and out of order, bitmap and
+ * summaries included; bytes in a lent buffer stay there) into a ring of
+ * new_cap > cap bytes: 0, or MPT_ENOMEM with the old ring untouched.
+ * mpt_rcvbuf_trim frees the ring and bitmap of an empty buffer (nothing
+ * readable, nothing out of order, not lent) and makes its next allocation
+ * new_cap bytes; the caller keeps new_cap >= the advertised edge - read.
+ * Returns 1 if it freed something, else 0.
+ */
+int mpt_rcvbuf_grow(struct mpt_rcvbuf *rb, size_t new_cap);
+int mpt_rcvbuf_trim(struct mpt_rcvbuf *rb, size_t new_cap);
+/* Bytes allocated now (ring + bitmap). */
+size_t mpt_rcvbuf_allocated(const struct mpt_rcvbuf *rb);
 /* Copies up to len in-order bytes out; returns the count. */
 size_t mpt_rcvbuf_read(struct mpt_rcvbuf *rb, void *out, size_t len);
 /* The first (lowest) out-of-order ranges, at most max; returns the count. */

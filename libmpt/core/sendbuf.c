@@ -46,6 +46,39 @@ long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len)
     return (long)len;
 }
 
+int mpt_sendbuf_grow(struct mpt_sendbuf *sb, size_t new_cap)
+{
+    uint8_t *nb;
+    size_t used = mpt_sendbuf_used(sb);
+
+    if (new_cap <= sb->cap)
+        return 0;
+    if (sb->buf) {
+        if (!(nb = mpt_malloc(new_cap)))
+            return MPT_ENOMEM;
+        if (used)
+            mpt_bytering_get(sb->buf, sb->cap, pos_of(sb, sb->base), nb, used);
+        mpt_free(sb->buf);
+        sb->buf = nb;
+    }
+    sb->cap = new_cap;
+    sb->origin = sb->base;
+    return 0;
+}
+
+int mpt_sendbuf_trim(struct mpt_sendbuf *sb, size_t new_cap)
+{
+    int freed = sb->buf != NULL;
+
+    if (sb->base != sb->end)
+        return 0;
+    mpt_free(sb->buf);
+    sb->buf = NULL;
+    sb->cap = new_cap ? new_cap : 1;
+    sb->origin = sb->base;
+    return freed;
+}
+
 void mpt_sendbuf_release(struct mpt_sendbuf *sb, uint64_t upto)
 {
     if (mpt_dsn_gt(upto, sb->end))

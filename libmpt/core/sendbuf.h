@@ -34,6 +34,12 @@ static inline size_t mpt_sendbuf_space(const struct mpt_sendbuf *sb)
 /* Copies min(len, space) bytes; returns the count, or MPT_ENOMEM (-2) when
  * the ring could not be allocated. */
 long mpt_sendbuf_write(struct mpt_sendbuf *sb, const void *data, size_t len);
+/* Send-buffer auto-tuning (send.c): moves what is held into a ring of
+ * new_cap > cap bytes (0, or MPT_ENOMEM with the old ring untouched); frees
+ * the ring of an empty buffer and makes its next allocation new_cap bytes
+ * (returns 1 if it freed it). Either invalidates iovecs from peek. */
+int mpt_sendbuf_grow(struct mpt_sendbuf *sb, size_t new_cap);
+int mpt_sendbuf_trim(struct mpt_sendbuf *sb, size_t new_cap);
 /* Forget every byte before upto (no-op if upto <= base). */
 void mpt_sendbuf_release(struct mpt_sendbuf *sb, uint64_t upto);
 /* [dsn, dsn+len) must lie within [base, end). Fills 1 or 2 iovecs. */

@@ -1,11 +1,13 @@
 /* Reassembly: in order, out of order, duplicates, overlaps, wrap-around of
- * the 64-bit DSN space, the memory bound, single-byte fragments and far-away DSNs. */
+ * the 64-bit DSN space, the memory bound, single-byte fragments, far-away DSNs
+ * and the ring growing and being freed by auto-tuning. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mpt/error.h>
 
+#include "core/alloc.h"
 #include "core/frame.h"
 #include "core/rcvbuf.h"
 
@@ -305,6 +307,92 @@ START_TEST(lend_direct)
 }
 END_TEST
 
+/* growing the ring across the 2^64 wrap keeps in-order and out-of-order
+ * bytes, the ranges and the holes between them; allocation failure leaves
+ * the old ring as it was */
+START_TEST(grow_keeps_what_is_held)
+{
+    struct mpt_rcvbuf rb;
+    struct mpt_sack_range r[4];
+    uint64_t base = UINT64_MAX - 2500;
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 4096, base);
+    ck_assert_int_eq(put(&rb, base, 0, 3000, &dup), 0);
+    check_read(&rb, 0, 1000); /* the ring's content now starts mid-buffer */
+    ck_assert_int_eq(put(&rb, base, 3500, 4000, &dup), 0);
+    ck_assert_int_eq(put(&rb, base, 4500, 5000, &dup), 0);
+    ck_assert_uint_eq(mpt_rcvbuf_right_edge(&rb), base + 1000 + 4096);
+    mpt_alloc_fail_at(1, 0);
+    ck_assert_int_eq(mpt_rcvbuf_grow(&rb, 16384), MPT_ENOMEM);
+    mpt_alloc_fail_at(0, 0);
+    ck_assert_uint_eq(rb.cap, 4096);
+    ck_assert_int_eq(mpt_rcvbuf_grow(&rb, 2048), 0); /* not a shrink */
+    ck_assert_uint_eq(rb.cap, 4096);
+    ck_assert_int_eq(mpt_rcvbuf_grow(&rb, 16384), 0);
+    ck_assert_uint_eq(rb.cap, 16384);
+    ck_assert_uint_ge(mpt_rcvbuf_allocated(&rb), 16384);
+    ck_assert_uint_eq(mpt_rcvbuf_right_edge(&rb), base + 1000 + 16384);
+    ck_assert_uint_eq(mpt_rcvbuf_readable(&rb), 2000);
+    ck_assert_uint_eq(rb.ooo_bytes, 1000);
+    ck_assert_int_eq(mpt_rcvbuf_sack(&rb, r, 4), 2);
+    ck_assert_uint_eq(r[0].start, base + 3500);
+    ck_assert_uint_eq(r[0].end, base + 4000);
+    ck_assert_uint_eq(r[1].start, base + 4500);
+    ck_assert_uint_eq(r[1].end, base + 5000);
+    /* the holes fill and beyond the old edge is room now */
+    ck_assert_int_eq(put(&rb, base, 3000, 3500, &dup), 0);
+    ck_assert_int_eq(put(&rb, base, 4000, 4500, &dup), 0);
+    ck_assert_int_eq(put(&rb, base, 5000, 12000, &dup), 0);
+    ck_assert_uint_eq(dup, 0);
+    ck_assert_uint_eq(rb.ooo_bytes, 0);
+    check_read(&rb, 1000, 11000);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
+/* a lent buffer keeps its bytes through a grow; trim frees only an empty
+ * buffer, and the next byte allocates a ring of the trimmed size again */
+START_TEST(grow_while_lent_and_trim)
+{
+    struct mpt_rcvbuf rb;
+    uint8_t out[4096];
+    size_t dup = 0;
+
+    fill();
+    mpt_rcvbuf_init(&rb, 4096, 0);
+    ck_assert_int_eq(mpt_rcvbuf_trim(&rb, 4096), 0); /* nothing allocated yet */
+    ck_assert_int_eq(mpt_rcvbuf_lend(&rb, out, 1000), 0);
+    ck_assert_int_eq(put(&rb, 0, 0, 600, &dup), 0);
+    ck_assert_int_eq(put(&rb, 0, 800, 1500, &dup), 0); /* 200 out of order in the loan, 500 beyond */
+    ck_assert_int_eq(mpt_rcvbuf_trim(&rb, 4096), 0); /* lent: kept */
+    ck_assert_int_eq(mpt_rcvbuf_grow(&rb, 8192), 0);
+    ck_assert_int_eq(put(&rb, 0, 600, 800, &dup), 0);
+    ck_assert_uint_eq(mpt_rcvbuf_unlend(&rb), 1000);
+    ck_assert_int_eq(memcmp(out, src, 1000), 0);
+    ck_assert_int_eq(mpt_rcvbuf_trim(&rb, 4096), 0); /* 500 readable: kept */
+    check_read(&rb, 1000, 500);
+    ck_assert_int_eq(put(&rb, 0, 2000, 2100, &dup), 0);
+    ck_assert_int_eq(mpt_rcvbuf_trim(&rb, 4096), 0); /* out of order held: kept */
+    ck_assert_int_eq(put(&rb, 0, 1500, 2000, &dup), 0);
+    check_read(&rb, 1500, 600);
+    ck_assert_int_eq(mpt_rcvbuf_trim(&rb, 4096), 1);
+    ck_assert_uint_eq(mpt_rcvbuf_allocated(&rb), 0);
+    ck_assert_uint_eq(mpt_rcvbuf_mem(&rb), 0);
+    ck_assert_uint_eq(rb.cap, 4096);
+    ck_assert_int_eq(mpt_rcvbuf_trim(&rb, 4096), 0); /* already free */
+    /* after the trim: in order, then out of order, then read back */
+    ck_assert_int_eq(put(&rb, 0, 2100, 3000, &dup), 0);
+    ck_assert_int_eq(put(&rb, 0, 3500, 4000, &dup), 0);
+    ck_assert_uint_ge(mpt_rcvbuf_allocated(&rb), 4096);
+    ck_assert_int_eq(put(&rb, 0, 3000, 3500, &dup), 0);
+    check_read(&rb, 2100, 1900);
+    ck_assert_uint_eq(dup, 0);
+    mpt_rcvbuf_free(&rb);
+}
+END_TEST
+
 /* random segments against a reference bitmap */
 START_TEST(random_against_model)
 {
@@ -530,6 +618,8 @@ int main(void)
     tcase_add_test(tc, random_against_model);
     tcase_add_test(tc, lend_direct);
     tcase_add_test(tc, random_lend_stream);
+    tcase_add_test(tc, grow_keeps_what_is_held);
+    tcase_add_test(tc, grow_while_lent_and_trim);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
