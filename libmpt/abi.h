@@ -118,6 +118,10 @@ _Static_assert(offsetof(struct mpt_config, max_pending_handshakes) ==
 _Static_assert(offsetof(struct mpt_config, service_mode) >=
                    offsetof(struct mpt_config, max_conns_per_addr) + 4,
                "struct mpt_config: service_mode starts beyond the limits");
+#define MPT_CONFIG_SIZE_MODE offsetof(struct mpt_config, rcvbuf_initial)
+_Static_assert(offsetof(struct mpt_config, rcvbuf_initial) >=
+                   offsetof(struct mpt_config, service_mode) + 4,
+               "struct mpt_config: rcvbuf_initial starts beyond service_mode");
 /* A struct from a newer program may be at most this much larger. */
 #define MPT_CONFIG_MAX_TAIL 4096u
 

@@ -43,6 +43,8 @@ void mpt_config_default(struct mpt_config *cfg, size_t size)
     d.max_subflows = core.max_subflows;
     d.sndbuf = core.sndbuf;
     d.rcvbuf = core.rcvbuf;
+    d.rcvbuf_initial = core.rcvbuf_initial;
+    d.sndbuf_initial = core.sndbuf_initial;
     d.connect_timeout_ms = 5000;
     d.handshake_timeout_ms = (uint32_t)(core.handshake_timeout / MPT_NS_PER_MS);
     d.close_timeout_ms = (uint32_t)(core.close_timeout / MPT_NS_PER_MS);
@@ -77,7 +79,7 @@ static int config_size_ok(const struct mpt_config *in)
 
     if (in->size == MPT_CONFIG_SIZE_0_1 || in->size == MPT_CONFIG_SIZE_ACK ||
         in->size == MPT_CONFIG_SIZE_SRVID || in->size == MPT_CONFIG_SIZE_TLS ||
-        in->size == MPT_CONFIG_SIZE_LIMITS)
+        in->size == MPT_CONFIG_SIZE_LIMITS || in->size == MPT_CONFIG_SIZE_MODE)
         return in->size == MPT_CONFIG_SIZE_0_1 || in->reserved0 == 0;
     if (in->size < sizeof *in || in->size > sizeof *in + MPT_CONFIG_MAX_TAIL)
         return 0;
@@ -142,6 +144,8 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     DEF_(max_subflows);
     DEF_(sndbuf);
     DEF_(rcvbuf);
+    DEF_(rcvbuf_initial);
+    DEF_(sndbuf_initial);
     DEF_(connect_timeout_ms);
     DEF_(handshake_timeout_ms);
     DEF_(close_timeout_ms);
@@ -199,6 +203,8 @@ static int take_config(struct mpt_ctx *ctx, const struct mpt_config *in)
     s->max_subflows = c->max_subflows;
     s->sndbuf = c->sndbuf;
     s->rcvbuf = c->rcvbuf;
+    s->rcvbuf_initial = c->rcvbuf_initial;
+    s->sndbuf_initial = c->sndbuf_initial;
     s->ping_interval = (uint64_t)c->ping_interval_ms * MPT_NS_PER_MS;
     s->subflow_timeout = (uint64_t)c->subflow_timeout_ms * MPT_NS_PER_MS;
     s->handshake_timeout = (uint64_t)c->handshake_timeout_ms * MPT_NS_PER_MS;

@@ -894,6 +894,9 @@ int mpt_get_info(struct mpt_socket *s, struct mpt_info *info)
         o.reorder_max_us = st.reorder_max / 1000;
         o.congestion = mpt_conn_cc(s->c)->name;
         o.peer_text = mpt_conn_peer_text(s->c);
+        o.rcv_window = st.rcv_window;
+        o.rcv_allocated = st.rcv_allocated;
+        o.snd_allocated = st.snd_allocated;
         for (int i = 0; i < MPT_MAX_SUBFLOWS_LIMIT; i++) {
             if (s->sf[i] == NULL)
                 continue;

@@ -115,8 +115,11 @@ enum mpt_service_mode {
 struct mpt_config {
     size_t size;                  /* set by mpt_config_default() */
     uint32_t max_subflows;        /* per connection, incl. the first; default 8, max 32 */
-    size_t sndbuf;                /* connection send buffer bytes; default 4 MiB */
-    size_t rcvbuf;                /* connection receive memory bytes; default 4 MiB */
+    size_t sndbuf;                /* largest connection send buffer, bytes; default 16 MiB
+                                     (it grows to it from sndbuf_initial as needed) */
+    size_t rcvbuf;                /* largest receive window = receive memory (+ 1/8 for
+                                     out-of-order bookkeeping), bytes; default 16 MiB (the
+                                     window grows to it from rcvbuf_initial as needed) */
     uint32_t connect_timeout_ms;  /* per-path TCP connect; default 5000 */
     uint32_t handshake_timeout_ms; /* HELLO / JOIN exchange; default 5000 */
     uint32_t close_timeout_ms;    /* graceful close; default 10000 */
@@ -162,6 +165,14 @@ struct mpt_config {
                                      (mpt_ctx_stats.refused_per_addr); joins are not counted */
     uint32_t service_mode;        /* enum mpt_service_mode of every connection (either side);
                                      default 0: MPT_MODE_AGGREGATE (doc/policy.md) */
+    /* Buffer auto-tuning (doc/design.md, "Buffer auto-tuning"): */
+    size_t rcvbuf_initial;        /* the receive window a connection starts with; it grows
+                                     towards rcvbuf with the measured rate x (largest RTT +
+                                     reordering delay), and an idle connection's buffers
+                                     are freed; default 1 MiB; >= rcvbuf: a fixed window */
+    size_t sndbuf_initial;        /* the send buffer a connection starts with; it grows
+                                     towards sndbuf (to twice the peer's window) when the
+                                     application writes more than it holds; default 256 KiB */
 };
 
 /* Fills cfg with safe defaults and sets cfg->size = size, which is
@@ -405,6 +416,11 @@ struct mpt_info {
                                     e.g. "TLS required by this server"), printable ASCII,
                                     or NULL; owned by the socket, valid until the next
                                     libmpt call on it or mpt_close() / mpt_abort() */
+    /* Buffer auto-tuning (mpt_config.rcvbuf_initial): */
+    size_t rcv_window;           /* the receive window the connection may open now */
+    size_t rcv_allocated;        /* receive memory allocated now (ring + bookkeeping);
+                                    0 while idle */
+    size_t snd_allocated;        /* send buffer memory allocated now; 0 while idle */
 };
 
 /*

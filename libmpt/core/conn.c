@@ -24,6 +24,8 @@ void mpt_post(struct mpt_conn *c, uint64_t now)
 {
     if (!conn_open(c))
         return;
+    if (now - c->buf_active_at >= MPT_BUF_IDLE_CHECK)
+        mpt_bufs_idle(c, now);
     mpt_snd_release(c); /* pins may have gone with a subflow */
     mpt_snd_schedule(c, now);
     mpt_place_ack(c);
@@ -699,6 +701,9 @@ void mpt_conn_get_stats(const struct mpt_conn *c, struct mpt_conn_stats *st)
     st->reorder_p50 = mpt_reorder_quantile(&c->reorder, 500);
     st->reorder_p99 = mpt_reorder_quantile(&c->reorder, 990);
     st->reorder_max = c->reorder.max_ns;
+    st->rcv_window = c->rb_ready ? (c->rcv_win < c->rb.cap ? c->rcv_win : c->rb.cap) : 0;
+    st->rcv_allocated = c->rb_ready ? mpt_rcvbuf_allocated(&c->rb) : 0;
+    st->snd_allocated = c->sb.buf ? c->sb.cap : 0;
 }
 
 int mpt_conn_sf_get_stats(const struct mpt_conn *c, int i, struct mpt_sf_stats *st)

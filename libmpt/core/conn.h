@@ -50,8 +50,13 @@ typedef void (*mpt_rand_fn)(void *user, uint8_t *buf, size_t len);
 struct mpt_core_settings {
     uint32_t max_subflows;        /* per connection, incl. the first; default 8 */
     uint32_t max_frame_payload;   /* DATA payload per frame; default 16384 */
-    size_t sndbuf;                /* connection-level send buffer bytes; default 4 MiB */
-    size_t rcvbuf;                /* receive memory: in-order + out-of-order; default 4 MiB */
+    size_t sndbuf;                /* largest connection-level send buffer; default 16 MiB */
+    size_t rcvbuf;                /* largest receive window (memory: in-order + out-of-order,
+                                     + 1/8 for the bitmap); default 16 MiB */
+    size_t sndbuf_initial;        /* where auto-tuning starts (autotune.c): the send buffer */
+    size_t rcvbuf_initial;        /* and receive window grow from these to sndbuf and rcvbuf
+                                     as the measured rate x RTT needs; default 256 KiB and
+                                     1 MiB; 0 or >= the maximum: a fixed size */
     uint64_t ack_delay;           /* DATA_ACKs go out at once, one per input batch; this is
                                      the slack added to stall_min before an ack that may
                                      have died with its subflow is repeated; default 2 ms */
@@ -173,6 +178,13 @@ struct mpt_conn_stats {
     uint64_t reorder_samples, reorder_p50, reorder_p99, reorder_max;
     uint64_t sf_blackholes;    /* of sf_failed: failed by the blackhole rule (liveness.c) */
     uint64_t reinj_throttled;  /* times reinjection waited for credit (send.c) */
+    /* buffer auto-tuning (autotune.c) */
+    uint64_t rwin_grown;       /* times the receive window grew */
+    uint64_t bufs_freed;       /* idle buffers freed */
+    uint64_t buf_grow_failed;  /* growths refused by the allocator (the old size stays) */
+    size_t rcv_window;         /* the receive window the connection may open now */
+    size_t rcv_allocated;      /* receive ring + bitmap bytes allocated */
+    size_t snd_allocated;      /* send ring bytes allocated */
     uint64_t sf_fail_notices;  /* of sf_failed: failed on the peer's SUBFLOW_FAILED */
     uint64_t sf_quiet_stalls;  /* subflows stalled by the quiet rule (liveness.c) */
 };

@@ -221,6 +221,14 @@ struct mpt_conn {
     uint64_t rfin_dsn;
     uint64_t adv_edge;                 /* highest right edge advertised */
     size_t rcv_limit;                  /* window cap under memory pressure, 0 = rcvbuf */
+    /* receive-window auto-tuning (recv.c): the window the connection may
+     * open now, from rcvbuf_initial up to rcvbuf; the interval of the rate
+     * measurement started at rwin_t0 with rb.read at rwin_read0 */
+    size_t rcv_win;
+    int rwin_started;
+    uint64_t rwin_t0, rwin_read0;
+    uint64_t rwin_prev;                /* bytes consumed per horizon in the last interval */
+    uint64_t buf_active_at;            /* last data in or out: idle buffers are freed */
     uint8_t *lend_buf;                 /* the application's buffer lent (mpt_conn_recv_lend) */
     size_t lend_len;                   /* its size (the ring buffer counts what it holds) */
     uint64_t ack_written, edge_written; /* values of the last ack written */
@@ -396,6 +404,14 @@ void mpt_hs_unlink(struct mpt_conn *c);
 
 /* ---- timers and liveness (liveness.c) -------------------------------------- */
 uint64_t mpt_sf_e2e_rtt(const struct sf *s);
+
+/* autotune.c: receive window and send buffer sizes */
+#define MPT_BUF_IDLE_CHECK (1000 * MPT_NS_PER_MS) /* idle this long: buffers freed */
+size_t mpt_rwin_initial(const struct mpt_conn *c);
+size_t mpt_sbuf_initial(const struct mpt_conn *c);
+void mpt_rwin_on_read(struct mpt_conn *c, uint64_t now); /* the application consumed bytes */
+void mpt_sbuf_want(struct mpt_conn *c);                  /* the send buffer is full */
+void mpt_bufs_idle(struct mpt_conn *c, uint64_t now);    /* frees idle buffers */
 void mpt_e2e_sample(struct sf *s, uint64_t rtt, uint64_t now);
 void mpt_live_sf_up(struct mpt_conn *c, int i, uint64_t now);
 void mpt_live_on_ping(struct mpt_conn *c, int i, const struct mpt_frame *f);

@@ -57,7 +57,7 @@ int mpt_conn_sf_set_binding(struct mpt_conn *c, int i, const uint8_t binding[MPT
 void mpt_hs_set_local_key(struct mpt_conn *c)
 {
     mpt_key_derive(c->key_local, &c->token_local, &c->idsn_local);
-    mpt_sendbuf_init(&c->sb, c->s.sndbuf, c->idsn_local);
+    mpt_sendbuf_init(&c->sb, mpt_sbuf_initial(c), c->idsn_local);
     c->snd_una = c->snd_nxt = c->snd_edge = c->idsn_local;
 }
 
@@ -65,7 +65,8 @@ static void set_peer_key(struct mpt_conn *c, const uint8_t key[MPT_KEY_LEN], uin
 {
     memcpy(c->key_peer, key, MPT_KEY_LEN);
     mpt_key_derive(c->key_peer, &c->token_peer, &c->idsn_peer);
-    mpt_rcvbuf_init(&c->rb, c->s.rcvbuf, c->idsn_peer);
+    c->rcv_win = mpt_rwin_initial(c);
+    mpt_rcvbuf_init(&c->rb, c->rcv_win, c->idsn_peer);
     c->rb_ready = 1;
     c->adv_edge = c->rb.read + zmin(c->rb.cap, MAX_WINDOW);
     c->ack_written = c->idsn_peer;
@@ -98,7 +99,7 @@ int mpt_conn_sf_connected(struct mpt_conn *c, int i, uint64_t now)
         f.u.hello.version_min = f.u.hello.version_max = MPT_PROTO_VERSION;
         f.u.hello.features = MPT_FEAT_SACK | MPT_FEAT_TIERS | (c->s.tls ? MPT_FEAT_TLS : 0);
         memcpy(f.u.hello.key, c->key_local, MPT_KEY_LEN);
-        f.u.hello.window = (uint32_t)zmin(c->s.rcvbuf, MAX_WINDOW);
+        f.u.hello.window = (uint32_t)zmin(mpt_rwin_initial(c), MAX_WINDOW);
     } else {
         if (!conn_open(c))
             return MPT_ESTATE;
@@ -266,7 +267,7 @@ static int accept_new(struct mpt_server *srv, const struct mpt_frame *f, uint64_
     r.u.hello_ack.features = c->features;
     memcpy(r.u.hello_ack.key, c->key_local, MPT_KEY_LEN);
     memcpy(r.u.hello_ack.routing_id, c->routing_id, MPT_ROUTING_ID_LEN);
-    r.u.hello_ack.window = (uint32_t)zmin(c->s.rcvbuf, MAX_WINDOW);
+    r.u.hello_ack.window = (uint32_t)zmin(mpt_rwin_initial(c), MAX_WINDOW);
     if (i < 0 || mpt_q_frame(&c->sf[i], &r)) {
         mpt_conn_free(c);
         refuse(a, MPT_REASON_RESOURCE, MPT_FT_HELLO);

@@ -18,7 +18,7 @@ libmpt_core_libmptcore_la_SOURCES = \
 	libmpt/core/sendbuf.c libmpt/core/sendbuf.h \
 	libmpt/core/rcvbuf.c libmpt/core/rcvbuf.h \
 	libmpt/core/reorder.c libmpt/core/reorder.h \
-	libmpt/core/settings.c \
+	libmpt/core/settings.c libmpt/core/autotune.c \
 	libmpt/core/sched.c libmpt/core/sched.h \
 	libmpt/core/sched_minrtt.c libmpt/core/sched_roundrobin.c libmpt/core/sched_redundant.c \
 	libmpt/core/sched_blest.c libmpt/core/sched_ecf.c libmpt/core/sched_weighted.c \

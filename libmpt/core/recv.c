@@ -1,21 +1,21 @@
 /* The receive side: DATA and DATA_FIN input, the values acks carry, and
  * mpt_conn_recv.
  *
- * RECEIVE SIDE (rcvbuf.c). A byte ring of rcvbuf bytes indexed by DSN covers
- * [read, read + rcvbuf) and the right edge advertised is exactly read +
- * rcvbuf (never retreating, since `read` only grows). So out-of-order data is
- * copied once, straight to its final place; a presence bitmap records what
- * is held above the cumulative point. Memory (in-order +
- * out-of-order) can never exceed rcvbuf and acknowledged data is never
+ * RECEIVE SIDE (rcvbuf.c). A byte ring of W bytes (the receive window,
+ * grown by autotune.c from rcvbuf_initial towards rcvbuf) indexed by DSN
+ * covers [read, read + W) and the right edge advertised is read + W (never
+ * retreating: `read` only grows and W only grows while data flows). So
+ * out-of-order data is copied once, straight to its final place; a presence
+ * bitmap records what is held above the cumulative point. Memory (in-order +
+ * out-of-order) can never exceed W <= rcvbuf and acknowledged data is never
  * dropped; a peer exceeding the edge gets ERROR(FLOW) + FASTCLOSE (EFLOW).
- * The ring is malloc'ed (not touched) at establishment, so a large rcvbuf
- * costs resident memory only as it is used. Rule of thumb for rcvbuf: 2 x
- * sum(path bandwidths) x max RTT (the 4 MiB default covers 30 Mbit/s paths
- * with RTTs up to ~500 ms). Under memory pressure the caller lowers the
- * window with mpt_conn_set_rcv_limit(): the edge stops advancing until the
- * application has read past it, so memory shrinks without retreating the
- * edge or dropping anything acknowledged. The bitmap costs rcvbuf / 8 bytes:
- * any in-window pattern fits, nothing inside the window is ever dropped.
+ * The ring is malloc'ed (not touched), so a large window costs resident
+ * memory only as it is used, and an idle connection frees it. Under memory
+ * pressure the caller lowers the window with mpt_conn_set_rcv_limit(): the
+ * edge stops advancing until the application has read past it, so memory
+ * shrinks without retreating the edge or dropping anything acknowledged. The
+ * bitmap costs W / 8 bytes: any in-window pattern fits, nothing inside the
+ * window is ever dropped.
  */
 #include "conn_int.h"
 
@@ -32,7 +32,7 @@ uint64_t mpt_rcv_ack_value(const struct mpt_conn *c)
 /* The right edge we would advertise now, before the never-retreat rule. */
 uint64_t mpt_rcv_edge_target(const struct mpt_conn *c)
 {
-    size_t w = c->rb.cap;
+    size_t w = c->rcv_win < c->rb.cap ? c->rcv_win : c->rb.cap; /* autotune.c */
 
     if (c->rcv_limit && c->rcv_limit < w)
         w = c->rcv_limit;
@@ -65,7 +65,7 @@ static void rcv_window_opened(struct mpt_conn *c)
     size_t wnd = mpt_dsn_gt(c->adv_edge, c->rb.nxt) ? (size_t)(c->adv_edge - c->rb.nxt) : 0;
 
     c->st.rcv_mem = mpt_rcvbuf_mem(&c->rb);
-    if (open_by && (open_by >= c->rb.cap / 4 || wnd < 2 * (size_t)c->s.max_frame_payload) &&
+    if (open_by && (open_by >= c->rcv_win / 4 || wnd < 2 * (size_t)c->s.max_frame_payload) &&
         !c->rfin_consumed)
         c->ack_needed = 1;
 }
@@ -85,6 +85,7 @@ ssize_t mpt_conn_recv(struct mpt_conn *c, void *buf, size_t len, uint64_t now)
         return c->state == MPT_CONN_HANDSHAKE ? MPT_EAGAIN : MPT_ESTATE;
     n = mpt_rcvbuf_read(&c->rb, buf, len);
     if (n > 0) {
+        mpt_rwin_on_read(c, now);
         rcv_window_opened(c);
         mpt_post(c, now);
         return (ssize_t)n;
@@ -184,7 +185,7 @@ int mpt_conn_set_rcv_limit(struct mpt_conn *c, size_t limit)
 
 /* Stores a DATA payload: into a lent buffer (mpt_conn_recv_lend) what falls
  * inside it, the rest in the ring. */
-static int store(struct mpt_conn *c, const struct mpt_frame *f, size_t *dup)
+static int store(struct mpt_conn *c, const struct mpt_frame *f, size_t *dup, uint64_t now)
 {
     uint64_t read = c->rb.read;
     int r;
@@ -192,8 +193,11 @@ static int store(struct mpt_conn *c, const struct mpt_frame *f, size_t *dup)
     lend_apply(c);
     r = mpt_rcvbuf_insert(&c->rb, f->u.data.dsn, f->u.data.payload, f->u.data.len, c->adv_edge,
                           dup);
-    if (c->rb.read != read)
-        rcv_window_opened(c); /* in-order bytes landed in the lent buffer */
+    if (c->rb.read != read) {
+        /* in-order bytes landed in the lent buffer */
+        mpt_rwin_on_read(c, now);
+        rcv_window_opened(c);
+    }
     return r;
 }
 
@@ -210,7 +214,8 @@ int mpt_rcv_on_data(struct mpt_conn *c, int i, const struct mpt_frame *f, uint64
     s->rx_seen = 1;
     if ((c->rfin_known && mpt_dsn_gt(end, c->rfin_dsn)))
         return mpt_proto_violation(c, i, MPT_EPROTO, MPT_REASON_PROTOCOL, f->type, now);
-    r = store(c, f, &dup);
+    c->buf_active_at = now;
+    r = store(c, f, &dup, now);
     if (r == MPT_EFLOW)
         return mpt_proto_violation(c, i, MPT_EFLOW, MPT_REASON_FLOW, f->type, now);
     if (r == MPT_EPROTO)

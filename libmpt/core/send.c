@@ -84,6 +84,8 @@ static uint64_t snd_pin(const struct mpt_conn *c)
 void mpt_snd_release(struct mpt_conn *c)
 {
     mpt_sendbuf_release(&c->sb, snd_pin(c));
+    if (c->want_writable && mpt_sendbuf_space(&c->sb) == 0)
+        mpt_sbuf_want(c); /* the peer's window may have grown (autotune.c) */
     if (c->want_writable && mpt_sendbuf_space(&c->sb) > 0 && conn_open(c) && !c->fin_pending) {
         c->want_writable = 0;
         mpt_ev_push(c, MPT_EV_WRITABLE, -1, 0, 0);
@@ -928,6 +930,9 @@ ssize_t mpt_conn_send_msg(struct mpt_conn *c, const void *buf, size_t len,
     if (len == 0)
         return 0;
     start = c->sb.end;
+    c->buf_active_at = now;
+    if (len > mpt_sendbuf_space(&c->sb))
+        mpt_sbuf_want(c);
     n = mpt_sendbuf_write(&c->sb, buf, len);
     if (n < 0)
         return (ssize_t)n;

@@ -8,8 +8,10 @@ void mpt_core_settings_default(struct mpt_core_settings *s)
     memset(s, 0, sizeof *s);
     s->max_subflows = 8;
     s->max_frame_payload = 16384;
-    s->sndbuf = 4u << 20;
-    s->rcvbuf = 4u << 20;
+    s->sndbuf = 16u << 20;
+    s->rcvbuf = 16u << 20;
+    s->sndbuf_initial = 256u << 10;
+    s->rcvbuf_initial = 1u << 20;
     s->ack_delay = 2 * MPT_NS_PER_MS;
     s->ping_interval = 1000 * MPT_NS_PER_MS;
     s->stall_min = 250 * MPT_NS_PER_MS;

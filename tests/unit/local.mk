@@ -243,3 +243,10 @@ tests_unit_test_sim_budget_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_sim_budget_LDADD = $(SIM_TEST_LDADD)
 TESTS += tests/unit/test_sim_budget
 
+
+check_PROGRAMS += tests/unit/test_sim_rwin
+tests_unit_test_sim_rwin_SOURCES = tests/unit/test_sim_rwin.c
+tests_unit_test_sim_rwin_CPPFLAGS = $(SIM_TEST_CPPFLAGS)
+tests_unit_test_sim_rwin_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_sim_rwin_LDADD = $(SIM_TEST_LDADD)
+TESTS += tests/unit/test_sim_rwin

@@ -106,6 +106,8 @@ class Config:
     max_pending_handshakes: Optional[int] = None
     max_conns_per_addr: Optional[int] = None
     service_mode: Union[None, int, str] = None  # "aggregate", "handover", "interactive"
+    rcvbuf_initial: Optional[int] = None
+    sndbuf_initial: Optional[int] = None
 
 
 _MODES = {"aggregate": 0, "handover": 1, "interactive": 2}
@@ -186,6 +188,9 @@ class Info:
     reorder_p99_us: int
     reorder_max_us: int
     peer_text: Optional[str] = None  # the peer's ERROR / FASTCLOSE text, if it gave one
+    rcv_window: int = 0     # the receive window the connection may open now
+    rcv_allocated: int = 0  # receive memory allocated now (0 while idle)
+    snd_allocated: int = 0  # send buffer memory allocated now (0 while idle)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -78,7 +78,9 @@ class mpt_config(ctypes.Structure):
                 ("tls", ctypes.POINTER(mpt_tls_config)),
                 ("max_pending_handshakes", c_uint32),
                 ("max_conns_per_addr", c_uint32),
-                ("service_mode", c_uint32)]
+                ("service_mode", c_uint32),
+                ("rcvbuf_initial", c_size_t),
+                ("sndbuf_initial", c_size_t)]
 
 
 class mpt_send_opts(ctypes.Structure):
@@ -157,7 +159,10 @@ class mpt_info(ctypes.Structure):
                 ("reorder_p50_us", c_uint64),
                 ("reorder_p99_us", c_uint64),
                 ("reorder_max_us", c_uint64),
-                ("peer_text", c_char_p)]
+                ("peer_text", c_char_p),
+                ("rcv_window", c_size_t),
+                ("rcv_allocated", c_size_t),
+                ("snd_allocated", c_size_t)]
 
 
 STRUCTS = {"mpt_config": mpt_config, "mpt_send_opts": mpt_send_opts, "mpt_ctx_event": mpt_ctx_event,
